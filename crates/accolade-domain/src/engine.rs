@@ -1,0 +1,338 @@
+//! The rules engine: an in-memory index of the active configuration and the pure step function
+//! that turns one event into fulfilments, resets and award/revoke transitions.
+//!
+//! The index is built from a database snapshot ([`TemplateConfig`]s of active templates) and is
+//! immutable; storage rebuilds it whenever the configuration version changes, so matching never
+//! uses stale rules. Deciding *what* happens is pure and lives here; storage only persists it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::rules::{all_match, CompiledRule};
+use crate::template::{Group, Origin, TemplateConfig};
+
+/// What the engine needs to know about a template besides its rules.
+#[derive(Debug, Clone)]
+pub struct TemplateInfo {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub image_url: Option<String>,
+    pub origin: Origin,
+    pub allow_reaward: bool,
+    /// Requirement id → its group.
+    pub requirement_groups: HashMap<String, Group>,
+    /// Every group the template has; complete when each has a fulfilled requirement.
+    pub groups: BTreeSet<Group>,
+}
+
+impl TemplateInfo {
+    /// Whether `fulfilled` (requirement ids) covers every group. A template without requirements
+    /// is never complete.
+    pub fn is_complete<'a>(&self, fulfilled: impl IntoIterator<Item = &'a str>) -> bool {
+        self.fulfilled_groups(fulfilled) == self.groups.len() && !self.groups.is_empty()
+    }
+
+    /// Number of groups with at least one fulfilled requirement (ids of removed requirements
+    /// are ignored).
+    pub fn fulfilled_groups<'a>(&self, fulfilled: impl IntoIterator<Item = &'a str>) -> usize {
+        fulfilled
+            .into_iter()
+            .filter_map(|r| self.requirement_groups.get(r))
+            .collect::<HashSet<_>>()
+            .len()
+    }
+}
+
+#[derive(Debug)]
+struct RequirementMatcher {
+    template: usize,
+    requirement_id: String,
+    rules: Vec<CompiledRule>,
+}
+
+#[derive(Debug)]
+struct PenaltyMatcher {
+    template: usize,
+    rules: Vec<CompiledRule>,
+    requirement_ids: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct EventTypeMatchers {
+    requirements: Vec<RequirementMatcher>,
+    penalties: Vec<PenaltyMatcher>,
+}
+
+/// Immutable index of the active configuration, keyed by event type.
+#[derive(Debug, Default)]
+pub struct RuleIndex {
+    /// Configuration version this index was built from.
+    pub version: i64,
+    templates: Vec<Arc<TemplateInfo>>,
+    by_event_type: HashMap<String, EventTypeMatchers>,
+}
+
+/// The effect of one event on one template, before looking at stored progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateHit<'a> {
+    pub template: &'a Arc<TemplateInfo>,
+    /// Requirements whose rules all matched.
+    pub fulfilled: Vec<&'a str>,
+    /// Requirements reset by a matching penalty.
+    pub reset: Vec<&'a str>,
+}
+
+impl PartialEq for TemplateInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+impl Eq for TemplateInfo {}
+
+impl RuleIndex {
+    /// Builds the index from the active templates. Inactive templates are skipped defensively.
+    pub fn build(version: i64, configs: &[TemplateConfig]) -> Self {
+        let mut index = RuleIndex { version, ..Default::default() };
+        for cfg in configs.iter().filter(|c| c.template.is_active) {
+            let t = index.templates.len();
+            let requirement_groups: HashMap<String, Group> =
+                cfg.requirements.iter().map(|r| (r.id.clone(), r.group)).collect();
+            index.templates.push(Arc::new(TemplateInfo {
+                id: cfg.template.id.clone(),
+                name: cfg.template.name.clone(),
+                description: cfg.template.description.clone(),
+                image_url: cfg.template.image_url.clone(),
+                origin: cfg.template.origin,
+                allow_reaward: cfg.template.allow_reaward,
+                groups: requirement_groups.values().copied().collect(),
+                requirement_groups,
+            }));
+            for r in &cfg.requirements {
+                index.by_event_type.entry(r.event_type.clone()).or_default().requirements.push(
+                    RequirementMatcher {
+                        template: t,
+                        requirement_id: r.id.clone(),
+                        rules: r.rules.iter().map(|x| x.compile()).collect(),
+                    },
+                );
+            }
+            for p in &cfg.penalties {
+                index.by_event_type.entry(p.event_type.clone()).or_default().penalties.push(
+                    PenaltyMatcher {
+                        template: t,
+                        rules: p.rules.iter().map(|x| x.compile()).collect(),
+                        requirement_ids: p.requirement_ids.clone(),
+                    },
+                );
+            }
+        }
+        index
+    }
+
+    /// Whether any active requirement or penalty listens to this event type.
+    pub fn handles(&self, event_type: &str) -> bool {
+        self.by_event_type.contains_key(event_type)
+    }
+
+    /// Event types with at least one active requirement or penalty.
+    pub fn event_types(&self) -> impl Iterator<Item = &str> {
+        self.by_event_type.keys().map(String::as_str)
+    }
+
+    pub fn template(&self, id: &str) -> Option<&Arc<TemplateInfo>> {
+        self.templates.iter().find(|t| t.id == id)
+    }
+
+    /// Evaluates an event payload against every active requirement and penalty of its type,
+    /// grouped by template (in configuration order).
+    pub fn evaluate(&self, event_type: &str, payload: &Value) -> Vec<TemplateHit<'_>> {
+        let Some(m) = self.by_event_type.get(event_type) else {
+            return Vec::new();
+        };
+        fn slot<'a>(index: &'a RuleIndex, t: usize, hits: &mut Vec<TemplateHit<'a>>) -> usize {
+            let template = &index.templates[t];
+            match hits.iter().position(|h| Arc::ptr_eq(h.template, template)) {
+                Some(i) => i,
+                None => {
+                    hits.push(TemplateHit { template, fulfilled: Vec::new(), reset: Vec::new() });
+                    hits.len() - 1
+                }
+            }
+        }
+        let mut hits: Vec<TemplateHit<'_>> = Vec::new();
+        for r in &m.requirements {
+            if all_match(&r.rules, payload) {
+                let i = slot(self, r.template, &mut hits);
+                hits[i].fulfilled.push(&r.requirement_id);
+            }
+        }
+        for p in &m.penalties {
+            if all_match(&p.rules, payload) {
+                let i = slot(self, p.template, &mut hits);
+                hits[i].reset.extend(p.requirement_ids.iter().map(String::as_str));
+            }
+        }
+        hits
+    }
+}
+
+/// What an event does to one learner's progress on one template.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Step {
+    /// Requirements newly fulfilled by this event.
+    pub added: Vec<String>,
+    /// Previously fulfilled requirements reset by a penalty.
+    pub removed: Vec<String>,
+    pub was_complete: bool,
+    pub is_complete: bool,
+}
+
+impl Step {
+    /// Incomplete → complete: award.
+    pub fn completes(&self) -> bool {
+        !self.was_complete && self.is_complete
+    }
+    /// Complete → incomplete: revoke.
+    pub fn breaks(&self) -> bool {
+        self.was_complete && !self.is_complete
+    }
+}
+
+/// Applies a hit to the learner's stored fulfilled requirements. Requirements are fulfilled
+/// first, then penalties reset (so a penalty wins when one event does both), matching the
+/// upstream processing order.
+pub fn step(hit: &TemplateHit<'_>, before: &HashSet<String>) -> Step {
+    let info = hit.template;
+    let mut after: HashSet<&str> = before.iter().map(String::as_str).collect();
+    let mut added = Vec::new();
+    for r in &hit.fulfilled {
+        if after.insert(r) {
+            added.push(r.to_string());
+        }
+    }
+    let mut removed = Vec::new();
+    for r in &hit.reset {
+        if after.remove(r) {
+            if let Some(pos) = added.iter().position(|a| a == r) {
+                added.remove(pos);
+            } else {
+                removed.push(r.to_string());
+            }
+        }
+    }
+    Step {
+        was_complete: info.is_complete(before.iter().map(String::as_str)),
+        is_complete: info.is_complete(after.iter().copied()),
+        added,
+        removed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::DataRule;
+    use crate::template::{Penalty, Requirement, Template};
+    use chrono::Utc;
+    use serde_json::json;
+
+    fn template(id: &str, active: bool) -> Template {
+        Template {
+            id: id.into(),
+            name: id.into(),
+            description: String::new(),
+            image_url: None,
+            origin: Origin::Local,
+            provider_state: "active".into(),
+            is_active: active,
+            allow_reaward: true,
+            organization_id: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    fn req(id: &str, group: &str, course: &str) -> Requirement {
+        Requirement {
+            id: id.into(),
+            template_id: "t".into(),
+            key: None,
+            event_type: "pass".into(),
+            description: String::new(),
+            group: Group::parse(group).unwrap(),
+            rules: vec![
+                DataRule::new("is_passing", "=", "true").unwrap(),
+                DataRule::new("course", "=", course).unwrap(),
+            ],
+        }
+    }
+
+    fn two_groups() -> RuleIndex {
+        RuleIndex::build(
+            1,
+            &[TemplateConfig {
+                template: template("t", true),
+                requirements: vec![req("a", "A", "c1"), req("b", "B", "c2")],
+                penalties: vec![Penalty {
+                    id: "p".into(),
+                    template_id: "t".into(),
+                    key: None,
+                    event_type: "pass".into(),
+                    description: String::new(),
+                    rules: vec![DataRule::new("is_passing", "=", "false").unwrap()],
+                    requirement_ids: vec!["a".into(), "b".into()],
+                }],
+            }],
+        )
+    }
+
+    #[test]
+    fn and_across_groups_awards_only_when_all_fulfilled() {
+        let idx = two_groups();
+        let mut have = HashSet::new();
+        let hits = idx.evaluate("pass", &json!({"is_passing": true, "course": "c1"}));
+        let s = step(&hits[0], &have);
+        assert!(!s.completes(), "one of two groups must not award (upstream defect D1)");
+        have.extend(s.added);
+        let hits = idx.evaluate("pass", &json!({"is_passing": true, "course": "c2"}));
+        let s = step(&hits[0], &have);
+        assert!(s.completes());
+        have.extend(s.added.clone());
+        let hits = idx.evaluate("pass", &json!({"is_passing": false, "course": "c2"}));
+        let s = step(&hits[0], &have);
+        assert!(s.breaks());
+        assert_eq!(s.removed.len(), 2, "penalty resets both linked requirements");
+    }
+
+    #[test]
+    fn inactive_templates_are_not_indexed() {
+        let idx = RuleIndex::build(
+            1,
+            &[TemplateConfig {
+                template: template("t", false),
+                requirements: vec![req("a", "A", "c1")],
+                penalties: vec![],
+            }],
+        );
+        assert!(!idx.handles("pass"));
+        assert!(idx.evaluate("pass", &json!({"is_passing": true, "course": "c1"})).is_empty());
+    }
+
+    #[test]
+    fn template_without_requirements_is_never_complete() {
+        let info = TemplateInfo {
+            id: "t".into(),
+            name: "t".into(),
+            description: String::new(),
+            image_url: None,
+            origin: Origin::Local,
+            allow_reaward: true,
+            requirement_groups: HashMap::new(),
+            groups: BTreeSet::new(),
+        };
+        assert!(!info.is_complete(std::iter::empty()));
+    }
+}

@@ -1,0 +1,48 @@
+//! Identifiers. Ids that are ours and internal get a short type prefix (`req_…`, `pen_…`) so a
+//! stray id in a log or URL says what it is; ids that travel to other systems (template and award
+//! ids, which appear as UUIDs in Open edX badge events and Credly) stay plain UUIDs.
+
+use uuid::Uuid;
+
+/// A new time-ordered id with the given prefix, e.g. `req_0190b6…`.
+pub fn prefixed(prefix: &str) -> String {
+    format!("{prefix}_{}", Uuid::now_v7().simple())
+}
+
+/// A new plain UUID (v7, time ordered) in hyphenated lower-case form.
+pub fn uuid() -> String {
+    Uuid::now_v7().hyphenated().to_string()
+}
+
+pub fn requirement_id() -> String {
+    prefixed("req")
+}
+pub fn penalty_id() -> String {
+    prefixed("pen")
+}
+pub fn job_id() -> String {
+    prefixed("job")
+}
+pub fn token_id() -> String {
+    prefixed("tok")
+}
+
+/// True when `s` is a UUID in any of the usual textual forms.
+pub fn is_uuid(s: &str) -> bool {
+    Uuid::parse_str(s).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixed_ids_are_unique_and_prefixed() {
+        let a = requirement_id();
+        let b = requirement_id();
+        assert!(a.starts_with("req_"));
+        assert_ne!(a, b);
+        assert!(is_uuid(&uuid()));
+        assert!(!is_uuid("req_x"));
+    }
+}

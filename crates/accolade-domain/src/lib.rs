@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod award;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod outbox;
+pub mod rules;
+pub mod template;
+
+pub use error::DomainError;

@@ -1,0 +1,143 @@
+//! Learners, progress and awards (including manual award and revocation).
+
+use std::sync::Arc;
+
+use accolade_domain::award::{Award, AwardState};
+use accolade_domain::engine::{RuleIndex, TemplateInfo};
+use accolade_store::{AwardFilter, Delivery, Fulfillment, Learner, ManualChange, Page, Paged, StoreError};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use crate::config;
+use crate::events::{ensure_learner, insert_award, latest_award, revoke};
+use crate::rows::{self, db, parse_ts, ts, AWARD_COLUMNS, LEARNER_COLUMNS};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+pub fn get_learner(c: &Connection, username: &str) -> Result<Learner> {
+    c.prepare_cached(&format!("SELECT {LEARNER_COLUMNS} FROM learners WHERE username = ?1"))
+        .and_then(|mut s| s.query_row([username], rows::learner).optional())
+        .map_err(db)?
+        .ok_or(StoreError::not_found("learner"))
+}
+
+pub fn list_learners(c: &Connection, page: Page) -> Result<Paged<Learner>> {
+    let rows: Vec<Learner> = c
+        .prepare_cached(&format!(
+            "SELECT {LEARNER_COLUMNS} FROM learners ORDER BY username LIMIT ?1 OFFSET ?2"
+        ))
+        .and_then(|mut s| s.query_map(params![page.fetch(), page.offset as i64], rows::learner)?.collect())
+        .map_err(db)?;
+    Ok(page.finish(rows))
+}
+
+pub fn fulfillments(c: &Connection, username: &str) -> Result<Vec<Fulfillment>> {
+    c.prepare_cached(
+        "SELECT template_id, requirement_id, event_id, fulfilled_at FROM fulfillments \
+         WHERE learner = ?1 ORDER BY template_id, fulfilled_at",
+    )
+    .and_then(|mut s| {
+        s.query_map([username], |r| {
+            Ok(Fulfillment {
+                template_id: r.get(0)?,
+                requirement_id: r.get(1)?,
+                event_id: r.get(2)?,
+                fulfilled_at: parse_ts(&r.get::<_, String>(3)?)?,
+            })
+        })?
+        .collect()
+    })
+    .map_err(db)
+}
+
+pub fn list_awards(c: &Connection, f: &AwardFilter, page: Page) -> Result<Paged<Award>> {
+    let mut sql = format!("SELECT {AWARD_COLUMNS} FROM awards WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(l) = &f.learner {
+        sql.push_str(" AND learner = ?");
+        args.push(l.clone().into());
+    }
+    if let Some(t) = &f.template_id {
+        sql.push_str(" AND template_id = ?");
+        args.push(t.clone().into());
+    }
+    if let Some(s) = f.state {
+        sql.push_str(" AND state = ?");
+        args.push(s.as_str().to_string().into());
+    }
+    sql.push_str(" ORDER BY awarded_at DESC, id DESC LIMIT ? OFFSET ?");
+    args.push(page.fetch().into());
+    args.push((page.offset as i64).into());
+    let rows: Vec<Award> = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_map(params_from_iter(args), rows::award)?.collect())
+        .map_err(db)?;
+    Ok(page.finish(rows))
+}
+
+pub fn get_award(c: &Connection, id: &str) -> Result<Award> {
+    c.prepare_cached(&format!("SELECT {AWARD_COLUMNS} FROM awards WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id], rows::award).optional())
+        .map_err(db)?
+        .ok_or(StoreError::not_found("award"))
+}
+
+/// Template facts for outbox payloads, from the database (manual changes may concern inactive
+/// templates, which the rules index does not hold).
+fn template_info(c: &Connection, template_id: &str) -> Result<Arc<TemplateInfo>> {
+    let cfg = config::template_config(c, template_id)?;
+    let index = RuleIndex::build(0, &[accolade_domain::template::TemplateConfig {
+        template: accolade_domain::template::Template { is_active: true, ..cfg.template },
+        ..cfg
+    }]);
+    index.template(template_id).cloned().ok_or(StoreError::not_found("template"))
+}
+
+pub fn award_manually(c: &Connection, template_id: &str, username: &str, change: ManualChange) -> Result<Award> {
+    let info = template_info(c, template_id)?;
+    let learner = ensure_learner(c, username)?;
+    let latest = latest_award(c, template_id, username)?;
+    if let Some(a) = &latest {
+        if a.state != AwardState::Revoked {
+            return Err(StoreError::Conflict {
+                code: "already_awarded",
+                detail: format!("{username} already holds this badge (award {})", a.id),
+            });
+        }
+    }
+    let episode = latest.map_or(1, |a| a.episode + 1);
+    let award = insert_award(c, &info, &learner, episode, change.at, None, change.at)?;
+    tracing::info!(award.id = %award.id, reason = %change.reason, "manual award {}", award.id);
+    Ok(award)
+}
+
+pub fn revoke_award(c: &Connection, award_id: &str, change: ManualChange) -> Result<Award> {
+    let award = get_award(c, award_id)?;
+    if award.state == AwardState::Revoked {
+        return Err(StoreError::Conflict {
+            code: "already_revoked",
+            detail: format!("award {award_id} is already revoked"),
+        });
+    }
+    let info = template_info(c, &award.template_id)?;
+    let learner = ensure_learner(c, &award.learner)?;
+    revoke(c, &info, &learner, award, &change.reason, change.at)
+}
+
+pub fn record_delivery(c: &Connection, award_id: &str, d: Delivery) -> Result<Award> {
+    get_award(c, award_id)?;
+    c.execute(
+        "UPDATE awards SET state = CASE WHEN state = 'revoked' THEN state ELSE ?2 END, \
+         issued_at = coalesce(?3, issued_at), external_id = coalesce(?4, external_id), \
+         external_state = coalesce(?5, external_state), updated_at = ?6 WHERE id = ?1",
+        params![
+            award_id,
+            d.state.as_str(),
+            d.issued_at.map(ts),
+            d.external_id,
+            d.external_state,
+            ts(chrono::Utc::now())
+        ],
+    )
+    .map_err(db)?;
+    get_award(c, award_id)
+}

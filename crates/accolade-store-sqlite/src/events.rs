@@ -1,0 +1,324 @@
+//! The event path: inbox insert (dedup by id), rules evaluation, progress, awards and revocations
+//! with their outbox rows, all in the caller's single transaction.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use accolade_domain::award::{Award, AwardState};
+use accolade_domain::engine::{step, RuleIndex, TemplateInfo};
+use accolade_domain::event::{IncomingEvent, LearnerData};
+use accolade_domain::outbox::{effects_of, NewJob, OutgoingEvent};
+use accolade_store::{EventOutcome, IndexCache, Page, Paged, RejectedEvent, StoreError, StoredEvent};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::config;
+use crate::rows::{self, db, ts, AWARD_COLUMNS};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The index for the configuration committed as of this transaction.
+pub fn current_index(c: &Connection, cache: &IndexCache) -> Result<Arc<RuleIndex>> {
+    let version = config::version(c)?;
+    if let Some(index) = cache.get_if(version) {
+        return Ok(index);
+    }
+    let index = Arc::new(RuleIndex::build(version, &config::active_configs(c)?));
+    tracing::info!(config.version = version, "rules index rebuilt");
+    cache.set(index.clone());
+    Ok(index)
+}
+
+pub fn process(
+    c: &Connection,
+    events: &[IncomingEvent],
+    cache: &IndexCache,
+    known_learners: &HashSet<LearnerData>,
+    new_learners: &mut Vec<LearnerData>,
+) -> Result<Vec<EventOutcome>> {
+    let index = current_index(c, cache)?;
+    let now = Utc::now();
+    let now_text = ts(now);
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO inbox_events (id, event_type, learner, time, received_at, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+        )
+        .map_err(db)?;
+    for ev in events {
+        let body = ev.to_json().to_string();
+        let inserted = insert
+            .execute(params![ev.id, ev.event_type, ev.learner.username, ts(ev.time), now_text, body])
+            .map_err(db)?;
+        if inserted == 0 {
+            outcomes.push(EventOutcome::Duplicate);
+            continue;
+        }
+        // Learner rows are refreshed only when their data changed since this process last
+        // wrote them (the caller adds `new_learners` to its cache after the commit).
+        if !known_learners.contains(&ev.learner) && !new_learners.contains(&ev.learner) {
+            upsert_learner(c, &ev.learner, &now_text)?;
+            new_learners.push(ev.learner.clone());
+        }
+        let mut awarded = Vec::new();
+        let mut revoked = Vec::new();
+        for hit in index.evaluate(&ev.event_type, &ev.payload) {
+            let info = hit.template;
+            let before = fulfilled(c, &ev.learner.username, &info.id)?;
+            let s = step(&hit, &before);
+            for r in &s.added {
+                c.prepare_cached(
+                    "INSERT INTO fulfillments (learner, template_id, requirement_id, event_id, fulfilled_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )
+                .and_then(|mut st| st.execute(params![ev.learner.username, info.id, r, ev.id, ts(ev.time)]))
+                .map_err(db)?;
+            }
+            for r in &s.removed {
+                c.prepare_cached(
+                    "DELETE FROM fulfillments WHERE learner = ?1 AND template_id = ?2 AND requirement_id = ?3",
+                )
+                .and_then(|mut st| st.execute(params![ev.learner.username, info.id, r]))
+                .map_err(db)?;
+            }
+            if s.completes() {
+                if let Some(a) = award_on_completion(c, info, &ev.learner, ev.time, Some(&ev.id), now)? {
+                    awarded.push(a);
+                }
+            } else if s.breaks() {
+                let reason = format!("progress became incomplete (event {})", ev.id);
+                if let Some(a) = revoke_current(c, info, &ev.learner, &reason, now)? {
+                    revoked.push(a);
+                }
+            }
+        }
+        outcomes.push(EventOutcome::Accepted { awarded, revoked });
+    }
+    Ok(outcomes)
+}
+
+fn upsert_learner(c: &Connection, l: &LearnerData, now: &str) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO learners (username, lms_user_id, email, name, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (username) DO UPDATE SET \
+         lms_user_id = coalesce(excluded.lms_user_id, lms_user_id), \
+         email = coalesce(excluded.email, email), name = coalesce(excluded.name, name), \
+         updated_at = excluded.updated_at",
+    )
+    .and_then(|mut s| s.execute(params![l.username, l.lms_user_id, l.email, l.name, now]))
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Ensures a learner row exists (manual awards name learners that sent no event yet).
+pub fn ensure_learner(c: &Connection, username: &str) -> Result<LearnerData> {
+    let found = c
+        .prepare_cached("SELECT lms_user_id, email, name FROM learners WHERE username = ?1")
+        .and_then(|mut s| {
+            s.query_row([username], |r| {
+                Ok(LearnerData {
+                    username: username.to_string(),
+                    lms_user_id: r.get(0)?,
+                    email: r.get(1)?,
+                    name: r.get(2)?,
+                    is_active: Some(true),
+                })
+            })
+            .optional()
+        })
+        .map_err(db)?;
+    match found {
+        Some(l) => Ok(l),
+        None => {
+            let l = LearnerData {
+                username: username.to_string(),
+                lms_user_id: None,
+                email: None,
+                name: None,
+                is_active: Some(true),
+            };
+            upsert_learner(c, &l, &ts(Utc::now()))?;
+            Ok(l)
+        }
+    }
+}
+
+fn fulfilled(c: &Connection, learner: &str, template_id: &str) -> Result<HashSet<String>> {
+    c.prepare_cached("SELECT requirement_id FROM fulfillments WHERE learner = ?1 AND template_id = ?2")
+        .and_then(|mut s| s.query_map(params![learner, template_id], |r| r.get(0))?.collect())
+        .map_err(db)
+}
+
+/// The learner's latest award episode of a template.
+pub fn latest_award(c: &Connection, template_id: &str, learner: &str) -> Result<Option<Award>> {
+    c.prepare_cached(&format!(
+        "SELECT {AWARD_COLUMNS} FROM awards WHERE template_id = ?1 AND learner = ?2 \
+         ORDER BY episode DESC LIMIT 1"
+    ))
+    .and_then(|mut s| s.query_row(params![template_id, learner], rows::award).optional())
+    .map_err(db)
+}
+
+/// Awards on an incomplete→complete edge, unless the learner already holds the badge or the
+/// template forbids earning it again after a revocation.
+fn award_on_completion(
+    c: &Connection,
+    info: &TemplateInfo,
+    learner: &LearnerData,
+    earned_at: DateTime<Utc>,
+    event_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    let latest = latest_award(c, &info.id, &learner.username)?;
+    match &latest {
+        Some(a) if a.state != AwardState::Revoked => return Ok(None),
+        Some(_) if !info.allow_reaward => return Ok(None),
+        _ => {}
+    }
+    let episode = latest.map_or(1, |a| a.episode + 1);
+    insert_award(c, info, learner, episode, earned_at, event_id, now).map(|a| Some(a.id))
+}
+
+pub fn insert_award(
+    c: &Connection,
+    info: &TemplateInfo,
+    learner: &LearnerData,
+    episode: i64,
+    earned_at: DateTime<Utc>,
+    event_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Award> {
+    let award = Award {
+        id: accolade_domain::ids::uuid(),
+        template_id: info.id.clone(),
+        learner: learner.username.clone(),
+        episode,
+        state: AwardState::Awarded,
+        earned_at,
+        awarded_at: now,
+        issued_at: None,
+        revoked_at: None,
+        revoke_reason: None,
+        event_id: event_id.map(str::to_string),
+        external_id: None,
+        external_state: None,
+    };
+    c.prepare_cached(
+        "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, event_id, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, 'awarded', ?5, ?6, ?7, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![award.id, award.template_id, award.learner, episode, ts(earned_at), ts(now), award.event_id])
+    })
+    .map_err(|e| {
+        if crate::rows::is_unique_violation(&e) {
+            StoreError::Conflict { code: "already_awarded", detail: "the learner already holds this badge".into() }
+        } else {
+            db(e)
+        }
+    })?;
+    let (job, event) = effects_of(&award, info, learner, false, now);
+    enqueue(c, &job, &event, now)?;
+    Ok(award)
+}
+
+/// Revokes the learner's current award of the template, if there is one.
+fn revoke_current(
+    c: &Connection,
+    info: &TemplateInfo,
+    learner: &LearnerData,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    match latest_award(c, &info.id, &learner.username)? {
+        Some(a) if a.state != AwardState::Revoked => {
+            revoke(c, info, learner, a, reason, now).map(|a| Some(a.id))
+        }
+        _ => Ok(None),
+    }
+}
+
+pub fn revoke(
+    c: &Connection,
+    info: &TemplateInfo,
+    learner: &LearnerData,
+    mut award: Award,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Award> {
+    c.prepare_cached(
+        "UPDATE awards SET state = 'revoked', revoked_at = ?2, revoke_reason = ?3, updated_at = ?2 WHERE id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![award.id, ts(now), reason]))
+    .map_err(db)?;
+    award.state = AwardState::Revoked;
+    award.revoked_at = Some(now);
+    award.revoke_reason = Some(reason.to_string());
+    let (job, event) = effects_of(&award, info, learner, true, now);
+    enqueue(c, &job, &event, now)?;
+    Ok(award)
+}
+
+fn enqueue(c: &Connection, job: &NewJob, event: &OutgoingEvent, now: DateTime<Utc>) -> Result<()> {
+    let now = ts(now);
+    c.prepare_cached(
+        "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?4)",
+    )
+    .and_then(|mut s| s.execute(params![job.id, job.kind, job.payload.to_string(), now]))
+    .map_err(db)?;
+    c.prepare_cached(
+        "INSERT INTO outgoing_events (id, event_type, award_id, time, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![event.id, event.event_type, event.award_id, ts(event.time), event.payload.to_string()])
+    })
+    .map_err(db)?;
+    Ok(())
+}
+
+pub fn record_rejected(c: &Connection, rejected: &[RejectedEvent]) -> Result<()> {
+    let mut s = c
+        .prepare_cached(
+            "INSERT INTO rejected_events (event_id, event_type, code, detail, source, received_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(db)?;
+    for r in rejected {
+        s.execute(params![r.event_id, r.event_type, r.code, r.detail, r.source, ts(r.received_at)])
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+pub fn list_events(c: &Connection, learner: Option<&str>, page: Page) -> Result<Paged<StoredEvent>> {
+    let cols = "id, event_type, learner, time, received_at, body";
+    let rows: Vec<StoredEvent> = match learner {
+        Some(l) => c
+            .prepare_cached(&format!(
+                "SELECT {cols} FROM inbox_events WHERE learner = ?1 ORDER BY seq DESC LIMIT ?2 OFFSET ?3"
+            ))
+            .and_then(|mut s| {
+                s.query_map(params![l, page.fetch(), page.offset as i64], rows::stored_event)?.collect()
+            }),
+        None => c
+            .prepare_cached(&format!("SELECT {cols} FROM inbox_events ORDER BY seq DESC LIMIT ?1 OFFSET ?2"))
+            .and_then(|mut s| {
+                s.query_map(params![page.fetch(), page.offset as i64], rows::stored_event)?.collect()
+            }),
+    }
+    .map_err(db)?;
+    Ok(page.finish(rows))
+}
+
+pub fn list_rejected(c: &Connection, page: Page) -> Result<Paged<RejectedEvent>> {
+    let rows: Vec<RejectedEvent> = c
+        .prepare_cached(
+            "SELECT event_id, event_type, code, detail, source, received_at FROM rejected_events \
+             ORDER BY seq DESC LIMIT ?1 OFFSET ?2",
+        )
+        .and_then(|mut s| s.query_map(params![page.fetch(), page.offset as i64], rows::rejected)?.collect())
+        .map_err(db)?;
+    Ok(page.finish(rows))
+}

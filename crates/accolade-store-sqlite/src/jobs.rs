@@ -1,0 +1,136 @@
+//! The outbox queue (claim with a lease, finish, retry), admin tokens and counters.
+
+use accolade_domain::outbox::Job;
+use accolade_store::{ApiToken, JobFilter, JobResult, Page, Paged, StoreError, StoreStats};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use crate::rows::{self, db, ts, JOB_COLUMNS};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+pub fn list_jobs(c: &Connection, f: &JobFilter, page: Page) -> Result<Paged<Job>> {
+    let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(s) = f.status {
+        sql.push_str(" AND status = ?");
+        args.push(s.as_str().to_string().into());
+    }
+    if let Some(k) = &f.kind {
+        sql.push_str(" AND kind = ?");
+        args.push(k.clone().into());
+    }
+    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?");
+    args.push(page.fetch().into());
+    args.push((page.offset as i64).into());
+    let rows: Vec<Job> = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_map(params_from_iter(args), rows::job)?.collect())
+        .map_err(db)?;
+    Ok(page.finish(rows))
+}
+
+pub fn get_job(c: &Connection, id: &str) -> Result<Job> {
+    c.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id], rows::job).optional())
+        .map_err(db)?
+        .ok_or(StoreError::not_found("job"))
+}
+
+pub fn retry_job(c: &Connection, id: &str) -> Result<Job> {
+    let job = get_job(c, id)?;
+    match job.status.as_str() {
+        "dead" | "pending" => {}
+        other => {
+            return Err(StoreError::Conflict {
+                code: "job_not_retryable",
+                detail: format!("job {id} is {other}; only dead or pending jobs can be retried"),
+            })
+        }
+    }
+    let now = ts(Utc::now());
+    c.execute(
+        "UPDATE jobs SET status = 'pending', run_at = ?2, locked_until = NULL, updated_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )
+    .map_err(db)?;
+    get_job(c, id)
+}
+
+pub fn claim_jobs(
+    c: &Connection,
+    kinds: &[&str],
+    limit: u32,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<Job>> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; kinds.len()].join(", ");
+    let sql = format!(
+        "UPDATE jobs SET status = 'running', locked_until = ?, attempts = attempts + 1, updated_at = ? \
+         WHERE id IN (SELECT id FROM jobs WHERE kind IN ({marks}) AND \
+         ((status = 'pending' AND run_at <= ?) OR (status = 'running' AND locked_until <= ?)) \
+         ORDER BY run_at LIMIT ?) RETURNING {JOB_COLUMNS}"
+    );
+    let now = ts(now);
+    let mut args: Vec<rusqlite::types::Value> = vec![ts(lease_until).into(), now.clone().into()];
+    args.extend(kinds.iter().map(|k| rusqlite::types::Value::from(k.to_string())));
+    args.push(now.clone().into());
+    args.push(now.into());
+    args.push(i64::from(limit).into());
+    c.prepare_cached(&sql)
+        .and_then(|mut s| s.query_map(params_from_iter(args), rows::job)?.collect())
+        .map_err(db)
+}
+
+pub fn finish_job(c: &Connection, id: &str, result: JobResult, now: DateTime<Utc>) -> Result<()> {
+    let now = ts(now);
+    let changed = match result {
+        JobResult::Succeeded => c.execute(
+            "UPDATE jobs SET status = 'succeeded', locked_until = NULL, last_error = NULL, updated_at = ?2 WHERE id = ?1",
+            params![id, now],
+        ),
+        JobResult::Retry { run_at, error } => c.execute(
+            "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, ts(run_at), error, now],
+        ),
+        JobResult::Dead { error } => c.execute(
+            "UPDATE jobs SET status = 'dead', locked_until = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, error, now],
+        ),
+    }
+    .map_err(db)?;
+    if changed == 0 {
+        return Err(StoreError::not_found("job"));
+    }
+    Ok(())
+}
+
+pub fn create_token(c: &Connection, name: &str, hash: &str) -> Result<ApiToken> {
+    let id = accolade_domain::ids::token_id();
+    c.execute(
+        "INSERT INTO api_tokens (id, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![id, name, hash, ts(Utc::now())],
+    )
+    .map_err(db)?;
+    c.query_row("SELECT id, name, created_at, last_used_at FROM api_tokens WHERE id = ?1", [&id], rows::token)
+        .map_err(db)
+}
+
+pub fn find_token(c: &Connection, hash: &str) -> Result<Option<ApiToken>> {
+    c.prepare_cached("SELECT id, name, created_at, last_used_at FROM api_tokens WHERE secret_hash = ?1")
+        .and_then(|mut s| s.query_row([hash], rows::token).optional())
+        .map_err(db)
+}
+
+pub fn stats(c: &Connection) -> Result<StoreStats> {
+    let count = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(db);
+    Ok(StoreStats {
+        outbox_pending: count("SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')")?,
+        outbox_dead: count("SELECT count(*) FROM jobs WHERE status = 'dead'")?,
+        events: count("SELECT coalesce(max(seq), 0) FROM inbox_events")?,
+        awards_active: count("SELECT count(*) FROM awards WHERE state <> 'revoked'")?,
+    })
+}

@@ -1,0 +1,408 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod awards;
+mod config;
+mod events;
+mod jobs;
+pub mod migrate;
+mod rows;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use accolade_domain::award::Award;
+use accolade_domain::event::{IncomingEvent, LearnerData};
+use accolade_domain::outbox::Job;
+use accolade_domain::template::{Penalty, Requirement, Template, TemplateConfig};
+use accolade_store::*;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Learner cache entries kept before the cache is cleared (bounds memory with many learners).
+const LEARNER_CACHE_MAX: usize = 100_000;
+/// Reader connections kept open.
+const READERS: usize = 4;
+
+/// The SQLite store. Cloning is cheap and shares the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    /// The one connection that writes; SQLite allows a single writer at a time anyway, and
+    /// serialising here avoids busy-waiting inside SQLite.
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    /// Learner data this process has written, to skip redundant learner upserts.
+    known_learners: Mutex<HashSet<LearnerData>>,
+}
+
+/// Options for opening the database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Run pending migrations on open.
+    pub auto_migrate: bool,
+    /// `PRAGMA synchronous`: `FULL` (default; every commit reaches the disk) or `NORMAL`.
+    pub synchronous: String,
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { auto_migrate: true, synchronous: "FULL".into(), busy_timeout_ms: 5000 }
+    }
+}
+
+/// Turns `sqlite://path`, `sqlite:path` or a bare path into a file path.
+pub fn path_from_url(url: &str) -> PathBuf {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let rest = rest.split('?').next().unwrap_or(rest);
+    PathBuf::from(rest)
+}
+
+fn configure(c: &Connection, o: &SqliteOptions) -> rusqlite::Result<()> {
+    c.busy_timeout(std::time::Duration::from_millis(o.busy_timeout_ms))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", &o.synchronous)?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    c.pragma_update(None, "temp_store", "MEMORY")?;
+    c.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and its folder.
+    pub fn open(path: &Path, options: &SqliteOptions) -> Result<Self> {
+        if !matches!(options.synchronous.to_ascii_uppercase().as_str(), "FULL" | "NORMAL" | "EXTRA") {
+            return Err(StoreError::Other(format!(
+                "database.sqlite_synchronous must be FULL, NORMAL or EXTRA, not {}",
+                options.synchronous
+            )));
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut writer = Connection::open(path)
+            .map_err(|e| StoreError::Other(format!("cannot open {}: {e}", path.display())))?;
+        configure(&writer, options).map_err(rows::db)?;
+        if options.auto_migrate {
+            let n = migrate::run(&mut writer).map_err(StoreError::Other)?;
+            if n > 0 {
+                tracing::info!(migrations = n, path = %path.display(), "sqlite migrations applied");
+            }
+        } else {
+            Self::check_migrated(&writer)?;
+        }
+        let mut readers = Vec::new();
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(rows::db)?;
+            r.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms)).map_err(rows::db)?;
+            r.set_prepared_statement_cache_capacity(64);
+            readers.push(r);
+        }
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Mutex::new(writer),
+                readers: Mutex::new(readers),
+                known_learners: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    fn check_migrated(c: &Connection) -> Result<()> {
+        let applied = migrate::applied(c).unwrap_or_default();
+        if applied.len() < migrate::MIGRATIONS.len() {
+            return Err(StoreError::Other(
+                "the database schema is not up to date: run `accolade migrate` or set database.auto_migrate = true".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies pending migrations (for `accolade migrate`).
+    pub fn migrate(path: &Path, options: &SqliteOptions) -> Result<usize> {
+        let mut c = Connection::open(path).map_err(rows::db)?;
+        configure(&c, options).map_err(rows::db)?;
+        migrate::run(&mut c).map_err(StoreError::Other)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` in one write transaction on the writer connection, off the async runtime.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock();
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(rows::db)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(rows::db)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("sqlite worker panicked: {e}")))?
+    }
+
+    /// Runs `f` on a reader connection.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.readers.lock().pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => Connection::open_with_flags(&inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .map_err(rows::db)?,
+            };
+            let out = f(&conn);
+            let mut pool = inner.readers.lock();
+            if pool.len() < READERS {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("sqlite worker panicked: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(rows::db)).await
+    }
+
+    async fn config_version(&self) -> Result<i64> {
+        self.read(|c| config::version(c)).await
+    }
+
+    async fn active_config(&self) -> Result<(i64, Vec<TemplateConfig>)> {
+        // One transaction so the version and the rows agree.
+        self.write(|c| Ok((config::version(c)?, config::active_configs(c)?))).await
+    }
+
+    async fn list_templates(&self, filter: &TemplateFilter, page: Page) -> Result<Paged<Template>> {
+        let filter = filter.clone();
+        self.read(move |c| config::list_templates(c, &filter, page)).await
+    }
+
+    async fn get_template(&self, id: &str) -> Result<TemplateConfig> {
+        let id = id.to_string();
+        self.read(move |c| config::template_config(c, &id)).await
+    }
+
+    async fn create_template(&self, new: NewTemplate) -> Result<Template> {
+        self.write(move |c| config::create_template(c, new)).await
+    }
+
+    async fn update_template(&self, id: &str, patch: TemplatePatch) -> Result<Template> {
+        let id = id.to_string();
+        self.write(move |c| config::update_template(c, &id, patch)).await
+    }
+
+    async fn set_template_active(&self, id: &str, active: bool) -> Result<Template> {
+        let id = id.to_string();
+        self.write(move |c| config::set_active(c, &id, active)).await
+    }
+
+    async fn add_requirement(&self, template_id: &str, new: NewRequirement) -> Result<Requirement> {
+        let id = template_id.to_string();
+        self.write(move |c| config::add_requirement(c, &id, new)).await
+    }
+
+    async fn get_requirement(&self, id: &str) -> Result<Requirement> {
+        let id = id.to_string();
+        self.read(move |c| config::requirement(c, &id)).await
+    }
+
+    async fn update_requirement(&self, id: &str, patch: RequirementPatch) -> Result<Requirement> {
+        let id = id.to_string();
+        self.write(move |c| config::update_requirement(c, &id, patch)).await
+    }
+
+    async fn delete_requirement(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| config::delete_requirement(c, &id)).await
+    }
+
+    async fn add_penalty(&self, template_id: &str, new: NewPenalty) -> Result<Penalty> {
+        let id = template_id.to_string();
+        self.write(move |c| config::add_penalty(c, &id, new)).await
+    }
+
+    async fn get_penalty(&self, id: &str) -> Result<Penalty> {
+        let id = id.to_string();
+        self.read(move |c| config::penalty(c, &id)).await
+    }
+
+    async fn update_penalty(&self, id: &str, patch: PenaltyPatch) -> Result<Penalty> {
+        let id = id.to_string();
+        self.write(move |c| config::update_penalty(c, &id, patch)).await
+    }
+
+    async fn delete_penalty(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| config::delete_penalty(c, &id)).await
+    }
+
+    async fn apply_template(&self, desired: DesiredTemplate) -> Result<TemplateConfig> {
+        self.write(move |c| config::apply_template(c, desired)).await
+    }
+
+    async fn process_events(&self, events: Vec<IncomingEvent>, index: &IndexCache) -> Result<Vec<EventOutcome>> {
+        // The index cache is borrowed; run the transaction on this blocking-capable thread via
+        // block_in_place so no 'static copy of the cache is needed.
+        let inner = self.inner.clone();
+        tokio::task::block_in_place(move || {
+            let known = std::mem::take(&mut *inner.known_learners.lock());
+            let mut new_learners = Vec::new();
+            let result = (|| {
+                let mut conn = inner.writer.lock();
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(rows::db)?;
+                let out = events::process(&tx, &events, index, &known, &mut new_learners)?;
+                tx.commit().map_err(rows::db)?;
+                Ok(out)
+            })();
+            let mut cache = inner.known_learners.lock();
+            *cache = known;
+            if result.is_ok() {
+                if cache.len() + new_learners.len() > LEARNER_CACHE_MAX {
+                    cache.clear();
+                }
+                cache.extend(new_learners);
+            }
+            result
+        })
+    }
+
+    async fn record_rejected(&self, rejected: Vec<RejectedEvent>) -> Result<()> {
+        self.write(move |c| events::record_rejected(c, &rejected)).await
+    }
+
+    async fn list_events(&self, learner: Option<&str>, page: Page) -> Result<Paged<StoredEvent>> {
+        let learner = learner.map(str::to_string);
+        self.read(move |c| events::list_events(c, learner.as_deref(), page)).await
+    }
+
+    async fn list_rejected(&self, page: Page) -> Result<Paged<RejectedEvent>> {
+        self.read(move |c| events::list_rejected(c, page)).await
+    }
+
+    async fn get_learner(&self, username: &str) -> Result<Learner> {
+        let u = username.to_string();
+        self.read(move |c| awards::get_learner(c, &u)).await
+    }
+
+    async fn list_learners(&self, page: Page) -> Result<Paged<Learner>> {
+        self.read(move |c| awards::list_learners(c, page)).await
+    }
+
+    async fn fulfillments(&self, username: &str) -> Result<Vec<Fulfillment>> {
+        let u = username.to_string();
+        self.read(move |c| awards::fulfillments(c, &u)).await
+    }
+
+    async fn list_awards(&self, filter: &AwardFilter, page: Page) -> Result<Paged<Award>> {
+        let filter = filter.clone();
+        self.read(move |c| awards::list_awards(c, &filter, page)).await
+    }
+
+    async fn get_award(&self, id: &str) -> Result<Award> {
+        let id = id.to_string();
+        self.read(move |c| awards::get_award(c, &id)).await
+    }
+
+    async fn award_manually(&self, template_id: &str, username: &str, change: ManualChange) -> Result<Award> {
+        let (t, u) = (template_id.to_string(), username.to_string());
+        self.write(move |c| awards::award_manually(c, &t, &u, change)).await
+    }
+
+    async fn revoke_award(&self, award_id: &str, change: ManualChange) -> Result<Award> {
+        let id = award_id.to_string();
+        self.write(move |c| awards::revoke_award(c, &id, change)).await
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<Paged<Job>> {
+        let filter = filter.clone();
+        self.read(move |c| jobs::list_jobs(c, &filter, page)).await
+    }
+
+    async fn get_job(&self, id: &str) -> Result<Job> {
+        let id = id.to_string();
+        self.read(move |c| jobs::get_job(c, &id)).await
+    }
+
+    async fn retry_job(&self, id: &str) -> Result<Job> {
+        let id = id.to_string();
+        self.write(move |c| jobs::retry_job(c, &id)).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        kinds: &[&str],
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Job>> {
+        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        self.write(move |c| {
+            let k: Vec<&str> = kinds.iter().map(String::as_str).collect();
+            jobs::claim_jobs(c, &k, limit, now, lease_until)
+        })
+        .await
+    }
+
+    async fn finish_job(&self, id: &str, result: JobResult, now: DateTime<Utc>) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| jobs::finish_job(c, &id, result, now)).await
+    }
+
+    async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award> {
+        let id = award_id.to_string();
+        self.write(move |c| awards::record_delivery(c, &id, delivery)).await
+    }
+
+    async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken> {
+        let (n, h) = (name.to_string(), secret_hash.to_string());
+        self.write(move |c| jobs::create_token(c, &n, &h)).await
+    }
+
+    async fn find_api_token(&self, secret_hash: &str) -> Result<Option<ApiToken>> {
+        let h = secret_hash.to_string();
+        self.read(move |c| jobs::find_token(c, &h)).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats> {
+        self.read(jobs::stats).await
+    }
+}

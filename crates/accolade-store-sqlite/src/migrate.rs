@@ -1,0 +1,91 @@
+//! Forward-only migrations for SQLite. The files in `migrations/` carry the same names as the
+//! PostgreSQL crate's (same version, same purpose), so the two histories stay in lockstep.
+//! Applied migrations are recorded with a checksum; an edited, already-applied file is an error.
+
+use rusqlite::{params, Connection};
+
+/// Every migration, in order: (version, name, SQL).
+pub const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "0001_core.sql", include_str!("../migrations/0001_core.sql"))];
+
+fn checksum(sql: &str) -> String {
+    // FNV-1a: stable, dependency free; this detects edits, it is not a security measure.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sql.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Applies pending migrations; returns how many ran.
+pub fn run(conn: &mut Connection) -> Result<usize, String> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _accolade_migrations (
+             version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
+             applied_at TEXT NOT NULL)",
+    )
+    .map_err(|e| e.to_string())?;
+    let mut applied = 0;
+    for (version, name, sql) in MIGRATIONS {
+        let existing: Option<String> = conn
+            .query_row(
+                "SELECT checksum FROM _accolade_migrations WHERE version = ?1",
+                [version],
+                |r| r.get(0),
+            )
+            .ok();
+        match existing {
+            Some(sum) if sum == checksum(sql) => continue,
+            Some(_) => {
+                return Err(format!("migration {name} was changed after it was applied"));
+            }
+            None => {}
+        }
+        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        tx.execute_batch(sql).map_err(|e| format!("migration {name} failed: {e}"))?;
+        tx.execute(
+            "INSERT INTO _accolade_migrations (version, name, checksum, applied_at)
+             VALUES (?1, ?2, ?3, datetime('now'))",
+            params![version, name, checksum(sql)],
+        )
+        .map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// Versions applied so far.
+pub fn applied(conn: &Connection) -> Result<Vec<i64>, String> {
+    let mut stmt = conn
+        .prepare("SELECT version FROM _accolade_migrations ORDER BY version")
+        .map_err(|e| e.to_string())?;
+    let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| e.to_string())?;
+    rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_match_the_directory() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS.iter().map(|(_, n, _)| n.to_string()).collect();
+        assert_eq!(files, listed, "every file in migrations/ must be listed in MIGRATIONS");
+    }
+
+    #[test]
+    fn running_twice_is_a_no_op() {
+        let mut c = Connection::open_in_memory().unwrap();
+        assert_eq!(run(&mut c).unwrap(), MIGRATIONS.len());
+        assert_eq!(run(&mut c).unwrap(), 0);
+        assert_eq!(applied(&c).unwrap().len(), MIGRATIONS.len());
+    }
+}

@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod error;
+mod index_cache;
+mod models;
+mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use error::StoreError;
+pub use index_cache::IndexCache;
+pub use models::*;
+pub use store::Store;

@@ -1,0 +1,262 @@
+//! Values exchanged with the store: inputs of write operations, filters, pages and read models.
+
+use accolade_domain::award::AwardState;
+use accolade_domain::event::LearnerData;
+use accolade_domain::outbox::JobStatus;
+use accolade_domain::rules::DataRule;
+use accolade_domain::template::{Group, Origin};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Offset pagination. `limit` is clamped to 1..=500 by [`Page::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Page {
+    pub const MAX_LIMIT: u32 = 500;
+    pub fn new(limit: Option<u32>, offset: Option<u64>) -> Self {
+        Page { limit: limit.unwrap_or(50).clamp(1, Self::MAX_LIMIT), offset: offset.unwrap_or(0) }
+    }
+    /// Builds a page result from `limit + 1` fetched rows.
+    pub fn finish<T>(&self, mut rows: Vec<T>) -> Paged<T> {
+        let more = rows.len() > self.limit as usize;
+        rows.truncate(self.limit as usize);
+        Paged { next_offset: more.then_some(self.offset + self.limit as u64), items: rows }
+    }
+    /// Rows to fetch (one more than asked, to know whether another page exists).
+    pub fn fetch(&self) -> i64 {
+        self.limit as i64 + 1
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page::new(None, None)
+    }
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    /// Offset of the next page, if there is one.
+    pub next_offset: Option<u64>,
+}
+
+/// A new template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTemplate {
+    /// Given id (a UUID) or `None` for a generated one.
+    pub id: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub image_url: Option<String>,
+    pub origin: Origin,
+    pub provider_state: String,
+    pub is_active: bool,
+    pub allow_reaward: bool,
+    pub organization_id: Option<String>,
+}
+
+/// A partial update of a template's own fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TemplatePatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub image_url: Option<Option<String>>,
+    pub allow_reaward: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TemplateFilter {
+    pub origin: Option<Origin>,
+    pub active: Option<bool>,
+    /// Case-insensitive substring of the name.
+    pub search: Option<String>,
+    pub organization_id: Option<String>,
+}
+
+/// A new requirement; `group: None` takes the next free letter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRequirement {
+    pub key: Option<String>,
+    pub event_type: String,
+    pub description: String,
+    pub group: Option<Group>,
+    pub rules: Vec<DataRule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequirementPatch {
+    pub event_type: Option<String>,
+    pub description: Option<String>,
+    pub group: Option<Group>,
+    pub rules: Option<Vec<DataRule>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPenalty {
+    pub key: Option<String>,
+    pub event_type: String,
+    pub description: String,
+    pub rules: Vec<DataRule>,
+    pub requirement_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PenaltyPatch {
+    pub event_type: Option<String>,
+    pub description: Option<String>,
+    pub rules: Option<Vec<DataRule>>,
+    pub requirement_ids: Option<Vec<String>>,
+}
+
+/// The desired state of one template as written in a rules-as-code file. Requirements and
+/// penalties are matched to existing ones by `key`, so their ids (and learners' progress) survive
+/// re-applying; ones absent from the file are removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredTemplate {
+    pub template: NewTemplate,
+    pub requirements: Vec<DesiredRequirement>,
+    pub penalties: Vec<DesiredPenalty>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredRequirement {
+    pub key: String,
+    pub event_type: String,
+    pub description: String,
+    pub group: Group,
+    pub rules: Vec<DataRule>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredPenalty {
+    pub key: String,
+    pub event_type: String,
+    pub description: String,
+    pub rules: Vec<DataRule>,
+    pub requirement_keys: Vec<String>,
+}
+
+/// What happened to one event handed to [`crate::Store::process_events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Stored and processed; ids of awards made and revoked because of it.
+    Accepted { awarded: Vec<String>, revoked: Vec<String> },
+    /// An event with this id was already processed; nothing changed.
+    Duplicate,
+}
+
+/// An event refused at ingest, kept so operators can see what was dropped and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RejectedEvent {
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub code: String,
+    pub detail: String,
+    pub source: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// An event in the inbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub id: String,
+    pub event_type: String,
+    pub learner: String,
+    pub time: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub body: serde_json::Value,
+}
+
+/// A requirement a learner has fulfilled, and by which event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fulfillment {
+    pub template_id: String,
+    pub requirement_id: String,
+    pub event_id: Option<String>,
+    pub fulfilled_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AwardFilter {
+    pub learner: Option<String>,
+    pub template_id: Option<String>,
+    pub state: Option<AwardState>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub kind: Option<String>,
+}
+
+/// A stored learner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Learner {
+    pub username: String,
+    pub lms_user_id: Option<i64>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Learner {
+    pub fn data(&self) -> LearnerData {
+        LearnerData {
+            username: self.username.clone(),
+            lms_user_id: self.lms_user_id,
+            email: self.email.clone(),
+            name: self.name.clone(),
+            is_active: Some(true),
+        }
+    }
+}
+
+/// An admin API token (the secret itself is never stored, only its SHA-256).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A manual award or revocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManualChange {
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Counters for `/metrics` and the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StoreStats {
+    pub outbox_pending: i64,
+    pub outbox_dead: i64,
+    pub events: i64,
+    pub awards_active: i64,
+}
+
+/// The result of finishing a claimed job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobResult {
+    Succeeded,
+    /// Try again at `run_at`.
+    Retry { run_at: DateTime<Utc>, error: String },
+    /// Give up: the job is dead until an operator retries it.
+    Dead { error: String },
+}
+
+/// The outcome of delivering an award to its provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub state: AwardState,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub external_id: Option<String>,
+    pub external_state: Option<String>,
+}

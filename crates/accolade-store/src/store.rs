@@ -1,0 +1,144 @@
+//! The `Store` trait: every method is one use case and one transaction, so transactions never
+//! cross this boundary and outbox rows are always written atomically with the change that caused
+//! them.
+
+use accolade_domain::award::Award;
+use accolade_domain::event::IncomingEvent;
+use accolade_domain::outbox::Job;
+use accolade_domain::template::{Penalty, Requirement, Template, TemplateConfig};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::models::*;
+use crate::{IndexCache, StoreError};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Backend name for logs and `/health/ready` (`sqlite` or `postgres`).
+    fn backend(&self) -> &'static str;
+
+    /// A cheap round trip to the database.
+    async fn ping(&self) -> Result<()>;
+
+    // ---- configuration -------------------------------------------------------------------
+
+    /// Current configuration version (bumped by every configuration change).
+    async fn config_version(&self) -> Result<i64>;
+
+    /// Active templates with their requirements and penalties, and the version they belong to.
+    async fn active_config(&self) -> Result<(i64, Vec<TemplateConfig>)>;
+
+    async fn list_templates(&self, filter: &TemplateFilter, page: Page) -> Result<Paged<Template>>;
+
+    /// A template with its requirements and penalties.
+    async fn get_template(&self, id: &str) -> Result<TemplateConfig>;
+
+    async fn create_template(&self, new: NewTemplate) -> Result<Template>;
+
+    async fn update_template(&self, id: &str, patch: TemplatePatch) -> Result<Template>;
+
+    /// Activates or deactivates a template. Issued awards are never touched.
+    async fn set_template_active(&self, id: &str, active: bool) -> Result<Template>;
+
+    async fn add_requirement(&self, template_id: &str, new: NewRequirement) -> Result<Requirement>;
+
+    async fn get_requirement(&self, id: &str) -> Result<Requirement>;
+
+    async fn update_requirement(&self, id: &str, patch: RequirementPatch) -> Result<Requirement>;
+
+    /// Deletes a requirement (and unlinks it from penalties). Fulfilments stay as history.
+    async fn delete_requirement(&self, id: &str) -> Result<()>;
+
+    async fn add_penalty(&self, template_id: &str, new: NewPenalty) -> Result<Penalty>;
+
+    async fn get_penalty(&self, id: &str) -> Result<Penalty>;
+
+    async fn update_penalty(&self, id: &str, patch: PenaltyPatch) -> Result<Penalty>;
+
+    async fn delete_penalty(&self, id: &str) -> Result<()>;
+
+    /// Creates or replaces one template's whole configuration (rules as code), keeping ids of
+    /// requirements and penalties whose key already exists.
+    async fn apply_template(&self, desired: DesiredTemplate) -> Result<TemplateConfig>;
+
+    // ---- events --------------------------------------------------------------------------
+
+    /// Records and processes a batch of events in one transaction: inbox insert (duplicates by
+    /// id are skipped), fulfilments, resets, awards and revocations with their outbox jobs and
+    /// outgoing events. Returns one outcome per input, in order. The rules index is rebuilt from
+    /// the database inside the transaction when the configuration changed.
+    async fn process_events(
+        &self,
+        events: Vec<IncomingEvent>,
+        index: &IndexCache,
+    ) -> Result<Vec<EventOutcome>>;
+
+    async fn record_rejected(&self, rejected: Vec<RejectedEvent>) -> Result<()>;
+
+    async fn list_events(&self, learner: Option<&str>, page: Page) -> Result<Paged<StoredEvent>>;
+
+    async fn list_rejected(&self, page: Page) -> Result<Paged<RejectedEvent>>;
+
+    // ---- learners, progress, awards ------------------------------------------------------
+
+    async fn get_learner(&self, username: &str) -> Result<Learner>;
+
+    async fn list_learners(&self, page: Page) -> Result<Paged<Learner>>;
+
+    /// Every requirement the learner has currently fulfilled, on all templates.
+    async fn fulfillments(&self, username: &str) -> Result<Vec<Fulfillment>>;
+
+    async fn list_awards(&self, filter: &AwardFilter, page: Page) -> Result<Paged<Award>>;
+
+    async fn get_award(&self, id: &str) -> Result<Award>;
+
+    /// Awards the template to a learner by hand (a new episode), with outbox job and event.
+    /// Refused with `Conflict` when the learner already holds it.
+    async fn award_manually(
+        &self,
+        template_id: &str,
+        username: &str,
+        change: ManualChange,
+    ) -> Result<Award>;
+
+    /// Revokes an award by hand, with outbox job and event. `Conflict` if already revoked.
+    async fn revoke_award(&self, award_id: &str, change: ManualChange) -> Result<Award>;
+
+    // ---- outbox --------------------------------------------------------------------------
+
+    async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<Paged<Job>>;
+
+    async fn get_job(&self, id: &str) -> Result<Job>;
+
+    /// Makes a dead (or pending) job run now, without resetting its attempt count.
+    async fn retry_job(&self, id: &str) -> Result<Job>;
+
+    /// Claims up to `limit` due jobs of the given kinds with a lease until `lease_until`
+    /// (expired leases are claimable again: a crashed worker's jobs are not stuck).
+    async fn claim_jobs(
+        &self,
+        kinds: &[&str],
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Job>>;
+
+    /// Records the result of a claimed job.
+    async fn finish_job(&self, id: &str, result: JobResult, now: DateTime<Utc>) -> Result<()>;
+
+    /// Records a delivery result on an award (state, provider id and state, issue time).
+    /// A revoked award keeps its `revoked` state.
+    async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award>;
+
+    // ---- admin tokens, stats ---------------------------------------------------------------
+
+    async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken>;
+
+    /// Finds a token by the SHA-256 of its secret.
+    async fn find_api_token(&self, secret_hash: &str) -> Result<Option<ApiToken>>;
+
+    async fn stats(&self) -> Result<StoreStats>;
+}
+
