@@ -9,17 +9,21 @@ use serde_json::{json, Value};
 use crate::award::Award;
 use crate::engine::TemplateInfo;
 use crate::event::LearnerData;
+use crate::template::Origin;
 
 pub const BADGE_AWARDED: &str = "org.openedx.learning.badge.awarded.v1";
 pub const BADGE_REVOKED: &str = "org.openedx.learning.badge.revoked.v1";
 
 /// Job kinds.
 pub mod kind {
-    /// Deliver a new award to its provider (Credly for `credly` templates; local templates are
-    /// issued by Accolade itself).
+    /// Issue an award of a local template (Accolade is the issuer).
     pub const ISSUE_AWARD: &str = "award.issue";
-    /// Revoke a delivered award at its provider.
+    /// Revoke an award of a local template.
     pub const REVOKE_AWARD: &str = "award.revoke";
+    /// Issue an award of a Credly template on Credly.
+    pub const CREDLY_ISSUE: &str = "credly.issue";
+    /// Revoke an award of a Credly template on Credly.
+    pub const CREDLY_REVOKE: &str = "credly.revoke";
 }
 
 /// Status of a job.
@@ -112,10 +116,11 @@ pub fn effects_of(
             "image_url": info.image_url,
         }
     });
-    let (kind, event_type) = if revoked {
-        (kind::REVOKE_AWARD, BADGE_REVOKED)
-    } else {
-        (kind::ISSUE_AWARD, BADGE_AWARDED)
+    let (kind, event_type) = match (revoked, info.origin) {
+        (false, Origin::Local) => (kind::ISSUE_AWARD, BADGE_AWARDED),
+        (true, Origin::Local) => (kind::REVOKE_AWARD, BADGE_REVOKED),
+        (false, Origin::Credly) => (kind::CREDLY_ISSUE, BADGE_AWARDED),
+        (true, Origin::Credly) => (kind::CREDLY_REVOKE, BADGE_REVOKED),
     };
     let job = NewJob {
         id: crate::ids::job_id(),

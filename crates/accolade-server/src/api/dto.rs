@@ -1,0 +1,389 @@
+//! Wire types of the JSON API (what clients send and receive), kept apart from domain types so
+//! the public format changes only on purpose. Every type derives `ToSchema` for the OpenAPI
+//! document.
+
+use accolade_domain::award::Award;
+use accolade_domain::outbox::Job;
+use accolade_domain::rules::DataRule;
+use accolade_domain::template::{Penalty, Requirement, Template, TemplateConfig};
+use accolade_store::{Paged, RejectedEvent, StoredEvent};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+
+/// A list page: `data` plus the offset of the next page (null on the last one).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListBody<T> {
+    pub data: Vec<T>,
+    pub next_offset: Option<u64>,
+}
+
+impl<T> ListBody<T> {
+    pub fn from_page<U>(page: Paged<U>, f: impl FnMut(U) -> T) -> Self {
+        ListBody { data: page.items.into_iter().map(f).collect(), next_offset: page.next_offset }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// Page size, 1-500 (default 50).
+    pub limit: Option<u32>,
+    /// Rows to skip (use `next_offset` of the previous page).
+    pub offset: Option<u64>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> accolade_store::Page {
+        accolade_store::Page::new(self.limit, self.offset)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleBody {
+    /// Dot path into the event payload, e.g. `course.course_key`.
+    pub path: String,
+    /// `=`, `!=`, `in`, `not_in`, `exists`, `not_exists`, `<`, `<=`, `>`, `>=`.
+    pub op: String,
+    /// Expected value (comma list for `in`/`not_in`; unused by `exists`/`not_exists`).
+    #[serde(default)]
+    pub value: String,
+}
+
+impl RuleBody {
+    pub fn to_rule(&self) -> Result<DataRule, ApiError> {
+        Ok(DataRule::new(&self.path, &self.op, &self.value)?)
+    }
+    pub fn from_rule(r: &DataRule) -> Self {
+        RuleBody { path: r.path.clone(), op: r.operator.as_str().to_string(), value: r.value.clone() }
+    }
+}
+
+pub fn rules_from(bodies: &[RuleBody]) -> Result<Vec<DataRule>, ApiError> {
+    bodies.iter().map(RuleBody::to_rule).collect()
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateBody {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub image_url: Option<String>,
+    /// `local` or `credly`.
+    pub origin: String,
+    pub provider_state: String,
+    pub is_active: bool,
+    pub allow_reaward: bool,
+    pub organization_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Template> for TemplateBody {
+    fn from(t: Template) -> Self {
+        TemplateBody {
+            id: t.id,
+            name: t.name,
+            description: t.description,
+            image_url: t.image_url,
+            origin: t.origin.as_str().to_string(),
+            provider_state: t.provider_state,
+            is_active: t.is_active,
+            allow_reaward: t.allow_reaward,
+            organization_id: t.organization_id,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateDetailBody {
+    #[serde(flatten)]
+    pub template: TemplateBody,
+    pub requirements: Vec<RequirementBody>,
+    pub penalties: Vec<PenaltyBody>,
+}
+
+impl From<TemplateConfig> for TemplateDetailBody {
+    fn from(c: TemplateConfig) -> Self {
+        TemplateDetailBody {
+            template: c.template.into(),
+            requirements: c.requirements.into_iter().map(Into::into).collect(),
+            penalties: c.penalties.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTemplate {
+    /// Optional UUID; generated when absent.
+    pub uuid: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub image_url: Option<String>,
+    /// Only `local` can be created here; Credly templates come from sync.
+    pub origin: Option<String>,
+    #[serde(default)]
+    pub active: bool,
+    pub allow_reaward: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTemplate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub image_url: Option<String>,
+    pub allow_reaward: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequirementBody {
+    pub id: String,
+    pub template: String,
+    pub key: Option<String>,
+    pub event_type: String,
+    pub description: String,
+    pub group: String,
+    pub rules: Vec<RuleBody>,
+}
+
+impl From<Requirement> for RequirementBody {
+    fn from(r: Requirement) -> Self {
+        RequirementBody {
+            id: r.id,
+            template: r.template_id,
+            key: r.key,
+            event_type: r.event_type,
+            description: r.description,
+            group: r.group.to_string(),
+            rules: r.rules.iter().map(RuleBody::from_rule).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequirement {
+    pub event_type: String,
+    /// Letter A-Z; the next free letter when absent.
+    pub group: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub rules: Vec<RuleBody>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRequirement {
+    pub event_type: Option<String>,
+    pub group: Option<String>,
+    pub description: Option<String>,
+    pub rules: Option<Vec<RuleBody>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PenaltyBody {
+    pub id: String,
+    pub template: String,
+    pub key: Option<String>,
+    pub event_type: String,
+    pub description: String,
+    pub rules: Vec<RuleBody>,
+    pub requirements: Vec<String>,
+}
+
+impl From<Penalty> for PenaltyBody {
+    fn from(p: Penalty) -> Self {
+        PenaltyBody {
+            id: p.id,
+            template: p.template_id,
+            key: p.key,
+            event_type: p.event_type,
+            description: p.description,
+            rules: p.rules.iter().map(RuleBody::from_rule).collect(),
+            requirements: p.requirement_ids,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePenalty {
+    pub event_type: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub rules: Vec<RuleBody>,
+    /// Ids of the requirements this penalty resets (at least one).
+    pub requirements: Vec<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePenalty {
+    pub event_type: Option<String>,
+    pub description: Option<String>,
+    pub rules: Option<Vec<RuleBody>>,
+    pub requirements: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AwardBody {
+    pub id: String,
+    pub template: String,
+    pub learner: String,
+    pub episode: i64,
+    pub state: String,
+    pub earned_at: DateTime<Utc>,
+    pub awarded_at: DateTime<Utc>,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoke_reason: Option<String>,
+    pub event_id: Option<String>,
+    pub external_id: Option<String>,
+    pub external_state: Option<String>,
+}
+
+impl From<Award> for AwardBody {
+    fn from(a: Award) -> Self {
+        AwardBody {
+            id: a.id,
+            template: a.template_id,
+            learner: a.learner,
+            episode: a.episode,
+            state: a.state.as_str().to_string(),
+            earned_at: a.earned_at,
+            awarded_at: a.awarded_at,
+            issued_at: a.issued_at,
+            revoked_at: a.revoked_at,
+            revoke_reason: a.revoke_reason,
+            event_id: a.event_id,
+            external_id: a.external_id,
+            external_state: a.external_state,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAward {
+    pub template: String,
+    pub learner: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeAward {
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobBody {
+    pub id: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub status: String,
+    pub attempts: i64,
+    pub run_at: DateTime<Utc>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Job> for JobBody {
+    fn from(j: Job) -> Self {
+        JobBody {
+            id: j.id,
+            kind: j.kind,
+            payload: j.payload,
+            status: j.status.as_str().to_string(),
+            attempts: j.attempts,
+            run_at: j.run_at,
+            locked_until: j.locked_until,
+            last_error: j.last_error,
+            created_at: j.created_at,
+        }
+    }
+}
+
+/// Answer of `POST /api/v1/events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestBody {
+    /// Events stored and processed (durable).
+    pub accepted: usize,
+    /// Events whose id was already processed (nothing changed).
+    pub duplicates: usize,
+    pub rejected: Vec<RejectionBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectionBody {
+    /// Position in the submitted array (0 for a single object).
+    pub index: usize,
+    pub code: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventBody {
+    pub id: String,
+    pub event_type: String,
+    pub learner: String,
+    pub time: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub body: serde_json::Value,
+}
+
+impl From<StoredEvent> for EventBody {
+    fn from(e: StoredEvent) -> Self {
+        EventBody { id: e.id, event_type: e.event_type, learner: e.learner, time: e.time, received_at: e.received_at, body: e.body }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedEventBody {
+    pub event_id: Option<String>,
+    pub event_type: Option<String>,
+    pub code: String,
+    pub detail: String,
+    pub source: String,
+    pub received_at: DateTime<Utc>,
+}
+
+impl From<RejectedEvent> for RejectedEventBody {
+    fn from(r: RejectedEvent) -> Self {
+        RejectedEventBody {
+            event_id: r.event_id,
+            event_type: r.event_type,
+            code: r.code,
+            detail: r.detail,
+            source: r.source,
+            received_at: r.received_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LearnerBody {
+    pub username: String,
+    pub lms_user_id: Option<i64>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<accolade_store::Learner> for LearnerBody {
+    fn from(l: accolade_store::Learner) -> Self {
+        LearnerBody { username: l.username, lms_user_id: l.lms_user_id, email: l.email, name: l.name, created_at: l.created_at }
+    }
+}

@@ -1,0 +1,108 @@
+//! `POST /api/v1/events` (ingest, one event or an array) and the inbox listings.
+
+use accolade_domain::event::IncomingEvent;
+use accolade_store::{EventOutcome, RejectedEvent};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::dto::*;
+use super::extract::{json_bytes, parse_json, ApiQuery};
+use crate::error::{ApiError, ApiResult};
+use crate::metrics as m;
+use crate::service::ingest::IngestError;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ingest_events, list_events)).routes(routes!(list_rejected_events))
+}
+
+/// Ingest learning events.
+///
+/// Body: one event object or an array of them, shaped like Open edX events. Answers once every
+/// accepted event is durable. Events that fail validation (e.g. no `UserData`) are listed in
+/// `rejected` with a code and recorded; the others are still accepted.
+#[utoipa::path(post, path = "/events", tag = "events",
+    request_body(content = Object, description = "An event or an array of events"),
+    responses((status = 202, body = IngestBody), (status = 400, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn ingest_events(State(state): State<AppState>, req: Request) -> ApiResult<(StatusCode, Json<IngestBody>)> {
+    let bytes = json_bytes(req, &()).await.map_err(|e| match e {
+        ApiError::PayloadTooLarge { .. } => ApiError::PayloadTooLarge { limit: state.config.http.max_body_bytes },
+        other => other,
+    })?;
+    let value: Value = parse_json(&bytes)?;
+    let items = match value {
+        Value::Array(items) => items,
+        obj @ Value::Object(_) => vec![obj],
+        _ => return Err(ApiError::bad_request("invalid_body", "the body must be an event object or an array of events")),
+    };
+    let max = state.config.ingest.max_events_per_request;
+    if items.len() > max {
+        return Err(ApiError::bad_request("too_many_events", format!("at most {max} events per request, got {}", items.len())));
+    }
+    m::events_received(items.len());
+    let now = Utc::now();
+    let mut events = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    let mut records = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match IncomingEvent::from_json(item) {
+            Ok(ev) => events.push(ev),
+            Err(e) => {
+                m::event_rejected(e.code());
+                records.push(RejectedEvent {
+                    event_id: item.get("id").and_then(Value::as_str).map(|s| s.chars().take(255).collect()),
+                    event_type: item.get("event_type").and_then(Value::as_str).map(|s| s.chars().take(255).collect()),
+                    code: e.code().to_string(),
+                    detail: e.to_string(),
+                    source: "http".into(),
+                    received_at: now,
+                });
+                rejected.push(RejectionBody { index, code: e.code().to_string(), detail: e.to_string() });
+            }
+        }
+    }
+    if !records.is_empty() {
+        tracing::info!(count = records.len(), "events rejected at ingest");
+        state.store.record_rejected(records).await?;
+    }
+    let outcomes = state.ingest.submit(events).await.map_err(|e| match e {
+        IngestError::Storage(detail) => ApiError::Internal(anyhow::anyhow!(detail)),
+        other => ApiError::Unavailable(other.to_string()),
+    })?;
+    let duplicates = outcomes.iter().filter(|o| **o == EventOutcome::Duplicate).count();
+    Ok((StatusCode::ACCEPTED, Json(IngestBody { accepted: outcomes.len() - duplicates, duplicates, rejected })))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EventsQuery {
+    /// Only events of this learner (username).
+    pub learner: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+/// Recent events in the inbox, newest first.
+#[utoipa::path(get, path = "/events", tag = "events", params(EventsQuery),
+    responses((status = 200, body = ListBody<EventBody>)), security(("bearer" = [])))]
+pub async fn list_events(State(state): State<AppState>, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult<Json<ListBody<EventBody>>> {
+    let page = accolade_store::Page::new(q.limit, q.offset);
+    let events = state.store.list_events(q.learner.as_deref(), page).await?;
+    Ok(Json(ListBody::from_page(events, Into::into)))
+}
+
+/// Events refused at ingest, newest first, with the reason.
+#[utoipa::path(get, path = "/events/rejected", tag = "events", params(PageQuery),
+    responses((status = 200, body = ListBody<RejectedEventBody>)), security(("bearer" = [])))]
+pub async fn list_rejected_events(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<ListBody<RejectedEventBody>>> {
+    let rows = state.store.list_rejected(q.page()).await?;
+    Ok(Json(ListBody::from_page(rows, Into::into)))
+}

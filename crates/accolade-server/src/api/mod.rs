@@ -1,0 +1,111 @@
+//! The admin JSON API under `/api/v1` and the application router.
+//!
+//! Routes and the OpenAPI document come from the same `#[utoipa::path]` annotations, so the
+//! document served at `/api/v1/openapi.json` cannot drift from the router. Everything under
+//! `/api/v1` except the document needs a bearer token (`accolade admin create-token`).
+
+pub mod awards;
+pub mod dto;
+pub mod events;
+pub mod extract;
+pub mod health;
+pub mod jobs;
+pub mod learners;
+pub mod penalties;
+pub mod requirements;
+pub mod templates;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Accolade admin API", description = "Badge templates, requirements, events, progress and awards. Errors are `{\"code\",\"detail\"}` with the codes listed in docs/API.md."),
+    servers((url = "/api/v1")),
+    modifiers(&BearerAuth),
+    tags((name = "events"), (name = "templates"), (name = "requirements"), (name = "penalties"),
+         (name = "learners"), (name = "awards"), (name = "jobs"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// The `/api/v1` routes and their OpenAPI document.
+fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(events::router())
+        .merge(templates::router())
+        .merge(requirements::router())
+        .merge(penalties::router())
+        .merge(learners::router())
+        .merge(awards::router())
+        .merge(jobs::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document (also printed by tests and docs tooling).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_v1().1
+}
+
+/// Builds the whole HTTP application.
+pub fn build_app(state: AppState) -> Router {
+    let (api, doc) = api_v1();
+    let doc = std::sync::Arc::new(doc);
+    let api = api
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route("/openapi.json", get(move || async move { Json((*doc).clone()) }));
+    let limit = state.config.http.max_body_bytes;
+    let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(health::router())
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()))
+}
+
+async fn not_found() -> Response {
+    ApiError::NotFound { code: "route_not_found", detail: "no such endpoint".into() }.into_response()
+}
+
+/// Bearer-token check for every `/api/v1` route.
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let secret = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .unwrap_or("");
+    match state.tokens.verify(&*state.store, secret).await {
+        Ok(Some(_)) => next.run(req).await,
+        Ok(None) => ApiError::Unauthorized.into_response(),
+        Err(e) => ApiError::Internal(e).into_response(),
+    }
+}

@@ -1,0 +1,126 @@
+//! Badge templates: list with filters, create (local), get with requirements and penalties,
+//! update, activate and deactivate.
+
+use accolade_domain::template::Origin;
+use accolade_store::{NewTemplate, TemplateFilter, TemplatePatch};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::dto::*;
+use super::extract::{ApiJson, ApiQuery};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_templates, create_template))
+        .routes(routes!(get_template, update_template))
+        .routes(routes!(activate_template))
+        .routes(routes!(deactivate_template))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TemplateQuery {
+    /// `local` or `credly`.
+    pub origin: Option<String>,
+    /// Only active (`true`) or inactive (`false`) templates.
+    pub active: Option<bool>,
+    /// Case-insensitive part of the name.
+    pub q: Option<String>,
+    /// Owning Credly organization.
+    pub organization: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+/// List templates.
+#[utoipa::path(get, path = "/templates", tag = "templates", params(TemplateQuery),
+    responses((status = 200, body = ListBody<TemplateBody>), (status = 400, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_templates(State(state): State<AppState>, ApiQuery(q): ApiQuery<TemplateQuery>) -> ApiResult<Json<ListBody<TemplateBody>>> {
+    let filter = TemplateFilter {
+        origin: q.origin.as_deref().map(Origin::parse).transpose()?,
+        active: q.active,
+        search: q.q.clone(),
+        organization_id: q.organization.clone(),
+    };
+    let page = state.store.list_templates(&filter, accolade_store::Page::new(q.limit, q.offset)).await?;
+    Ok(Json(ListBody::from_page(page, Into::into)))
+}
+
+/// Create a local template (inactive unless `active` is true).
+#[utoipa::path(post, path = "/templates", tag = "templates", request_body = CreateTemplate,
+    responses((status = 201, body = TemplateBody), (status = 400, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_template(State(state): State<AppState>, ApiJson(body): ApiJson<CreateTemplate>) -> ApiResult<(StatusCode, Json<TemplateBody>)> {
+    if let Some(o) = body.origin.as_deref() {
+        if Origin::parse(o)? != Origin::Local {
+            return Err(ApiError::bad_request("origin_not_creatable", "Credly templates are created by syncing an organization, not by hand"));
+        }
+    }
+    if let Some(u) = &body.uuid {
+        if !accolade_domain::ids::is_uuid(u) {
+            return Err(ApiError::bad_request("invalid_uuid", format!("`{u}` is not a UUID")));
+        }
+    }
+    let t = state
+        .store
+        .create_template(NewTemplate {
+            id: body.uuid.map(|u| u.to_ascii_lowercase()),
+            name: body.name,
+            description: body.description,
+            image_url: body.image_url,
+            origin: Origin::Local,
+            provider_state: "active".into(),
+            is_active: body.active,
+            allow_reaward: body.allow_reaward.unwrap_or(true),
+            organization_id: None,
+        })
+        .await?;
+    tracing::info!(template.id = %t.id, "template {} created", t.id);
+    Ok((StatusCode::CREATED, Json(t.into())))
+}
+
+/// A template with its requirements and penalties.
+#[utoipa::path(get, path = "/templates/{id}", tag = "templates", params(("id" = String, Path)),
+    responses((status = 200, body = TemplateDetailBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_template(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TemplateDetailBody>> {
+    Ok(Json(state.store.get_template(&id).await?.into()))
+}
+
+/// Change a template's name, description, image or re-award switch.
+#[utoipa::path(patch, path = "/templates/{id}", tag = "templates", params(("id" = String, Path)),
+    request_body = UpdateTemplate,
+    responses((status = 200, body = TemplateBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_template(State(state): State<AppState>, Path(id): Path<String>, ApiJson(b): ApiJson<UpdateTemplate>) -> ApiResult<Json<TemplateBody>> {
+    let patch = TemplatePatch { name: b.name, description: b.description, image_url: b.image_url.map(Some), allow_reaward: b.allow_reaward };
+    Ok(Json(state.store.update_template(&id, patch).await?.into()))
+}
+
+/// Activate: the template takes part in event processing from the next event on.
+#[utoipa::path(post, path = "/templates/{id}/activate", tag = "templates", params(("id" = String, Path)),
+    responses((status = 200, body = TemplateBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn activate_template(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TemplateBody>> {
+    let t = state.store.set_template_active(&id, true).await?;
+    tracing::info!(template.id = %id, "template {id} activated");
+    Ok(Json(t.into()))
+}
+
+/// Deactivate: events stop counting for it; issued badges are kept.
+#[utoipa::path(post, path = "/templates/{id}/deactivate", tag = "templates", params(("id" = String, Path)),
+    responses((status = 200, body = TemplateBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn deactivate_template(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TemplateBody>> {
+    let t = state.store.set_template_active(&id, false).await?;
+    tracing::info!(template.id = %id, "template {id} deactivated");
+    Ok(Json(t.into()))
+}

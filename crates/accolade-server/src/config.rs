@@ -1,0 +1,293 @@
+//! Configuration: one `Config` struct loaded in layers (embedded commented defaults →
+//! `accolade.toml` or `--config` → `ACCOLADE_*` environment with `__` nesting → command-line
+//! flags) with figment, then validated so that a bad setting stops start-up with a message that
+//! names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The commented defaults, printed by `accolade default-config`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config.default.toml");
+
+/// Top-level sections; only `ACCOLADE_<SECTION>__…` variables are read, so unrelated
+/// `ACCOLADE_*` variables (e.g. `ACCOLADE_CONFIG`) never collide with settings.
+const SECTIONS: [&str; 6] = ["database", "http", "ingest", "events", "worker", "log"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub ingest: IngestConfig,
+    pub events: EventsConfig,
+    pub worker: WorkerConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` or `postgres://…`.
+    pub url: String,
+    /// Apply migrations at start-up.
+    pub auto_migrate: bool,
+    /// SQLite `PRAGMA synchronous` (FULL or NORMAL).
+    pub sqlite_synchronous: String,
+    /// PostgreSQL pool size.
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("auto_migrate", &self.auto_migrate)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// Hides the password of a DSN such as `postgres://user:secret@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address.
+    pub bind: String,
+    /// Largest accepted body in bytes.
+    pub max_body_bytes: usize,
+    /// Per-request timeout.
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Most events in one request.
+    pub max_events_per_request: usize,
+    /// Most events committed in one transaction.
+    pub batch_max_events: usize,
+    /// Pending submissions before back-pressure (503).
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Event types offered to requirements and penalties.
+    pub types: Vec<String>,
+    /// Key paths hidden from suggestions.
+    pub ignored_keypaths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Run the outbox worker in `serve`.
+    pub enabled: bool,
+    /// Job lease length.
+    pub lease_secs: u64,
+    /// Delays between attempts, e.g. `["10s", "1m"]`.
+    pub retry_schedule: Vec<String>,
+    /// Idle poll interval.
+    pub poll_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// Default level filter.
+    pub level: String,
+}
+
+/// Values given on the command line, applied last.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads and validates the configuration.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Toml::string(DEFAULT_CONFIG));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                fig = fig.merge(Toml::file(path));
+            }
+            None => {
+                let default = PathBuf::from("accolade.toml");
+                if default.exists() {
+                    fig = fig.merge(Toml::file(default));
+                }
+            }
+        }
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if std::env::var("ACCOLADE_DATABASE__URL").is_err() {
+                fig = fig.merge(Serialized::default("database.url", url));
+            }
+        }
+        fig = fig.merge(Env::prefixed("ACCOLADE_").split("__").filter(|k| {
+            SECTIONS.iter().any(|s| k.as_str().to_ascii_lowercase().starts_with(&format!("{s}.")))
+        }));
+        if let Some(b) = &overrides.bind {
+            fig = fig.merge(Serialized::default("http.bind", b));
+        }
+        if let Some(u) = &overrides.database_url {
+            fig = fig.merge(Serialized::default("database.url", u));
+        }
+        let config: Config = fig.extract().map_err(|e| {
+            let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!("invalid configuration: {}", msgs.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Defaults only (tests and tools).
+    pub fn defaults() -> Config {
+        #[allow(clippy::expect_used)] // the embedded defaults are checked by a unit test
+        Figment::from(Toml::string(DEFAULT_CONFIG)).extract().expect("embedded defaults parse")
+    }
+
+    /// Cross-field and value checks with messages naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!("database.url must start with sqlite:// or postgres://, got `{}`", redact_url(url));
+        }
+        if !matches!(self.database.sqlite_synchronous.to_ascii_uppercase().as_str(), "FULL" | "NORMAL" | "EXTRA") {
+            bail!("database.sqlite_synchronous must be FULL, NORMAL or EXTRA");
+        }
+        if self.database.max_connections == 0 {
+            bail!("database.max_connections must be at least 1");
+        }
+        self.bind_addr()?;
+        if self.http.max_body_bytes < 1024 {
+            bail!("http.max_body_bytes must be at least 1024");
+        }
+        if self.http.request_timeout_secs == 0 {
+            bail!("http.request_timeout_secs must be at least 1");
+        }
+        if !(1..=100_000).contains(&self.ingest.batch_max_events) {
+            bail!("ingest.batch_max_events must be between 1 and 100000");
+        }
+        if self.ingest.max_events_per_request == 0 || self.ingest.queue_capacity == 0 {
+            bail!("ingest.max_events_per_request and ingest.queue_capacity must be at least 1");
+        }
+        for t in &self.events.types {
+            accolade_domain::event::validate_event_type(t)
+                .map_err(|_| anyhow::anyhow!("events.types: `{t}` is not a valid event type"))?;
+        }
+        self.retry_schedule()?;
+        if self.worker.lease_secs == 0 {
+            bail!("worker.lease_secs must be at least 1");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!("log.format must be `text` or `json`");
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.http
+            .bind
+            .parse()
+            .with_context(|| format!("http.bind `{}` is not an address like 127.0.0.1:8080", self.http.bind))
+    }
+
+    pub fn retry_schedule(&self) -> anyhow::Result<Vec<Duration>> {
+        if self.worker.retry_schedule.is_empty() {
+            bail!("worker.retry_schedule needs at least one delay");
+        }
+        self.worker
+            .retry_schedule
+            .iter()
+            .map(|s| parse_duration(s).with_context(|| format!("worker.retry_schedule: `{s}` is not a duration like 10s, 5m, 1h")))
+            .collect()
+    }
+}
+
+/// Parses `500ms`, `10s`, `5m`, `1h`, `2d`.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().context("missing number")?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" | "" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        "d" => Duration::from_secs(n * 86_400),
+        other => bail!("unknown unit `{other}`"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let c = Config::defaults();
+        c.validate().unwrap();
+        assert!(c.database.url.starts_with("sqlite://"));
+        assert_eq!(c.retry_schedule().unwrap()[1], Duration::from_secs(60));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        let mut c = Config::defaults();
+        c.database.url = "postgres://u:secret@h/db".into();
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut c = Config::defaults();
+        c.http.bind = "nope".into();
+        assert!(c.validate().unwrap_err().to_string().contains("http.bind"));
+        let mut c = Config::defaults();
+        c.worker.retry_schedule = vec!["10 parsecs".into()];
+        assert!(c.validate().unwrap_err().to_string().contains("worker.retry_schedule"));
+        let mut c = Config::defaults();
+        c.database.url = "mysql://x".into();
+        assert!(c.validate().unwrap_err().to_string().contains("database.url"));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(21600));
+        assert!(parse_duration("x").is_err());
+    }
+}

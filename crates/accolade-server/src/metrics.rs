@@ -1,0 +1,69 @@
+//! Prometheus metrics: names, the recorder and the helpers that update them. Names are
+//! `accolade_*`; `/metrics` renders them in the Prometheus text format.
+
+use std::sync::OnceLock;
+
+use accolade_store::EventOutcome;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder (once) and returns its handle.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("accolade_event_processing_seconds".into()),
+                &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+            )
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        match builder.install_recorder() {
+            Ok(h) => h,
+            // Another recorder is installed (only possible in tests); render an empty registry.
+            Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+        }
+    })
+}
+
+/// Events received by any ingest path, before validation.
+pub fn events_received(n: usize) {
+    counter!("accolade_events_received_total").increment(n as u64);
+}
+
+/// An event refused at ingest, by reason code.
+pub fn event_rejected(code: &str) {
+    counter!("accolade_events_rejected_total", "code" => code.to_string()).increment(1);
+}
+
+/// A processed event: accepted or duplicate, awards and revocations, latency to commit.
+pub fn event_processed(outcome: &EventOutcome, seconds: f64) {
+    match outcome {
+        EventOutcome::Accepted { awarded, revoked } => {
+            counter!("accolade_events_accepted_total").increment(1);
+            if !awarded.is_empty() {
+                counter!("accolade_awards_total").increment(awarded.len() as u64);
+            }
+            if !revoked.is_empty() {
+                counter!("accolade_revokes_total").increment(revoked.len() as u64);
+            }
+        }
+        EventOutcome::Duplicate => counter!("accolade_events_duplicate_total").increment(1),
+    }
+    histogram!("accolade_event_processing_seconds").record(seconds);
+}
+
+pub fn manual_award() {
+    counter!("accolade_awards_total").increment(1);
+}
+
+pub fn manual_revoke() {
+    counter!("accolade_revokes_total").increment(1);
+}
+
+/// Gauges read from the database at scrape time.
+pub fn set_store_gauges(stats: &accolade_store::StoreStats) {
+    gauge!("accolade_outbox_depth").set(stats.outbox_pending as f64);
+    gauge!("accolade_outbox_dead").set(stats.outbox_dead as f64);
+    gauge!("accolade_awards_active").set(stats.awards_active as f64);
+}

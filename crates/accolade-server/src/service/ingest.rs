@@ -1,0 +1,151 @@
+//! Event ingest with group commit.
+//!
+//! Every accepted event must be durable before it is acknowledged, and a durable commit costs an
+//! fsync. One writer task therefore collects the submissions of all concurrent requests (HTTP
+//! batch or single-event requests, the event-bus consumer later) and commits them together in one
+//! transaction, then answers each submitter. Under load many requests share one fsync; when idle a
+//! single event is committed at once. A bounded queue gives back-pressure: when the database
+//! cannot keep up, submitters wait and eventually get "unavailable" instead of piling up memory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use accolade_domain::event::IncomingEvent;
+use accolade_store::{EventOutcome, IndexCache, Store};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::IngestConfig;
+use crate::metrics as m;
+
+/// How long a submitter waits for room in the queue before giving up.
+const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the event writer is overloaded; retry later")]
+    Busy,
+    #[error("the service is shutting down")]
+    ShuttingDown,
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+struct Submission {
+    events: Vec<IncomingEvent>,
+    received: Instant,
+    reply: oneshot::Sender<Result<Vec<EventOutcome>, IngestError>>,
+}
+
+/// Handle to the writer task.
+#[derive(Clone)]
+pub struct Ingest {
+    tx: mpsc::Sender<Submission>,
+}
+
+impl Ingest {
+    /// Starts the writer task.
+    pub fn start(
+        store: Arc<dyn Store>,
+        index: Arc<IndexCache>,
+        config: &IngestConfig,
+        shutdown: CancellationToken,
+    ) -> Ingest {
+        let (tx, rx) = mpsc::channel(config.queue_capacity);
+        let batch_max = config.batch_max_events;
+        tokio::spawn(writer(rx, store, index, batch_max, shutdown));
+        Ingest { tx }
+    }
+
+    /// Stores and processes the events; returns once they are durable (or failed).
+    pub async fn submit(&self, events: Vec<IncomingEvent>) -> Result<Vec<EventOutcome>, IngestError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        let sub = Submission { events, received: Instant::now(), reply };
+        match tokio::time::timeout(ENQUEUE_TIMEOUT, self.tx.send(sub)).await {
+            Err(_) => return Err(IngestError::Busy),
+            Ok(Err(_)) => return Err(IngestError::ShuttingDown),
+            Ok(Ok(())) => {}
+        }
+        rx.await.map_err(|_| IngestError::ShuttingDown)?
+    }
+}
+
+async fn writer(
+    mut rx: mpsc::Receiver<Submission>,
+    store: Arc<dyn Store>,
+    index: Arc<IndexCache>,
+    batch_max: usize,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            s = rx.recv() => s,
+            _ = shutdown.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        let mut total = first.events.len();
+        let mut subs = vec![first];
+        while total < batch_max {
+            match rx.try_recv() {
+                Ok(s) => {
+                    total += s.events.len();
+                    subs.push(s);
+                }
+                Err(_) => break,
+            }
+        }
+        commit(&*store, &index, subs).await;
+    }
+    // Answer whatever is still queued so no submitter hangs; nothing was acknowledged for them.
+    rx.close();
+    while let Ok(s) = rx.try_recv() {
+        let _ = s.reply.send(Err(IngestError::ShuttingDown));
+    }
+}
+
+async fn commit(store: &dyn Store, index: &IndexCache, subs: Vec<Submission>) {
+    let all: Vec<IncomingEvent> = if subs.len() == 1 {
+        subs[0].events.clone()
+    } else {
+        subs.iter().flat_map(|s| s.events.iter().cloned()).collect()
+    };
+    match store.process_events(all, index).await {
+        Ok(outcomes) => {
+            let mut rest = outcomes.into_iter();
+            for s in subs {
+                let mine: Vec<EventOutcome> = rest.by_ref().take(s.events.len()).collect();
+                finish(s, Ok(mine));
+            }
+        }
+        Err(e) if subs.len() > 1 => {
+            // Isolate the failing submission so one bad request cannot fail its neighbours.
+            tracing::warn!(error = %e, submissions = subs.len(), "batch commit failed; retrying submissions one by one");
+            for s in subs {
+                let r = store
+                    .process_events(s.events.clone(), index)
+                    .await
+                    .map_err(|e| IngestError::Storage(e.to_string()));
+                finish(s, r);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "event commit failed");
+            for s in subs {
+                finish(s, Err(IngestError::Storage(e.to_string())));
+            }
+        }
+    }
+}
+
+fn finish(s: Submission, result: Result<Vec<EventOutcome>, IngestError>) {
+    if let Ok(outcomes) = &result {
+        let elapsed = s.received.elapsed().as_secs_f64();
+        for o in outcomes {
+            m::event_processed(o, elapsed);
+        }
+    }
+    let _ = s.reply.send(result);
+}

@@ -1,0 +1,7 @@
+//! Use cases shared by the JSON API, the CLI and the workers. Handlers stay thin and call these.
+
+pub mod apply;
+pub mod auth;
+pub mod ingest;
+pub mod progress;
+pub mod worker;

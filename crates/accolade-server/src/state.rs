@@ -1,0 +1,52 @@
+//! `AppState`: what every handler, worker and CLI command shares.
+
+use std::sync::Arc;
+
+use accolade_store::{IndexCache, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::service::auth::TokenCache;
+use crate::service::ingest::Ingest;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// The rules index, rebuilt from the database when the configuration version changes.
+    pub index: Arc<IndexCache>,
+    /// The group-commit event writer.
+    pub ingest: Ingest,
+    /// Recently verified admin tokens.
+    pub tokens: TokenCache,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Builds the state and starts the ingest writer task.
+    pub fn new(store: Arc<dyn Store>, config: Config) -> AppState {
+        let index = Arc::new(IndexCache::new());
+        let shutdown = CancellationToken::new();
+        let ingest = Ingest::start(store.clone(), index.clone(), &config.ingest, shutdown.clone());
+        AppState(Arc::new(Inner {
+            store,
+            config: Arc::new(config),
+            index,
+            ingest,
+            tokens: TokenCache::default(),
+            shutdown,
+        }))
+    }
+}
