@@ -1,0 +1,8 @@
+//! The one integration-test binary of accolade-server (every file under tests/ would be another
+//! binary to link). Modules group tests by concern; `helpers` builds a `TestApp`.
+
+mod api;
+mod crash;
+mod helpers;
+mod ingest;
+mod rules_as_code;
