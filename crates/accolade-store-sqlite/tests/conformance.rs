@@ -23,3 +23,23 @@ fn uuid_like() -> String {
 }
 
 accolade_store::conformance_suite!(fresh());
+
+/// Two handles (as two processes would open) on one fresh database file.
+fn two_handles() -> (Arc<dyn Store>, Arc<dyn Store>) {
+    let path = std::env::temp_dir().join(format!("accolade-conf-{}", uuid_like())).join("test.db");
+    let a = SqliteStore::open(&path, &SqliteOptions::default()).expect("open sqlite");
+    let b = SqliteStore::open(&path, &SqliteOptions::default()).expect("open sqlite again");
+    (Arc::new(a), Arc::new(b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_change_via_other_handle() {
+    let (a, b) = two_handles();
+    accolade_store::testkit::shared::rule_change_via_other_handle(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_award_exactly_once() {
+    let (a, b) = two_handles();
+    accolade_store::testkit::shared::two_handles_award_exactly_once(a, b).await;
+}

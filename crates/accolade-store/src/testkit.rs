@@ -9,36 +9,37 @@
 //!
 //! which expands to one `#[tokio::test(flavor = "multi_thread")]` per test below, so a failure
 //! names the behaviour that broke.
+//!
+//! The tests are grouped by subject:
+//! - [`configuration`]: templates, requirements, penalties, the configuration version;
+//! - [`examples`]: the eleven documented configuration examples and the penalty example of the
+//!   Open edX badges feature, each configured exactly as documented;
+//! - [`defects`]: the reference implementation's defects D1–D6, one test each;
+//! - [`processing`]: exactly-once processing, award times, activation, fresh rules, concurrency,
+//!   the inbox, learners and fulfilments;
+//! - [`operations`]: manual award and revocation, delivery results, the outbox queue, rules as
+//!   code, API tokens, rejected events, counters;
+//! - [`shared`]: tests taking two handles on one database (called by implementations directly).
+//!
+//! [`support`] holds the event builders and helpers the tests are written with; implementation
+//! crates may use them for their own tests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+pub mod configuration;
+pub mod defects;
+pub mod examples;
+pub mod operations;
+pub mod processing;
+pub mod shared;
+pub mod support;
 
-use crate::{NewTemplate, Page, Store, TemplateFilter};
-use accolade_domain::template::Origin;
-
-/// A new local template with the given name, active or not.
-pub fn local_template(name: &str, active: bool) -> NewTemplate {
-    NewTemplate {
-        id: None,
-        name: name.to_string(),
-        description: format!("{name} description"),
-        image_url: None,
-        origin: Origin::Local,
-        provider_state: "active".into(),
-        is_active: active,
-        allow_reaward: true,
-        organization_id: None,
-    }
-}
-
-pub async fn create_and_list_templates(store: Arc<dyn Store>) {
-    let t = store.create_template(local_template("Demo", false)).await.unwrap();
-    let page = store.list_templates(&TemplateFilter::default(), Page::default()).await.unwrap();
-    assert_eq!(page.items.len(), 1);
-    assert_eq!(page.items[0].id, t.id);
-    assert!(!page.items[0].is_active);
-}
+pub use configuration::*;
+pub use defects::*;
+pub use examples::*;
+pub use operations::*;
+pub use processing::*;
+pub use support::local_template;
 
 /// Expands to one tokio test per conformance test. `$make` is an async block that yields a
 /// fresh `Arc<dyn Store>`.
@@ -47,6 +48,61 @@ macro_rules! conformance_suite {
     ($make:expr) => {
         $crate::conformance_suite!(@tests $make;
             create_and_list_templates,
+            create_template_keeps_fields,
+            template_filters_and_pagination,
+            get_template_returns_configuration,
+            unknown_template_is_not_found,
+            update_template_fields,
+            activate_and_deactivate_template,
+            requirement_crud_and_default_groups,
+            penalty_links_requirements,
+            config_version_increases_on_every_change,
+            example_01_any_grade_update,
+            example_02_any_course_completion,
+            example_03_any_course_except_demo,
+            example_04_specific_course,
+            example_05_two_courses_both_required,
+            example_06_one_of_two_courses,
+            example_07_any_ccx_completion,
+            example_08_specific_ccx,
+            example_09_any_ccx_of_master,
+            example_10_ccx_of_master_except_one,
+            example_11_master_or_ccx_except_3,
+            penalty_example,
+            d1_one_group_of_two_awards_nothing,
+            d2_penalty_on_two_requirements_revokes_once,
+            d3_requalifying_after_revocation_awards_again,
+            d4_award_leaves_a_retryable_issue_job,
+            d5_issued_at_is_the_completing_event_time,
+            d6_requirement_without_rules_matches_any_event_of_its_type,
+            replay_in_same_batch_is_duplicate,
+            replay_in_later_batch_is_duplicate,
+            earned_at_is_time_of_completing_event,
+            inactive_template_is_ignored,
+            deactivating_keeps_awards_and_reactivating_resumes,
+            rule_change_applies_to_next_batch,
+            one_event_completes_several_templates,
+            batch_sees_its_own_effects,
+            concurrent_batches_award_exactly_once,
+            concurrent_duplicate_is_processed_once,
+            fulfillments_name_the_event,
+            events_are_listed_by_learner,
+            learners_are_recorded_from_events,
+            manual_award_and_conflict,
+            manual_revoke_and_conflict,
+            unknown_ids_are_not_found,
+            record_delivery_keeps_revoked_state,
+            claim_jobs_returns_each_due_job_once,
+            expired_lease_is_claimable_again,
+            finish_job_succeeded_retry_dead,
+            list_jobs_filters_by_status_and_kind,
+            concurrent_claims_never_share_a_job,
+            apply_template_creates_and_is_idempotent,
+            apply_template_removes_absent_requirements,
+            apply_template_rejects_unknown_requirement_key,
+            api_tokens_are_found_by_hash,
+            rejected_events_are_recorded,
+            stats_follow_events_awards_and_jobs,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
