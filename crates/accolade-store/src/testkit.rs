@@ -50,6 +50,7 @@ macro_rules! conformance_suite {
             create_and_list_templates,
             create_template_keeps_fields,
             template_filters_and_pagination,
+            template_search_ignores_case_beyond_ascii,
             get_template_returns_configuration,
             unknown_template_is_not_found,
             update_template_fields,

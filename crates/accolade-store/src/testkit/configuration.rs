@@ -247,6 +247,44 @@ pub async fn template_filters_and_pagination(store: Arc<dyn Store>) {
     assert_eq!(beyond.next_offset, None);
 }
 
+/// The name search ignores case for every letter, not only ASCII (operators search for
+/// "für", "ÉCOLE" or "ÖSTERREICH" in template names synced from Credly).
+pub async fn template_search_ignores_case_beyond_ascii(store: Arc<dyn Store>) {
+    for name in [
+        "Python für Einsteiger",
+        "École d'été",
+        "Österreich Akademie",
+        "Plain",
+    ] {
+        store
+            .create_template(local_template(name, false))
+            .await
+            .unwrap();
+    }
+    let search = |q: &str| {
+        let store = store.clone();
+        let filter = TemplateFilter {
+            search: Some(q.to_string()),
+            ..Default::default()
+        };
+        async move {
+            let page = store
+                .list_templates(&filter, Page::default())
+                .await
+                .unwrap();
+            page.items
+                .into_iter()
+                .map(|t| t.name)
+                .collect::<BTreeSet<String>>()
+        }
+    };
+    assert_eq!(search("für").await, set(&["Python für Einsteiger"]));
+    assert_eq!(search("FÜR").await, set(&["Python für Einsteiger"]));
+    assert_eq!(search("école").await, set(&["École d'été"]));
+    assert_eq!(search("ÉTÉ").await, set(&["École d'été"]));
+    assert_eq!(search("österreich").await, set(&["Österreich Akademie"]));
+}
+
 /// `get_template` returns the template with its requirements and penalties.
 pub async fn get_template_returns_configuration(store: Arc<dyn Store>) {
     let (t, reqs) = configure(
