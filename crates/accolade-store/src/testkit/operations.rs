@@ -163,6 +163,30 @@ pub async fn manual_revoke_and_conflict(store: Arc<dyn Store>) {
         AwardState::Revoked,
         "history is kept"
     );
+    let revoked = awards_where(
+        &store,
+        &crate::AwardFilter {
+            state: Some(AwardState::Revoked),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        revoked.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        vec![award.clone()]
+    );
+    let current = awards_where(
+        &store,
+        &crate::AwardFilter {
+            state: Some(AwardState::Awarded),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        current.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        vec![again.id.clone()]
+    );
     assert_eq!(holders(&store, &t.id).await, set(&["jdoe"]));
 }
 

@@ -637,12 +637,126 @@ pub async fn learners_are_recorded_from_events(store: Arc<dyn Store>) {
         set(&["akumar", "jdoe"])
     );
 
-    let mut changed = passing("e2", "jdoe", DEMO_COURSE, true);
-    changed.learner.email = Some("jane@new.example.com".into());
-    changed.payload["user"]["pii"]["email"] = serde_json::json!("jane@new.example.com");
-    send(&store, &index, vec![changed]).await;
+    let with_email = |id: &str, email: &str| {
+        let mut e = passing(id, "jdoe", DEMO_COURSE, true);
+        e.learner.email = Some(email.to_string());
+        e.payload["user"]["pii"]["email"] = serde_json::json!(email);
+        e
+    };
+    send(
+        &store,
+        &index,
+        vec![with_email("e2", "jane@new.example.com")],
+    )
+    .await;
+    assert_eq!(
+        store.get_learner("jdoe").await.unwrap().email.as_deref(),
+        Some("jane@new.example.com"),
+        "learner data follows the latest event"
+    );
+    send(&store, &index, vec![with_email("e3", "jdoe@example.com")]).await;
+    assert_eq!(
+        store.get_learner("jdoe").await.unwrap().email.as_deref(),
+        Some("jdoe@example.com"),
+        "changing back to earlier data is an update too"
+    );
+    // The same within one batch: the last event's data wins.
+    send(
+        &store,
+        &index,
+        vec![
+            with_email("e4", "jane@new.example.com"),
+            with_email("e5", "jdoe@example.com"),
+            with_email("e6", "jane@new.example.com"),
+        ],
+    )
+    .await;
     assert_eq!(
         store.get_learner("jdoe").await.unwrap().email.as_deref(),
         Some("jane@new.example.com")
+    );
+}
+
+/// An empty batch is fine and changes nothing.
+pub async fn empty_batch_is_a_no_op(store: Arc<dyn Store>) {
+    let index = IndexCache::new();
+    configure_active(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
+    assert!(store
+        .process_events(vec![], &index)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(all_events(&store, None).await.is_empty());
+    assert_eq!(store.stats().await.unwrap().events, 0);
+}
+
+/// A large batch (as a busy consumer hands over) is processed in one call: one outcome per
+/// event, every award and job written.
+pub async fn large_batch_is_processed(store: Arc<dyn Store>) {
+    const N: usize = 3000;
+    let index = IndexCache::new();
+    let (t, _) = configure_active(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
+    let mut events: Vec<IncomingEvent> = (0..N)
+        .map(|i| {
+            passing(
+                &format!("big-{i}"),
+                &format!("learner{i}"),
+                DEMO_COURSE,
+                true,
+            )
+        })
+        .collect();
+    events.push(events[0].clone());
+    let out = send(&store, &index, events).await;
+    assert_eq!(out.len(), N + 1);
+    assert_eq!(out[N], EventOutcome::Duplicate);
+    let awarded = out
+        .iter()
+        .filter(|o| matches!(o, EventOutcome::Accepted { awarded, .. } if awarded.len() == 1))
+        .count();
+    assert_eq!(awarded, N);
+    assert_eq!(holders(&store, &t.id).await.len(), N);
+    assert_eq!(jobs_of_kind(&store, kind::ISSUE_AWARD).await.len(), N);
+    assert_eq!(store.stats().await.unwrap().events, N as i64);
+}
+
+/// Text from the outside (quotes, non-Latin scripts, emoji, a NUL in a learner's display name)
+/// is stored and matched verbatim, never breaking a batch.
+pub async fn unusual_text_is_stored_verbatim(store: Arc<dyn Store>) {
+    let index = IndexCache::new();
+    let course = "course-v1:Ünï+Cöde's_\"100%\"+2026";
+    let (t, _) = configure_active(&store, "Unicode", vec![passed_course(course, None)]).await;
+    let user = "o'brien; DROP TABLE awards;--";
+    let mut quoted = passing("evt 1 ü 'x'", user, course, true);
+    quoted.learner.name = Some("Ŝtéphane 学生 🎓".into());
+    quoted.payload["user"]["pii"]["name"] = serde_json::json!("Ŝtéphane 学生 🎓");
+    let mut nul = passing("evt-nul", "nul-name", course, true);
+    nul.learner.name = Some("Nul\u{0}Name".into());
+    nul.payload["user"]["pii"]["name"] = serde_json::json!("Nul\u{0}Name");
+    let out = store
+        .process_events(vec![quoted.clone(), nul], &index)
+        .await;
+    let out = out.expect("unusual text must not fail the batch");
+    assert!(out
+        .iter()
+        .all(|o| matches!(o, EventOutcome::Accepted { awarded, .. } if awarded.len() == 1)));
+    assert_eq!(holders(&store, &t.id).await, set(&[user, "nul-name"]));
+    let stored = all_events(&store, Some(user)).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, "evt 1 ü 'x'");
+    assert_eq!(IncomingEvent::from_json(&stored[0].body).unwrap(), quoted);
+    assert_eq!(
+        store.get_learner(user).await.unwrap().name.as_deref(),
+        Some("Ŝtéphane 学生 🎓")
+    );
+    assert_eq!(all_events(&store, Some("nul-name")).await.len(), 1);
+    assert_nothing(
+        &send_one(
+            &store,
+            &index,
+            passing("evt-2", "other", "course-v1:Unï+Cöde's_\"100%\"+2026", true),
+        )
+        .await,
+        "a different spelling is a different course",
     );
 }
