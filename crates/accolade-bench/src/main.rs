@@ -1,0 +1,345 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde_json::{json, Value};
+
+const PASSING: &str = "org.openedx.learning.course.passing.status.updated.v1";
+/// Distinct courses used by requirements.
+const COURSES: usize = 25;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// The accolade binary to benchmark.
+    #[arg(long, default_value = "target/release/accolade")]
+    binary: PathBuf,
+    /// Learners for the throughput phases.
+    #[arg(long, default_value_t = 2_000)]
+    learners: usize,
+    /// Events in the batch-throughput phase.
+    #[arg(long, default_value_t = 200_000)]
+    batch_events: usize,
+    /// Events per batch request.
+    #[arg(long, default_value_t = 1_000)]
+    batch_size: usize,
+    /// Events in the single-event phase.
+    #[arg(long, default_value_t = 30_000)]
+    single_events: usize,
+    /// Concurrent clients in the single-event phase.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds of paced load in the latency phase.
+    #[arg(long, default_value_t = 10)]
+    latency_secs: u64,
+    /// Fulfilments to reach before reading peak RSS (0 skips the phase).
+    #[arg(long, default_value_t = 1_000_000)]
+    fulfillments: usize,
+    /// Only these phases (comma list of batch,single,latency,rss).
+    #[arg(long, default_value = "batch,single,latency,rss")]
+    phases: String,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    token: String,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_server(binary: &PathBuf) -> anyhow::Result<Server> {
+    let dir = std::env::temp_dir().join(format!("accolade-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let db = format!("sqlite://{}/bench.db", dir.display());
+    let out = Command::new(binary).args(["admin", "create-token", "--name", "bench", "--database-url", &db]).output()
+        .with_context(|| format!("running {}", binary.display()))?;
+    if !out.status.success() {
+        bail!("create-token failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let token = String::from_utf8(out.stdout)?.trim().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new(binary)
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database-url", &db])
+        .env("ACCOLADE_LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    Ok(Server { child, base: format!("http://127.0.0.1:{port}"), token, dir })
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    for _ in 0..400 {
+        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("server did not become ready")
+}
+
+async fn call(client: &reqwest::Client, s: &Server, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
+    let r = client.request(method, format!("{}{path}", s.base)).bearer_auth(&s.token).json(&body).send().await?;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{path}: {status} {v}");
+    }
+    Ok(v)
+}
+
+fn course(i: usize) -> String {
+    format!("course-v1:BenchX+C{i:02}+2026")
+}
+
+/// 20 active templates, 50 requirements in 2-3 groups, 100 data rules, 20 penalties.
+async fn configure(client: &reqwest::Client, s: &Server) -> anyhow::Result<()> {
+    let mut requirements = 0;
+    let mut rules = 0;
+    for t in 0..20 {
+        let tpl = call(client, s, reqwest::Method::POST, "/api/v1/templates", json!({"name": format!("Bench template {t}")})).await?;
+        let id = tpl["id"].as_str().context("template id")?.to_string();
+        // 10 templates with 3 requirements (groups A, B, C), 10 with 2 (groups A, B): 50 in all.
+        let n = if t < 10 { 3 } else { 2 };
+        let mut req_ids = Vec::new();
+        for g in 0..n {
+            let c = course((t * 3 + g) % COURSES);
+            let r = call(client, s, reqwest::Method::POST, &format!("/api/v1/templates/{id}/requirements"), json!({
+                "event_type": PASSING,
+                "group": ["A", "B", "C"][g],
+                "rules": [{"path": "is_passing", "op": "=", "value": "true"}, {"path": "course.course_key", "op": "=", "value": c}],
+            })).await?;
+            req_ids.push(r["id"].clone());
+            requirements += 1;
+            rules += 2;
+        }
+        call(client, s, reqwest::Method::POST, &format!("/api/v1/templates/{id}/penalties"), json!({
+            "event_type": PASSING,
+            "requirements": [req_ids[0]],
+            "rules": [{"path": "is_passing", "op": "=", "value": "false"}, {"path": "course.course_key", "op": "=", "value": course((t * 3) % COURSES)}],
+        })).await?;
+        call(client, s, reqwest::Method::POST, &format!("/api/v1/templates/{id}/activate"), json!({})).await?;
+    }
+    println!("configured: 20 active templates, {requirements} requirements, {rules} requirement data rules + 40 penalty rules, 20 penalties");
+    Ok(())
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A realistic course-passing event (the shape edx-platform sends), mostly passing.
+fn event(learner: usize, course_idx: usize, passing: bool) -> Value {
+    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    json!({
+        "id": format!("5a1f3c2e-6f7b-11f0-{:04x}-{:012x}", (n >> 48) & 0xffff, n & 0xffff_ffff_ffff),
+        "event_type": PASSING,
+        "time": "2026-08-20T14:03:27.512345+00:00",
+        "source": "openedx/lms/web",
+        "minorversion": 0,
+        "data": {"course_passing_status": {
+            "course": {"course_key": course(course_idx), "display_name": "", "end": null, "start": null},
+            "is_passing": passing,
+            "user": {"id": learner, "is_active": true,
+                     "pii": {"email": format!("learner{learner}@example.com"), "name": format!("Learner {learner}"), "username": format!("learner{learner}")}}
+        }}
+    })
+}
+
+fn random_event(rng: &mut u64, learners: usize) -> Value {
+    // xorshift: deterministic, dependency free.
+    let mut next = || {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        *rng
+    };
+    let learner = (next() as usize) % learners;
+    let c = (next() as usize) % COURSES;
+    let passing = next() % 10 != 0;
+    event(learner, c, passing)
+}
+
+async fn batch_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyhow::Result<f64> {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let bodies: Vec<Vec<u8>> = (0..args.batch_events / args.batch_size)
+        .map(|_| {
+            let evs: Vec<Value> = (0..args.batch_size).map(|_| random_event(&mut rng, args.learners)).collect();
+            serde_json::to_vec(&evs).unwrap_or_default()
+        })
+        .collect();
+    let total = bodies.len() * args.batch_size;
+    let started = Instant::now();
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (client, bodies, next, base, token) = (client.clone(), bodies.clone(), next.clone(), s.base.clone(), s.token.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(body) = bodies.get(i) else { return Ok::<_, anyhow::Error>(()) };
+                let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&token)
+                    .header("content-type", "application/json").body(body.clone()).send().await?;
+                if r.status() != 202 {
+                    bail!("batch ingest answered {}", r.status());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    println!("batch ingest: {total} events in {:.2}s = {rate:.0} events/s ({} per request, 4 clients)", started.elapsed().as_secs_f64(), args.batch_size);
+    Ok(rate)
+}
+
+async fn single_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyhow::Result<f64> {
+    let mut rng = 0x1234_5678_9abc_def1u64;
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..args.single_events).map(|_| serde_json::to_vec(&random_event(&mut rng, args.learners)).unwrap_or_default()).collect());
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (client, bodies, next, base, token) = (client.clone(), bodies.clone(), next.clone(), s.base.clone(), s.token.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(body) = bodies.get(i) else { return Ok::<_, anyhow::Error>(()) };
+                let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&token)
+                    .header("content-type", "application/json").body(body.clone()).send().await?;
+                if r.status() != 202 {
+                    bail!("single ingest answered {}", r.status());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let rate = args.single_events as f64 / started.elapsed().as_secs_f64();
+    println!("single-event requests: {} events in {:.2}s = {rate:.0} events/s ({} concurrent clients)", args.single_events, started.elapsed().as_secs_f64(), args.concurrency);
+    Ok(rate)
+}
+
+async fn latency_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyhow::Result<(f64, f64)> {
+    let mut rng = 0x0dd_ba11_cafe_f00du64;
+    let total = (args.latency_secs * 1000) as usize;
+    let bodies: Vec<Vec<u8>> = (0..total).map(|_| serde_json::to_vec(&random_event(&mut rng, args.learners)).unwrap_or_default()).collect();
+    let mut interval = tokio::time::interval(Duration::from_millis(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(total);
+    for body in bodies {
+        interval.tick().await;
+        let (client, base, token) = (client.clone(), s.base.clone(), s.token.clone());
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&token)
+                .header("content-type", "application/json").body(body).send().await?;
+            if r.status() != 202 {
+                bail!("paced ingest answered {}", r.status());
+            }
+            Ok::<_, anyhow::Error>(t.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let mut lat = Vec::with_capacity(total);
+    for t in tasks {
+        lat.push(t.await??);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let p50 = lat[lat.len() / 2];
+    let p99 = lat[(lat.len() * 99) / 100];
+    println!("latency at 1,000 events/s for {}s (request sent -> 202 after durable commit): p50 {p50:.2} ms, p99 {p99:.2} ms, max {:.2} ms", args.latency_secs, lat[lat.len() - 1]);
+    Ok((p50, p99))
+}
+
+fn vm_hwm_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("VmHWM")?;
+    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
+}
+
+async fn rss_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyhow::Result<f64> {
+    // Each passing event of course c fulfils the requirements on c (2 per course here), so
+    // learners x courses passing events give 2 x that many fulfilments.
+    let per_learner = COURSES * 2;
+    let learners = args.fulfillments.div_ceil(per_learner);
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(args.batch_size);
+    let mut sent = 0usize;
+    let mut pending = futures::stream::FuturesUnordered::new();
+    use futures::StreamExt;
+    for l in 0..learners {
+        for c in 0..COURSES {
+            batch.push(event(1_000_000 + l, c, true));
+            if batch.len() == args.batch_size {
+                let body = serde_json::to_vec(&std::mem::take(&mut batch))?;
+                sent += args.batch_size;
+                pending.push(post_body(client.clone(), s.base.clone(), s.token.clone(), body));
+                if pending.len() >= 4 {
+                    pending.next().await.context("pending")??;
+                }
+            }
+        }
+    }
+    if !batch.is_empty() {
+        sent += batch.len();
+        pending.push(post_body(client.clone(), s.base.clone(), s.token.clone(), serde_json::to_vec(&batch)?));
+    }
+    while let Some(r) = pending.next().await {
+        r?;
+    }
+    let mib = vm_hwm_kib(s.child.id())? as f64 / 1024.0;
+    println!("memory: {sent} events from {learners} learners (>= {} fulfilments) in {:.1}s; server peak RSS (VmHWM) {mib:.1} MiB",
+        learners * per_learner, started.elapsed().as_secs_f64());
+    Ok(mib)
+}
+
+async fn post_body(client: reqwest::Client, base: String, token: String, body: Vec<u8>) -> anyhow::Result<()> {
+    let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&token).header("content-type", "application/json").body(body).send().await?;
+    if r.status() != 202 {
+        bail!("ingest answered {}", r.status());
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let phases: Vec<&str> = args.phases.split(',').map(str::trim).collect();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).timeout(Duration::from_secs(60)).build()?;
+    let server = start_server(&args.binary)?;
+    wait_ready(&client, &server.base).await?;
+    configure(&client, &server).await?;
+    let mut summary = Vec::new();
+    if phases.contains(&"batch") {
+        summary.push(format!("batch_events_per_sec={:.0}", batch_phase(&client, &server, &args).await?));
+    }
+    if phases.contains(&"single") {
+        summary.push(format!("single_events_per_sec={:.0}", single_phase(&client, &server, &args).await?));
+    }
+    if phases.contains(&"latency") {
+        let (p50, p99) = latency_phase(&client, &server, &args).await?;
+        summary.push(format!("latency_p50_ms={p50:.2} latency_p99_ms={p99:.2}"));
+    }
+    if phases.contains(&"rss") && args.fulfillments > 0 {
+        summary.push(format!("peak_rss_mib={:.1}", rss_phase(&client, &server, &args).await?));
+    }
+    println!("RESULT {}", summary.join(" "));
+    Ok(())
+}
