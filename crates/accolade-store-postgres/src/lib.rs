@@ -1,0 +1,365 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod awards;
+mod config;
+mod effects;
+mod events;
+mod jobs;
+pub mod migrate;
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use accolade_domain::award::Award;
+use accolade_domain::event::IncomingEvent;
+use accolade_domain::outbox::Job;
+use accolade_domain::template::{Penalty, Requirement, Template, TemplateConfig};
+use accolade_store::*;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use crate::rows::db;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Runs `$body` (an async expression using the connection `$c`) in the transaction `$tx` and
+/// commits; an error returns early and the dropped transaction rolls back.
+macro_rules! in_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {{
+        let mut tx = $tx;
+        let $c: &mut PgConnection = &mut tx;
+        let out = $body.await?;
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }};
+}
+
+/// The PostgreSQL store. Cloning is cheap and shares the pool.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Options for connecting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgOptions {
+    /// Run pending migrations on connect. Deployments with several instances turn this off and
+    /// run `accolade migrate` as a release step.
+    pub auto_migrate: bool,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long a query waits for a free connection before failing.
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            auto_migrate: true,
+            max_connections: 10,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+fn parse_url(url: &str) -> Result<PgConnectOptions> {
+    PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Other(format!("invalid PostgreSQL URL: {e}")))
+}
+
+fn with_defaults(connect: PgConnectOptions) -> PgConnectOptions {
+    if connect.get_application_name().is_some() {
+        connect
+    } else {
+        connect.application_name("accolade")
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database?…`), checks the server
+    /// version, and migrates or checks the schema according to `options.auto_migrate`.
+    pub async fn connect(url: &str, options: &PgOptions) -> Result<Self> {
+        Self::connect_with(parse_url(url)?, options).await
+    }
+
+    /// [`PgStore::connect`] with already parsed connection options.
+    pub async fn connect_with(connect: PgConnectOptions, options: &PgOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(options.acquire_timeout_secs))
+            .connect_with(with_defaults(connect))
+            .await
+            .map_err(|e| StoreError::Other(format!("cannot connect to PostgreSQL: {e}")))?;
+        let mut c = pool.acquire().await.map_err(db)?;
+        migrate::check_server_version(&mut c).await?;
+        if options.auto_migrate {
+            drop(c);
+            let n = migrate::run(&pool).await?;
+            if n > 0 {
+                tracing::info!(migrations = n, "postgres migrations applied");
+            }
+        } else {
+            migrate::check(&mut c).await?;
+        }
+        Ok(PgStore { pool })
+    }
+
+    /// Applies pending migrations (for `accolade migrate`); returns how many ran.
+    pub async fn migrate(url: &str) -> Result<usize> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(with_defaults(parse_url(url)?))
+            .await
+            .map_err(|e| StoreError::Other(format!("cannot connect to PostgreSQL: {e}")))?;
+        {
+            let mut c = pool.acquire().await.map_err(db)?;
+            migrate::check_server_version(&mut c).await?;
+        }
+        let n = migrate::run(&pool).await;
+        pool.close().await;
+        n
+    }
+
+    /// The connection pool (for health checks and tools).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn conn(&self) -> Result<PoolConnection<Postgres>> {
+        self.pool.acquire().await.map_err(db)
+    }
+
+    /// A read-write transaction.
+    async fn write(&self) -> Result<Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(db)
+    }
+
+    /// A read-only transaction on one snapshot (for reads made of several statements).
+    async fn snapshot(&self) -> Result<Transaction<'static, Postgres>> {
+        self.pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db)
+    }
+
+    /// A configuration change: a transaction holding the configuration lock exclusively.
+    async fn config_change(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.write().await?;
+        config::lock_for_change(&mut tx).await?;
+        Ok(tx)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn config_version(&self) -> Result<i64> {
+        config::version(&mut *self.conn().await?).await
+    }
+
+    async fn active_config(&self) -> Result<(i64, Vec<TemplateConfig>)> {
+        in_tx!(self.snapshot().await?, |c| async {
+            Ok::<_, StoreError>((config::version(c).await?, config::active_configs(c).await?))
+        })
+    }
+
+    async fn list_templates(&self, filter: &TemplateFilter, page: Page) -> Result<Paged<Template>> {
+        config::list_templates(&mut *self.conn().await?, filter, page).await
+    }
+
+    async fn get_template(&self, id: &str) -> Result<TemplateConfig> {
+        in_tx!(self.snapshot().await?, |c| config::template_config(c, id))
+    }
+
+    async fn create_template(&self, new: NewTemplate) -> Result<Template> {
+        in_tx!(self.config_change().await?, |c| config::create_template(
+            c, new
+        ))
+    }
+
+    async fn update_template(&self, id: &str, patch: TemplatePatch) -> Result<Template> {
+        in_tx!(self.config_change().await?, |c| config::update_template(
+            c, id, patch
+        ))
+    }
+
+    async fn set_template_active(&self, id: &str, active: bool) -> Result<Template> {
+        in_tx!(self.config_change().await?, |c| config::set_active(
+            c, id, active
+        ))
+    }
+
+    async fn add_requirement(&self, template_id: &str, new: NewRequirement) -> Result<Requirement> {
+        in_tx!(self.config_change().await?, |c| config::add_requirement(
+            c,
+            template_id,
+            new
+        ))
+    }
+
+    async fn get_requirement(&self, id: &str) -> Result<Requirement> {
+        config::requirement(&mut *self.conn().await?, id).await
+    }
+
+    async fn update_requirement(&self, id: &str, patch: RequirementPatch) -> Result<Requirement> {
+        in_tx!(self.config_change().await?, |c| config::update_requirement(
+            c, id, patch
+        ))
+    }
+
+    async fn delete_requirement(&self, id: &str) -> Result<()> {
+        in_tx!(self.config_change().await?, |c| config::delete_requirement(
+            c, id
+        ))
+    }
+
+    async fn add_penalty(&self, template_id: &str, new: NewPenalty) -> Result<Penalty> {
+        in_tx!(self.config_change().await?, |c| config::add_penalty(
+            c,
+            template_id,
+            new
+        ))
+    }
+
+    async fn get_penalty(&self, id: &str) -> Result<Penalty> {
+        in_tx!(self.snapshot().await?, |c| config::penalty(c, id))
+    }
+
+    async fn update_penalty(&self, id: &str, patch: PenaltyPatch) -> Result<Penalty> {
+        in_tx!(self.config_change().await?, |c| config::update_penalty(
+            c, id, patch
+        ))
+    }
+
+    async fn delete_penalty(&self, id: &str) -> Result<()> {
+        in_tx!(self.config_change().await?, |c| config::delete_penalty(
+            c, id
+        ))
+    }
+
+    async fn apply_template(&self, desired: DesiredTemplate) -> Result<TemplateConfig> {
+        in_tx!(self.config_change().await?, |c| config::apply_template(
+            c, desired
+        ))
+    }
+
+    async fn process_events(
+        &self,
+        events: Vec<IncomingEvent>,
+        index: &IndexCache,
+    ) -> Result<Vec<EventOutcome>> {
+        in_tx!(self.write().await?, |c| events::process(c, &events, index))
+    }
+
+    async fn record_rejected(&self, rejected: Vec<RejectedEvent>) -> Result<()> {
+        events::record_rejected(&mut *self.conn().await?, &rejected).await
+    }
+
+    async fn list_events(&self, learner: Option<&str>, page: Page) -> Result<Paged<StoredEvent>> {
+        events::list_events(&mut *self.conn().await?, learner, page).await
+    }
+
+    async fn list_rejected(&self, page: Page) -> Result<Paged<RejectedEvent>> {
+        events::list_rejected(&mut *self.conn().await?, page).await
+    }
+
+    async fn get_learner(&self, username: &str) -> Result<Learner> {
+        awards::get_learner(&mut *self.conn().await?, username).await
+    }
+
+    async fn list_learners(&self, page: Page) -> Result<Paged<Learner>> {
+        awards::list_learners(&mut *self.conn().await?, page).await
+    }
+
+    async fn fulfillments(&self, username: &str) -> Result<Vec<Fulfillment>> {
+        awards::fulfillments(&mut *self.conn().await?, username).await
+    }
+
+    async fn list_awards(&self, filter: &AwardFilter, page: Page) -> Result<Paged<Award>> {
+        awards::list_awards(&mut *self.conn().await?, filter, page).await
+    }
+
+    async fn get_award(&self, id: &str) -> Result<Award> {
+        awards::get_award(&mut *self.conn().await?, id).await
+    }
+
+    async fn award_manually(
+        &self,
+        template_id: &str,
+        username: &str,
+        change: ManualChange,
+    ) -> Result<Award> {
+        in_tx!(self.write().await?, |c| awards::award_manually(
+            c,
+            template_id,
+            username,
+            change
+        ))
+    }
+
+    async fn revoke_award(&self, award_id: &str, change: ManualChange) -> Result<Award> {
+        in_tx!(self.write().await?, |c| awards::revoke_award(
+            c, award_id, change
+        ))
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<Paged<Job>> {
+        jobs::list_jobs(&mut *self.conn().await?, filter, page).await
+    }
+
+    async fn get_job(&self, id: &str) -> Result<Job> {
+        jobs::get_job(&mut *self.conn().await?, id).await
+    }
+
+    async fn retry_job(&self, id: &str) -> Result<Job> {
+        jobs::retry_job(&mut *self.conn().await?, id).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        kinds: &[&str],
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Job>> {
+        jobs::claim_jobs(&mut *self.conn().await?, kinds, limit, now, lease_until).await
+    }
+
+    async fn finish_job(&self, id: &str, result: JobResult, now: DateTime<Utc>) -> Result<()> {
+        jobs::finish_job(&mut *self.conn().await?, id, result, now).await
+    }
+
+    async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award> {
+        in_tx!(self.write().await?, |c| awards::record_delivery(
+            c, award_id, delivery
+        ))
+    }
+
+    async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken> {
+        jobs::create_token(&mut *self.conn().await?, name, secret_hash).await
+    }
+
+    async fn find_api_token(&self, secret_hash: &str) -> Result<Option<ApiToken>> {
+        jobs::find_token(&mut *self.conn().await?, secret_hash).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats> {
+        jobs::stats(&mut *self.conn().await?).await
+    }
+}

@@ -1,0 +1,232 @@
+//! Learners, progress and awards, including manual award and revocation and delivery results.
+//! Writers lock the learner's row first, like event batches (see `effects.rs`).
+
+use std::sync::Arc;
+
+use accolade_domain::award::{Award, AwardState};
+use accolade_domain::engine::{RuleIndex, TemplateInfo};
+use accolade_domain::event::LearnerData;
+use accolade_domain::template::{Template, TemplateConfig};
+use accolade_store::{
+    AwardFilter, Delivery, Fulfillment, Learner, ManualChange, Page, Paged, StoreError,
+};
+use chrono::Utc;
+use sqlx::PgConnection;
+
+use crate::config;
+use crate::effects::{lock_learners, Changes};
+use crate::rows::{
+    self, award_columns, db, is_unique_violation, learner_columns, micros, opt_text, text,
+};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+pub async fn get_learner(c: &mut PgConnection, username: &str) -> Result<Learner> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        learner_columns!(),
+        " FROM learners WHERE username = $1"
+    ))
+    .bind(text(username))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?
+    .ok_or(StoreError::not_found("learner"))?;
+    rows::learner(&row).map_err(db)
+}
+
+pub async fn list_learners(c: &mut PgConnection, page: Page) -> Result<Paged<Learner>> {
+    let found = sqlx::query(concat!(
+        "SELECT ",
+        learner_columns!(),
+        " FROM learners ORDER BY username LIMIT $1 OFFSET $2"
+    ))
+    .bind(page.fetch())
+    .bind(page.offset as i64)
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    Ok(page.finish(rows::all(found, rows::learner)?))
+}
+
+pub async fn fulfillments(c: &mut PgConnection, username: &str) -> Result<Vec<Fulfillment>> {
+    let found: Vec<(String, String, Option<String>, chrono::DateTime<Utc>)> = sqlx::query_as(
+        "SELECT template_id, requirement_id, event_id, fulfilled_at FROM fulfillments \
+         WHERE learner = $1 ORDER BY template_id, fulfilled_at",
+    )
+    .bind(text(username))
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    Ok(found
+        .into_iter()
+        .map(
+            |(template_id, requirement_id, event_id, fulfilled_at)| Fulfillment {
+                template_id,
+                requirement_id,
+                event_id,
+                fulfilled_at,
+            },
+        )
+        .collect())
+}
+
+pub async fn list_awards(
+    c: &mut PgConnection,
+    f: &AwardFilter,
+    page: Page,
+) -> Result<Paged<Award>> {
+    let found = sqlx::query(concat!(
+        "SELECT ",
+        award_columns!(),
+        " FROM awards WHERE ($1::text IS NULL OR learner = $1) \
+         AND ($2::text IS NULL OR template_id = $2) AND ($3::text IS NULL OR state = $3) \
+         ORDER BY awarded_at DESC, id DESC LIMIT $4 OFFSET $5"
+    ))
+    .bind(opt_text(f.learner.as_deref()))
+    .bind(opt_text(f.template_id.as_deref()))
+    .bind(f.state.map(|s| s.as_str()))
+    .bind(page.fetch())
+    .bind(page.offset as i64)
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    Ok(page.finish(rows::all(found, rows::award)?))
+}
+
+pub async fn get_award(c: &mut PgConnection, id: &str) -> Result<Award> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        award_columns!(),
+        " FROM awards WHERE id = $1"
+    ))
+    .bind(text(id))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?
+    .ok_or(StoreError::not_found("award"))?;
+    rows::award(&row).map_err(db)
+}
+
+/// Template facts for outbox payloads, from the database (manual changes may concern inactive
+/// templates, which the rules index does not hold).
+async fn template_info(c: &mut PgConnection, template_id: &str) -> Result<Arc<TemplateInfo>> {
+    let template_id = &*text(template_id);
+    let cfg = config::template_config(c, template_id).await?;
+    let index = RuleIndex::build(
+        0,
+        &[TemplateConfig {
+            template: Template {
+                is_active: true,
+                ..cfg.template
+            },
+            ..cfg
+        }],
+    );
+    index
+        .template(template_id)
+        .cloned()
+        .ok_or(StoreError::not_found("template"))
+}
+
+/// Locks the learner's row, creating it when the learner sent no event yet, and returns its data.
+async fn lock_learner(c: &mut PgConnection, username: &str) -> Result<LearnerData> {
+    let blank = LearnerData {
+        username: text(username).into_owned(),
+        lms_user_id: None,
+        email: None,
+        name: None,
+        is_active: Some(true),
+    };
+    lock_learners(c, [&blank], Utc::now()).await?;
+    let stored = get_learner(c, &blank.username).await?;
+    Ok(LearnerData {
+        lms_user_id: stored.lms_user_id,
+        email: stored.email,
+        name: stored.name,
+        ..blank
+    })
+}
+
+pub async fn award_manually(
+    c: &mut PgConnection,
+    template_id: &str,
+    username: &str,
+    change: ManualChange,
+) -> Result<Award> {
+    let info = template_info(c, template_id).await?;
+    let learner = lock_learner(c, username).await?;
+    let mut changes = Changes::default();
+    let latest = changes.latest_award(c, template_id, username).await?;
+    if let Some(a) = &latest {
+        if a.state != AwardState::Revoked {
+            return Err(StoreError::Conflict {
+                code: "already_awarded",
+                detail: format!("{username} already holds this badge (award {})", a.id),
+            });
+        }
+    }
+    let episode = latest.map_or(1, |a| a.episode + 1);
+    let award = changes.award(&info, &learner, episode, change.at, None, change.at);
+    changes.flush(c).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict {
+                code: "already_awarded",
+                detail: "the learner already holds this badge".into(),
+            }
+        } else {
+            db(e)
+        }
+    })?;
+    tracing::info!(award.id = %award.id, reason = %change.reason, "manual award {}", award.id);
+    Ok(award)
+}
+
+pub async fn revoke_award(
+    c: &mut PgConnection,
+    award_id: &str,
+    change: ManualChange,
+) -> Result<Award> {
+    let seen = get_award(c, award_id).await?;
+    let learner = lock_learner(c, &seen.learner).await?;
+    // Read again under the learner's lock: an event batch may have revoked it meanwhile.
+    let award = get_award(c, award_id).await?;
+    if award.state == AwardState::Revoked {
+        return Err(StoreError::Conflict {
+            code: "already_revoked",
+            detail: format!("award {award_id} is already revoked"),
+        });
+    }
+    let info = template_info(c, &award.template_id).await?;
+    let mut changes = Changes::default();
+    let revoked = changes.revoke(&info, &learner, award, &change.reason, change.at);
+    changes.flush(c).await.map_err(db)?;
+    Ok(revoked)
+}
+
+/// Records a delivery result. A revoked award keeps its `revoked` state.
+pub async fn record_delivery(c: &mut PgConnection, award_id: &str, d: Delivery) -> Result<Award> {
+    let learner: String = sqlx::query_scalar("SELECT learner FROM awards WHERE id = $1")
+        .bind(text(award_id))
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+        .ok_or(StoreError::not_found("award"))?;
+    lock_learner(c, &learner).await?;
+    let row = sqlx::query(concat!(
+        "UPDATE awards SET state = CASE WHEN state = 'revoked' THEN state ELSE $2 END, \
+         issued_at = coalesce($3, issued_at), external_id = coalesce($4, external_id), \
+         external_state = coalesce($5, external_state), updated_at = $6 WHERE id = $1 RETURNING ",
+        award_columns!()
+    ))
+    .bind(text(award_id))
+    .bind(d.state.as_str())
+    .bind(d.issued_at.map(micros))
+    .bind(opt_text(d.external_id.as_deref()))
+    .bind(opt_text(d.external_state.as_deref()))
+    .bind(micros(Utc::now()))
+    .fetch_one(&mut *c)
+    .await
+    .map_err(db)?;
+    rows::award(&row).map_err(db)
+}

@@ -1,0 +1,358 @@
+//! The writes one transaction decides on, collected in memory and flushed with a handful of
+//! set-based statements (`unnest` of arrays) instead of one round trip per row.
+//!
+//! Why this is safe: every writer of a learner's progress and awards (event batches, manual
+//! awards and revocations, delivery results) first locks that learner's row, so while a
+//! transaction holds the lock nobody else changes the rows it read, and the in-memory view
+//! (fulfilled requirements, latest award episode) stays exact until the commit. The partial unique
+//! index `awards_one_active` remains the last line of defence against a duplicate active award.
+
+use std::collections::{BTreeMap, HashMap};
+
+use accolade_domain::award::{Award, AwardState};
+use accolade_domain::engine::TemplateInfo;
+use accolade_domain::event::LearnerData;
+use accolade_domain::outbox::{effects_of, NewJob, OutgoingEvent};
+use accolade_store::StoreError;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::rows::{self, award_columns, db, json_text, micros, text};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Net change of one fulfilment row (learner, template, requirement) within the transaction.
+#[derive(Debug)]
+struct FulfilmentChange {
+    /// The row existed when the transaction first touched it.
+    existed: bool,
+    /// It was reset at some point (so an existing row must go).
+    removed: bool,
+    /// The event that (last) fulfilled it, and when: the row to write.
+    added: Option<(String, DateTime<Utc>)>,
+}
+
+/// Pending writes of one transaction, plus the latest award episode of every (template, learner)
+/// it looked at.
+#[derive(Debug, Default)]
+pub struct Changes {
+    fulfilments: BTreeMap<(String, String, String), FulfilmentChange>,
+    latest: HashMap<(String, String), Option<Award>>,
+    /// New award rows, in their final state (an award revoked in the same batch is written
+    /// revoked).
+    awards: Vec<Award>,
+    new_award_pos: HashMap<String, usize>,
+    /// Existing awards to revoke: (id, reason, time).
+    revocations: Vec<(String, String, DateTime<Utc>)>,
+    jobs: Vec<(NewJob, DateTime<Utc>)>,
+    events: Vec<OutgoingEvent>,
+}
+
+impl Changes {
+    /// Records that `event_id` fulfilled a requirement the learner did not have.
+    pub fn fulfil(
+        &mut self,
+        learner: &str,
+        template_id: &str,
+        requirement_id: &str,
+        event_id: &str,
+        at: DateTime<Utc>,
+    ) {
+        let key = (
+            learner.to_string(),
+            template_id.to_string(),
+            requirement_id.to_string(),
+        );
+        let change = self.fulfilments.entry(key).or_insert(FulfilmentChange {
+            existed: false,
+            removed: false,
+            added: None,
+        });
+        change.added = Some((event_id.to_string(), at));
+    }
+
+    /// Records that a penalty reset a requirement the learner had.
+    pub fn unfulfil(&mut self, learner: &str, template_id: &str, requirement_id: &str) {
+        let key = (
+            learner.to_string(),
+            template_id.to_string(),
+            requirement_id.to_string(),
+        );
+        let change = self.fulfilments.entry(key).or_insert(FulfilmentChange {
+            existed: true,
+            removed: false,
+            added: None,
+        });
+        change.removed = true;
+        change.added = None;
+    }
+
+    /// The learner's latest award episode of a template, as of this transaction.
+    pub async fn latest_award(
+        &mut self,
+        c: &mut PgConnection,
+        template_id: &str,
+        learner: &str,
+    ) -> Result<Option<Award>> {
+        let key = (template_id.to_string(), learner.to_string());
+        if let Some(found) = self.latest.get(&key) {
+            return Ok(found.clone());
+        }
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            award_columns!(),
+            " FROM awards WHERE template_id = $1 AND learner = $2 ORDER BY episode DESC LIMIT 1"
+        ))
+        .bind(text(template_id))
+        .bind(text(learner))
+        .fetch_optional(c)
+        .await
+        .map_err(db)?;
+        let found = row.as_ref().map(rows::award).transpose().map_err(db)?;
+        self.latest.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// A new award episode, with its delivery job and `badge.awarded` event.
+    #[allow(clippy::too_many_arguments)]
+    pub fn award(
+        &mut self,
+        info: &TemplateInfo,
+        learner: &LearnerData,
+        episode: i64,
+        earned_at: DateTime<Utc>,
+        event_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Award {
+        let award = Award {
+            id: accolade_domain::ids::uuid(),
+            template_id: info.id.clone(),
+            learner: learner.username.clone(),
+            episode,
+            state: AwardState::Awarded,
+            earned_at,
+            awarded_at: now,
+            issued_at: None,
+            revoked_at: None,
+            revoke_reason: None,
+            event_id: event_id.map(str::to_string),
+            external_id: None,
+            external_state: None,
+        };
+        let (job, event) = effects_of(&award, info, learner, false, now);
+        self.jobs.push((job, now));
+        self.events.push(event);
+        self.new_award_pos
+            .insert(award.id.clone(), self.awards.len());
+        self.awards.push(award.clone());
+        self.latest.insert(
+            (award.template_id.clone(), award.learner.clone()),
+            Some(award.clone()),
+        );
+        award
+    }
+
+    /// Revokes `award`, with its revocation job and `badge.revoked` event.
+    pub fn revoke(
+        &mut self,
+        info: &TemplateInfo,
+        learner: &LearnerData,
+        mut award: Award,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Award {
+        award.state = AwardState::Revoked;
+        award.revoked_at = Some(now);
+        award.revoke_reason = Some(reason.to_string());
+        match self.new_award_pos.get(&award.id) {
+            Some(&i) => self.awards[i] = award.clone(),
+            None => self
+                .revocations
+                .push((award.id.clone(), reason.to_string(), now)),
+        }
+        let (job, event) = effects_of(&award, info, learner, true, now);
+        self.jobs.push((job, now));
+        self.events.push(event);
+        self.latest.insert(
+            (award.template_id.clone(), award.learner.clone()),
+            Some(award.clone()),
+        );
+        award
+    }
+
+    /// Writes everything. Revocations go before new awards so that a new episode never meets
+    /// its predecessor still active in `awards_one_active`.
+    pub async fn flush(self, c: &mut PgConnection) -> std::result::Result<(), sqlx::Error> {
+        type Key = (String, String, String);
+        let gone: Vec<&Key> = self
+            .fulfilments
+            .iter()
+            .filter(|(_, change)| change.existed && change.removed)
+            .map(|(key, _)| key)
+            .collect();
+        let kept: Vec<(&Key, &(String, DateTime<Utc>))> = self
+            .fulfilments
+            .iter()
+            .filter_map(|(key, change)| change.added.as_ref().map(|added| (key, added)))
+            .collect();
+        if !gone.is_empty() {
+            sqlx::query(
+                "DELETE FROM fulfillments f \
+                 USING unnest($1::text[], $2::text[], $3::text[]) AS d(learner, template_id, requirement_id) \
+                 WHERE f.learner = d.learner AND f.template_id = d.template_id \
+                 AND f.requirement_id = d.requirement_id",
+            )
+            .bind(gone.iter().map(|k| k.0.as_str()).collect::<Vec<_>>())
+            .bind(gone.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
+            .bind(gone.iter().map(|k| k.2.as_str()).collect::<Vec<_>>())
+            .execute(&mut *c)
+            .await?;
+        }
+        if !kept.is_empty() {
+            sqlx::query(
+                "INSERT INTO fulfillments (learner, template_id, requirement_id, event_id, fulfilled_at) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(kept.iter().map(|(k, _)| k.0.as_str()).collect::<Vec<_>>())
+            .bind(kept.iter().map(|(k, _)| k.1.as_str()).collect::<Vec<_>>())
+            .bind(kept.iter().map(|(k, _)| k.2.as_str()).collect::<Vec<_>>())
+            .bind(kept.iter().map(|(_, a)| a.0.as_str()).collect::<Vec<_>>())
+            .bind(kept.iter().map(|(_, a)| micros(a.1)).collect::<Vec<_>>())
+            .execute(&mut *c)
+            .await?;
+        }
+        if !self.revocations.is_empty() {
+            let ids: Vec<&str> = self.revocations.iter().map(|r| r.0.as_str()).collect();
+            let reasons: Vec<_> = self.revocations.iter().map(|r| text(&r.1)).collect();
+            let times: Vec<DateTime<Utc>> = self.revocations.iter().map(|r| micros(r.2)).collect();
+            sqlx::query(
+                "UPDATE awards a SET state = 'revoked', revoked_at = r.at, revoke_reason = r.reason, \
+                 updated_at = r.at FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(id, reason, at) \
+                 WHERE a.id = r.id",
+            )
+            .bind(ids)
+            .bind(reasons)
+            .bind(times)
+            .execute(&mut *c)
+            .await?;
+        }
+        if !self.awards.is_empty() {
+            let a = &self.awards;
+            sqlx::query(
+                "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, \
+                 revoked_at, revoke_reason, event_id, updated_at) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], \
+                 $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], \
+                 $11::timestamptz[])",
+            )
+            .bind(a.iter().map(|a| a.id.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| a.template_id.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| a.learner.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| a.episode).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| a.state.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| micros(a.earned_at)).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| micros(a.awarded_at)).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| a.revoked_at.map(micros)).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| a.revoke_reason.as_deref().map(text)).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| a.event_id.as_deref()).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| micros(a.revoked_at.unwrap_or(a.awarded_at))).collect::<Vec<_>>())
+            .execute(&mut *c)
+            .await?;
+        }
+        if !self.jobs.is_empty() {
+            let j = &self.jobs;
+            sqlx::query(
+                "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
+                 SELECT j.id, j.kind, j.payload::jsonb, 'pending', 0, j.at, j.at, j.at \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS j(id, kind, payload, at)",
+            )
+            .bind(j.iter().map(|(job, _)| job.id.as_str()).collect::<Vec<_>>())
+            .bind(j.iter().map(|(job, _)| job.kind).collect::<Vec<_>>())
+            .bind(j.iter().map(|(job, _)| json_text(&job.payload)).collect::<Vec<_>>())
+            .bind(j.iter().map(|(_, at)| micros(*at)).collect::<Vec<_>>())
+            .execute(&mut *c)
+            .await?;
+        }
+        if !self.events.is_empty() {
+            let e = &self.events;
+            sqlx::query(
+                "INSERT INTO outgoing_events (id, event_type, award_id, time, payload) \
+                 SELECT e.id, e.event_type, e.award_id, e.time, e.payload::jsonb \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) \
+                 AS e(id, event_type, award_id, time, payload)",
+            )
+            .bind(e.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
+            .bind(e.iter().map(|e| e.event_type).collect::<Vec<_>>())
+            .bind(e.iter().map(|e| e.award_id.as_str()).collect::<Vec<_>>())
+            .bind(e.iter().map(|e| micros(e.time)).collect::<Vec<_>>())
+            .bind(e.iter().map(|e| json_text(&e.payload)).collect::<Vec<_>>())
+            .execute(&mut *c)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The learner fields an event batch writes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LearnerFields<'a> {
+    pub lms_user_id: Option<i64>,
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+/// Learner data to write: per username, the last non-empty value of each field in `learners`
+/// order (what one upsert per event with `coalesce(new, old)` would leave).
+pub fn merge_learners<'a>(
+    learners: impl IntoIterator<Item = &'a LearnerData>,
+) -> BTreeMap<&'a str, LearnerFields<'a>> {
+    let mut merged: BTreeMap<&str, LearnerFields<'_>> = BTreeMap::new();
+    for l in learners {
+        let m = merged.entry(l.username.as_str()).or_default();
+        m.lms_user_id = l.lms_user_id.or(m.lms_user_id);
+        m.email = l.email.as_deref().or(m.email);
+        m.name = l.name.as_deref().or(m.name);
+    }
+    merged
+}
+
+/// Upserts and thereby row-locks the given learners, in username (byte) order: transactions that
+/// share learners queue on the first shared one instead of deadlocking. A row whose data does not
+/// change is locked but not rewritten.
+pub async fn lock_learners<'a>(
+    c: &mut PgConnection,
+    learners: impl IntoIterator<Item = &'a LearnerData>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let merged = merge_learners(learners);
+    if merged.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = merged.keys().copied().collect();
+    let ids: Vec<Option<i64>> = merged.values().map(|m| m.lms_user_id).collect();
+    let emails: Vec<Option<&str>> = merged.values().map(|m| m.email).collect();
+    let full_names: Vec<Option<&str>> = merged.values().map(|m| m.name).collect();
+    sqlx::query(
+        "INSERT INTO learners (username, lms_user_id, email, name, created_at, updated_at) \
+         SELECT l.username, l.lms_user_id, l.email, l.name, $5, $5 \
+         FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[]) AS l(username, lms_user_id, email, name) \
+         ORDER BY l.username COLLATE \"C\" \
+         ON CONFLICT (username) DO UPDATE SET \
+         lms_user_id = coalesce(excluded.lms_user_id, learners.lms_user_id), \
+         email = coalesce(excluded.email, learners.email), \
+         name = coalesce(excluded.name, learners.name), updated_at = excluded.updated_at \
+         WHERE (coalesce(excluded.lms_user_id, learners.lms_user_id), \
+         coalesce(excluded.email, learners.email), coalesce(excluded.name, learners.name)) \
+         IS DISTINCT FROM (learners.lms_user_id, learners.email, learners.name)",
+    )
+    .bind(names)
+    .bind(ids)
+    .bind(emails)
+    .bind(full_names)
+    .bind(micros(now))
+    .execute(c)
+    .await
+    .map_err(db)?;
+    Ok(())
+}

@@ -1,0 +1,378 @@
+//! The event path: inbox insert (dedup by id), rules evaluation, progress, awards and revocations
+//! with their outbox rows, all in the caller's single READ COMMITTED transaction.
+//!
+//! Several instances may process events concurrently on one database. A batch therefore takes
+//! its locks in a fixed global order, which rules out deadlocks between batches:
+//!
+//! 1. the configuration lock, shared (see `config.rs`), so the rules cannot change mid-batch;
+//! 2. the inbox rows, inserted in event-id order (a redelivered event makes the second batch wait
+//!    for the first and then count it as a duplicate);
+//! 3. the learner rows, upserted in username order;
+//! 4. everything else (fulfilments, awards, outbox rows), which only holders of the learner's
+//!    lock write.
+//!
+//! Sequence numbers still follow arrival order: the batch draws them in input order before the
+//! rows are sorted by id. A batch that loses a race anyway (serialization failure, deadlock with
+//! some other client, the `awards_one_active` index refusing a duplicate) fails as a whole with
+//! `StoreError::Other`, and the caller retries it.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use accolade_domain::award::AwardState;
+use accolade_domain::engine::{step, RuleIndex, TemplateHit, TemplateInfo};
+use accolade_domain::event::{IncomingEvent, LearnerData};
+use accolade_store::{
+    EventOutcome, IndexCache, Page, Paged, RejectedEvent, StoreError, StoredEvent,
+};
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::config;
+use crate::effects::{lock_learners, Changes};
+use crate::rows::{
+    self, db, json_has_nul, micros, opt_text, scrub_json, sqlstate, stored_event_columns, text,
+};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The index for the configuration committed as of this transaction (which holds the shared
+/// configuration lock, so the version and the rows it loads agree).
+pub async fn current_index(c: &mut PgConnection, cache: &IndexCache) -> Result<Arc<RuleIndex>> {
+    let version = config::version(c).await?;
+    if let Some(index) = cache.get_if(version) {
+        return Ok(index);
+    }
+    let index = Arc::new(RuleIndex::build(version, &config::active_configs(c).await?));
+    tracing::info!(config.version = version, "rules index rebuilt");
+    cache.set(index.clone());
+    Ok(index)
+}
+
+pub async fn process(
+    c: &mut PgConnection,
+    events: &[IncomingEvent],
+    cache: &IndexCache,
+) -> Result<Vec<EventOutcome>> {
+    let events = &*normalize(events);
+    config::lock_shared(c).await?;
+    let index = current_index(c, cache).await?;
+    let now = micros(Utc::now());
+    let accepted = insert_inbox(c, events, now).await?;
+    let fresh = || {
+        events
+            .iter()
+            .zip(&accepted)
+            .filter(|(_, a)| **a)
+            .map(|(e, _)| e)
+    };
+    lock_learners(c, fresh().map(|e| &e.learner), now).await?;
+
+    let hits: Vec<Vec<TemplateHit<'_>>> = events
+        .iter()
+        .zip(&accepted)
+        .map(|(e, a)| {
+            if *a {
+                index.evaluate(&e.event_type, &e.payload)
+            } else {
+                Vec::new()
+            }
+        })
+        .collect();
+    let pairs: BTreeSet<(&str, &str)> = events
+        .iter()
+        .zip(&hits)
+        .flat_map(|(e, hs)| {
+            hs.iter()
+                .map(|h| (e.learner.username.as_str(), h.template.id.as_str()))
+        })
+        .collect();
+    let mut progress = fulfilled(c, &pairs).await?;
+
+    let mut changes = Changes::default();
+    let mut outcomes = Vec::with_capacity(events.len());
+    for ((ev, is_new), ev_hits) in events.iter().zip(&accepted).zip(&hits) {
+        if !is_new {
+            outcomes.push(EventOutcome::Duplicate);
+            continue;
+        }
+        let learner = ev.learner.username.as_str();
+        let mut awarded = Vec::new();
+        let mut revoked = Vec::new();
+        for hit in ev_hits {
+            let info = hit.template;
+            let before = progress
+                .entry((learner.to_string(), info.id.clone()))
+                .or_default();
+            let s = step(hit, before);
+            for r in &s.added {
+                before.insert(r.clone());
+                changes.fulfil(learner, &info.id, r, &ev.id, ev.time);
+            }
+            for r in &s.removed {
+                before.remove(r);
+                changes.unfulfil(learner, &info.id, r);
+            }
+            if s.completes() {
+                let made = award_on_completion(c, &mut changes, info, &ev.learner, ev, now).await?;
+                awarded.extend(made);
+            } else if s.breaks() {
+                let reason = format!("progress became incomplete (event {})", ev.id);
+                let ended =
+                    revoke_current(c, &mut changes, info, &ev.learner, &reason, now).await?;
+                revoked.extend(ended);
+            }
+        }
+        outcomes.push(EventOutcome::Accepted { awarded, revoked });
+    }
+    changes.flush(c).await.map_err(batch_conflict)?;
+    Ok(outcomes)
+}
+
+/// The events as PostgreSQL will store them: NUL in any text becomes U+FFFD (see
+/// [`rows::text`]), before dedup and rule matching, so both see what the database sees.
+fn normalize(events: &[IncomingEvent]) -> Cow<'_, [IncomingEvent]> {
+    let has_nul = |e: &IncomingEvent| {
+        [
+            &e.id,
+            &e.event_type,
+            &e.source,
+            &e.data_key,
+            &e.learner.username,
+        ]
+        .iter()
+        .any(|s| s.contains('\0'))
+            || [&e.learner.email, &e.learner.name]
+                .iter()
+                .any(|s| s.as_deref().is_some_and(|s| s.contains('\0')))
+            || json_has_nul(&e.payload)
+    };
+    if !events.iter().any(has_nul) {
+        return Cow::Borrowed(events);
+    }
+    let clean = |s: &str| text(s).into_owned();
+    Cow::Owned(
+        events
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e.id = clean(&e.id);
+                e.event_type = clean(&e.event_type);
+                e.source = clean(&e.source);
+                e.data_key = clean(&e.data_key);
+                e.learner.username = clean(&e.learner.username);
+                e.learner.email = e.learner.email.as_deref().map(clean);
+                e.learner.name = e.learner.name.as_deref().map(clean);
+                scrub_json(&mut e.payload);
+                e
+            })
+            .collect(),
+    )
+}
+
+/// A failed batch write; races with another instance get a message that says so.
+fn batch_conflict(e: sqlx::Error) -> StoreError {
+    match sqlstate(&e).as_deref() {
+        Some("23505") => StoreError::Other(format!(
+            "event batch raced with another transaction (duplicate active award refused); retry: {e}"
+        )),
+        Some("40001" | "40P01") => {
+            StoreError::Other(format!("event batch raced with another transaction; retry: {e}"))
+        }
+        _ => db(e),
+    }
+}
+
+/// Inserts the batch into the inbox; returns, per input event, whether it is new (false for ids
+/// already stored and for repeats within the batch, of which the first occurrence counts).
+async fn insert_inbox(
+    c: &mut PgConnection,
+    events: &[IncomingEvent],
+    now: DateTime<Utc>,
+) -> Result<Vec<bool>> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(events.len());
+    let first: Vec<bool> = events.iter().map(|e| seen.insert(e.id.as_str())).collect();
+    let unique = || {
+        events
+            .iter()
+            .zip(&first)
+            .filter(|(_, f)| **f)
+            .map(|(e, _)| e)
+    };
+    if seen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inserted: Vec<String> = sqlx::query_scalar(
+        "WITH batch AS (\
+             SELECT nextval('inbox_events_seq') AS seq, b.* \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) \
+             WITH ORDINALITY AS b(id, event_type, learner, time, body, position) \
+             ORDER BY b.position) \
+         INSERT INTO inbox_events (seq, id, event_type, learner, time, received_at, body) \
+         SELECT seq, id, event_type, learner, time, $6, body::jsonb FROM batch \
+         ORDER BY id COLLATE \"C\" \
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+    )
+    .bind(unique().map(|e| e.id.as_str()).collect::<Vec<_>>())
+    .bind(unique().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(
+        unique()
+            .map(|e| e.learner.username.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(unique().map(|e| micros(e.time)).collect::<Vec<_>>())
+    .bind(
+        unique()
+            .map(|e| e.to_json().to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(now)
+    .fetch_all(c)
+    .await
+    .map_err(batch_conflict)?;
+    let inserted: HashSet<String> = inserted.into_iter().collect();
+    Ok(events
+        .iter()
+        .zip(first)
+        .map(|(e, f)| f && inserted.contains(&e.id))
+        .collect())
+}
+
+/// Fulfilled requirements for each (learner, template) pair.
+async fn fulfilled(
+    c: &mut PgConnection,
+    pairs: &BTreeSet<(&str, &str)>,
+) -> Result<HashMap<(String, String), HashSet<String>>> {
+    let mut out: HashMap<(String, String), HashSet<String>> = HashMap::new();
+    if pairs.is_empty() {
+        return Ok(out);
+    }
+    let found: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT f.learner, f.template_id, f.requirement_id FROM fulfillments f \
+         JOIN unnest($1::text[], $2::text[]) AS p(learner, template_id) \
+         ON f.learner = p.learner AND f.template_id = p.template_id",
+    )
+    .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
+    .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    for (learner, template_id, requirement_id) in found {
+        out.entry((learner, template_id))
+            .or_default()
+            .insert(requirement_id);
+    }
+    Ok(out)
+}
+
+/// Awards on an incomplete→complete edge, unless the learner already holds the badge or the
+/// template forbids earning it again after a revocation.
+async fn award_on_completion(
+    c: &mut PgConnection,
+    changes: &mut Changes,
+    info: &TemplateInfo,
+    learner: &LearnerData,
+    ev: &IncomingEvent,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    let latest = changes.latest_award(c, &info.id, &learner.username).await?;
+    match &latest {
+        Some(a) if a.state != AwardState::Revoked => return Ok(None),
+        Some(_) if !info.allow_reaward => return Ok(None),
+        _ => {}
+    }
+    let episode = latest.map_or(1, |a| a.episode + 1);
+    Ok(Some(
+        changes
+            .award(info, learner, episode, ev.time, Some(&ev.id), now)
+            .id,
+    ))
+}
+
+/// Revokes the learner's current award of the template, if there is one.
+async fn revoke_current(
+    c: &mut PgConnection,
+    changes: &mut Changes,
+    info: &TemplateInfo,
+    learner: &LearnerData,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    match changes.latest_award(c, &info.id, &learner.username).await? {
+        Some(a) if a.state != AwardState::Revoked => {
+            Ok(Some(changes.revoke(info, learner, a, reason, now).id))
+        }
+        _ => Ok(None),
+    }
+}
+
+pub async fn record_rejected(c: &mut PgConnection, rejected: &[RejectedEvent]) -> Result<()> {
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO rejected_events (event_id, event_type, code, detail, source, received_at) \
+         SELECT r.event_id, r.event_type, r.code, r.detail, r.source, r.received_at \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) \
+         WITH ORDINALITY AS r(event_id, event_type, code, detail, source, received_at, position) \
+         ORDER BY r.position",
+    )
+    .bind(rejected.iter().map(|r| opt_text(r.event_id.as_deref())).collect::<Vec<_>>())
+    .bind(rejected.iter().map(|r| opt_text(r.event_type.as_deref())).collect::<Vec<_>>())
+    .bind(rejected.iter().map(|r| text(&r.code)).collect::<Vec<_>>())
+    .bind(rejected.iter().map(|r| text(&r.detail)).collect::<Vec<_>>())
+    .bind(rejected.iter().map(|r| text(&r.source)).collect::<Vec<_>>())
+    .bind(rejected.iter().map(|r| micros(r.received_at)).collect::<Vec<_>>())
+    .execute(c)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub async fn list_events(
+    c: &mut PgConnection,
+    learner: Option<&str>,
+    page: Page,
+) -> Result<Paged<StoredEvent>> {
+    let found = match learner {
+        Some(l) => {
+            sqlx::query(concat!(
+                "SELECT ",
+                stored_event_columns!(),
+                " FROM inbox_events WHERE learner = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3"
+            ))
+            .bind(text(l))
+            .bind(page.fetch())
+            .bind(page.offset as i64)
+            .fetch_all(c)
+            .await
+        }
+        None => {
+            sqlx::query(concat!(
+                "SELECT ",
+                stored_event_columns!(),
+                " FROM inbox_events ORDER BY seq DESC LIMIT $1 OFFSET $2"
+            ))
+            .bind(page.fetch())
+            .bind(page.offset as i64)
+            .fetch_all(c)
+            .await
+        }
+    }
+    .map_err(db)?;
+    Ok(page.finish(rows::all(found, rows::stored_event)?))
+}
+
+pub async fn list_rejected(c: &mut PgConnection, page: Page) -> Result<Paged<RejectedEvent>> {
+    let found = sqlx::query(
+        "SELECT event_id, event_type, code, detail, source, received_at FROM rejected_events \
+         ORDER BY seq DESC LIMIT $1 OFFSET $2",
+    )
+    .bind(page.fetch())
+    .bind(page.offset as i64)
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    Ok(page.finish(rows::all(found, rows::rejected)?))
+}

@@ -1,0 +1,198 @@
+//! The outbox queue (claim with a lease, finish, retry), admin tokens and counters.
+//!
+//! Claiming uses `FOR UPDATE SKIP LOCKED`: workers of several instances claim disjoint jobs
+//! without waiting on each other, and the claim commits at once, so no transaction stays open
+//! across the call to the provider. A job whose lease expired (its worker died) is claimable
+//! again.
+
+use accolade_domain::outbox::Job;
+use accolade_store::{ApiToken, JobFilter, JobResult, Page, Paged, StoreError, StoreStats};
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::rows::{self, db, job_columns, micros, opt_text, text, token_columns};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+pub async fn list_jobs(c: &mut PgConnection, f: &JobFilter, page: Page) -> Result<Paged<Job>> {
+    let found = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM jobs WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2) \
+         ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+    ))
+    .bind(f.status.map(|s| s.as_str()))
+    .bind(opt_text(f.kind.as_deref()))
+    .bind(page.fetch())
+    .bind(page.offset as i64)
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    Ok(page.finish(rows::all(found, rows::job)?))
+}
+
+pub async fn get_job(c: &mut PgConnection, id: &str) -> Result<Job> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM jobs WHERE id = $1"
+    ))
+    .bind(text(id))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?
+    .ok_or(StoreError::not_found("job"))?;
+    rows::job(&row).map_err(db)
+}
+
+/// Makes a dead or pending job due now (attempts are kept).
+pub async fn retry_job(c: &mut PgConnection, id: &str) -> Result<Job> {
+    let row = sqlx::query(concat!(
+        "UPDATE jobs SET status = 'pending', run_at = $2, locked_until = NULL, updated_at = $2 \
+         WHERE id = $1 AND status IN ('dead', 'pending') RETURNING ",
+        job_columns!()
+    ))
+    .bind(text(id))
+    .bind(micros(Utc::now()))
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db)?;
+    match row {
+        Some(row) => rows::job(&row).map_err(db),
+        None => {
+            let job = get_job(c, id).await?;
+            Err(StoreError::Conflict {
+                code: "job_not_retryable",
+                detail: format!(
+                    "job {id} is {}; only dead or pending jobs can be retried",
+                    job.status.as_str()
+                ),
+            })
+        }
+    }
+}
+
+pub async fn claim_jobs(
+    c: &mut PgConnection,
+    kinds: &[&str],
+    limit: u32,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<Job>> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = sqlx::query(concat!(
+        "WITH due AS (\
+             SELECT id FROM jobs WHERE kind = ANY($3) \
+             AND ((status = 'pending' AND run_at <= $2) OR (status = 'running' AND locked_until <= $2)) \
+             ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED), \
+         claimed AS (\
+             UPDATE jobs SET status = 'running', locked_until = $1, attempts = attempts + 1, \
+             updated_at = $2 WHERE id IN (SELECT id FROM due) RETURNING ",
+        job_columns!(),
+        ") SELECT * FROM claimed ORDER BY run_at, id"
+    ))
+    .bind(micros(lease_until))
+    .bind(micros(now))
+    .bind(kinds.iter().map(|k| text(k)).collect::<Vec<_>>())
+    .bind(i64::from(limit))
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    rows::all(found, rows::job)
+}
+
+pub async fn finish_job(
+    c: &mut PgConnection,
+    id: &str,
+    result: JobResult,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let now = micros(now);
+    let done = match result {
+        JobResult::Succeeded => sqlx::query(
+            "UPDATE jobs SET status = 'succeeded', locked_until = NULL, last_error = NULL, \
+             updated_at = $2 WHERE id = $1",
+        )
+        .bind(text(id))
+        .bind(now)
+        .execute(c)
+        .await,
+        JobResult::Retry { run_at, error } => sqlx::query(
+            "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = $2, last_error = $3, \
+             updated_at = $4 WHERE id = $1",
+        )
+        .bind(text(id))
+        .bind(micros(run_at))
+        .bind(text(&error))
+        .bind(now)
+        .execute(c)
+        .await,
+        JobResult::Dead { error } => sqlx::query(
+            "UPDATE jobs SET status = 'dead', locked_until = NULL, last_error = $2, updated_at = $3 \
+             WHERE id = $1",
+        )
+        .bind(text(id))
+        .bind(text(&error))
+        .bind(now)
+        .execute(c)
+        .await,
+    }
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("job"));
+    }
+    Ok(())
+}
+
+pub async fn create_token(c: &mut PgConnection, name: &str, hash: &str) -> Result<ApiToken> {
+    let row = sqlx::query(concat!(
+        "INSERT INTO api_tokens (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4) \
+         RETURNING ",
+        token_columns!()
+    ))
+    .bind(accolade_domain::ids::token_id())
+    .bind(text(name))
+    .bind(text(hash))
+    .bind(micros(Utc::now()))
+    .fetch_one(c)
+    .await
+    .map_err(db)?;
+    rows::token(&row).map_err(db)
+}
+
+pub async fn find_token(c: &mut PgConnection, hash: &str) -> Result<Option<ApiToken>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM api_tokens WHERE secret_hash = $1"
+    ))
+    .bind(text(hash))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(rows::token).transpose().map_err(db)
+}
+
+/// Counters. `events` counts the inbox rows: unlike SQLite's AUTOINCREMENT, a PostgreSQL
+/// sequence has gaps (duplicates and rolled-back batches consume numbers), so `max(seq)` would
+/// overcount.
+pub async fn stats(c: &mut PgConnection) -> Result<StoreStats> {
+    let (outbox_pending, outbox_dead, events, awards_active): (i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')), \
+             (SELECT count(*) FROM jobs WHERE status = 'dead'), \
+             (SELECT count(*) FROM inbox_events), \
+             (SELECT count(*) FROM awards WHERE state <> 'revoked')",
+        )
+        .fetch_one(c)
+        .await
+        .map_err(db)?;
+    Ok(StoreStats {
+        outbox_pending,
+        outbox_dead,
+        events,
+        awards_active,
+    })
+}

@@ -1,0 +1,286 @@
+//! Runs the shared store conformance suite against PostgreSQL (a fresh database per test), plus
+//! the PostgreSQL-only behaviour: migrations on demand and several concurrent writers.
+//!
+//! Needs a server at `postgres://postgres@127.0.0.1:5432/test`, or wherever
+//! `ACCOLADE_TEST_PG_URL` points; a test fails with a clear message when it is not reachable.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use accolade_store::Store;
+use accolade_store_postgres::{PgOptions, PgStore};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// Test databases older than this are dropped by the next run (when nobody uses them).
+const STALE_AFTER_SECS: u64 = 3600;
+const PREFIX: &str = "accolade_t_";
+
+fn admin_url() -> String {
+    std::env::var("ACCOLADE_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_URL.to_string())
+}
+
+fn admin_options() -> PgConnectOptions {
+    PgConnectOptions::from_str(&admin_url()).expect("ACCOLADE_TEST_PG_URL is not a valid URL")
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Whether a leftover database `accolade_t_<secs>_<pid>_<n>` may be dropped: it is old, or the
+/// process that made it is gone. `DROP DATABASE` still refuses one that is in use.
+fn is_stale(name: &str, now: u64) -> bool {
+    let mut parts = name.trim_start_matches(PREFIX).split('_');
+    let secs = parts.next().and_then(|s| s.parse::<u64>().ok());
+    let pid = parts.next().and_then(|s| s.parse::<u32>().ok());
+    match (secs, pid) {
+        (Some(secs), Some(pid)) => {
+            now.saturating_sub(secs) > STALE_AFTER_SECS
+                || (pid != std::process::id()
+                    && !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        }
+        _ => false,
+    }
+}
+
+async fn drop_stale_databases(admin: &mut PgConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'accolade\\_t\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    let now = unix_secs();
+    for name in names.iter().filter(|n| is_stale(n, now)) {
+        // Names are ours (digits and underscores), so quoting them is safe.
+        let _ = sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\"")))
+            .execute(&mut *admin)
+            .await;
+    }
+}
+
+/// Creates an empty database and returns its name.
+async fn create_database() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    static CLEANED: AtomicBool = AtomicBool::new(false);
+    let url = admin_url();
+    let mut admin = PgConnection::connect_with(&admin_options())
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL not reachable at {url}; start it or set ACCOLADE_TEST_PG_URL ({e})")
+        });
+    if !CLEANED.swap(true, Ordering::SeqCst) {
+        drop_stale_databases(&mut admin).await;
+    }
+    let name = format!(
+        "{PREFIX}{}_{}_{}",
+        unix_secs(),
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create test database {name} at {url}: {e}"));
+    admin.close().await.ok();
+    name
+}
+
+fn test_options() -> PgOptions {
+    PgOptions {
+        max_connections: 4,
+        ..PgOptions::default()
+    }
+}
+
+async fn fresh_store() -> PgStore {
+    let name = create_database().await;
+    PgStore::connect_with(admin_options().database(&name), &test_options())
+        .await
+        .expect("connect to the fresh test database")
+}
+
+async fn fresh() -> Arc<dyn Store> {
+    Arc::new(fresh_store().await)
+}
+
+accolade_store::conformance_suite!(fresh());
+
+/// PostgreSQL-only behaviour.
+mod postgres {
+    use std::collections::HashSet;
+
+    use accolade_domain::event::IncomingEvent;
+    use accolade_domain::rules::DataRule;
+    use accolade_domain::template::Group;
+    use accolade_store::{
+        AwardFilter, EventOutcome, IndexCache, NewRequirement, Page, Store, StoreError,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    /// The admin URL with its database replaced by `name`.
+    fn url_for(name: &str) -> String {
+        let url = admin_url();
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b.to_string(), format!("?{q}")),
+            None => (url.clone(), String::new()),
+        };
+        let scheme_end = base.find("://").map_or(0, |i| i + 3);
+        let host_end = base[scheme_end..]
+            .find('/')
+            .map_or(base.len(), |i| scheme_end + i);
+        format!("{}/{name}{query}", &base[..host_end])
+    }
+
+    fn event(id: &str, learner: &str, passing: bool) -> IncomingEvent {
+        IncomingEvent::from_json(&json!({
+            "id": id,
+            "event_type": "org.openedx.learning.course.passing.status.updated.v1",
+            "time": "2026-05-01T10:00:00.123456789Z",
+            "source": "test",
+            "data": {"course_passing_status": {
+                "is_passing": passing,
+                "user": {"id": 7, "is_active": true,
+                         "pii": {"username": learner, "email": format!("{learner}@example.org"), "name": "L"}},
+                "course": {"course_key": "course-v1:A+B+C"}
+            }}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrations_run_on_demand_and_are_checked() {
+        let name = create_database().await;
+        let manual = PgOptions {
+            auto_migrate: false,
+            ..test_options()
+        };
+        let refused = PgStore::connect(&url_for(&name), &manual)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("accolade migrate"),
+            "unexpected error: {refused}"
+        );
+        assert_eq!(PgStore::migrate(&url_for(&name)).await.unwrap(), 1);
+        assert_eq!(PgStore::migrate(&url_for(&name)).await.unwrap(), 0);
+        let store = PgStore::connect(&url_for(&name), &manual).await.unwrap();
+        store.ping().await.unwrap();
+        assert_eq!(store.backend(), "postgres");
+        assert_eq!(store.config_version().await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_urls_and_unreachable_servers_are_clear_errors() {
+        let e = PgStore::connect("mysql://nope", &test_options())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Other(_)), "{e}");
+        let e = PgStore::connect(
+            "postgres://postgres@127.0.0.1:1/none",
+            &PgOptions {
+                acquire_timeout_secs: 2,
+                ..test_options()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("cannot connect to PostgreSQL"),
+            "{e}"
+        );
+    }
+
+    /// Several "instances" (separate pools and index caches) process overlapping batches for the
+    /// same learners at once, with the same event ids in opposite orders: no deadlock, every
+    /// event accepted exactly once, and one award per learner.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_instances_award_once() {
+        let name = create_database().await;
+        let first = PgStore::connect_with(admin_options().database(&name), &test_options())
+            .await
+            .unwrap();
+        let mut t = accolade_store::testkit::local_template("Concurrent", true);
+        t.allow_reaward = false;
+        let t = first.create_template(t).await.unwrap();
+        first
+            .add_requirement(
+                &t.id,
+                NewRequirement {
+                    key: None,
+                    event_type: "org.openedx.learning.course.passing.status.updated.v1".into(),
+                    description: "passes".into(),
+                    group: Some(Group::parse("A").unwrap()),
+                    rules: vec![DataRule::new("is_passing", "=", "true").unwrap()],
+                },
+            )
+            .await
+            .unwrap();
+
+        let learners = ["ann", "bob", "cid", "dee"];
+        let mut batches: Vec<Vec<IncomingEvent>> = Vec::new();
+        for instance in 0..4 {
+            let mut batch: Vec<IncomingEvent> = Vec::new();
+            for round in 0..5 {
+                for l in learners {
+                    // Shared ids (redelivery) plus ids unique to this instance.
+                    batch.push(event(&format!("shared-{l}-{round}"), l, true));
+                    batch.push(event(&format!("own-{instance}-{l}-{round}"), l, true));
+                }
+            }
+            if instance % 2 == 1 {
+                batch.reverse();
+            }
+            batches.push(batch);
+        }
+        let mut tasks = Vec::new();
+        for batch in batches {
+            let store = PgStore::connect_with(admin_options().database(&name), &test_options())
+                .await
+                .unwrap();
+            tasks.push(tokio::spawn(async move {
+                let index = IndexCache::new();
+                let mut outcomes = Vec::new();
+                for chunk in batch.chunks(10) {
+                    outcomes.extend(store.process_events(chunk.to_vec(), &index).await.unwrap());
+                }
+                outcomes
+            }));
+        }
+        let mut accepted = 0;
+        let mut awarded = HashSet::new();
+        for task in tasks {
+            for outcome in task.await.unwrap() {
+                if let EventOutcome::Accepted {
+                    awarded: a,
+                    revoked,
+                } = outcome
+                {
+                    accepted += 1;
+                    assert!(revoked.is_empty());
+                    awarded.extend(a);
+                }
+            }
+        }
+        // 4 learners × 5 rounds × (1 shared + 4 own) distinct ids.
+        assert_eq!(accepted, 4 * 5 * 5);
+        assert_eq!(awarded.len(), learners.len());
+        let awards = first
+            .list_awards(&AwardFilter::default(), Page::default())
+            .await
+            .unwrap();
+        assert_eq!(awards.items.len(), learners.len());
+        assert_eq!(first.stats().await.unwrap().events, 100);
+        assert_eq!(first.stats().await.unwrap().outbox_pending, 4);
+    }
+}
