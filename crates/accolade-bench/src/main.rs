@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 const PASSING: &str = "org.openedx.learning.course.passing.status.updated.v1";
 /// Distinct courses used by requirements.
 const COURSES: usize = 25;
+const GROUPS: [&str; 3] = ["A", "B", "C"];
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -122,7 +123,7 @@ async fn configure(client: &reqwest::Client, s: &Server) -> anyhow::Result<()> {
             let c = course((t * 3 + g) % COURSES);
             let r = call(client, s, reqwest::Method::POST, &format!("/api/v1/templates/{id}/requirements"), json!({
                 "event_type": PASSING,
-                "group": ["A", "B", "C"][g],
+                "group": GROUPS[g],
                 "rules": [{"path": "is_passing", "op": "=", "value": "true"}, {"path": "course.course_key", "op": "=", "value": c}],
             })).await?;
             req_ids.push(r["id"].clone());

@@ -60,10 +60,84 @@ struct PenaltyMatcher {
     requirement_ids: Vec<String>,
 }
 
+/// Requirements sharing one equality path, reachable by the payload's value at that path.
+#[derive(Debug)]
+struct KeyedRequirements {
+    path: Vec<String>,
+    /// Canonical expected value → indexes into `EventTypeMatchers::requirements`.
+    by_value: HashMap<String, Vec<usize>>,
+    /// All indexes of this group (used when the payload value is a number, which compares
+    /// numerically and so cannot be looked up by text).
+    all: Vec<usize>,
+}
+
 #[derive(Debug, Default)]
 struct EventTypeMatchers {
     requirements: Vec<RequirementMatcher>,
     penalties: Vec<PenaltyMatcher>,
+    /// Requirements indexed by their most selective `=` rule: with many requirements on one
+    /// event type (e.g. one per course) an event is checked only against the few whose key
+    /// value it carries, instead of against all of them.
+    keyed: Vec<KeyedRequirements>,
+    /// Requirements without an `=` rule, always checked.
+    unkeyed: Vec<usize>,
+}
+
+impl EventTypeMatchers {
+    fn build_keys(&mut self, rules_of: &[Vec<crate::rules::DataRule>]) {
+        use crate::rules::Operator;
+        // Distinct expected values per equality path, to pick the most selective path.
+        let mut distinct: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for rules in rules_of {
+            for r in rules.iter().filter(|r| r.operator == Operator::Eq) {
+                distinct.entry(r.path.as_str()).or_default().insert(r.value.as_str());
+            }
+        }
+        let mut groups: HashMap<&str, KeyedRequirements> = HashMap::new();
+        for (i, rules) in rules_of.iter().enumerate() {
+            let best = rules
+                .iter()
+                .filter(|r| r.operator == Operator::Eq)
+                .max_by_key(|r| distinct.get(r.path.as_str()).map_or(0, HashSet::len));
+            match best {
+                Some(rule) => {
+                    let g = groups.entry(rule.path.as_str()).or_insert_with(|| KeyedRequirements {
+                        path: rule.path.split('.').map(str::to_string).collect(),
+                        by_value: HashMap::new(),
+                        all: Vec::new(),
+                    });
+                    g.by_value.entry(crate::rules::canonical(&rule.value).to_string()).or_default().push(i);
+                    g.all.push(i);
+                }
+                None => self.unkeyed.push(i),
+            }
+        }
+        self.keyed = groups.into_values().collect();
+    }
+
+    /// Indexes of the requirements that may match `payload`, in configuration order.
+    fn candidates(&self, payload: &Value) -> Vec<usize> {
+        let mut out = self.unkeyed.clone();
+        for g in &self.keyed {
+            match crate::rules::lookup(payload, &g.path) {
+                Some(Value::String(s)) => {
+                    if let Some(ids) = g.by_value.get(crate::rules::canonical(s)) {
+                        out.extend_from_slice(ids);
+                    }
+                }
+                Some(Value::Bool(b)) => {
+                    if let Some(ids) = g.by_value.get(if *b { "True" } else { "False" }) {
+                        out.extend_from_slice(ids);
+                    }
+                }
+                Some(Value::Null) | None => {}
+                Some(_) => out.extend_from_slice(&g.all),
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 /// Immutable index of the active configuration, keyed by event type.
@@ -96,6 +170,7 @@ impl RuleIndex {
     /// Builds the index from the active templates. Inactive templates are skipped defensively.
     pub fn build(version: i64, configs: &[TemplateConfig]) -> Self {
         let mut index = RuleIndex { version, ..Default::default() };
+        let mut rules_by_type: HashMap<String, Vec<Vec<crate::rules::DataRule>>> = HashMap::new();
         for cfg in configs.iter().filter(|c| c.template.is_active) {
             let t = index.templates.len();
             let requirement_groups: HashMap<String, Group> =
@@ -111,6 +186,7 @@ impl RuleIndex {
                 requirement_groups,
             }));
             for r in &cfg.requirements {
+                rules_by_type.entry(r.event_type.clone()).or_default().push(r.rules.clone());
                 index.by_event_type.entry(r.event_type.clone()).or_default().requirements.push(
                     RequirementMatcher {
                         template: t,
@@ -127,6 +203,11 @@ impl RuleIndex {
                         requirement_ids: p.requirement_ids.clone(),
                     },
                 );
+            }
+        }
+        for (event_type, rules) in &rules_by_type {
+            if let Some(m) = index.by_event_type.get_mut(event_type) {
+                m.build_keys(rules);
             }
         }
         index
@@ -163,7 +244,7 @@ impl RuleIndex {
             }
         }
         let mut hits: Vec<TemplateHit<'_>> = Vec::new();
-        for r in &m.requirements {
+        for r in m.candidates(payload).into_iter().map(|i| &m.requirements[i]) {
             if all_match(&r.rules, payload) {
                 let i = slot(self, r.template, &mut hits);
                 hits[i].fulfilled.push(&r.requirement_id);
@@ -334,5 +415,58 @@ mod tests {
             groups: BTreeSet::new(),
         };
         assert!(!info.is_complete(std::iter::empty()));
+    }
+
+    mod keyed_index {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn value_strategy() -> impl Strategy<Value = serde_json::Value> {
+            prop_oneof![
+                Just(json!("c1")),
+                Just(json!("c2")),
+                Just(json!("yes")),
+                Just(json!(true)),
+                Just(json!(false)),
+                Just(json!(5)),
+                Just(json!(5.0)),
+                Just(json!("5")),
+                Just(serde_json::Value::Null),
+            ]
+        }
+
+        fn expected_strategy() -> impl Strategy<Value = String> {
+            prop_oneof![Just("c1"), Just("c2"), Just("true"), Just("false"), Just("5"), Just("5.0")].prop_map(str::to_string)
+        }
+
+        proptest! {
+            /// The equality-keyed lookup finds exactly the requirements a full scan finds.
+            #[test]
+            fn keyed_evaluation_equals_full_scan(
+                reqs in proptest::collection::vec(
+                    proptest::collection::vec((prop_oneof![Just("course"), Just("flag")], prop_oneof![Just("="), Just("!=")], expected_strategy()), 0..3),
+                    1..8),
+                course in value_strategy(),
+                flag in value_strategy(),
+            ) {
+                let requirements: Vec<Requirement> = reqs.iter().enumerate().map(|(i, rules)| Requirement {
+                    id: format!("r{i}"),
+                    template_id: "t".into(),
+                    key: None,
+                    event_type: "e".into(),
+                    description: String::new(),
+                    group: Group::parse("A").unwrap(),
+                    rules: rules.iter().map(|(p, o, v)| DataRule::new(p, o, v).unwrap()).collect(),
+                }).collect();
+                let cfg = TemplateConfig { template: template("t", true), requirements: requirements.clone(), penalties: vec![] };
+                let idx = RuleIndex::build(1, &[cfg]);
+                let payload = json!({"course": course, "flag": flag});
+                let got: Vec<String> = idx.evaluate("e", &payload).into_iter().flat_map(|h| h.fulfilled.into_iter().map(str::to_string)).collect();
+                let want: Vec<String> = requirements.iter()
+                    .filter(|r| r.rules.iter().all(|x| x.compile().matches(&payload)))
+                    .map(|r| r.id.clone()).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
     }
 }

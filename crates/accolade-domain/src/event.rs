@@ -37,6 +37,10 @@ pub struct IncomingEvent {
     /// The object under the data key; rule paths are relative to it.
     pub payload: Value,
     pub learner: LearnerData,
+    /// The event serialised as stored in the inbox (`to_json()` text), computed once by the
+    /// parser so the single database writer does not spend time on it.
+    #[serde(skip)]
+    pub raw: String,
 }
 
 impl IncomingEvent {
@@ -102,7 +106,23 @@ impl IncomingEvent {
             });
         }
         let learner = find_user_data(&payload).ok_or(DomainError::MissingUserData)?;
-        Ok(IncomingEvent { id, event_type, time, source, minorversion, data_key, payload, learner })
+        let mut event =
+            IncomingEvent { id, event_type, time, source, minorversion, data_key, payload, learner, raw: String::new() };
+        event.raw = event.to_json().to_string();
+        // NUL cannot be stored in PostgreSQL text or JSONB; refuse it for every backend alike.
+        if event.raw.contains("\\u0000") {
+            return Err(DomainError::InvalidEvent("the event contains a NUL character (\\u0000)".into()));
+        }
+        Ok(event)
+    }
+
+    /// The stored text of the event (`raw`, or serialised now when it was not set).
+    pub fn body_text(&self) -> std::borrow::Cow<'_, str> {
+        if self.raw.is_empty() {
+            std::borrow::Cow::Owned(self.to_json().to_string())
+        } else {
+            std::borrow::Cow::Borrowed(&self.raw)
+        }
     }
 
     /// The event back in its wire shape (for storage and replay).

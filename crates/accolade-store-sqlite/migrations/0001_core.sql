@@ -64,8 +64,10 @@ CREATE TABLE learners (
 );
 
 -- The inbox: one row per accepted event id (dedup key), with the event body for replay.
+-- `seq` is the rowid (no AUTOINCREMENT: rows are never deleted, and AUTOINCREMENT would cost an
+-- extra write per event).
 CREATE TABLE inbox_events (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq         INTEGER PRIMARY KEY,
     id          TEXT NOT NULL UNIQUE,
     event_type  TEXT NOT NULL,
     learner     TEXT NOT NULL,
@@ -76,7 +78,7 @@ CREATE TABLE inbox_events (
 CREATE INDEX inbox_events_learner ON inbox_events (learner, seq);
 
 CREATE TABLE rejected_events (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq         INTEGER PRIMARY KEY,
     event_id    TEXT,
     event_type  TEXT,
     code        TEXT NOT NULL,

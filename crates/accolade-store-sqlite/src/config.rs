@@ -134,8 +134,8 @@ pub fn list_templates(c: &Connection, f: &TemplateFilter, page: Page) -> Result<
         args.push(i64::from(a).into());
     }
     if let Some(q) = f.search.as_deref().filter(|q| !q.is_empty()) {
-        sql.push_str(" AND name LIKE ? ESCAPE '\\'");
-        let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        sql.push_str(" AND fold(name) LIKE ? ESCAPE '\\'");
+        let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
         args.push(format!("%{escaped}%").into());
     }
     if let Some(o) = &f.organization_id {

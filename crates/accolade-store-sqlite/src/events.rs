@@ -1,7 +1,7 @@
 //! The event path: inbox insert (dedup by id), rules evaluation, progress, awards and revocations
 //! with their outbox rows, all in the caller's single transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use accolade_domain::award::{Award, AwardState};
@@ -33,8 +33,8 @@ pub fn process(
     c: &Connection,
     events: &[IncomingEvent],
     cache: &IndexCache,
-    known_learners: &HashSet<LearnerData>,
-    new_learners: &mut Vec<LearnerData>,
+    known_learners: &HashMap<String, LearnerData>,
+    new_learners: &mut HashMap<String, LearnerData>,
 ) -> Result<Vec<EventOutcome>> {
     let index = current_index(c, cache)?;
     let now = Utc::now();
@@ -47,9 +47,8 @@ pub fn process(
         )
         .map_err(db)?;
     for ev in events {
-        let body = ev.to_json().to_string();
         let inserted = insert
-            .execute(params![ev.id, ev.event_type, ev.learner.username, ts(ev.time), now_text, body])
+            .execute(params![ev.id, ev.event_type, ev.learner.username, ts(ev.time), now_text, ev.body_text()])
             .map_err(db)?;
         if inserted == 0 {
             outcomes.push(EventOutcome::Duplicate);
@@ -57,9 +56,11 @@ pub fn process(
         }
         // Learner rows are refreshed only when their data changed since this process last
         // wrote them (the caller adds `new_learners` to its cache after the commit).
-        if !known_learners.contains(&ev.learner) && !new_learners.contains(&ev.learner) {
+        let username = &ev.learner.username;
+        let last_written = new_learners.get(username).or_else(|| known_learners.get(username));
+        if last_written != Some(&ev.learner) {
             upsert_learner(c, &ev.learner, &now_text)?;
-            new_learners.push(ev.learner.clone());
+            new_learners.insert(username.clone(), ev.learner.clone());
         }
         let mut awarded = Vec::new();
         let mut revoked = Vec::new();

@@ -112,7 +112,11 @@ async fn commit(store: &dyn Store, index: &IndexCache, subs: Vec<Submission>) {
     } else {
         subs.iter().flat_map(|s| s.events.iter().cloned()).collect()
     };
-    match store.process_events(all, index).await {
+    let started = Instant::now();
+    let count = all.len();
+    let result = store.process_events(all, index).await;
+    tracing::debug!(events = count, submissions = subs.len(), duration_ms = started.elapsed().as_secs_f64() * 1000.0, "batch committed");
+    match result {
         Ok(outcomes) => {
             let mut rest = outcomes.into_iter();
             for s in subs {
