@@ -7,7 +7,7 @@
 //! (fulfilled requirements, latest award episode) stays exact until the commit. The partial unique
 //! index `awards_one_active` remains the last line of defence against a duplicate active award.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use accolade_domain::award::{Award, AwardState};
 use accolade_domain::engine::TemplateInfo;
@@ -85,6 +85,41 @@ impl Changes {
         });
         change.removed = true;
         change.added = None;
+    }
+
+    /// Loads the latest award episode of every (learner, template) pair in one statement, so
+    /// that award decisions in a batch cost no further round trips.
+    pub async fn preload_latest(
+        &mut self,
+        c: &mut PgConnection,
+        pairs: &BTreeSet<(&str, &str)>,
+    ) -> Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let found = sqlx::query(concat!(
+            "SELECT DISTINCT ON (template_id, learner) ",
+            award_columns!(),
+            " FROM awards WHERE (learner, template_id) IN \
+             (SELECT * FROM unnest($1::text[], $2::text[])) \
+             ORDER BY template_id, learner, episode DESC"
+        ))
+        .bind(pairs.iter().map(|p| text(p.0)).collect::<Vec<_>>())
+        .bind(pairs.iter().map(|p| text(p.1)).collect::<Vec<_>>())
+        .fetch_all(c)
+        .await
+        .map_err(db)?;
+        for (learner, template_id) in pairs {
+            self.latest
+                .insert((template_id.to_string(), learner.to_string()), None);
+        }
+        for award in rows::all(found, rows::award)? {
+            self.latest.insert(
+                (award.template_id.clone(), award.learner.clone()),
+                Some(award),
+            );
+        }
+        Ok(())
     }
 
     /// The learner's latest award episode of a template, as of this transaction.

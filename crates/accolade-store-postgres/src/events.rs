@@ -89,8 +89,9 @@ pub async fn process(
         })
         .collect();
     let mut progress = fulfilled(c, &pairs).await?;
-
     let mut changes = Changes::default();
+    changes.preload_latest(c, &pairs).await?;
+
     let mut outcomes = Vec::with_capacity(events.len());
     for ((ev, is_new), ev_hits) in events.iter().zip(&accepted).zip(&hits) {
         if !is_new {

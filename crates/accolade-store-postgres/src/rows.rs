@@ -45,11 +45,7 @@ pub fn json_has_nul(v: &Value) -> bool {
 /// Replaces NUL in every string and key of a JSON value (see [`text`]).
 pub fn scrub_json(v: &mut Value) {
     match v {
-        Value::String(s) => {
-            if s.contains('\0') {
-                *s = s.replace('\0', "\u{FFFD}");
-            }
-        }
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
         Value::Array(a) => a.iter_mut().for_each(scrub_json),
         Value::Object(m) => {
             *m = std::mem::take(m)
