@@ -67,20 +67,45 @@ fn start_server(binary: &PathBuf) -> anyhow::Result<Server> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let db = format!("sqlite://{}/bench.db", dir.display());
-    let out = Command::new(binary).args(["admin", "create-token", "--name", "bench", "--database-url", &db]).output()
+    let out = Command::new(binary)
+        .args([
+            "admin",
+            "create-token",
+            "--name",
+            "bench",
+            "--database-url",
+            &db,
+        ])
+        .output()
         .with_context(|| format!("running {}", binary.display()))?;
     if !out.status.success() {
-        bail!("create-token failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "create-token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let token = String::from_utf8(out.stdout)?.trim().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = Command::new(binary)
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database-url", &db])
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db,
+        ])
         .env("ACCOLADE_LOG__LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()?;
-    Ok(Server { child, base: format!("http://127.0.0.1:{port}"), token, dir })
+    Ok(Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        token,
+        dir,
+    })
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
@@ -95,8 +120,19 @@ async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> 
     bail!("server did not become ready")
 }
 
-async fn call(client: &reqwest::Client, s: &Server, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
-    let r = client.request(method, format!("{}{path}", s.base)).bearer_auth(&s.token).json(&body).send().await?;
+async fn call(
+    client: &reqwest::Client,
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let r = client
+        .request(method, format!("{}{path}", s.base))
+        .bearer_auth(&s.token)
+        .json(&body)
+        .send()
+        .await?;
     let status = r.status();
     let v: Value = r.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
@@ -114,16 +150,23 @@ async fn configure(client: &reqwest::Client, s: &Server) -> anyhow::Result<()> {
     let mut requirements = 0;
     let mut rules = 0;
     for t in 0..20 {
-        let tpl = call(client, s, reqwest::Method::POST, "/api/v1/templates", json!({"name": format!("Bench template {t}")})).await?;
+        let tpl = call(
+            client,
+            s,
+            reqwest::Method::POST,
+            "/api/v1/templates",
+            json!({"name": format!("Bench template {t}")}),
+        )
+        .await?;
         let id = tpl["id"].as_str().context("template id")?.to_string();
         // 10 templates with 3 requirements (groups A, B, C), 10 with 2 (groups A, B): 50 in all.
         let n = if t < 10 { 3 } else { 2 };
         let mut req_ids = Vec::new();
-        for g in 0..n {
+        for (g, group) in GROUPS.iter().enumerate().take(n) {
             let c = course((t * 3 + g) % COURSES);
             let r = call(client, s, reqwest::Method::POST, &format!("/api/v1/templates/{id}/requirements"), json!({
                 "event_type": PASSING,
-                "group": GROUPS[g],
+                "group": group,
                 "rules": [{"path": "is_passing", "op": "=", "value": "true"}, {"path": "course.course_key", "op": "=", "value": c}],
             })).await?;
             req_ids.push(r["id"].clone());
@@ -135,7 +178,14 @@ async fn configure(client: &reqwest::Client, s: &Server) -> anyhow::Result<()> {
             "requirements": [req_ids[0]],
             "rules": [{"path": "is_passing", "op": "=", "value": "false"}, {"path": "course.course_key", "op": "=", "value": course((t * 3) % COURSES)}],
         })).await?;
-        call(client, s, reqwest::Method::POST, &format!("/api/v1/templates/{id}/activate"), json!({})).await?;
+        call(
+            client,
+            s,
+            reqwest::Method::POST,
+            &format!("/api/v1/templates/{id}/activate"),
+            json!({}),
+        )
+        .await?;
     }
     println!("configured: 20 active templates, {requirements} requirements, {rules} requirement data rules + 40 penalty rules, 20 penalties");
     Ok(())
@@ -179,7 +229,9 @@ async fn batch_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyho
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let bodies: Vec<Vec<u8>> = (0..args.batch_events / args.batch_size)
         .map(|_| {
-            let evs: Vec<Value> = (0..args.batch_size).map(|_| random_event(&mut rng, args.learners)).collect();
+            let evs: Vec<Value> = (0..args.batch_size)
+                .map(|_| random_event(&mut rng, args.learners))
+                .collect();
             serde_json::to_vec(&evs).unwrap_or_default()
         })
         .collect();
@@ -189,13 +241,26 @@ async fn batch_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyho
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        let (client, bodies, next, base, token) = (client.clone(), bodies.clone(), next.clone(), s.base.clone(), s.token.clone());
+        let (client, bodies, next, base, token) = (
+            client.clone(),
+            bodies.clone(),
+            next.clone(),
+            s.base.clone(),
+            s.token.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(body) = bodies.get(i) else { return Ok::<_, anyhow::Error>(()) };
-                let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&token)
-                    .header("content-type", "application/json").body(body.clone()).send().await?;
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                let r = client
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
                 if r.status() != 202 {
                     bail!("batch ingest answered {}", r.status());
                 }
@@ -206,24 +271,45 @@ async fn batch_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyho
         t.await??;
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();
-    println!("batch ingest: {total} events in {:.2}s = {rate:.0} events/s ({} per request, 4 clients)", started.elapsed().as_secs_f64(), args.batch_size);
+    println!(
+        "batch ingest: {total} events in {:.2}s = {rate:.0} events/s ({} per request, 4 clients)",
+        started.elapsed().as_secs_f64(),
+        args.batch_size
+    );
     Ok(rate)
 }
 
 async fn single_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyhow::Result<f64> {
     let mut rng = 0x1234_5678_9abc_def1u64;
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..args.single_events).map(|_| serde_json::to_vec(&random_event(&mut rng, args.learners)).unwrap_or_default()).collect());
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..args.single_events)
+            .map(|_| serde_json::to_vec(&random_event(&mut rng, args.learners)).unwrap_or_default())
+            .collect(),
+    );
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, bodies, next, base, token) = (client.clone(), bodies.clone(), next.clone(), s.base.clone(), s.token.clone());
+        let (client, bodies, next, base, token) = (
+            client.clone(),
+            bodies.clone(),
+            next.clone(),
+            s.base.clone(),
+            s.token.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(body) = bodies.get(i) else { return Ok::<_, anyhow::Error>(()) };
-                let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&token)
-                    .header("content-type", "application/json").body(body.clone()).send().await?;
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                let r = client
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await?;
                 if r.status() != 202 {
                     bail!("single ingest answered {}", r.status());
                 }
@@ -234,14 +320,25 @@ async fn single_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyh
         t.await??;
     }
     let rate = args.single_events as f64 / started.elapsed().as_secs_f64();
-    println!("single-event requests: {} events in {:.2}s = {rate:.0} events/s ({} concurrent clients)", args.single_events, started.elapsed().as_secs_f64(), args.concurrency);
+    println!(
+        "single-event requests: {} events in {:.2}s = {rate:.0} events/s ({} concurrent clients)",
+        args.single_events,
+        started.elapsed().as_secs_f64(),
+        args.concurrency
+    );
     Ok(rate)
 }
 
-async fn latency_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyhow::Result<(f64, f64)> {
+async fn latency_phase(
+    client: &reqwest::Client,
+    s: &Server,
+    args: &Args,
+) -> anyhow::Result<(f64, f64)> {
     let mut rng = 0x0dd_ba11_cafe_f00du64;
     let total = (args.latency_secs * 1000) as usize;
-    let bodies: Vec<Vec<u8>> = (0..total).map(|_| serde_json::to_vec(&random_event(&mut rng, args.learners)).unwrap_or_default()).collect();
+    let bodies: Vec<Vec<u8>> = (0..total)
+        .map(|_| serde_json::to_vec(&random_event(&mut rng, args.learners)).unwrap_or_default())
+        .collect();
     let mut interval = tokio::time::interval(Duration::from_millis(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(total);
@@ -250,8 +347,13 @@ async fn latency_phase(client: &reqwest::Client, s: &Server, args: &Args) -> any
         let (client, base, token) = (client.clone(), s.base.clone(), s.token.clone());
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
-            let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&token)
-                .header("content-type", "application/json").body(body).send().await?;
+            let r = client
+                .post(format!("{base}/api/v1/events"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?;
             if r.status() != 202 {
                 bail!("paced ingest answered {}", r.status());
             }
@@ -271,8 +373,15 @@ async fn latency_phase(client: &reqwest::Client, s: &Server, args: &Args) -> any
 
 fn vm_hwm_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("VmHWM")?;
-    Ok(line.split_whitespace().nth(1).context("VmHWM value")?.parse()?)
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("VmHWM")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("VmHWM value")?
+        .parse()?)
 }
 
 async fn rss_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyhow::Result<f64> {
@@ -291,7 +400,12 @@ async fn rss_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyhow:
             if batch.len() == args.batch_size {
                 let body = serde_json::to_vec(&std::mem::take(&mut batch))?;
                 sent += args.batch_size;
-                pending.push(post_body(client.clone(), s.base.clone(), s.token.clone(), body));
+                pending.push(post_body(
+                    client.clone(),
+                    s.base.clone(),
+                    s.token.clone(),
+                    body,
+                ));
                 if pending.len() >= 4 {
                     pending.next().await.context("pending")??;
                 }
@@ -300,7 +414,12 @@ async fn rss_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyhow:
     }
     if !batch.is_empty() {
         sent += batch.len();
-        pending.push(post_body(client.clone(), s.base.clone(), s.token.clone(), serde_json::to_vec(&batch)?));
+        pending.push(post_body(
+            client.clone(),
+            s.base.clone(),
+            s.token.clone(),
+            serde_json::to_vec(&batch)?,
+        ));
     }
     while let Some(r) = pending.next().await {
         r?;
@@ -311,8 +430,19 @@ async fn rss_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyhow:
     Ok(mib)
 }
 
-async fn post_body(client: reqwest::Client, base: String, token: String, body: Vec<u8>) -> anyhow::Result<()> {
-    let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&token).header("content-type", "application/json").body(body).send().await?;
+async fn post_body(
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    body: Vec<u8>,
+) -> anyhow::Result<()> {
+    let r = client
+        .post(format!("{base}/api/v1/events"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
     if r.status() != 202 {
         bail!("ingest answered {}", r.status());
     }
@@ -323,23 +453,35 @@ async fn post_body(client: reqwest::Client, base: String, token: String, body: V
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let phases: Vec<&str> = args.phases.split(',').map(str::trim).collect();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).timeout(Duration::from_secs(60)).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(60))
+        .build()?;
     let server = start_server(&args.binary)?;
     wait_ready(&client, &server.base).await?;
     configure(&client, &server).await?;
     let mut summary = Vec::new();
     if phases.contains(&"batch") {
-        summary.push(format!("batch_events_per_sec={:.0}", batch_phase(&client, &server, &args).await?));
+        summary.push(format!(
+            "batch_events_per_sec={:.0}",
+            batch_phase(&client, &server, &args).await?
+        ));
     }
     if phases.contains(&"single") {
-        summary.push(format!("single_events_per_sec={:.0}", single_phase(&client, &server, &args).await?));
+        summary.push(format!(
+            "single_events_per_sec={:.0}",
+            single_phase(&client, &server, &args).await?
+        ));
     }
     if phases.contains(&"latency") {
         let (p50, p99) = latency_phase(&client, &server, &args).await?;
         summary.push(format!("latency_p50_ms={p50:.2} latency_p99_ms={p99:.2}"));
     }
     if phases.contains(&"rss") && args.fulfillments > 0 {
-        summary.push(format!("peak_rss_mib={:.1}", rss_phase(&client, &server, &args).await?));
+        summary.push(format!(
+            "peak_rss_mib={:.1}",
+            rss_phase(&client, &server, &args).await?
+        ));
     }
     println!("RESULT {}", summary.join(" "));
     Ok(())

@@ -90,7 +90,10 @@ impl EventTypeMatchers {
         let mut distinct: HashMap<&str, HashSet<&str>> = HashMap::new();
         for rules in rules_of {
             for r in rules.iter().filter(|r| r.operator == Operator::Eq) {
-                distinct.entry(r.path.as_str()).or_default().insert(r.value.as_str());
+                distinct
+                    .entry(r.path.as_str())
+                    .or_default()
+                    .insert(r.value.as_str());
             }
         }
         let mut groups: HashMap<&str, KeyedRequirements> = HashMap::new();
@@ -101,12 +104,17 @@ impl EventTypeMatchers {
                 .max_by_key(|r| distinct.get(r.path.as_str()).map_or(0, HashSet::len));
             match best {
                 Some(rule) => {
-                    let g = groups.entry(rule.path.as_str()).or_insert_with(|| KeyedRequirements {
-                        path: rule.path.split('.').map(str::to_string).collect(),
-                        by_value: HashMap::new(),
-                        all: Vec::new(),
-                    });
-                    g.by_value.entry(crate::rules::canonical(&rule.value).to_string()).or_default().push(i);
+                    let g = groups
+                        .entry(rule.path.as_str())
+                        .or_insert_with(|| KeyedRequirements {
+                            path: rule.path.split('.').map(str::to_string).collect(),
+                            by_value: HashMap::new(),
+                            all: Vec::new(),
+                        });
+                    g.by_value
+                        .entry(crate::rules::canonical(&rule.value).to_string())
+                        .or_default()
+                        .push(i);
                     g.all.push(i);
                 }
                 None => self.unkeyed.push(i),
@@ -169,12 +177,18 @@ impl Eq for TemplateInfo {}
 impl RuleIndex {
     /// Builds the index from the active templates. Inactive templates are skipped defensively.
     pub fn build(version: i64, configs: &[TemplateConfig]) -> Self {
-        let mut index = RuleIndex { version, ..Default::default() };
+        let mut index = RuleIndex {
+            version,
+            ..Default::default()
+        };
         let mut rules_by_type: HashMap<String, Vec<Vec<crate::rules::DataRule>>> = HashMap::new();
         for cfg in configs.iter().filter(|c| c.template.is_active) {
             let t = index.templates.len();
-            let requirement_groups: HashMap<String, Group> =
-                cfg.requirements.iter().map(|r| (r.id.clone(), r.group)).collect();
+            let requirement_groups: HashMap<String, Group> = cfg
+                .requirements
+                .iter()
+                .map(|r| (r.id.clone(), r.group))
+                .collect();
             index.templates.push(Arc::new(TemplateInfo {
                 id: cfg.template.id.clone(),
                 name: cfg.template.name.clone(),
@@ -186,23 +200,32 @@ impl RuleIndex {
                 requirement_groups,
             }));
             for r in &cfg.requirements {
-                rules_by_type.entry(r.event_type.clone()).or_default().push(r.rules.clone());
-                index.by_event_type.entry(r.event_type.clone()).or_default().requirements.push(
-                    RequirementMatcher {
+                rules_by_type
+                    .entry(r.event_type.clone())
+                    .or_default()
+                    .push(r.rules.clone());
+                index
+                    .by_event_type
+                    .entry(r.event_type.clone())
+                    .or_default()
+                    .requirements
+                    .push(RequirementMatcher {
                         template: t,
                         requirement_id: r.id.clone(),
                         rules: r.rules.iter().map(|x| x.compile()).collect(),
-                    },
-                );
+                    });
             }
             for p in &cfg.penalties {
-                index.by_event_type.entry(p.event_type.clone()).or_default().penalties.push(
-                    PenaltyMatcher {
+                index
+                    .by_event_type
+                    .entry(p.event_type.clone())
+                    .or_default()
+                    .penalties
+                    .push(PenaltyMatcher {
                         template: t,
                         rules: p.rules.iter().map(|x| x.compile()).collect(),
                         requirement_ids: p.requirement_ids.clone(),
-                    },
-                );
+                    });
             }
         }
         for (event_type, rules) in &rules_by_type {
@@ -238,13 +261,21 @@ impl RuleIndex {
             match hits.iter().position(|h| Arc::ptr_eq(h.template, template)) {
                 Some(i) => i,
                 None => {
-                    hits.push(TemplateHit { template, fulfilled: Vec::new(), reset: Vec::new() });
+                    hits.push(TemplateHit {
+                        template,
+                        fulfilled: Vec::new(),
+                        reset: Vec::new(),
+                    });
                     hits.len() - 1
                 }
             }
         }
         let mut hits: Vec<TemplateHit<'_>> = Vec::new();
-        for r in m.candidates(payload).into_iter().map(|i| &m.requirements[i]) {
+        for r in m
+            .candidates(payload)
+            .into_iter()
+            .map(|i| &m.requirements[i])
+        {
             if all_match(&r.rules, payload) {
                 let i = slot(self, r.template, &mut hits);
                 hits[i].fulfilled.push(&r.requirement_id);
@@ -253,7 +284,9 @@ impl RuleIndex {
         for p in &m.penalties {
             if all_match(&p.rules, payload) {
                 let i = slot(self, p.template, &mut hits);
-                hits[i].reset.extend(p.requirement_ids.iter().map(String::as_str));
+                hits[i]
+                    .reset
+                    .extend(p.requirement_ids.iter().map(String::as_str));
             }
         }
         hits
@@ -376,7 +409,10 @@ mod tests {
         let mut have = HashSet::new();
         let hits = idx.evaluate("pass", &json!({"is_passing": true, "course": "c1"}));
         let s = step(&hits[0], &have);
-        assert!(!s.completes(), "one of two groups must not award (upstream defect D1)");
+        assert!(
+            !s.completes(),
+            "one of two groups must not award (upstream defect D1)"
+        );
         have.extend(s.added);
         let hits = idx.evaluate("pass", &json!({"is_passing": true, "course": "c2"}));
         let s = step(&hits[0], &have);
@@ -385,7 +421,11 @@ mod tests {
         let hits = idx.evaluate("pass", &json!({"is_passing": false, "course": "c2"}));
         let s = step(&hits[0], &have);
         assert!(s.breaks());
-        assert_eq!(s.removed.len(), 2, "penalty resets both linked requirements");
+        assert_eq!(
+            s.removed.len(),
+            2,
+            "penalty resets both linked requirements"
+        );
     }
 
     #[test]
@@ -399,7 +439,9 @@ mod tests {
             }],
         );
         assert!(!idx.handles("pass"));
-        assert!(idx.evaluate("pass", &json!({"is_passing": true, "course": "c1"})).is_empty());
+        assert!(idx
+            .evaluate("pass", &json!({"is_passing": true, "course": "c1"}))
+            .is_empty());
     }
 
     #[test]
@@ -436,7 +478,15 @@ mod tests {
         }
 
         fn expected_strategy() -> impl Strategy<Value = String> {
-            prop_oneof![Just("c1"), Just("c2"), Just("true"), Just("false"), Just("5"), Just("5.0")].prop_map(str::to_string)
+            prop_oneof![
+                Just("c1"),
+                Just("c2"),
+                Just("true"),
+                Just("false"),
+                Just("5"),
+                Just("5.0")
+            ]
+            .prop_map(str::to_string)
         }
 
         proptest! {

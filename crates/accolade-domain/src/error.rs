@@ -6,7 +6,9 @@ use thiserror::Error;
 /// Why a domain value was refused.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum DomainError {
-    #[error("unknown operator `{0}`; use one of =, !=, in, not_in, exists, not_exists, <, <=, >, >=")]
+    #[error(
+        "unknown operator `{0}`; use one of =, !=, in, not_in, exists, not_exists, <, <=, >, >="
+    )]
     UnknownOperator(String),
     #[error("invalid key path `{0}`: use dot-separated names such as `course.course_key`")]
     InvalidPath(String),

@@ -56,7 +56,9 @@ impl IncomingEvent {
         let time = DateTime::parse_from_rfc3339(&time_text)
             .map_err(|_| DomainError::InvalidField {
                 field: "time",
-                reason: format!("`{time_text}` is not an RFC 3339 / ISO 8601 timestamp with offset"),
+                reason: format!(
+                    "`{time_text}` is not an RFC 3339 / ISO 8601 timestamp with offset"
+                ),
             })?
             .with_timezone(&Utc);
         let source = match obj.get("source") {
@@ -80,13 +82,12 @@ impl IncomingEvent {
                 })
             }
         };
-        let data = obj
-            .get("data")
-            .and_then(Value::as_object)
-            .ok_or_else(|| DomainError::InvalidField {
+        let data = obj.get("data").and_then(Value::as_object).ok_or_else(|| {
+            DomainError::InvalidField {
                 field: "data",
                 reason: "must be an object holding the signal's data key".into(),
-            })?;
+            }
+        })?;
         if data.len() != 1 {
             return Err(DomainError::InvalidField {
                 field: "data",
@@ -96,9 +97,14 @@ impl IncomingEvent {
                 ),
             });
         }
-        let (data_key, payload) = data.iter().next().map(|(k, v)| (k.clone(), v.clone())).ok_or(
-            DomainError::InvalidField { field: "data", reason: "is empty".into() },
-        )?;
+        let (data_key, payload) = data
+            .iter()
+            .next()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .ok_or(DomainError::InvalidField {
+                field: "data",
+                reason: "is empty".into(),
+            })?;
         if !payload.is_object() {
             return Err(DomainError::InvalidField {
                 field: "data",
@@ -106,12 +112,23 @@ impl IncomingEvent {
             });
         }
         let learner = find_user_data(&payload).ok_or(DomainError::MissingUserData)?;
-        let mut event =
-            IncomingEvent { id, event_type, time, source, minorversion, data_key, payload, learner, raw: String::new() };
+        let mut event = IncomingEvent {
+            id,
+            event_type,
+            time,
+            source,
+            minorversion,
+            data_key,
+            payload,
+            learner,
+            raw: String::new(),
+        };
         event.raw = event.to_json().to_string();
         // NUL cannot be stored in PostgreSQL text or JSONB; refuse it for every backend alike.
         if event.raw.contains("\\u0000") {
-            return Err(DomainError::InvalidEvent("the event contains a NUL character (\\u0000)".into()));
+            return Err(DomainError::InvalidEvent(
+                "the event contains a NUL character (\\u0000)".into(),
+            ));
         }
         Ok(event)
     }
@@ -146,7 +163,10 @@ pub fn validate_event_type(event_type: &str) -> Result<(), DomainError> {
         && event_type.len() <= MAX_ID_LEN
         && event_type.split('.').count() >= 2
         && event_type.split('.').all(|seg| {
-            !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            !seg.is_empty()
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         });
     if ok {
         Ok(())
@@ -162,8 +182,14 @@ fn required_str(obj: &Map<String, Value>, field: &'static str) -> Result<String,
             field,
             reason: "must be a non-empty string of at most 255 bytes".into(),
         }),
-        Some(_) => Err(DomainError::InvalidField { field, reason: "must be a string".into() }),
-        None => Err(DomainError::InvalidField { field, reason: "is required".into() }),
+        Some(_) => Err(DomainError::InvalidField {
+            field,
+            reason: "must be a string".into(),
+        }),
+        None => Err(DomainError::InvalidField {
+            field,
+            reason: "is required".into(),
+        }),
     }
 }
 
@@ -200,7 +226,10 @@ fn as_user_data(v: &Value) -> Option<LearnerData> {
         return None;
     }
     let text = |m: &Map<String, Value>, k: &str| {
-        m.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+        m.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
     };
     Some(LearnerData {
         username: username.to_string(),
@@ -247,21 +276,36 @@ mod tests {
     #[test]
     fn rejects_missing_user_data() {
         let mut v = passing("e1", "jdoe", "c", true);
-        v["data"]["course_passing_status"].as_object_mut().unwrap().remove("user");
-        assert_eq!(IncomingEvent::from_json(&v).unwrap_err(), DomainError::MissingUserData);
+        v["data"]["course_passing_status"]
+            .as_object_mut()
+            .unwrap()
+            .remove("user");
+        assert_eq!(
+            IncomingEvent::from_json(&v).unwrap_err(),
+            DomainError::MissingUserData
+        );
     }
 
     #[test]
     fn rejects_bad_envelopes() {
         let mut v = passing("e1", "jdoe", "c", true);
         v["time"] = json!("yesterday");
-        assert_eq!(IncomingEvent::from_json(&v).unwrap_err().code(), "invalid_field");
+        assert_eq!(
+            IncomingEvent::from_json(&v).unwrap_err().code(),
+            "invalid_field"
+        );
         let mut v = passing("e1", "jdoe", "c", true);
         v["id"] = json!(5);
-        assert_eq!(IncomingEvent::from_json(&v).unwrap_err().code(), "invalid_field");
+        assert_eq!(
+            IncomingEvent::from_json(&v).unwrap_err().code(),
+            "invalid_field"
+        );
         let mut v = passing("e1", "jdoe", "c", true);
         v["event_type"] = json!("no spaces allowed");
-        assert_eq!(IncomingEvent::from_json(&v).unwrap_err().code(), "invalid_event_type");
+        assert_eq!(
+            IncomingEvent::from_json(&v).unwrap_err().code(),
+            "invalid_event_type"
+        );
         assert!(IncomingEvent::from_json(&json!([1])).is_err());
     }
 

@@ -86,7 +86,10 @@ impl Operator {
     }
 
     fn is_numeric(self) -> bool {
-        matches!(self, Operator::Lt | Operator::Le | Operator::Gt | Operator::Ge)
+        matches!(
+            self,
+            Operator::Lt | Operator::Le | Operator::Gt | Operator::Ge
+        )
     }
 }
 
@@ -126,7 +129,10 @@ impl DataRule {
             return Err(DomainError::MissingValue { op: op.to_string() });
         }
         if op.is_numeric() && self.value.trim().parse::<f64>().is_err() {
-            return Err(DomainError::NotANumber { op: op.to_string(), value: self.value.clone() });
+            return Err(DomainError::NotANumber {
+                op: op.to_string(),
+                value: self.value.clone(),
+            });
         }
         Ok(())
     }
@@ -135,7 +141,10 @@ impl DataRule {
     pub fn compile(&self) -> CompiledRule {
         let expected = match self.operator {
             Operator::In | Operator::NotIn => Expected::List(
-                self.value.split(',').map(|v| canonical(v.trim()).to_string()).collect(),
+                self.value
+                    .split(',')
+                    .map(|v| canonical(v.trim()).to_string())
+                    .collect(),
             ),
             Operator::Lt | Operator::Le | Operator::Gt | Operator::Ge => {
                 Expected::Number(self.value.trim().parse().unwrap_or(f64::NAN))
@@ -156,7 +165,10 @@ pub fn validate_path(path: &str) -> Result<(), DomainError> {
     let ok = !path.is_empty()
         && path.len() <= 255
         && path.split('.').all(|seg| {
-            !seg.is_empty() && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            !seg.is_empty()
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         });
     if ok {
         Ok(())
@@ -246,7 +258,8 @@ fn text_eq(actual: &Value, want: &str) -> bool {
             }
         }
         Value::Null => false,
-        other => other.to_string() == want,
+        // Objects and arrays compare by their JSON text.
+        other => serde_json::to_string(other).is_ok_and(|text| text == want),
     }
 }
 
@@ -269,7 +282,11 @@ pub fn leaf_paths(payload: &Value) -> Vec<String> {
         match v {
             Value::Object(map) => {
                 for (k, child) in map {
-                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     walk(&p, child, out);
                 }
             }
@@ -313,7 +330,12 @@ mod tests {
     #[test]
     fn equality_on_nested_paths() {
         let p = payload();
-        assert!(rule("course.course_key", "=", "course-v1:OpenedX+DemoX+Demo_Course").matches(&p));
+        assert!(rule(
+            "course.course_key",
+            "=",
+            "course-v1:OpenedX+DemoX+Demo_Course"
+        )
+        .matches(&p));
         assert!(!rule("course.course_key", "=", "course-v1:Other").matches(&p));
         assert!(rule("course.course_key", "!=", "course-v1:Other").matches(&p));
     }
@@ -335,23 +357,54 @@ mod tests {
     #[test]
     fn list_and_numeric_operators() {
         let p = payload();
-        assert!(rule("course.course_key", "in", "a, course-v1:OpenedX+DemoX+Demo_Course").matches(&p));
-        assert!(!rule("course.course_key", "not_in", "a,course-v1:OpenedX+DemoX+Demo_Course").matches(&p));
+        assert!(rule(
+            "course.course_key",
+            "in",
+            "a, course-v1:OpenedX+DemoX+Demo_Course"
+        )
+        .matches(&p));
+        assert!(!rule(
+            "course.course_key",
+            "not_in",
+            "a,course-v1:OpenedX+DemoX+Demo_Course"
+        )
+        .matches(&p));
         assert!(rule("grade", ">=", "0.8").matches(&p));
         assert!(rule("grade", "<", "1").matches(&p));
         assert!(!rule("grade", ">", "0.82").matches(&p));
         assert!(rule("grade", "<=", "0.82").matches(&p));
-        assert!(rule("attempts", ">", "2").matches(&p), "numeric strings compare as numbers");
-        assert!(!rule("course.course_key", ">", "2").matches(&p), "text is not a number");
+        assert!(
+            rule("attempts", ">", "2").matches(&p),
+            "numeric strings compare as numbers"
+        );
+        assert!(
+            !rule("course.course_key", ">", "2").matches(&p),
+            "text is not a number"
+        );
     }
 
     #[test]
     fn validation_refuses_bad_rules() {
-        assert_eq!(DataRule::new("a", "~", "x").unwrap_err().code(), "unknown_operator");
-        assert_eq!(DataRule::new("a..b", "=", "x").unwrap_err().code(), "invalid_path");
-        assert_eq!(DataRule::new("", "=", "x").unwrap_err().code(), "invalid_path");
-        assert_eq!(DataRule::new("a", "=", " ").unwrap_err().code(), "missing_value");
-        assert_eq!(DataRule::new("a", ">", "ten").unwrap_err().code(), "not_a_number");
+        assert_eq!(
+            DataRule::new("a", "~", "x").unwrap_err().code(),
+            "unknown_operator"
+        );
+        assert_eq!(
+            DataRule::new("a..b", "=", "x").unwrap_err().code(),
+            "invalid_path"
+        );
+        assert_eq!(
+            DataRule::new("", "=", "x").unwrap_err().code(),
+            "invalid_path"
+        );
+        assert_eq!(
+            DataRule::new("a", "=", " ").unwrap_err().code(),
+            "missing_value"
+        );
+        assert_eq!(
+            DataRule::new("a", ">", "ten").unwrap_err().code(),
+            "not_a_number"
+        );
         assert!(DataRule::new("a", "exists", "").is_ok());
     }
 

@@ -73,7 +73,10 @@ impl Group {
     /// The first letter not in `used`.
     pub fn next_free(used: impl IntoIterator<Item = Group>) -> Result<Group, DomainError> {
         let used: std::collections::HashSet<Group> = used.into_iter().collect();
-        ('A'..='Z').map(Group).find(|g| !used.contains(g)).ok_or(DomainError::NoFreeGroup)
+        ('A'..='Z')
+            .map(Group)
+            .find(|g| !used.contains(g))
+            .ok_or(DomainError::NoFreeGroup)
     }
 }
 
@@ -150,7 +153,11 @@ mod tests {
         assert!(Group::parse("A").is_ok());
         assert!(Group::parse("Z").is_ok());
         for bad in ["", "a", "AA", "1", "Ä", " "] {
-            assert_eq!(Group::parse(bad).unwrap_err().code(), "invalid_group", "{bad:?}");
+            assert_eq!(
+                Group::parse(bad).unwrap_err().code(),
+                "invalid_group",
+                "{bad:?}"
+            );
         }
     }
 
@@ -158,7 +165,9 @@ mod tests {
     fn next_free_group_skips_used_letters() {
         let used = [Group::parse("A").unwrap(), Group::parse("C").unwrap()];
         assert_eq!(Group::next_free(used).unwrap().letter(), 'B');
-        let all: Vec<Group> = ('A'..='Z').map(|c| Group::parse(&c.to_string()).unwrap()).collect();
+        let all: Vec<Group> = ('A'..='Z')
+            .map(|c| Group::parse(&c.to_string()).unwrap())
+            .collect();
         assert_eq!(Group::next_free(all).unwrap_err(), DomainError::NoFreeGroup);
     }
 }

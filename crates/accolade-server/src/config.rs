@@ -154,7 +154,11 @@ impl Config {
             }
         }
         fig = fig.merge(Env::prefixed("ACCOLADE_").split("__").filter(|k| {
-            SECTIONS.iter().any(|s| k.as_str().to_ascii_lowercase().starts_with(&format!("{s}.")))
+            SECTIONS.iter().any(|s| {
+                k.as_str()
+                    .to_ascii_lowercase()
+                    .starts_with(&format!("{s}."))
+            })
         }));
         if let Some(b) = &overrides.bind {
             fig = fig.merge(Serialized::default("http.bind", b));
@@ -173,16 +177,30 @@ impl Config {
     /// Defaults only (tests and tools).
     pub fn defaults() -> Config {
         #[allow(clippy::expect_used)] // the embedded defaults are checked by a unit test
-        Figment::from(Toml::string(DEFAULT_CONFIG)).extract().expect("embedded defaults parse")
+        Figment::from(Toml::string(DEFAULT_CONFIG))
+            .extract()
+            .expect("embedded defaults parse")
     }
 
     /// Cross-field and value checks with messages naming the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         let url = &self.database.url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            bail!("database.url must start with sqlite:// or postgres://, got `{}`", redact_url(url));
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            bail!(
+                "database.url must start with sqlite:// or postgres://, got `{}`",
+                redact_url(url)
+            );
         }
-        if !matches!(self.database.sqlite_synchronous.to_ascii_uppercase().as_str(), "FULL" | "NORMAL" | "EXTRA") {
+        if !matches!(
+            self.database
+                .sqlite_synchronous
+                .to_ascii_uppercase()
+                .as_str(),
+            "FULL" | "NORMAL" | "EXTRA"
+        ) {
             bail!("database.sqlite_synchronous must be FULL, NORMAL or EXTRA");
         }
         if self.database.max_connections == 0 {
@@ -216,10 +234,12 @@ impl Config {
     }
 
     pub fn bind_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.http
-            .bind
-            .parse()
-            .with_context(|| format!("http.bind `{}` is not an address like 127.0.0.1:8080", self.http.bind))
+        self.http.bind.parse().with_context(|| {
+            format!(
+                "http.bind `{}` is not an address like 127.0.0.1:8080",
+                self.http.bind
+            )
+        })
     }
 
     pub fn retry_schedule(&self) -> anyhow::Result<Vec<Duration>> {
@@ -229,7 +249,11 @@ impl Config {
         self.worker
             .retry_schedule
             .iter()
-            .map(|s| parse_duration(s).with_context(|| format!("worker.retry_schedule: `{s}` is not a duration like 10s, 5m, 1h")))
+            .map(|s| {
+                parse_duration(s).with_context(|| {
+                    format!("worker.retry_schedule: `{s}` is not a duration like 10s, 5m, 1h")
+                })
+            })
             .collect()
     }
 }
@@ -264,7 +288,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
         let mut c = Config::defaults();
         c.database.url = "postgres://u:secret@h/db".into();
@@ -278,10 +305,18 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("http.bind"));
         let mut c = Config::defaults();
         c.worker.retry_schedule = vec!["10 parsecs".into()];
-        assert!(c.validate().unwrap_err().to_string().contains("worker.retry_schedule"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("worker.retry_schedule"));
         let mut c = Config::defaults();
         c.database.url = "mysql://x".into();
-        assert!(c.validate().unwrap_err().to_string().contains("database.url"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("database.url"));
     }
 
     #[test]

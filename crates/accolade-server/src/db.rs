@@ -23,7 +23,11 @@ pub async fn open(db: &DatabaseConfig) -> anyhow::Result<Arc<dyn Store>> {
         tracing::info!(path = %store.path().display(), "using SQLite");
         Ok(Arc::new(store))
     } else {
-        let options = PgOptions { auto_migrate: db.auto_migrate, max_connections: db.max_connections, ..Default::default() };
+        let options = PgOptions {
+            auto_migrate: db.auto_migrate,
+            max_connections: db.max_connections,
+            ..Default::default()
+        };
         let store = PgStore::connect(&db.url, &options)
             .await
             .with_context(|| format!("connecting to {}", redact_url(&db.url)))?;

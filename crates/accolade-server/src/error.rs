@@ -39,7 +39,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError::BadRequest { code, detail: detail.into() }
+        ApiError::BadRequest {
+            code,
+            detail: detail.into(),
+        }
     }
 
     fn parts(&self) -> (StatusCode, &str) {
@@ -57,7 +60,10 @@ impl ApiError {
 
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
-        ApiError::BadRequest { code: e.code(), detail: e.to_string() }
+        ApiError::BadRequest {
+            code: e.code(),
+            detail: e.to_string(),
+        }
     }
 }
 
@@ -95,7 +101,14 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (status, Json(ErrorBody { code: code.to_string(), detail })).into_response()
+        (
+            status,
+            Json(ErrorBody {
+                code: code.to_string(),
+                detail,
+            }),
+        )
+            .into_response()
     }
 }
 

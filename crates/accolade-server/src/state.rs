@@ -39,7 +39,12 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config) -> AppState {
         let index = Arc::new(IndexCache::new());
         let shutdown = CancellationToken::new();
-        let ingest = Ingest::start(store.clone(), index.clone(), &config.ingest, shutdown.clone());
+        let ingest = Ingest::start(
+            store.clone(),
+            index.clone(),
+            &config.ingest,
+            shutdown.clone(),
+        );
         AppState(Arc::new(Inner {
             store,
             config: Arc::new(config),

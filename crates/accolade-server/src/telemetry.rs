@@ -15,5 +15,9 @@ pub fn init(log: &LogConfig) {
         .with_target(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ = if log.format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let _ = if log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }

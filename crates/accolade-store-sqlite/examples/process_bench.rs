@@ -19,7 +19,10 @@ fn course(i: usize) -> String {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let total = args.first().copied().unwrap_or(100_000);
     let batch = args.get(1).copied().unwrap_or(2_000);
     let dir = std::env::temp_dir().join(format!("accolade-pb-{}", std::process::id()));
@@ -42,28 +45,35 @@ async fn main() {
         let mut first = None;
         for g in 0..(if t < 10 { 3 } else { 2 }) {
             let r = store
-                .add_requirement(&tpl.id, NewRequirement {
-                    key: None,
-                    event_type: PASSING.into(),
-                    description: String::new(),
-                    group: Some(Group::parse(["A", "B", "C"][g]).unwrap()),
-                    rules: vec![
-                        DataRule::new("is_passing", "=", "true").unwrap(),
-                        DataRule::new("course.course_key", "=", &course((t * 3 + g) % 25)).unwrap(),
-                    ],
-                })
+                .add_requirement(
+                    &tpl.id,
+                    NewRequirement {
+                        key: None,
+                        event_type: PASSING.into(),
+                        description: String::new(),
+                        group: Some(Group::parse(["A", "B", "C"][g]).unwrap()),
+                        rules: vec![
+                            DataRule::new("is_passing", "=", "true").unwrap(),
+                            DataRule::new("course.course_key", "=", &course((t * 3 + g) % 25))
+                                .unwrap(),
+                        ],
+                    },
+                )
                 .await
                 .unwrap();
             first.get_or_insert(r.id);
         }
         store
-            .add_penalty(&tpl.id, NewPenalty {
-                key: None,
-                event_type: PASSING.into(),
-                description: String::new(),
-                rules: vec![DataRule::new("is_passing", "=", "false").unwrap()],
-                requirement_ids: vec![first.unwrap()],
-            })
+            .add_penalty(
+                &tpl.id,
+                NewPenalty {
+                    key: None,
+                    event_type: PASSING.into(),
+                    description: String::new(),
+                    rules: vec![DataRule::new("is_passing", "=", "false").unwrap()],
+                    requirement_ids: vec![first.unwrap()],
+                },
+            )
             .await
             .unwrap();
     }
@@ -94,6 +104,9 @@ async fn main() {
         store.process_events(chunk.to_vec(), &index).await.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("process_events: {total} events in {secs:.2}s = {:.0} events/s (batches of {batch})", total as f64 / secs);
+    println!(
+        "process_events: {total} events in {secs:.2}s = {:.0} events/s (batches of {batch})",
+        total as f64 / secs
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use accolade_domain::award::{Award, AwardState};
 use accolade_domain::engine::{RuleIndex, TemplateInfo};
-use accolade_store::{AwardFilter, Delivery, Fulfillment, Learner, ManualChange, Page, Paged, StoreError};
+use accolade_store::{
+    AwardFilter, Delivery, Fulfillment, Learner, ManualChange, Page, Paged, StoreError,
+};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::config;
@@ -14,10 +16,12 @@ use crate::rows::{self, db, parse_ts, ts, AWARD_COLUMNS, LEARNER_COLUMNS};
 type Result<T> = std::result::Result<T, StoreError>;
 
 pub fn get_learner(c: &Connection, username: &str) -> Result<Learner> {
-    c.prepare_cached(&format!("SELECT {LEARNER_COLUMNS} FROM learners WHERE username = ?1"))
-        .and_then(|mut s| s.query_row([username], rows::learner).optional())
-        .map_err(db)?
-        .ok_or(StoreError::not_found("learner"))
+    c.prepare_cached(&format!(
+        "SELECT {LEARNER_COLUMNS} FROM learners WHERE username = ?1"
+    ))
+    .and_then(|mut s| s.query_row([username], rows::learner).optional())
+    .map_err(db)?
+    .ok_or(StoreError::not_found("learner"))
 }
 
 pub fn list_learners(c: &Connection, page: Page) -> Result<Paged<Learner>> {
@@ -25,7 +29,10 @@ pub fn list_learners(c: &Connection, page: Page) -> Result<Paged<Learner>> {
         .prepare_cached(&format!(
             "SELECT {LEARNER_COLUMNS} FROM learners ORDER BY username LIMIT ?1 OFFSET ?2"
         ))
-        .and_then(|mut s| s.query_map(params![page.fetch(), page.offset as i64], rows::learner)?.collect())
+        .and_then(|mut s| {
+            s.query_map(params![page.fetch(), page.offset as i64], rows::learner)?
+                .collect()
+        })
         .map_err(db)?;
     Ok(page.finish(rows))
 }
@@ -85,14 +92,28 @@ pub fn get_award(c: &Connection, id: &str) -> Result<Award> {
 /// templates, which the rules index does not hold).
 fn template_info(c: &Connection, template_id: &str) -> Result<Arc<TemplateInfo>> {
     let cfg = config::template_config(c, template_id)?;
-    let index = RuleIndex::build(0, &[accolade_domain::template::TemplateConfig {
-        template: accolade_domain::template::Template { is_active: true, ..cfg.template },
-        ..cfg
-    }]);
-    index.template(template_id).cloned().ok_or(StoreError::not_found("template"))
+    let index = RuleIndex::build(
+        0,
+        &[accolade_domain::template::TemplateConfig {
+            template: accolade_domain::template::Template {
+                is_active: true,
+                ..cfg.template
+            },
+            ..cfg
+        }],
+    );
+    index
+        .template(template_id)
+        .cloned()
+        .ok_or(StoreError::not_found("template"))
 }
 
-pub fn award_manually(c: &Connection, template_id: &str, username: &str, change: ManualChange) -> Result<Award> {
+pub fn award_manually(
+    c: &Connection,
+    template_id: &str,
+    username: &str,
+    change: ManualChange,
+) -> Result<Award> {
     let info = template_info(c, template_id)?;
     let learner = ensure_learner(c, username)?;
     let latest = latest_award(c, template_id, username)?;

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use accolade_domain::event::validate_event_type;
-use accolade_domain::template::{validate_name, Group, Penalty, Requirement, Template, TemplateConfig};
+use accolade_domain::template::{
+    validate_name, Group, Penalty, Requirement, Template, TemplateConfig,
+};
 use accolade_store::{
     DesiredTemplate, NewPenalty, NewRequirement, NewTemplate, Page, Paged, PenaltyPatch,
     RequirementPatch, StoreError, TemplateFilter, TemplatePatch,
@@ -17,19 +19,28 @@ use crate::rows::{self, db, is_unique_violation, ts, TEMPLATE_COLUMNS};
 type Result<T> = std::result::Result<T, StoreError>;
 
 pub fn bump_version(c: &Connection) -> Result<()> {
-    c.execute("UPDATE config_state SET version = version + 1 WHERE id = 1", []).map_err(db)?;
+    c.execute(
+        "UPDATE config_state SET version = version + 1 WHERE id = 1",
+        [],
+    )
+    .map_err(db)?;
     Ok(())
 }
 
 pub fn version(c: &Connection) -> Result<i64> {
-    c.query_row("SELECT version FROM config_state WHERE id = 1", [], |r| r.get(0)).map_err(db)
+    c.query_row("SELECT version FROM config_state WHERE id = 1", [], |r| {
+        r.get(0)
+    })
+    .map_err(db)
 }
 
 pub fn template(c: &Connection, id: &str) -> Result<Template> {
-    c.prepare_cached(&format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?1"))
-        .and_then(|mut s| s.query_row([id], rows::template).optional())
-        .map_err(db)?
-        .ok_or(StoreError::not_found("template"))
+    c.prepare_cached(&format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?1"
+    ))
+    .and_then(|mut s| s.query_row([id], rows::template).optional())
+    .map_err(db)?
+    .ok_or(StoreError::not_found("template"))
 }
 
 fn requirement_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Requirement> {
@@ -63,21 +74,36 @@ fn penalty_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Penalty> {
 /// Loads requirements and penalties for the templates selected by `where_clause`.
 fn configs_where(c: &Connection, where_clause: &str, args: &[&str]) -> Result<Vec<TemplateConfig>> {
     let templates: Vec<Template> = c
-        .prepare(&format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE {where_clause} ORDER BY created_at, id"))
-        .and_then(|mut s| s.query_map(params_from_iter(args), rows::template)?.collect())
+        .prepare(&format!(
+            "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE {where_clause} ORDER BY created_at, id"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params_from_iter(args), rows::template)?
+                .collect()
+        })
         .map_err(db)?;
     let mut configs: Vec<TemplateConfig> = templates
         .into_iter()
-        .map(|template| TemplateConfig { template, requirements: vec![], penalties: vec![] })
+        .map(|template| TemplateConfig {
+            template,
+            requirements: vec![],
+            penalties: vec![],
+        })
         .collect();
-    let pos: HashMap<String, usize> =
-        configs.iter().enumerate().map(|(i, c)| (c.template.id.clone(), i)).collect();
+    let pos: HashMap<String, usize> = configs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.template.id.clone(), i))
+        .collect();
     let requirements: Vec<Requirement> = c
         .prepare(&format!(
             "SELECT {REQUIREMENT_COLUMNS} FROM requirements WHERE template_id IN \
              (SELECT id FROM templates WHERE {where_clause}) ORDER BY created_at, id"
         ))
-        .and_then(|mut s| s.query_map(params_from_iter(args), requirement_row)?.collect())
+        .and_then(|mut s| {
+            s.query_map(params_from_iter(args), requirement_row)?
+                .collect()
+        })
         .map_err(db)?;
     for r in requirements {
         if let Some(&i) = pos.get(&r.template_id) {
@@ -97,7 +123,10 @@ fn configs_where(c: &Connection, where_clause: &str, args: &[&str]) -> Result<Ve
              JOIN penalties p ON p.id = pr.penalty_id WHERE p.template_id IN \
              (SELECT id FROM templates WHERE {where_clause}) ORDER BY pr.requirement_id"
         ))
-        .and_then(|mut s| s.query_map(params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .and_then(|mut s| {
+            s.query_map(params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
         .map_err(db)?;
     let mut by_penalty: HashMap<String, Vec<String>> = HashMap::new();
     for (p, r) in links {
@@ -119,7 +148,9 @@ pub fn active_configs(c: &Connection) -> Result<Vec<TemplateConfig>> {
 }
 
 pub fn template_config(c: &Connection, id: &str) -> Result<TemplateConfig> {
-    configs_where(c, "id = ?1", &[id])?.pop().ok_or(StoreError::not_found("template"))
+    configs_where(c, "id = ?1", &[id])?
+        .pop()
+        .ok_or(StoreError::not_found("template"))
 }
 
 pub fn list_templates(c: &Connection, f: &TemplateFilter, page: Page) -> Result<Paged<Template>> {
@@ -135,7 +166,11 @@ pub fn list_templates(c: &Connection, f: &TemplateFilter, page: Page) -> Result<
     }
     if let Some(q) = f.search.as_deref().filter(|q| !q.is_empty()) {
         sql.push_str(" AND fold(name) LIKE ? ESCAPE '\\'");
-        let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = q
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         args.push(format!("%{escaped}%").into());
     }
     if let Some(o) = &f.organization_id {
@@ -147,7 +182,10 @@ pub fn list_templates(c: &Connection, f: &TemplateFilter, page: Page) -> Result<
     args.push((page.offset as i64).into());
     let rows: Vec<Template> = c
         .prepare(&sql)
-        .and_then(|mut s| s.query_map(params_from_iter(args), rows::template)?.collect())
+        .and_then(|mut s| {
+            s.query_map(params_from_iter(args), rows::template)?
+                .collect()
+        })
         .map_err(db)?;
     Ok(page.finish(rows))
 }
@@ -178,7 +216,10 @@ pub fn create_template(c: &Connection, new: NewTemplate) -> Result<Template> {
     )
     .map_err(|e| {
         if is_unique_violation(&e) {
-            StoreError::Conflict { code: "template_exists", detail: format!("template {id} already exists") }
+            StoreError::Conflict {
+                code: "template_exists",
+                detail: format!("template {id} already exists"),
+            }
         } else {
             db(e)
         }
@@ -205,7 +246,14 @@ pub fn update_template(c: &Connection, id: &str, p: TemplatePatch) -> Result<Tem
     c.execute(
         "UPDATE templates SET name = ?2, description = ?3, image_url = ?4, allow_reaward = ?5, \
          updated_at = ?6 WHERE id = ?1",
-        params![id, t.name, t.description, t.image_url, t.allow_reaward, ts(Utc::now())],
+        params![
+            id,
+            t.name,
+            t.description,
+            t.image_url,
+            t.allow_reaward,
+            ts(Utc::now())
+        ],
     )
     .map_err(db)?;
     bump_version(c)?;
@@ -234,18 +282,27 @@ fn used_groups(c: &Connection, template_id: &str) -> Result<Vec<Group>> {
 fn key_conflict(what: &str, key: &Option<String>) -> StoreError {
     StoreError::Conflict {
         code: "key_taken",
-        detail: format!("{what} key `{}` is already used in this template", key.clone().unwrap_or_default()),
+        detail: format!(
+            "{what} key `{}` is already used in this template",
+            key.clone().unwrap_or_default()
+        ),
     }
 }
 
 pub fn requirement(c: &Connection, id: &str) -> Result<Requirement> {
-    c.prepare_cached(&format!("SELECT {REQUIREMENT_COLUMNS} FROM requirements WHERE id = ?1"))
-        .and_then(|mut s| s.query_row([id], requirement_row).optional())
-        .map_err(db)?
-        .ok_or(StoreError::not_found("requirement"))
+    c.prepare_cached(&format!(
+        "SELECT {REQUIREMENT_COLUMNS} FROM requirements WHERE id = ?1"
+    ))
+    .and_then(|mut s| s.query_row([id], requirement_row).optional())
+    .map_err(db)?
+    .ok_or(StoreError::not_found("requirement"))
 }
 
-pub fn add_requirement(c: &Connection, template_id: &str, new: NewRequirement) -> Result<Requirement> {
+pub fn add_requirement(
+    c: &Connection,
+    template_id: &str,
+    new: NewRequirement,
+) -> Result<Requirement> {
     template(c, template_id)?;
     validate_event_type(&new.event_type)?;
     for r in &new.rules {
@@ -304,14 +361,21 @@ pub fn update_requirement(c: &Connection, id: &str, p: RequirementPatch) -> Resu
 
 pub fn delete_requirement(c: &Connection, id: &str) -> Result<()> {
     requirement(c, id)?;
-    c.execute("DELETE FROM penalty_requirements WHERE requirement_id = ?1", [id]).map_err(db)?;
-    c.execute("DELETE FROM requirements WHERE id = ?1", [id]).map_err(db)?;
+    c.execute(
+        "DELETE FROM penalty_requirements WHERE requirement_id = ?1",
+        [id],
+    )
+    .map_err(db)?;
+    c.execute("DELETE FROM requirements WHERE id = ?1", [id])
+        .map_err(db)?;
     bump_version(c)
 }
 
 pub fn penalty(c: &Connection, id: &str) -> Result<Penalty> {
     let mut p = c
-        .prepare_cached(&format!("SELECT {PENALTY_COLUMNS} FROM penalties WHERE id = ?1"))
+        .prepare_cached(&format!(
+            "SELECT {PENALTY_COLUMNS} FROM penalties WHERE id = ?1"
+        ))
         .and_then(|mut s| s.query_row([id], penalty_row).optional())
         .map_err(db)?
         .ok_or(StoreError::not_found("penalty"))?;
@@ -322,8 +386,17 @@ pub fn penalty(c: &Connection, id: &str) -> Result<Penalty> {
     Ok(p)
 }
 
-fn link_requirements(c: &Connection, template_id: &str, penalty_id: &str, ids: &[String]) -> Result<()> {
-    c.execute("DELETE FROM penalty_requirements WHERE penalty_id = ?1", [penalty_id]).map_err(db)?;
+fn link_requirements(
+    c: &Connection,
+    template_id: &str,
+    penalty_id: &str,
+    ids: &[String],
+) -> Result<()> {
+    c.execute(
+        "DELETE FROM penalty_requirements WHERE penalty_id = ?1",
+        [penalty_id],
+    )
+    .map_err(db)?;
     for rid in ids {
         let r = requirement(c, rid)?;
         if r.template_id != template_id {
@@ -351,9 +424,23 @@ pub fn add_penalty(c: &Connection, template_id: &str, new: NewPenalty) -> Result
     c.execute(
         "INSERT INTO penalties (id, template_id, key, event_type, description, rules, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, template_id, new.key, new.event_type, new.description, rows::rules_json(&new.rules), ts(Utc::now())],
+        params![
+            id,
+            template_id,
+            new.key,
+            new.event_type,
+            new.description,
+            rows::rules_json(&new.rules),
+            ts(Utc::now())
+        ],
     )
-    .map_err(|e| if is_unique_violation(&e) { key_conflict("penalty", &new.key) } else { db(e) })?;
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            key_conflict("penalty", &new.key)
+        } else {
+            db(e)
+        }
+    })?;
     link_requirements(c, template_id, &id, &new.requirement_ids)?;
     bump_version(c)?;
     penalty(c, &id)
@@ -376,7 +463,12 @@ pub fn update_penalty(c: &Connection, id: &str, p: PenaltyPatch) -> Result<Penal
     }
     c.execute(
         "UPDATE penalties SET event_type = ?2, description = ?3, rules = ?4 WHERE id = ?1",
-        params![id, cur.event_type, cur.description, rows::rules_json(&cur.rules)],
+        params![
+            id,
+            cur.event_type,
+            cur.description,
+            rows::rules_json(&cur.rules)
+        ],
     )
     .map_err(db)?;
     if let Some(ids) = p.requirement_ids {
@@ -388,7 +480,8 @@ pub fn update_penalty(c: &Connection, id: &str, p: PenaltyPatch) -> Result<Penal
 
 pub fn delete_penalty(c: &Connection, id: &str) -> Result<()> {
     penalty(c, id)?;
-    c.execute("DELETE FROM penalties WHERE id = ?1", [id]).map_err(db)?;
+    c.execute("DELETE FROM penalties WHERE id = ?1", [id])
+        .map_err(db)?;
     bump_version(c)
 }
 
@@ -403,7 +496,11 @@ pub fn apply_template(c: &Connection, d: DesiredTemplate) -> Result<TemplateConf
             if existing.origin != nt.origin {
                 return Err(StoreError::Conflict {
                     code: "origin_mismatch",
-                    detail: format!("template {id} has origin {}, the file says {}", existing.origin.as_str(), nt.origin.as_str()),
+                    detail: format!(
+                        "template {id} has origin {}, the file says {}",
+                        existing.origin.as_str(),
+                        nt.origin.as_str()
+                    ),
                 });
             }
             c.execute(
@@ -414,7 +511,13 @@ pub fn apply_template(c: &Connection, d: DesiredTemplate) -> Result<TemplateConf
             .map_err(db)?;
         }
         Err(StoreError::NotFound { .. }) => {
-            create_template(c, NewTemplate { id: Some(id.clone()), ..nt })?;
+            create_template(
+                c,
+                NewTemplate {
+                    id: Some(id.clone()),
+                    ..nt
+                },
+            )?;
         }
         Err(e) => return Err(e),
     }
@@ -425,12 +528,15 @@ pub fn apply_template(c: &Connection, d: DesiredTemplate) -> Result<TemplateConf
         .filter_map(|r| r.key.clone().map(|k| (k, r)))
         .collect();
     // Remove requirements that the file no longer names (including unkeyed ones).
-    let keep: std::collections::HashSet<&str> = d.requirements.iter().map(|r| r.key.as_str()).collect();
+    let keep: std::collections::HashSet<&str> =
+        d.requirements.iter().map(|r| r.key.as_str()).collect();
     let stale: Vec<String> = c
         .prepare("SELECT id, key FROM requirements WHERE template_id = ?1")
         .and_then(|mut s| {
-            s.query_map([&id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            s.query_map([&id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db)?
         .into_iter()
@@ -471,7 +577,8 @@ pub fn apply_template(c: &Connection, d: DesiredTemplate) -> Result<TemplateConf
             }
         }
     }
-    let keep_pen: std::collections::HashSet<&str> = d.penalties.iter().map(|p| p.key.as_str()).collect();
+    let keep_pen: std::collections::HashSet<&str> =
+        d.penalties.iter().map(|p| p.key.as_str()).collect();
     for p in &current.penalties {
         if !p.key.as_deref().is_some_and(|k| keep_pen.contains(k)) {
             delete_penalty(c, &p.id)?;

@@ -8,7 +8,9 @@ use accolade_domain::award::{Award, AwardState};
 use accolade_domain::engine::{step, RuleIndex, TemplateInfo};
 use accolade_domain::event::{IncomingEvent, LearnerData};
 use accolade_domain::outbox::{effects_of, NewJob, OutgoingEvent};
-use accolade_store::{EventOutcome, IndexCache, Page, Paged, RejectedEvent, StoreError, StoredEvent};
+use accolade_store::{
+    EventOutcome, IndexCache, Page, Paged, RejectedEvent, StoreError, StoredEvent,
+};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -48,7 +50,14 @@ pub fn process(
         .map_err(db)?;
     for ev in events {
         let inserted = insert
-            .execute(params![ev.id, ev.event_type, ev.learner.username, ts(ev.time), now_text, ev.body_text()])
+            .execute(params![
+                ev.id,
+                ev.event_type,
+                ev.learner.username,
+                ts(ev.time),
+                now_text,
+                ev.body_text()
+            ])
             .map_err(db)?;
         if inserted == 0 {
             outcomes.push(EventOutcome::Duplicate);
@@ -57,7 +66,9 @@ pub fn process(
         // Learner rows are refreshed only when their data changed since this process last
         // wrote them (the caller adds `new_learners` to its cache after the commit).
         let username = &ev.learner.username;
-        let last_written = new_learners.get(username).or_else(|| known_learners.get(username));
+        let last_written = new_learners
+            .get(username)
+            .or_else(|| known_learners.get(username));
         if last_written != Some(&ev.learner) {
             upsert_learner(c, &ev.learner, &now_text)?;
             new_learners.insert(username.clone(), ev.learner.clone());
@@ -84,7 +95,9 @@ pub fn process(
                 .map_err(db)?;
             }
             if s.completes() {
-                if let Some(a) = award_on_completion(c, info, &ev.learner, ev.time, Some(&ev.id), now)? {
+                if let Some(a) =
+                    award_on_completion(c, info, &ev.learner, ev.time, Some(&ev.id), now)?
+                {
                     awarded.push(a);
                 }
             } else if s.breaks() {
@@ -146,9 +159,14 @@ pub fn ensure_learner(c: &Connection, username: &str) -> Result<LearnerData> {
 }
 
 fn fulfilled(c: &Connection, learner: &str, template_id: &str) -> Result<HashSet<String>> {
-    c.prepare_cached("SELECT requirement_id FROM fulfillments WHERE learner = ?1 AND template_id = ?2")
-        .and_then(|mut s| s.query_map(params![learner, template_id], |r| r.get(0))?.collect())
-        .map_err(db)
+    c.prepare_cached(
+        "SELECT requirement_id FROM fulfillments WHERE learner = ?1 AND template_id = ?2",
+    )
+    .and_then(|mut s| {
+        s.query_map(params![learner, template_id], |r| r.get(0))?
+            .collect()
+    })
+    .map_err(db)
 }
 
 /// The learner's latest award episode of a template.
@@ -157,7 +175,10 @@ pub fn latest_award(c: &Connection, template_id: &str, learner: &str) -> Result<
         "SELECT {AWARD_COLUMNS} FROM awards WHERE template_id = ?1 AND learner = ?2 \
          ORDER BY episode DESC LIMIT 1"
     ))
-    .and_then(|mut s| s.query_row(params![template_id, learner], rows::award).optional())
+    .and_then(|mut s| {
+        s.query_row(params![template_id, learner], rows::award)
+            .optional()
+    })
     .map_err(db)
 }
 
@@ -287,13 +308,24 @@ pub fn record_rejected(c: &Connection, rejected: &[RejectedEvent]) -> Result<()>
         )
         .map_err(db)?;
     for r in rejected {
-        s.execute(params![r.event_id, r.event_type, r.code, r.detail, r.source, ts(r.received_at)])
-            .map_err(db)?;
+        s.execute(params![
+            r.event_id,
+            r.event_type,
+            r.code,
+            r.detail,
+            r.source,
+            ts(r.received_at)
+        ])
+        .map_err(db)?;
     }
     Ok(())
 }
 
-pub fn list_events(c: &Connection, learner: Option<&str>, page: Page) -> Result<Paged<StoredEvent>> {
+pub fn list_events(
+    c: &Connection,
+    learner: Option<&str>,
+    page: Page,
+) -> Result<Paged<StoredEvent>> {
     let cols = "id, event_type, learner, time, received_at, body";
     let rows: Vec<StoredEvent> = match learner {
         Some(l) => c
@@ -319,7 +351,10 @@ pub fn list_rejected(c: &Connection, page: Page) -> Result<Paged<RejectedEvent>>
             "SELECT event_id, event_type, code, detail, source, received_at FROM rejected_events \
              ORDER BY seq DESC LIMIT ?1 OFFSET ?2",
         )
-        .and_then(|mut s| s.query_map(params![page.fetch(), page.offset as i64], rows::rejected)?.collect())
+        .and_then(|mut s| {
+            s.query_map(params![page.fetch(), page.offset as i64], rows::rejected)?
+                .collect()
+        })
         .map_err(db)?;
     Ok(page.finish(rows))
 }

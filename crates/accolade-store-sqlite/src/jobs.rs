@@ -76,7 +76,11 @@ pub fn claim_jobs(
     );
     let now = ts(now);
     let mut args: Vec<rusqlite::types::Value> = vec![ts(lease_until).into(), now.clone().into()];
-    args.extend(kinds.iter().map(|k| rusqlite::types::Value::from(k.to_string())));
+    args.extend(
+        kinds
+            .iter()
+            .map(|k| rusqlite::types::Value::from(k.to_string())),
+    );
     args.push(now.clone().into());
     args.push(now.into());
     args.push(i64::from(limit).into());
@@ -115,14 +119,20 @@ pub fn create_token(c: &Connection, name: &str, hash: &str) -> Result<ApiToken> 
         params![id, name, hash, ts(Utc::now())],
     )
     .map_err(db)?;
-    c.query_row("SELECT id, name, created_at, last_used_at FROM api_tokens WHERE id = ?1", [&id], rows::token)
-        .map_err(db)
+    c.query_row(
+        "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE id = ?1",
+        [&id],
+        rows::token,
+    )
+    .map_err(db)
 }
 
 pub fn find_token(c: &Connection, hash: &str) -> Result<Option<ApiToken>> {
-    c.prepare_cached("SELECT id, name, created_at, last_used_at FROM api_tokens WHERE secret_hash = ?1")
-        .and_then(|mut s| s.query_row([hash], rows::token).optional())
-        .map_err(db)
+    c.prepare_cached(
+        "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE secret_hash = ?1",
+    )
+    .and_then(|mut s| s.query_row([hash], rows::token).optional())
+    .map_err(db)
 }
 
 pub fn stats(c: &Connection) -> Result<StoreStats> {

@@ -57,13 +57,20 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { auto_migrate: true, synchronous: "FULL".into(), busy_timeout_ms: 5000 }
+        SqliteOptions {
+            auto_migrate: true,
+            synchronous: "FULL".into(),
+            busy_timeout_ms: 5000,
+        }
     }
 }
 
 /// Turns `sqlite://path`, `sqlite:path` or a bare path into a file path.
 pub fn path_from_url(url: &str) -> PathBuf {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
     let rest = rest.split('?').next().unwrap_or(rest);
     PathBuf::from(rest)
 }
@@ -87,15 +94,21 @@ fn configure(c: &Connection, o: &SqliteOptions) -> rusqlite::Result<()> {
 /// `lower()` and `LIKE` only fold ASCII letters).
 fn register_functions(c: &Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
-    c.create_scalar_function("fold", 1, FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC, |ctx| {
-        Ok(ctx.get::<Option<String>>(0)?.map(|s| s.to_lowercase()))
-    })
+    c.create_scalar_function(
+        "fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(ctx.get::<Option<String>>(0)?.map(|s| s.to_lowercase())),
+    )
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and its folder.
     pub fn open(path: &Path, options: &SqliteOptions) -> Result<Self> {
-        if !matches!(options.synchronous.to_ascii_uppercase().as_str(), "FULL" | "NORMAL" | "EXTRA") {
+        if !matches!(
+            options.synchronous.to_ascii_uppercase().as_str(),
+            "FULL" | "NORMAL" | "EXTRA"
+        ) {
             return Err(StoreError::Other(format!(
                 "database.sqlite_synchronous must be FULL, NORMAL or EXTRA, not {}",
                 options.synchronous
@@ -120,10 +133,13 @@ impl SqliteStore {
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
                 path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
             )
             .map_err(rows::db)?;
-            r.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms)).map_err(rows::db)?;
+            r.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms))
+                .map_err(rows::db)?;
             r.set_prepared_statement_cache_capacity(64);
             register_functions(&r).map_err(rows::db)?;
             readers.push(r);
@@ -191,8 +207,9 @@ impl SqliteStore {
             let conn = match conn {
                 Some(c) => c,
                 None => {
-                    let c = Connection::open_with_flags(&inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-                        .map_err(rows::db)?;
+                    let c =
+                        Connection::open_with_flags(&inner.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                            .map_err(rows::db)?;
                     register_functions(&c).map_err(rows::db)?;
                     c
                 }
@@ -216,21 +233,24 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(rows::db)).await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(rows::db))
+            .await
     }
 
     async fn config_version(&self) -> Result<i64> {
-        self.read(|c| config::version(c)).await
+        self.read(config::version).await
     }
 
     async fn active_config(&self) -> Result<(i64, Vec<TemplateConfig>)> {
         // One transaction so the version and the rows agree.
-        self.write(|c| Ok((config::version(c)?, config::active_configs(c)?))).await
+        self.write(|c| Ok((config::version(c)?, config::active_configs(c)?)))
+            .await
     }
 
     async fn list_templates(&self, filter: &TemplateFilter, page: Page) -> Result<Paged<Template>> {
         let filter = filter.clone();
-        self.read(move |c| config::list_templates(c, &filter, page)).await
+        self.read(move |c| config::list_templates(c, &filter, page))
+            .await
     }
 
     async fn get_template(&self, id: &str) -> Result<TemplateConfig> {
@@ -244,17 +264,20 @@ impl Store for SqliteStore {
 
     async fn update_template(&self, id: &str, patch: TemplatePatch) -> Result<Template> {
         let id = id.to_string();
-        self.write(move |c| config::update_template(c, &id, patch)).await
+        self.write(move |c| config::update_template(c, &id, patch))
+            .await
     }
 
     async fn set_template_active(&self, id: &str, active: bool) -> Result<Template> {
         let id = id.to_string();
-        self.write(move |c| config::set_active(c, &id, active)).await
+        self.write(move |c| config::set_active(c, &id, active))
+            .await
     }
 
     async fn add_requirement(&self, template_id: &str, new: NewRequirement) -> Result<Requirement> {
         let id = template_id.to_string();
-        self.write(move |c| config::add_requirement(c, &id, new)).await
+        self.write(move |c| config::add_requirement(c, &id, new))
+            .await
     }
 
     async fn get_requirement(&self, id: &str) -> Result<Requirement> {
@@ -264,12 +287,14 @@ impl Store for SqliteStore {
 
     async fn update_requirement(&self, id: &str, patch: RequirementPatch) -> Result<Requirement> {
         let id = id.to_string();
-        self.write(move |c| config::update_requirement(c, &id, patch)).await
+        self.write(move |c| config::update_requirement(c, &id, patch))
+            .await
     }
 
     async fn delete_requirement(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(move |c| config::delete_requirement(c, &id)).await
+        self.write(move |c| config::delete_requirement(c, &id))
+            .await
     }
 
     async fn add_penalty(&self, template_id: &str, new: NewPenalty) -> Result<Penalty> {
@@ -284,7 +309,8 @@ impl Store for SqliteStore {
 
     async fn update_penalty(&self, id: &str, patch: PenaltyPatch) -> Result<Penalty> {
         let id = id.to_string();
-        self.write(move |c| config::update_penalty(c, &id, patch)).await
+        self.write(move |c| config::update_penalty(c, &id, patch))
+            .await
     }
 
     async fn delete_penalty(&self, id: &str) -> Result<()> {
@@ -293,10 +319,15 @@ impl Store for SqliteStore {
     }
 
     async fn apply_template(&self, desired: DesiredTemplate) -> Result<TemplateConfig> {
-        self.write(move |c| config::apply_template(c, desired)).await
+        self.write(move |c| config::apply_template(c, desired))
+            .await
     }
 
-    async fn process_events(&self, events: Vec<IncomingEvent>, index: &IndexCache) -> Result<Vec<EventOutcome>> {
+    async fn process_events(
+        &self,
+        events: Vec<IncomingEvent>,
+        index: &IndexCache,
+    ) -> Result<Vec<EventOutcome>> {
         // The index cache is borrowed; run the transaction on this blocking-capable thread via
         // block_in_place so no 'static copy of the cache is needed.
         let inner = self.inner.clone();
@@ -325,12 +356,14 @@ impl Store for SqliteStore {
     }
 
     async fn record_rejected(&self, rejected: Vec<RejectedEvent>) -> Result<()> {
-        self.write(move |c| events::record_rejected(c, &rejected)).await
+        self.write(move |c| events::record_rejected(c, &rejected))
+            .await
     }
 
     async fn list_events(&self, learner: Option<&str>, page: Page) -> Result<Paged<StoredEvent>> {
         let learner = learner.map(str::to_string);
-        self.read(move |c| events::list_events(c, learner.as_deref(), page)).await
+        self.read(move |c| events::list_events(c, learner.as_deref(), page))
+            .await
     }
 
     async fn list_rejected(&self, page: Page) -> Result<Paged<RejectedEvent>> {
@@ -353,7 +386,8 @@ impl Store for SqliteStore {
 
     async fn list_awards(&self, filter: &AwardFilter, page: Page) -> Result<Paged<Award>> {
         let filter = filter.clone();
-        self.read(move |c| awards::list_awards(c, &filter, page)).await
+        self.read(move |c| awards::list_awards(c, &filter, page))
+            .await
     }
 
     async fn get_award(&self, id: &str) -> Result<Award> {
@@ -361,14 +395,21 @@ impl Store for SqliteStore {
         self.read(move |c| awards::get_award(c, &id)).await
     }
 
-    async fn award_manually(&self, template_id: &str, username: &str, change: ManualChange) -> Result<Award> {
+    async fn award_manually(
+        &self,
+        template_id: &str,
+        username: &str,
+        change: ManualChange,
+    ) -> Result<Award> {
         let (t, u) = (template_id.to_string(), username.to_string());
-        self.write(move |c| awards::award_manually(c, &t, &u, change)).await
+        self.write(move |c| awards::award_manually(c, &t, &u, change))
+            .await
     }
 
     async fn revoke_award(&self, award_id: &str, change: ManualChange) -> Result<Award> {
         let id = award_id.to_string();
-        self.write(move |c| awards::revoke_award(c, &id, change)).await
+        self.write(move |c| awards::revoke_award(c, &id, change))
+            .await
     }
 
     async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<Paged<Job>> {
@@ -403,12 +444,14 @@ impl Store for SqliteStore {
 
     async fn finish_job(&self, id: &str, result: JobResult, now: DateTime<Utc>) -> Result<()> {
         let id = id.to_string();
-        self.write(move |c| jobs::finish_job(c, &id, result, now)).await
+        self.write(move |c| jobs::finish_job(c, &id, result, now))
+            .await
     }
 
     async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award> {
         let id = award_id.to_string();
-        self.write(move |c| awards::record_delivery(c, &id, delivery)).await
+        self.write(move |c| awards::record_delivery(c, &id, delivery))
+            .await
     }
 
     async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken> {

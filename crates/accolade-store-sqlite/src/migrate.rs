@@ -5,8 +5,11 @@
 use rusqlite::{params, Connection};
 
 /// Every migration, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "0001_core.sql", include_str!("../migrations/0001_core.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_core.sql",
+    include_str!("../migrations/0001_core.sql"),
+)];
 
 fn checksum(sql: &str) -> String {
     // FNV-1a: stable, dependency free; this detects edits, it is not a security measure.
@@ -43,7 +46,8 @@ pub fn run(conn: &mut Connection) -> Result<usize, String> {
             None => {}
         }
         let tx = conn.transaction().map_err(|e| e.to_string())?;
-        tx.execute_batch(sql).map_err(|e| format!("migration {name} failed: {e}"))?;
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration {name} failed: {e}"))?;
         tx.execute(
             "INSERT INTO _accolade_migrations (version, name, checksum, applied_at)
              VALUES (?1, ?2, ?3, datetime('now'))",
@@ -61,7 +65,9 @@ pub fn applied(conn: &Connection) -> Result<Vec<i64>, String> {
     let mut stmt = conn
         .prepare("SELECT version FROM _accolade_migrations ORDER BY version")
         .map_err(|e| e.to_string())?;
-    let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| e.to_string())?;
+    let rows = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
     rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
 }
 
@@ -78,7 +84,10 @@ mod tests {
             .collect();
         files.sort();
         let listed: Vec<String> = MIGRATIONS.iter().map(|(_, n, _)| n.to_string()).collect();
-        assert_eq!(files, listed, "every file in migrations/ must be listed in MIGRATIONS");
+        assert_eq!(
+            files, listed,
+            "every file in migrations/ must be listed in MIGRATIONS"
+        );
     }
 
     #[test]

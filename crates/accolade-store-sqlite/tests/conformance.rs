@@ -7,7 +7,8 @@ use accolade_store_sqlite::{SqliteOptions, SqliteStore};
 
 async fn fresh() -> Arc<dyn Store> {
     let dir = std::env::temp_dir().join(format!("accolade-conf-{}", uuid_like()));
-    let store = SqliteStore::open(&dir.join("test.db"), &SqliteOptions::default()).expect("open sqlite");
+    let store =
+        SqliteStore::open(&dir.join("test.db"), &SqliteOptions::default()).expect("open sqlite");
     Arc::new(store)
 }
 
@@ -18,7 +19,10 @@ fn uuid_like() -> String {
         "{}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     )
 }
 
@@ -26,7 +30,9 @@ accolade_store::conformance_suite!(fresh());
 
 /// Two handles (as two processes would open) on one fresh database file.
 fn two_handles() -> (Arc<dyn Store>, Arc<dyn Store>) {
-    let path = std::env::temp_dir().join(format!("accolade-conf-{}", uuid_like())).join("test.db");
+    let path = std::env::temp_dir()
+        .join(format!("accolade-conf-{}", uuid_like()))
+        .join("test.db");
     let a = SqliteStore::open(&path, &SqliteOptions::default()).expect("open sqlite");
     let b = SqliteStore::open(&path, &SqliteOptions::default()).expect("open sqlite again");
     (Arc::new(a), Arc::new(b))

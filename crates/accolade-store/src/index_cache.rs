@@ -17,7 +17,9 @@ pub struct IndexCache {
 
 impl IndexCache {
     pub fn new() -> Self {
-        IndexCache { current: RwLock::new(Arc::new(RuleIndex::build(-1, &[]))) }
+        IndexCache {
+            current: RwLock::new(Arc::new(RuleIndex::build(-1, &[]))),
+        }
     }
 
     /// The index if it was built from `version`.

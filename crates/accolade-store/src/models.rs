@@ -18,13 +18,19 @@ pub struct Page {
 impl Page {
     pub const MAX_LIMIT: u32 = 500;
     pub fn new(limit: Option<u32>, offset: Option<u64>) -> Self {
-        Page { limit: limit.unwrap_or(50).clamp(1, Self::MAX_LIMIT), offset: offset.unwrap_or(0) }
+        Page {
+            limit: limit.unwrap_or(50).clamp(1, Self::MAX_LIMIT),
+            offset: offset.unwrap_or(0),
+        }
     }
     /// Builds a page result from `limit + 1` fetched rows.
     pub fn finish<T>(&self, mut rows: Vec<T>) -> Paged<T> {
         let more = rows.len() > self.limit as usize;
         rows.truncate(self.limit as usize);
-        Paged { next_offset: more.then_some(self.offset + self.limit as u64), items: rows }
+        Paged {
+            next_offset: more.then_some(self.offset + self.limit as u64),
+            items: rows,
+        }
     }
     /// Rows to fetch (one more than asked, to know whether another page exists).
     pub fn fetch(&self) -> i64 {
@@ -146,7 +152,10 @@ pub struct DesiredPenalty {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventOutcome {
     /// Stored and processed; ids of awards made and revoked because of it.
-    Accepted { awarded: Vec<String>, revoked: Vec<String> },
+    Accepted {
+        awarded: Vec<String>,
+        revoked: Vec<String>,
+    },
     /// An event with this id was already processed; nothing changed.
     Duplicate,
 }
@@ -247,9 +256,14 @@ pub struct StoreStats {
 pub enum JobResult {
     Succeeded,
     /// Try again at `run_at`.
-    Retry { run_at: DateTime<Utc>, error: String },
+    Retry {
+        run_at: DateTime<Utc>,
+        error: String,
+    },
     /// Give up: the job is dead until an operator retries it.
-    Dead { error: String },
+    Dead {
+        error: String,
+    },
 }
 
 /// The outcome of delivering an award to its provider.

@@ -141,4 +141,3 @@ pub trait Store: Send + Sync + 'static {
 
     async fn stats(&self) -> Result<StoreStats>;
 }
-

@@ -39,7 +39,10 @@ pub struct AwardQuery {
 fn reason(r: &str) -> Result<String, ApiError> {
     let r = r.trim();
     if r.is_empty() || r.chars().count() > 1000 {
-        return Err(ApiError::bad_request("invalid_reason", "a reason of 1-1000 characters is required"));
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "a reason of 1-1000 characters is required",
+        ));
     }
     Ok(r.to_string())
 }
@@ -48,13 +51,25 @@ fn reason(r: &str) -> Result<String, ApiError> {
 #[utoipa::path(get, path = "/awards", tag = "awards", params(AwardQuery),
     responses((status = 200, body = ListBody<AwardBody>), (status = 400, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_awards(State(state): State<AppState>, ApiQuery(q): ApiQuery<AwardQuery>) -> ApiResult<Json<ListBody<AwardBody>>> {
+pub async fn list_awards(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<AwardQuery>,
+) -> ApiResult<Json<ListBody<AwardBody>>> {
     let award_state = match q.state.as_deref() {
-        Some(s) => Some(AwardState::parse(s).ok_or_else(|| ApiError::bad_request("invalid_state", format!("unknown award state `{s}`")))?),
+        Some(s) => Some(AwardState::parse(s).ok_or_else(|| {
+            ApiError::bad_request("invalid_state", format!("unknown award state `{s}`"))
+        })?),
         None => None,
     };
-    let filter = AwardFilter { learner: q.learner.clone(), template_id: q.template.clone(), state: award_state };
-    let page = state.store.list_awards(&filter, accolade_store::Page::new(q.limit, q.offset)).await?;
+    let filter = AwardFilter {
+        learner: q.learner.clone(),
+        template_id: q.template.clone(),
+        state: award_state,
+    };
+    let page = state
+        .store
+        .list_awards(&filter, accolade_store::Page::new(q.limit, q.offset))
+        .await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
 
@@ -63,20 +78,39 @@ pub async fn list_awards(State(state): State<AppState>, ApiQuery(q): ApiQuery<Aw
     responses((status = 201, body = AwardBody), (status = 400, body = crate::error::ErrorBody),
               (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create_award(State(state): State<AppState>, ApiJson(b): ApiJson<CreateAward>) -> ApiResult<(StatusCode, Json<AwardBody>)> {
+pub async fn create_award(
+    State(state): State<AppState>,
+    ApiJson(b): ApiJson<CreateAward>,
+) -> ApiResult<(StatusCode, Json<AwardBody>)> {
     let reason = reason(&b.reason)?;
     let learner = b.learner.trim();
     if learner.is_empty() || learner.len() > 255 {
-        return Err(ApiError::bad_request("invalid_learner", "learner must be a username of 1-255 bytes"));
+        return Err(ApiError::bad_request(
+            "invalid_learner",
+            "learner must be a username of 1-255 bytes",
+        ));
     }
-    let award = state.store.award_manually(&b.template, learner, ManualChange { reason, at: Utc::now() }).await?;
+    let award = state
+        .store
+        .award_manually(
+            &b.template,
+            learner,
+            ManualChange {
+                reason,
+                at: Utc::now(),
+            },
+        )
+        .await?;
     m::manual_award();
     Ok((StatusCode::CREATED, Json(award.into())))
 }
 
 #[utoipa::path(get, path = "/awards/{id}", tag = "awards", params(("id" = String, Path)),
     responses((status = 200, body = AwardBody), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn get_award(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<AwardBody>> {
+pub async fn get_award(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AwardBody>> {
     Ok(Json(state.store.get_award(&id).await?.into()))
 }
 
@@ -85,9 +119,22 @@ pub async fn get_award(State(state): State<AppState>, Path(id): Path<String>) ->
     responses((status = 200, body = AwardBody), (status = 400, body = crate::error::ErrorBody),
               (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn revoke_award(State(state): State<AppState>, Path(id): Path<String>, ApiJson(b): ApiJson<RevokeAward>) -> ApiResult<Json<AwardBody>> {
+pub async fn revoke_award(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<RevokeAward>,
+) -> ApiResult<Json<AwardBody>> {
     let reason = reason(&b.reason)?;
-    let award = state.store.revoke_award(&id, ManualChange { reason, at: Utc::now() }).await?;
+    let award = state
+        .store
+        .revoke_award(
+            &id,
+            ManualChange {
+                reason,
+                at: Utc::now(),
+            },
+        )
+        .await?;
     m::manual_revoke();
     Ok(Json(award.into()))
 }

@@ -22,7 +22,10 @@ pub struct ListBody<T> {
 
 impl<T> ListBody<T> {
     pub fn from_page<U>(page: Paged<U>, f: impl FnMut(U) -> T) -> Self {
-        ListBody { data: page.items.into_iter().map(f).collect(), next_offset: page.next_offset }
+        ListBody {
+            data: page.items.into_iter().map(f).collect(),
+            next_offset: page.next_offset,
+        }
     }
 }
 
@@ -57,7 +60,11 @@ impl RuleBody {
         Ok(DataRule::new(&self.path, &self.op, &self.value)?)
     }
     pub fn from_rule(r: &DataRule) -> Self {
-        RuleBody { path: r.path.clone(), op: r.operator.as_str().to_string(), value: r.value.clone() }
+        RuleBody {
+            path: r.path.clone(),
+            op: r.operator.as_str().to_string(),
+            value: r.value.clone(),
+        }
     }
 }
 
@@ -346,7 +353,14 @@ pub struct EventBody {
 
 impl From<StoredEvent> for EventBody {
     fn from(e: StoredEvent) -> Self {
-        EventBody { id: e.id, event_type: e.event_type, learner: e.learner, time: e.time, received_at: e.received_at, body: e.body }
+        EventBody {
+            id: e.id,
+            event_type: e.event_type,
+            learner: e.learner,
+            time: e.time,
+            received_at: e.received_at,
+            body: e.body,
+        }
     }
 }
 
@@ -384,6 +398,12 @@ pub struct LearnerBody {
 
 impl From<accolade_store::Learner> for LearnerBody {
     fn from(l: accolade_store::Learner) -> Self {
-        LearnerBody { username: l.username, lms_user_id: l.lms_user_id, email: l.email, name: l.name, created_at: l.created_at }
+        LearnerBody {
+            username: l.username,
+            lms_user_id: l.lms_user_id,
+            email: l.email,
+            name: l.name,
+            created_at: l.created_at,
+        }
     }
 }

@@ -20,7 +20,9 @@ use crate::service::ingest::IngestError;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(ingest_events, list_events)).routes(routes!(list_rejected_events))
+    OpenApiRouter::new()
+        .routes(routes!(ingest_events, list_events))
+        .routes(routes!(list_rejected_events))
 }
 
 /// Ingest learning events.
@@ -33,20 +35,33 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 202, body = IngestBody), (status = 400, body = crate::error::ErrorBody),
               (status = 413, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn ingest_events(State(state): State<AppState>, req: Request) -> ApiResult<(StatusCode, Json<IngestBody>)> {
+pub async fn ingest_events(
+    State(state): State<AppState>,
+    req: Request,
+) -> ApiResult<(StatusCode, Json<IngestBody>)> {
     let bytes = json_bytes(req, &()).await.map_err(|e| match e {
-        ApiError::PayloadTooLarge { .. } => ApiError::PayloadTooLarge { limit: state.config.http.max_body_bytes },
+        ApiError::PayloadTooLarge { .. } => ApiError::PayloadTooLarge {
+            limit: state.config.http.max_body_bytes,
+        },
         other => other,
     })?;
     let value: Value = parse_json(&bytes)?;
     let items = match value {
         Value::Array(items) => items,
         obj @ Value::Object(_) => vec![obj],
-        _ => return Err(ApiError::bad_request("invalid_body", "the body must be an event object or an array of events")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "the body must be an event object or an array of events",
+            ))
+        }
     };
     let max = state.config.ingest.max_events_per_request;
     if items.len() > max {
-        return Err(ApiError::bad_request("too_many_events", format!("at most {max} events per request, got {}", items.len())));
+        return Err(ApiError::bad_request(
+            "too_many_events",
+            format!("at most {max} events per request, got {}", items.len()),
+        ));
     }
     m::events_received(items.len());
     let now = Utc::now();
@@ -59,14 +74,24 @@ pub async fn ingest_events(State(state): State<AppState>, req: Request) -> ApiRe
             Err(e) => {
                 m::event_rejected(e.code());
                 records.push(RejectedEvent {
-                    event_id: item.get("id").and_then(Value::as_str).map(|s| s.chars().take(255).collect()),
-                    event_type: item.get("event_type").and_then(Value::as_str).map(|s| s.chars().take(255).collect()),
+                    event_id: item
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .map(|s| s.chars().take(255).collect()),
+                    event_type: item
+                        .get("event_type")
+                        .and_then(Value::as_str)
+                        .map(|s| s.chars().take(255).collect()),
                     code: e.code().to_string(),
                     detail: e.to_string(),
                     source: "http".into(),
                     received_at: now,
                 });
-                rejected.push(RejectionBody { index, code: e.code().to_string(), detail: e.to_string() });
+                rejected.push(RejectionBody {
+                    index,
+                    code: e.code().to_string(),
+                    detail: e.to_string(),
+                });
             }
         }
     }
@@ -78,8 +103,18 @@ pub async fn ingest_events(State(state): State<AppState>, req: Request) -> ApiRe
         IngestError::Storage(detail) => ApiError::Internal(anyhow::anyhow!(detail)),
         other => ApiError::Unavailable(other.to_string()),
     })?;
-    let duplicates = outcomes.iter().filter(|o| **o == EventOutcome::Duplicate).count();
-    Ok((StatusCode::ACCEPTED, Json(IngestBody { accepted: outcomes.len() - duplicates, duplicates, rejected })))
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| **o == EventOutcome::Duplicate)
+        .count();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(IngestBody {
+            accepted: outcomes.len() - duplicates,
+            duplicates,
+            rejected,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -93,7 +128,10 @@ pub struct EventsQuery {
 /// Recent events in the inbox, newest first.
 #[utoipa::path(get, path = "/events", tag = "events", params(EventsQuery),
     responses((status = 200, body = ListBody<EventBody>)), security(("bearer" = [])))]
-pub async fn list_events(State(state): State<AppState>, ApiQuery(q): ApiQuery<EventsQuery>) -> ApiResult<Json<ListBody<EventBody>>> {
+pub async fn list_events(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> ApiResult<Json<ListBody<EventBody>>> {
     let page = accolade_store::Page::new(q.limit, q.offset);
     let events = state.store.list_events(q.learner.as_deref(), page).await?;
     Ok(Json(ListBody::from_page(events, Into::into)))
@@ -102,7 +140,10 @@ pub async fn list_events(State(state): State<AppState>, ApiQuery(q): ApiQuery<Ev
 /// Events refused at ingest, newest first, with the reason.
 #[utoipa::path(get, path = "/events/rejected", tag = "events", params(PageQuery),
     responses((status = 200, body = ListBody<RejectedEventBody>)), security(("bearer" = [])))]
-pub async fn list_rejected_events(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<ListBody<RejectedEventBody>>> {
+pub async fn list_rejected_events(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<ListBody<RejectedEventBody>>> {
     let rows = state.store.list_rejected(q.page()).await?;
     Ok(Json(ListBody::from_page(rows, Into::into)))
 }

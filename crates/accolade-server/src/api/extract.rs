@@ -19,7 +19,10 @@ pub async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes
     if let Some(ct) = req.headers().get(CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("");
         if !ct.to_ascii_lowercase().contains("json") {
-            return Err(ApiError::bad_request("unsupported_media_type", format!("expected application/json, got `{ct}`")));
+            return Err(ApiError::bad_request(
+                "unsupported_media_type",
+                format!("expected application/json, got `{ct}`"),
+            ));
         }
     }
     Bytes::from_request(req, state).await.map_err(|e| {
@@ -36,8 +39,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
-            Category::Data => ApiError::bad_request("invalid_body", format!("the JSON body does not have the expected shape: {e}")),
-            _ => ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")),
+            Category::Data => ApiError::bad_request(
+                "invalid_body",
+                format!("the JSON body does not have the expected shape: {e}"),
+            ),
+            _ => {
+                ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+            }
         }
     })
 }

@@ -24,10 +24,16 @@ async fn live() -> impl IntoResponse {
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ok", "database": state.store.backend()}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "database": state.store.backend()})),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "database": state.store.backend()})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "database": state.store.backend()})),
+            )
         }
     }
 }
@@ -37,5 +43,8 @@ async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
         Ok(stats) => metrics::set_store_gauges(&stats),
         Err(e) => tracing::warn!(error = %e, "could not read store stats for /metrics"),
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::handle().render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics::handle().render(),
+    )
 }

@@ -23,20 +23,32 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[utoipa::path(get, path = "/learners", tag = "learners", params(PageQuery),
     responses((status = 200, body = ListBody<LearnerBody>)), security(("bearer" = [])))]
-pub async fn list_learners(State(state): State<AppState>, ApiQuery(q): ApiQuery<PageQuery>) -> ApiResult<Json<ListBody<LearnerBody>>> {
-    Ok(Json(ListBody::from_page(state.store.list_learners(q.page()).await?, Into::into)))
+pub async fn list_learners(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<ListBody<LearnerBody>>> {
+    Ok(Json(ListBody::from_page(
+        state.store.list_learners(q.page()).await?,
+        Into::into,
+    )))
 }
 
 #[utoipa::path(get, path = "/learners/{username}", tag = "learners", params(("username" = String, Path)),
     responses((status = 200, body = LearnerBody), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn get_learner(State(state): State<AppState>, Path(username): Path<String>) -> ApiResult<Json<LearnerBody>> {
+pub async fn get_learner(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> ApiResult<Json<LearnerBody>> {
     Ok(Json(state.store.get_learner(&username).await?.into()))
 }
 
 /// Progress of a learner on every template: fulfilled requirements and the events that did it.
 #[utoipa::path(get, path = "/learners/{username}/progress", tag = "learners", params(("username" = String, Path)),
     responses((status = 200, body = ProgressView), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn get_learner_progress(State(state): State<AppState>, Path(username): Path<String>) -> ApiResult<Json<ProgressView>> {
+pub async fn get_learner_progress(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> ApiResult<Json<ProgressView>> {
     Ok(Json(progress::for_learner(&*state.store, &username).await?))
 }
 
@@ -50,6 +62,11 @@ pub struct ProgressQuery {
 #[utoipa::path(get, path = "/progress", tag = "learners", params(ProgressQuery),
     responses((status = 200, body = ProgressView), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get_progress(State(state): State<AppState>, ApiQuery(q): ApiQuery<ProgressQuery>) -> ApiResult<Json<ProgressView>> {
-    Ok(Json(progress::for_learner(&*state.store, &q.learner).await?))
+pub async fn get_progress(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ProgressQuery>,
+) -> ApiResult<Json<ProgressView>> {
+    Ok(Json(
+        progress::for_learner(&*state.store, &q.learner).await?,
+    ))
 }

@@ -48,7 +48,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -76,7 +79,10 @@ pub fn build_app(state: AppState) -> Router {
     let doc = std::sync::Arc::new(doc);
     let api = api
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .route("/openapi.json", get(move || async move { Json((*doc).clone()) }));
+        .route(
+            "/openapi.json",
+            get(move || async move { Json((*doc).clone()) }),
+        );
     let limit = state.config.http.max_body_bytes;
     let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
     Router::new()
@@ -85,13 +91,22 @@ pub fn build_app(state: AppState) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(TraceLayer::new_for_http())
-        .layer(CatchPanicLayer::custom(|_| ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
 }
 
 async fn not_found() -> Response {
-    ApiError::NotFound { code: "route_not_found", detail: "no such endpoint".into() }.into_response()
+    ApiError::NotFound {
+        code: "route_not_found",
+        detail: "no such endpoint".into(),
+    }
+    .into_response()
 }
 
 /// Bearer-token check for every `/api/v1` route.
@@ -100,7 +115,10 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .unwrap_or("");
     match state.tokens.verify(&*state.store, secret).await {

@@ -21,7 +21,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 fn non_empty(ids: &[String]) -> Result<(), ApiError> {
     if ids.is_empty() {
-        return Err(ApiError::bad_request("no_requirements", "a penalty must reset at least one requirement"));
+        return Err(ApiError::bad_request(
+            "no_requirements",
+            "a penalty must reset at least one requirement",
+        ));
     }
     Ok(())
 }
@@ -32,7 +35,11 @@ fn non_empty(ids: &[String]) -> Result<(), ApiError> {
     responses((status = 201, body = PenaltyBody), (status = 400, body = crate::error::ErrorBody),
               (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create_penalty(State(state): State<AppState>, Path(id): Path<String>, ApiJson(b): ApiJson<CreatePenalty>) -> ApiResult<(StatusCode, Json<PenaltyBody>)> {
+pub async fn create_penalty(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<CreatePenalty>,
+) -> ApiResult<(StatusCode, Json<PenaltyBody>)> {
     ensure_configured(&state, &b.event_type)?;
     non_empty(&b.requirements)?;
     let new = NewPenalty {
@@ -48,7 +55,10 @@ pub async fn create_penalty(State(state): State<AppState>, Path(id): Path<String
 
 #[utoipa::path(get, path = "/penalties/{id}", tag = "penalties", params(("id" = String, Path)),
     responses((status = 200, body = PenaltyBody), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn get_penalty(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<PenaltyBody>> {
+pub async fn get_penalty(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PenaltyBody>> {
     Ok(Json(state.store.get_penalty(&id).await?.into()))
 }
 
@@ -56,7 +66,11 @@ pub async fn get_penalty(State(state): State<AppState>, Path(id): Path<String>) 
     request_body = UpdatePenalty,
     responses((status = 200, body = PenaltyBody), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn update_penalty(State(state): State<AppState>, Path(id): Path<String>, ApiJson(b): ApiJson<UpdatePenalty>) -> ApiResult<Json<PenaltyBody>> {
+pub async fn update_penalty(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UpdatePenalty>,
+) -> ApiResult<Json<PenaltyBody>> {
     if let Some(e) = &b.event_type {
         ensure_configured(&state, e)?;
     }
@@ -74,7 +88,10 @@ pub async fn update_penalty(State(state): State<AppState>, Path(id): Path<String
 
 #[utoipa::path(delete, path = "/penalties/{id}", tag = "penalties", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
-pub async fn delete_penalty(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_penalty(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     state.store.delete_penalty(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -42,14 +42,20 @@ pub struct TemplateQuery {
 #[utoipa::path(get, path = "/templates", tag = "templates", params(TemplateQuery),
     responses((status = 200, body = ListBody<TemplateBody>), (status = 400, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_templates(State(state): State<AppState>, ApiQuery(q): ApiQuery<TemplateQuery>) -> ApiResult<Json<ListBody<TemplateBody>>> {
+pub async fn list_templates(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<TemplateQuery>,
+) -> ApiResult<Json<ListBody<TemplateBody>>> {
     let filter = TemplateFilter {
         origin: q.origin.as_deref().map(Origin::parse).transpose()?,
         active: q.active,
         search: q.q.clone(),
         organization_id: q.organization.clone(),
     };
-    let page = state.store.list_templates(&filter, accolade_store::Page::new(q.limit, q.offset)).await?;
+    let page = state
+        .store
+        .list_templates(&filter, accolade_store::Page::new(q.limit, q.offset))
+        .await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
 
@@ -58,15 +64,24 @@ pub async fn list_templates(State(state): State<AppState>, ApiQuery(q): ApiQuery
     responses((status = 201, body = TemplateBody), (status = 400, body = crate::error::ErrorBody),
               (status = 409, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create_template(State(state): State<AppState>, ApiJson(body): ApiJson<CreateTemplate>) -> ApiResult<(StatusCode, Json<TemplateBody>)> {
+pub async fn create_template(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTemplate>,
+) -> ApiResult<(StatusCode, Json<TemplateBody>)> {
     if let Some(o) = body.origin.as_deref() {
         if Origin::parse(o)? != Origin::Local {
-            return Err(ApiError::bad_request("origin_not_creatable", "Credly templates are created by syncing an organization, not by hand"));
+            return Err(ApiError::bad_request(
+                "origin_not_creatable",
+                "Credly templates are created by syncing an organization, not by hand",
+            ));
         }
     }
     if let Some(u) = &body.uuid {
         if !accolade_domain::ids::is_uuid(u) {
-            return Err(ApiError::bad_request("invalid_uuid", format!("`{u}` is not a UUID")));
+            return Err(ApiError::bad_request(
+                "invalid_uuid",
+                format!("`{u}` is not a UUID"),
+            ));
         }
     }
     let t = state
@@ -91,7 +106,10 @@ pub async fn create_template(State(state): State<AppState>, ApiJson(body): ApiJs
 #[utoipa::path(get, path = "/templates/{id}", tag = "templates", params(("id" = String, Path)),
     responses((status = 200, body = TemplateDetailBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get_template(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TemplateDetailBody>> {
+pub async fn get_template(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TemplateDetailBody>> {
     Ok(Json(state.store.get_template(&id).await?.into()))
 }
 
@@ -100,8 +118,17 @@ pub async fn get_template(State(state): State<AppState>, Path(id): Path<String>)
     request_body = UpdateTemplate,
     responses((status = 200, body = TemplateBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn update_template(State(state): State<AppState>, Path(id): Path<String>, ApiJson(b): ApiJson<UpdateTemplate>) -> ApiResult<Json<TemplateBody>> {
-    let patch = TemplatePatch { name: b.name, description: b.description, image_url: b.image_url.map(Some), allow_reaward: b.allow_reaward };
+pub async fn update_template(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UpdateTemplate>,
+) -> ApiResult<Json<TemplateBody>> {
+    let patch = TemplatePatch {
+        name: b.name,
+        description: b.description,
+        image_url: b.image_url.map(Some),
+        allow_reaward: b.allow_reaward,
+    };
     Ok(Json(state.store.update_template(&id, patch).await?.into()))
 }
 
@@ -109,7 +136,10 @@ pub async fn update_template(State(state): State<AppState>, Path(id): Path<Strin
 #[utoipa::path(post, path = "/templates/{id}/activate", tag = "templates", params(("id" = String, Path)),
     responses((status = 200, body = TemplateBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn activate_template(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TemplateBody>> {
+pub async fn activate_template(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TemplateBody>> {
     let t = state.store.set_template_active(&id, true).await?;
     tracing::info!(template.id = %id, "template {id} activated");
     Ok(Json(t.into()))
@@ -119,7 +149,10 @@ pub async fn activate_template(State(state): State<AppState>, Path(id): Path<Str
 #[utoipa::path(post, path = "/templates/{id}/deactivate", tag = "templates", params(("id" = String, Path)),
     responses((status = 200, body = TemplateBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn deactivate_template(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<TemplateBody>> {
+pub async fn deactivate_template(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TemplateBody>> {
     let t = state.store.set_template_active(&id, false).await?;
     tracing::info!(template.id = %id, "template {id} deactivated");
     Ok(Json(t.into()))

@@ -12,7 +12,11 @@ use crate::state::AppState;
 use crate::{db, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(name = "accolade", version, about = "Self-hosted digital badges: award badges from learning events.")]
+#[command(
+    name = "accolade",
+    version,
+    about = "Self-hosted digital badges: award badges from learning events."
+)]
 pub struct Cli {
     /// Configuration file (default: ./accolade.toml when present).
     #[arg(long, global = true, env = "ACCOLADE_CONFIG")]
@@ -75,7 +79,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { bind, .. } => bind.clone(),
         _ => None,
     };
-    let config = Config::load(cli.config.as_deref(), &Overrides { bind, database_url: cli.database_url.clone() })?;
+    let config = Config::load(
+        cli.config.as_deref(),
+        &Overrides {
+            bind,
+            database_url: cli.database_url.clone(),
+        },
+    )?;
     telemetry::init(&config.log);
     match cli.command {
         Command::Serve { no_workers, .. } => serve(config, !no_workers).await,
@@ -85,12 +95,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Apply { file, dry_run } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let desired = apply::parse(&text).with_context(|| format!("in {}", file.display()))?;
             for d in &desired {
-                for r in d.requirements.iter().map(|r| &r.event_type).chain(d.penalties.iter().map(|p| &p.event_type)) {
+                for r in d
+                    .requirements
+                    .iter()
+                    .map(|r| &r.event_type)
+                    .chain(d.penalties.iter().map(|p| &p.event_type))
+                {
                     if !config.events.types.contains(r) {
-                        anyhow::bail!("template `{}` uses event type `{r}`, which is not in events.types", d.template.name);
+                        anyhow::bail!(
+                            "template `{}` uses event type `{r}`, which is not in events.types",
+                            d.template.name
+                        );
                     }
                 }
             }
@@ -108,10 +127,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Admin { command: AdminCommand::CreateToken { name } } => {
+        Command::Admin {
+            command: AdminCommand::CreateToken { name },
+        } => {
             let store = db::open(&config.database).await?;
             let (token, secret) = auth::create_token(&*store, &name).await?;
-            eprintln!("Created token {} ({}). It is shown once; store it now:", token.id, token.name);
+            eprintln!(
+                "Created token {} ({}). It is shown once; store it now:",
+                token.id, token.name
+            );
             println!("{secret}");
             Ok(())
         }
@@ -128,7 +152,9 @@ async fn serve(config: Config, workers: bool) -> anyhow::Result<()> {
     if workers {
         tokio::spawn(crate::service::worker::run(state.clone()));
     }
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, workers, "accolade listening on http://{}", listener.local_addr()?);
     let shutdown = state.shutdown.clone();
     let app = crate::build_app(state);
@@ -148,7 +174,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -12,7 +12,8 @@ use std::collections::HashSet;
 use accolade_domain::rules::DataRule;
 use accolade_domain::template::{Group, Origin, TemplateConfig};
 use accolade_store::{
-    DesiredPenalty, DesiredRequirement, DesiredTemplate, NewTemplate, Page, Store, StoreError, TemplateFilter,
+    DesiredPenalty, DesiredRequirement, DesiredTemplate, NewTemplate, Page, Store, StoreError,
+    TemplateFilter,
 };
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -119,7 +120,8 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<DesiredTemplate>> {
             if r.key.trim().is_empty() || !keys.insert(r.key.clone()) {
                 bail!("{rat}: every requirement needs a key, unique within its template");
             }
-            accolade_domain::event::validate_event_type(&r.event_type).with_context(|| rat.clone())?;
+            accolade_domain::event::validate_event_type(&r.event_type)
+                .with_context(|| rat.clone())?;
             let group = match r.group.as_deref() {
                 Some(g) => Group::parse(g).with_context(|| rat.clone())?,
                 None => {
@@ -144,13 +146,16 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<DesiredTemplate>> {
             if !pkeys.insert(key.clone()) {
                 bail!("{pat}: penalty keys must be unique within a template");
             }
-            accolade_domain::event::validate_event_type(&p.event_type).with_context(|| pat.clone())?;
+            accolade_domain::event::validate_event_type(&p.event_type)
+                .with_context(|| pat.clone())?;
             if p.requirements.is_empty() {
                 bail!("{pat}: a penalty must name at least one requirement key");
             }
             for k in &p.requirements {
                 if !keys.contains(k) {
-                    bail!("{pat}: names requirement key `{k}`, which this template does not define");
+                    bail!(
+                        "{pat}: names requirement key `{k}`, which this template does not define"
+                    );
                 }
             }
             penalties.push(DesiredPenalty {
@@ -181,7 +186,10 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<DesiredTemplate>> {
 }
 
 fn rules(specs: &[RuleSpec]) -> Result<Vec<DataRule>, accolade_domain::DomainError> {
-    specs.iter().map(|r| DataRule::new(&r.path, &r.op, &r.value)).collect()
+    specs
+        .iter()
+        .map(|r| DataRule::new(&r.path, &r.op, &r.value))
+        .collect()
 }
 
 /// Finds the existing template a desired one refers to.
@@ -193,13 +201,26 @@ async fn resolve(store: &dyn Store, d: &DesiredTemplate) -> anyhow::Result<Optio
             Err(e) => Err(e.into()),
         };
     }
-    let filter = TemplateFilter { origin: Some(Origin::Local), search: Some(d.template.name.clone()), ..Default::default() };
-    let page = store.list_templates(&filter, Page::new(Some(500), None)).await?;
-    let same: Vec<_> = page.items.into_iter().filter(|t| t.name == d.template.name).collect();
+    let filter = TemplateFilter {
+        origin: Some(Origin::Local),
+        search: Some(d.template.name.clone()),
+        ..Default::default()
+    };
+    let page = store
+        .list_templates(&filter, Page::new(Some(500), None))
+        .await?;
+    let same: Vec<_> = page
+        .items
+        .into_iter()
+        .filter(|t| t.name == d.template.name)
+        .collect();
     match same.as_slice() {
         [] => Ok(None),
         [one] => Ok(Some(store.get_template(&one.id).await?)),
-        _ => bail!("several local templates are named `{}`; add its uuid to the file", d.template.name),
+        _ => bail!(
+            "several local templates are named `{}`; add its uuid to the file",
+            d.template.name
+        ),
     }
 }
 
@@ -207,12 +228,28 @@ async fn resolve(store: &dyn Store, d: &DesiredTemplate) -> anyhow::Result<Optio
 pub fn diff(current: Option<&TemplateConfig>, d: &DesiredTemplate) -> Vec<String> {
     let name = &d.template.name;
     let Some(cur) = current else {
-        let mut lines = vec![format!("+ template `{name}` (new, {})", if d.template.is_active { "active" } else { "inactive" })];
+        let mut lines = vec![format!(
+            "+ template `{name}` (new, {})",
+            if d.template.is_active {
+                "active"
+            } else {
+                "inactive"
+            }
+        )];
         for r in &d.requirements {
-            lines.push(format!("  + requirement `{}` group {} on {} ({} rules)", r.key, r.group, r.event_type, r.rules.len()));
+            lines.push(format!(
+                "  + requirement `{}` group {} on {} ({} rules)",
+                r.key,
+                r.group,
+                r.event_type,
+                r.rules.len()
+            ));
         }
         for p in &d.penalties {
-            lines.push(format!("  + penalty `{}` on {} resets {:?}", p.key, p.event_type, p.requirement_keys));
+            lines.push(format!(
+                "  + penalty `{}` on {} resets {:?}",
+                p.key, p.event_type, p.requirement_keys
+            ));
         }
         return lines;
     };
@@ -228,44 +265,93 @@ pub fn diff(current: Option<&TemplateConfig>, d: &DesiredTemplate) -> Vec<String
         lines.push("  ~ image_url changed".to_string());
     }
     if t.is_active != d.template.is_active {
-        lines.push(format!("  ~ active {} -> {}", t.is_active, d.template.is_active));
+        lines.push(format!(
+            "  ~ active {} -> {}",
+            t.is_active, d.template.is_active
+        ));
     }
     if t.allow_reaward != d.template.allow_reaward {
-        lines.push(format!("  ~ allow_reaward {} -> {}", t.allow_reaward, d.template.allow_reaward));
+        lines.push(format!(
+            "  ~ allow_reaward {} -> {}",
+            t.allow_reaward, d.template.allow_reaward
+        ));
     }
     for r in &d.requirements {
-        match cur.requirements.iter().find(|c| c.key.as_deref() == Some(r.key.as_str())) {
-            None => lines.push(format!("  + requirement `{}` group {} on {}", r.key, r.group, r.event_type)),
+        match cur
+            .requirements
+            .iter()
+            .find(|c| c.key.as_deref() == Some(r.key.as_str()))
+        {
+            None => lines.push(format!(
+                "  + requirement `{}` group {} on {}",
+                r.key, r.group, r.event_type
+            )),
             Some(c) => {
-                if c.event_type != r.event_type || c.group != r.group || c.rules != r.rules || c.description != r.description {
+                if c.event_type != r.event_type
+                    || c.group != r.group
+                    || c.rules != r.rules
+                    || c.description != r.description
+                {
                     lines.push(format!("  ~ requirement `{}` changed", r.key));
                 }
             }
         }
     }
     for c in &cur.requirements {
-        if !c.key.as_deref().is_some_and(|k| d.requirements.iter().any(|r| r.key == k)) {
-            lines.push(format!("  - requirement `{}` ({})", c.key.clone().unwrap_or_else(|| c.id.clone()), c.event_type));
+        if !c
+            .key
+            .as_deref()
+            .is_some_and(|k| d.requirements.iter().any(|r| r.key == k))
+        {
+            lines.push(format!(
+                "  - requirement `{}` ({})",
+                c.key.clone().unwrap_or_else(|| c.id.clone()),
+                c.event_type
+            ));
         }
     }
-    let key_of = |id: &str| cur.requirements.iter().find(|r| r.id == id).and_then(|r| r.key.clone());
+    let key_of = |id: &str| {
+        cur.requirements
+            .iter()
+            .find(|r| r.id == id)
+            .and_then(|r| r.key.clone())
+    };
     for p in &d.penalties {
-        match cur.penalties.iter().find(|c| c.key.as_deref() == Some(p.key.as_str())) {
+        match cur
+            .penalties
+            .iter()
+            .find(|c| c.key.as_deref() == Some(p.key.as_str()))
+        {
             None => lines.push(format!("  + penalty `{}` on {}", p.key, p.event_type)),
             Some(c) => {
-                let mut linked: Vec<String> = c.requirement_ids.iter().filter_map(|id| key_of(id)).collect();
+                let mut linked: Vec<String> = c
+                    .requirement_ids
+                    .iter()
+                    .filter_map(|id| key_of(id))
+                    .collect();
                 linked.sort();
                 let mut want = p.requirement_keys.clone();
                 want.sort();
-                if c.event_type != p.event_type || c.rules != p.rules || c.description != p.description || linked != want {
+                if c.event_type != p.event_type
+                    || c.rules != p.rules
+                    || c.description != p.description
+                    || linked != want
+                {
                     lines.push(format!("  ~ penalty `{}` changed", p.key));
                 }
             }
         }
     }
     for c in &cur.penalties {
-        if !c.key.as_deref().is_some_and(|k| d.penalties.iter().any(|p| p.key == k)) {
-            lines.push(format!("  - penalty `{}`", c.key.clone().unwrap_or_else(|| c.id.clone())));
+        if !c
+            .key
+            .as_deref()
+            .is_some_and(|k| d.penalties.iter().any(|p| p.key == k))
+        {
+            lines.push(format!(
+                "  - penalty `{}`",
+                c.key.clone().unwrap_or_else(|| c.id.clone())
+            ));
         }
     }
     if !lines.is_empty() {
@@ -284,7 +370,11 @@ pub struct ApplyReport {
 }
 
 /// Applies (or with `dry_run` only describes) a parsed rules file.
-pub async fn apply(store: &dyn Store, desired: Vec<DesiredTemplate>, dry_run: bool) -> anyhow::Result<ApplyReport> {
+pub async fn apply(
+    store: &dyn Store,
+    desired: Vec<DesiredTemplate>,
+    dry_run: bool,
+) -> anyhow::Result<ApplyReport> {
     let mut report = ApplyReport::default();
     for mut d in desired {
         let current = resolve(store, &d).await?;
@@ -293,7 +383,9 @@ pub async fn apply(store: &dyn Store, desired: Vec<DesiredTemplate>, dry_run: bo
             (None, _) => report.created += 1,
             (Some(_), true) => {
                 report.unchanged += 1;
-                report.lines.push(format!("= template `{}` unchanged", d.template.name));
+                report
+                    .lines
+                    .push(format!("= template `{}` unchanged", d.template.name));
                 continue;
             }
             (Some(_), false) => report.changed += 1,
@@ -347,7 +439,10 @@ rules = [ { path = "is_passing", op = "=", value = "false" } ]
     fn refuses_bad_files_with_the_place() {
         let bad_key = SAMPLE.replace("requirements = [\"demo\"]", "requirements = [\"nope\"]");
         assert!(format!("{:#}", parse(&bad_key).unwrap_err()).contains("`nope`"));
-        let bad_op = SAMPLE.replace("op = \"=\", value = \"false\"", "op = \"~\", value = \"false\"");
+        let bad_op = SAMPLE.replace(
+            "op = \"=\", value = \"false\"",
+            "op = \"~\", value = \"false\"",
+        );
         assert!(format!("{:#}", parse(&bad_op).unwrap_err()).contains("unknown operator"));
         let bad_group = SAMPLE.replace("key = \"other\"", "key = \"other\"\ngroup = \"AA\"");
         assert!(format!("{:#}", parse(&bad_group).unwrap_err()).contains("invalid group"));

@@ -58,12 +58,19 @@ impl Ingest {
     }
 
     /// Stores and processes the events; returns once they are durable (or failed).
-    pub async fn submit(&self, events: Vec<IncomingEvent>) -> Result<Vec<EventOutcome>, IngestError> {
+    pub async fn submit(
+        &self,
+        events: Vec<IncomingEvent>,
+    ) -> Result<Vec<EventOutcome>, IngestError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, rx) = oneshot::channel();
-        let sub = Submission { events, received: Instant::now(), reply };
+        let sub = Submission {
+            events,
+            received: Instant::now(),
+            reply,
+        };
         match tokio::time::timeout(ENQUEUE_TIMEOUT, self.tx.send(sub)).await {
             Err(_) => return Err(IngestError::Busy),
             Ok(Err(_)) => return Err(IngestError::ShuttingDown),
@@ -115,7 +122,12 @@ async fn commit(store: &dyn Store, index: &IndexCache, subs: Vec<Submission>) {
     let started = Instant::now();
     let count = all.len();
     let result = store.process_events(all, index).await;
-    tracing::debug!(events = count, submissions = subs.len(), duration_ms = started.elapsed().as_secs_f64() * 1000.0, "batch committed");
+    tracing::debug!(
+        events = count,
+        submissions = subs.len(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "batch committed"
+    );
     match result {
         Ok(outcomes) => {
             let mut rest = outcomes.into_iter();

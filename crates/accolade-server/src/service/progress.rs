@@ -41,11 +41,20 @@ pub async fn for_learner(store: &dyn Store, username: &str) -> Result<ProgressVi
     let fulfillments = store.fulfillments(username).await?;
     let mut by_template: BTreeMap<String, Vec<accolade_store::Fulfillment>> = BTreeMap::new();
     for f in fulfillments {
-        by_template.entry(f.template_id.clone()).or_default().push(f);
+        by_template
+            .entry(f.template_id.clone())
+            .or_default()
+            .push(f);
     }
     // Templates the learner holds awards for appear too, even with no progress left.
     let awards = store
-        .list_awards(&AwardFilter { learner: Some(username.to_string()), ..Default::default() }, Page::new(Some(500), None))
+        .list_awards(
+            &AwardFilter {
+                learner: Some(username.to_string()),
+                ..Default::default()
+            },
+            Page::new(Some(500), None),
+        )
         .await?;
     for a in awards.items {
         by_template.entry(a.template_id).or_default();
@@ -77,7 +86,11 @@ pub async fn for_learner(store: &dyn Store, username: &str) -> Result<ProgressVi
                 }
             })
             .collect();
-        let ratio = if groups.is_empty() { 0.0 } else { fulfilled_groups.len() as f64 / groups.len() as f64 };
+        let ratio = if groups.is_empty() {
+            0.0
+        } else {
+            fulfilled_groups.len() as f64 / groups.len() as f64
+        };
         templates.push(TemplateProgress {
             template: template_id,
             template_name: cfg.template.name,
@@ -88,5 +101,8 @@ pub async fn for_learner(store: &dyn Store, username: &str) -> Result<ProgressVi
             requirements,
         });
     }
-    Ok(ProgressView { learner: username.to_string(), templates })
+    Ok(ProgressView {
+        learner: username.to_string(),
+        templates,
+    })
 }

@@ -42,7 +42,10 @@ pub async fn run(state: AppState) {
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     let now = Utc::now();
     let lease = chrono::Duration::seconds(state.config.worker.lease_secs as i64);
-    let jobs = state.store.claim_jobs(&KINDS, CLAIM_BATCH, now, now + lease).await?;
+    let jobs = state
+        .store
+        .claim_jobs(&KINDS, CLAIM_BATCH, now, now + lease)
+        .await?;
     let schedule = state.config.retry_schedule()?;
     for job in &jobs {
         let result = match execute(&*state.store, job).await {
@@ -60,8 +63,13 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
 fn failure(job: &Job, e: &anyhow::Error, schedule: &[Duration]) -> JobResult {
     let attempt = job.attempts.max(1) as usize;
     match schedule.get(attempt - 1) {
-        Some(delay) => JobResult::Retry { run_at: Utc::now() + jittered(*delay), error: format!("{e:#}") },
-        None => JobResult::Dead { error: format!("{e:#}") },
+        Some(delay) => JobResult::Retry {
+            run_at: Utc::now() + jittered(*delay),
+            error: format!("{e:#}"),
+        },
+        None => JobResult::Dead {
+            error: format!("{e:#}"),
+        },
     }
 }
 
@@ -82,7 +90,12 @@ async fn execute(store: &dyn Store, job: &Job) -> anyhow::Result<()> {
             store
                 .record_delivery(
                     award_id,
-                    Delivery { state: AwardState::Awarded, issued_at: Some(Utc::now()), external_id: None, external_state: None },
+                    Delivery {
+                        state: AwardState::Awarded,
+                        issued_at: Some(Utc::now()),
+                        external_id: None,
+                        external_state: None,
+                    },
                 )
                 .await?;
             Ok(())
@@ -104,4 +117,3 @@ pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
         total += n;
     }
 }
-

@@ -24,19 +24,40 @@ async fn every_api_route_needs_a_token() {
     }
     let mut bad = TestApp::new().await;
     bad.token = "acl_0000".into();
-    assert_eq!(bad.get("/api/v1/templates").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        bad.get("/api/v1/templates").await.0,
+        StatusCode::UNAUTHORIZED
+    );
     // Health, metrics and the OpenAPI document are public.
-    assert_eq!(app.raw("GET", "/health/live", None, false).await.0, StatusCode::OK);
-    assert_eq!(app.raw("GET", "/health/ready", None, false).await.0, StatusCode::OK);
-    assert_eq!(app.raw("GET", "/api/v1/openapi.json", None, false).await.0, StatusCode::OK);
+    assert_eq!(
+        app.raw("GET", "/health/live", None, false).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.raw("GET", "/health/ready", None, false).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.raw("GET", "/api/v1/openapi.json", None, false).await.0,
+        StatusCode::OK
+    );
 }
+
+/// (method, uri, body, expected status, expected code)
+type BadCase = (
+    &'static str,
+    String,
+    Option<Vec<u8>>,
+    StatusCode,
+    &'static str,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_coded_4xx_and_changes_nothing() {
     let app = TestApp::new().await;
     let t = app.template("Demo", &[("A", rules_passed(DEMO))]).await;
     let version = app.state.store.config_version().await.unwrap();
-    let cases: Vec<(&str, String, Option<Vec<u8>>, StatusCode, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         ("POST", "/api/v1/templates".into(), Some(b"{\"name\":".to_vec()), StatusCode::BAD_REQUEST, "malformed_json"),
         ("POST", "/api/v1/templates".into(), Some(br#"{"name": 5}"#.to_vec()), StatusCode::BAD_REQUEST, "invalid_body"),
         ("POST", "/api/v1/templates".into(), Some(br#"{"name": "x", "surprise": 1}"#.to_vec()), StatusCode::BAD_REQUEST, "invalid_body"),
@@ -108,10 +129,21 @@ async fn bad_input_gets_a_coded_4xx_and_changes_nothing() {
     ];
     for (method, uri, body, status, code) in cases {
         let (s, b) = app.raw(method, &uri, body, true).await;
-        assert_eq!((s, b["code"].as_str().unwrap_or("")), (status, code), "{method} {uri}: {b}");
-        assert!(b["detail"].as_str().is_some_and(|d| !d.is_empty()), "{method} {uri} has a detail");
+        assert_eq!(
+            (s, b["code"].as_str().unwrap_or("")),
+            (status, code),
+            "{method} {uri}: {b}"
+        );
+        assert!(
+            b["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{method} {uri} has a detail"
+        );
     }
-    assert_eq!(app.state.store.config_version().await.unwrap(), version, "bad input changed the configuration");
+    assert_eq!(
+        app.state.store.config_version().await.unwrap(),
+        version,
+        "bad input changed the configuration"
+    );
     let (_, list) = app.get("/api/v1/templates").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     let (_, detail) = app.get(&format!("/api/v1/templates/{t}")).await;
@@ -133,23 +165,58 @@ async fn oversized_body_is_refused_with_413() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templates_requirements_rules_and_penalties_round_trip() {
     let app = TestApp::new().await;
-    let (s, t) = app.post("/api/v1/templates", json!({"name": "Two courses", "description": "<b>x</b>"})).await;
+    let (s, t) = app
+        .post(
+            "/api/v1/templates",
+            json!({"name": "Two courses", "description": "<b>x</b>"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
-    assert_eq!(t["is_active"], false, "templates start inactive unless asked");
+    assert_eq!(
+        t["is_active"], false,
+        "templates start inactive unless asked"
+    );
     let id = t["id"].as_str().unwrap();
     let uri = format!("/api/v1/templates/{id}/requirements");
-    let (_, a) = app.post(&uri, json!({"event_type": PASSING, "rules": rules_passed(DEMO)})).await;
-    let (_, b) = app.post(&uri, json!({"event_type": PASSING, "description": "second"})).await;
+    let (_, a) = app
+        .post(
+            &uri,
+            json!({"event_type": PASSING, "rules": rules_passed(DEMO)}),
+        )
+        .await;
+    let (_, b) = app
+        .post(
+            &uri,
+            json!({"event_type": PASSING, "description": "second"}),
+        )
+        .await;
     assert_eq!(a["group"], "A", "first free letter");
     assert_eq!(b["group"], "B", "next free letter");
     let rid = b["id"].as_str().unwrap();
-    let (s, rules) = app.post(&format!("/api/v1/requirements/{rid}/rules"), json!({"path": "grade", "op": ">=", "value": "0.8"})).await;
+    let (s, rules) = app
+        .post(
+            &format!("/api/v1/requirements/{rid}/rules"),
+            json!({"path": "grade", "op": ">=", "value": "0.8"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(rules.as_array().unwrap().len(), 1);
-    let (s, rules) = app.request("DELETE", &format!("/api/v1/requirements/{rid}/rules/0"), None).await;
+    let (s, rules) = app
+        .request(
+            "DELETE",
+            &format!("/api/v1/requirements/{rid}/rules/0"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(rules.as_array().unwrap().is_empty());
-    let (s, _) = app.request("DELETE", &format!("/api/v1/requirements/{rid}/rules/7"), None).await;
+    let (s, _) = app
+        .request(
+            "DELETE",
+            &format!("/api/v1/requirements/{rid}/rules/7"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, p) = app
         .post(&format!("/api/v1/templates/{id}/penalties"), json!({"event_type": PASSING, "requirements": [a["id"]], "rules": [{"path": "is_passing", "op": "=", "value": "false"}]}))
@@ -162,7 +229,13 @@ async fn templates_requirements_rules_and_penalties_round_trip() {
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
     let (_, listed) = app.get("/api/v1/templates?active=true").await;
     assert!(listed["data"].as_array().unwrap().is_empty());
-    let (s, _) = app.request("DELETE", &format!("/api/v1/penalties/{}", p["id"].as_str().unwrap()), None).await;
+    let (s, _) = app
+        .request(
+            "DELETE",
+            &format!("/api/v1/penalties/{}", p["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 }
 
@@ -174,59 +247,140 @@ async fn awards_list_has_the_documented_shape_and_manual_changes_work() {
     let awards = app.awards("jdoe").await;
     assert_eq!(awards.len(), 1);
     let a = &awards[0];
-    for key in ["template", "learner", "state", "earned_at", "awarded_at", "revoked_at"] {
+    for key in [
+        "template",
+        "learner",
+        "state",
+        "earned_at",
+        "awarded_at",
+        "revoked_at",
+    ] {
         assert!(a.get(key).is_some(), "award has {key}: {a}");
     }
     assert_eq!(a["template"], t.as_str());
     assert_eq!(a["state"], "awarded");
-    assert_eq!(a["earned_at"], "2026-08-20T14:03:27.512345Z", "earned_at is the completing event's time");
+    assert_eq!(
+        a["earned_at"], "2026-08-20T14:03:27.512345Z",
+        "earned_at is the completing event's time"
+    );
     // Manual revoke with a reason, then refusing a second revoke.
     let aid = a["id"].as_str().unwrap();
-    let (s, r) = app.post(&format!("/api/v1/awards/{aid}/revoke"), json!({"reason": "cheating"})).await;
+    let (s, r) = app
+        .post(
+            &format!("/api/v1/awards/{aid}/revoke"),
+            json!({"reason": "cheating"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{r}");
     assert_eq!(r["state"], "revoked");
     assert_eq!(r["revoke_reason"], "cheating");
-    let (s, r) = app.post(&format!("/api/v1/awards/{aid}/revoke"), json!({"reason": "again"})).await;
-    assert_eq!((s, r["code"].as_str().unwrap()), (StatusCode::CONFLICT, "already_revoked"));
-    let (s, r) = app.post(&format!("/api/v1/awards/{aid}/revoke"), json!({"reason": "  "})).await;
-    assert_eq!((s, r["code"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "invalid_reason"));
+    let (s, r) = app
+        .post(
+            &format!("/api/v1/awards/{aid}/revoke"),
+            json!({"reason": "again"}),
+        )
+        .await;
+    assert_eq!(
+        (s, r["code"].as_str().unwrap()),
+        (StatusCode::CONFLICT, "already_revoked")
+    );
+    let (s, r) = app
+        .post(
+            &format!("/api/v1/awards/{aid}/revoke"),
+            json!({"reason": "  "}),
+        )
+        .await;
+    assert_eq!(
+        (s, r["code"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "invalid_reason")
+    );
     // Manual award: a new episode; a second one is a conflict.
-    let (s, m) = app.post("/api/v1/awards", json!({"template": t, "learner": "jdoe", "reason": "appeal granted"})).await;
+    let (s, m) = app
+        .post(
+            "/api/v1/awards",
+            json!({"template": t, "learner": "jdoe", "reason": "appeal granted"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{m}");
     assert_eq!(m["episode"], 2);
-    let (s, m) = app.post("/api/v1/awards", json!({"template": t, "learner": "jdoe", "reason": "again"})).await;
-    assert_eq!((s, m["code"].as_str().unwrap()), (StatusCode::CONFLICT, "already_awarded"));
-    let (s, m) = app.post("/api/v1/awards", json!({"template": "nope", "learner": "jdoe", "reason": "x"})).await;
-    assert_eq!((s, m["code"].as_str().unwrap()), (StatusCode::NOT_FOUND, "template_not_found"));
-    assert_eq!(app.awards("jdoe").await.len(), 2, "history keeps both episodes");
+    let (s, m) = app
+        .post(
+            "/api/v1/awards",
+            json!({"template": t, "learner": "jdoe", "reason": "again"}),
+        )
+        .await;
+    assert_eq!(
+        (s, m["code"].as_str().unwrap()),
+        (StatusCode::CONFLICT, "already_awarded")
+    );
+    let (s, m) = app
+        .post(
+            "/api/v1/awards",
+            json!({"template": "nope", "learner": "jdoe", "reason": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (s, m["code"].as_str().unwrap()),
+        (StatusCode::NOT_FOUND, "template_not_found")
+    );
+    assert_eq!(
+        app.awards("jdoe").await.len(),
+        2,
+        "history keeps both episodes"
+    );
     // Every award and revoke left an outbox job; the worker issues local awards.
     let (_, jobs) = app.get("/api/v1/jobs?status=pending").await;
     assert_eq!(jobs["data"].as_array().unwrap().len(), 3);
-    let ran = accolade_server::service::worker::drain(&app.state).await.unwrap();
+    let ran = accolade_server::service::worker::drain(&app.state)
+        .await
+        .unwrap();
     assert_eq!(ran, 3);
     let (_, jobs) = app.get("/api/v1/jobs?status=succeeded").await;
     assert_eq!(jobs["data"].as_array().unwrap().len(), 3);
-    let current = app.awards("jdoe").await.into_iter().find(|a| a["state"] == "awarded").unwrap();
-    assert!(current["issued_at"].is_string(), "the worker recorded the issue time");
+    let current = app
+        .awards("jdoe")
+        .await
+        .into_iter()
+        .find(|a| a["state"] == "awarded")
+        .unwrap();
+    assert!(
+        current["issued_at"].is_string(),
+        "the worker recorded the issue time"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_shows_which_event_fulfilled_which_requirement() {
     let app = TestApp::new().await;
-    app.template("Both", &[("A", rules_passed(DEMO)), ("B", rules_passed("course-v1:X+Y+Z"))]).await;
+    app.template(
+        "Both",
+        &[
+            ("A", rules_passed(DEMO)),
+            ("B", rules_passed("course-v1:X+Y+Z")),
+        ],
+    )
+    .await;
     app.send(passing("ev-a", "kim", DEMO, true)).await;
     let (s, p) = app.get("/api/v1/learners/kim/progress").await;
     assert_eq!(s, StatusCode::OK);
     let t = &p["templates"][0];
     assert_eq!(t["ratio"], 0.5);
     assert_eq!(t["complete"], false);
-    let fulfilled: Vec<_> = t["requirements"].as_array().unwrap().iter().filter(|r| r["fulfilled"] == true).collect();
+    let fulfilled: Vec<_> = t["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["fulfilled"] == true)
+        .collect();
     assert_eq!(fulfilled.len(), 1);
     assert_eq!(fulfilled[0]["event_id"], "ev-a");
     let (s, p2) = app.get("/api/v1/progress?learner=kim").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(p2, p);
-    assert_eq!(app.get("/api/v1/progress?learner=nobody").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/api/v1/progress?learner=nobody").await.0,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(app.get("/api/v1/progress").await.1["code"], "invalid_query");
 }
 
@@ -235,7 +389,18 @@ async fn openapi_document_lists_the_resources() {
     let app = TestApp::new().await;
     let (_, doc) = app.raw("GET", "/api/v1/openapi.json", None, false).await;
     let paths = doc["paths"].as_object().unwrap();
-    for p in ["/events", "/templates", "/templates/{id}/activate", "/templates/{id}/requirements", "/requirements/{id}/rules", "/templates/{id}/penalties", "/awards", "/awards/{id}/revoke", "/jobs/{id}/retry", "/learners/{username}/progress"] {
+    for p in [
+        "/events",
+        "/templates",
+        "/templates/{id}/activate",
+        "/templates/{id}/requirements",
+        "/requirements/{id}/rules",
+        "/templates/{id}/penalties",
+        "/awards",
+        "/awards/{id}/revoke",
+        "/jobs/{id}/retry",
+        "/learners/{username}/progress",
+    ] {
         assert!(paths.contains_key(p), "openapi documents {p}");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
@@ -250,7 +415,14 @@ async fn metrics_count_events_awards_and_rejections() {
     let (s, text) = app.raw("GET", "/metrics", None, false).await;
     assert_eq!(s, StatusCode::OK);
     let text = text.as_str().unwrap().to_string();
-    for name in ["accolade_events_received_total", "accolade_events_accepted_total", "accolade_events_rejected_total{code=\"missing_user_data\"}", "accolade_awards_total", "accolade_event_processing_seconds_bucket", "accolade_outbox_depth"] {
+    for name in [
+        "accolade_events_received_total",
+        "accolade_events_accepted_total",
+        "accolade_events_rejected_total{code=\"missing_user_data\"}",
+        "accolade_awards_total",
+        "accolade_event_processing_seconds_bucket",
+        "accolade_outbox_depth",
+    ] {
         assert!(text.contains(name), "/metrics has {name}");
     }
 }

@@ -16,18 +16,31 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start(db: &str, port: u16) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_accolade"))
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database-url", db])
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            db,
+        ])
         .env("ACCOLADE_LOG__LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start accolade");
-    Server { child, base: format!("http://127.0.0.1:{port}") }
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) {
@@ -48,10 +61,21 @@ async fn sigkill_at_any_moment_loses_nothing_and_duplicates_nothing() {
     let db = format!("sqlite://{}/crash.db", dir.display());
     let token = {
         let out = Command::new(env!("CARGO_BIN_EXE_accolade"))
-            .args(["admin", "create-token", "--name", "crash", "--database-url", &db])
+            .args([
+                "admin",
+                "create-token",
+                "--name",
+                "crash",
+                "--database-url",
+                &db,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     let rules = dir.join("rules.toml");
@@ -65,13 +89,26 @@ async fn sigkill_at_any_moment_loses_nothing_and_duplicates_nothing() {
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_accolade"))
-        .args(["apply", "-f", rules.to_str().unwrap(), "--database-url", &db])
+        .args([
+            "apply",
+            "-f",
+            rules.to_str().unwrap(),
+            "--database-url",
+            &db,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let port = free_port();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let mut server = start(&db, port);
     wait_ready(&client, &server.base).await;
 
@@ -88,11 +125,19 @@ async fn sigkill_at_any_moment_loses_nothing_and_duplicates_nothing() {
                 let ev = passing(&format!("{user}-{step}"), &user, DEMO, pass);
                 // Retry until acknowledged: the server may be dead or restarting.
                 loop {
-                    let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&token).json(&ev).send().await;
+                    let r = client
+                        .post(format!("{base}/api/v1/events"))
+                        .bearer_auth(&token)
+                        .json(&ev)
+                        .send()
+                        .await;
                     if let Ok(r) = r {
                         if r.status() == 202 {
                             let body: Value = r.json().await.unwrap_or(Value::Null);
-                            if body["accepted"].as_u64().unwrap_or(0) + body["duplicates"].as_u64().unwrap_or(0) == 1 {
+                            if body["accepted"].as_u64().unwrap_or(0)
+                                + body["duplicates"].as_u64().unwrap_or(0)
+                                == 1
+                            {
                                 break;
                             }
                         }
@@ -112,26 +157,70 @@ async fn sigkill_at_any_moment_loses_nothing_and_duplicates_nothing() {
         wait_ready(&client, &server.base).await;
     }
     for c in clients {
-        tokio::time::timeout(Duration::from_secs(120), c).await.expect("clients finish").unwrap();
+        tokio::time::timeout(Duration::from_secs(120), c)
+            .await
+            .expect("clients finish")
+            .unwrap();
     }
     // Replay everything once more: all duplicates now.
     for l in 0..LEARNERS {
         let user = format!("learner{l}");
-        let evs: Vec<Value> = (0..3).map(|s| passing(&format!("{user}-{s}"), &user, DEMO, s != 1)).collect();
-        let r: Value = client.post(format!("{}/api/v1/events", server.base)).bearer_auth(&token).json(&json!(evs)).send().await.unwrap().json().await.unwrap();
+        let evs: Vec<Value> = (0..3)
+            .map(|s| passing(&format!("{user}-{s}"), &user, DEMO, s != 1))
+            .collect();
+        let r: Value = client
+            .post(format!("{}/api/v1/events", server.base))
+            .bearer_auth(&token)
+            .json(&json!(evs))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(r["duplicates"], 3, "{user}: {r}");
     }
     for l in 0..LEARNERS {
         let user = format!("learner{l}");
-        let r: Value = client.get(format!("{}/api/v1/awards?learner={user}", server.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let r: Value = client
+            .get(format!("{}/api/v1/awards?learner={user}", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let awards = r["data"].as_array().unwrap();
-        let states: Vec<(i64, &str)> = awards.iter().map(|a| (a["episode"].as_i64().unwrap(), a["state"].as_str().unwrap())).collect();
-        assert_eq!(awards.len(), 2, "{user}: exactly two episodes, got {states:?}");
+        let states: Vec<(i64, &str)> = awards
+            .iter()
+            .map(|a| (a["episode"].as_i64().unwrap(), a["state"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            awards.len(),
+            2,
+            "{user}: exactly two episodes, got {states:?}"
+        );
         assert!(states.contains(&(1, "revoked")), "{user}: {states:?}");
-        assert!(states.iter().any(|(e, s)| *e == 2 && *s != "revoked"), "{user}: {states:?}");
+        assert!(
+            states.iter().any(|(e, s)| *e == 2 && *s != "revoked"),
+            "{user}: {states:?}"
+        );
     }
-    let r: Value = client.get(format!("{}/api/v1/events?limit=500", server.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-    assert_eq!(r["data"].as_array().unwrap().len(), LEARNERS * 3, "every event stored exactly once");
+    let r: Value = client
+        .get(format!("{}/api/v1/events?limit=500", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r["data"].as_array().unwrap().len(),
+        LEARNERS * 3,
+        "every event stored exactly once"
+    );
     server.child.kill().ok();
     let _ = server.child.wait();
     let _ = std::fs::remove_dir_all(dir);

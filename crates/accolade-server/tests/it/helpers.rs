@@ -30,13 +30,22 @@ pub struct TestApp {
 pub fn unique() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), nanos)
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
 }
 
 pub async fn fresh_store(config: &Config) -> Arc<dyn Store> {
     if std::env::var("ACCOLADE_TEST_DB").as_deref() == Ok("postgres") {
-        let base = std::env::var("ACCOLADE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let base = std::env::var("ACCOLADE_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let name = format!("accolade_it_{}", unique());
         let admin = sqlx_admin(&base, &name).await;
         let mut db = config.database.clone();
@@ -57,8 +66,14 @@ async fn sqlx_admin(base: &str, name: &str) -> String {
         .args([base, "-q", "-c", &format!("CREATE DATABASE {name}")])
         .output()
         .expect("psql available for creating test databases");
-    assert!(out.status.success(), "cannot create test database: {}", String::from_utf8_lossy(&out.stderr));
-    let (prefix, _) = base.rsplit_once('/').expect("database url with a database name");
+    assert!(
+        out.status.success(),
+        "cannot create test database: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .expect("database url with a database name");
     format!("{prefix}/{name}")
 }
 
@@ -72,15 +87,31 @@ impl TestApp {
         let (_, token) = auth::create_token(&*store, "tests").await.unwrap();
         let state = AppState::new(store, config);
         let router = build_app(state.clone());
-        TestApp { state, router, token }
+        TestApp {
+            state,
+            router,
+            token,
+        }
     }
 
-    pub async fn request(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn request(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let body = body.map(|b| b.to_string());
-        self.raw(method, uri, body.map(String::into_bytes), true).await
+        self.raw(method, uri, body.map(String::into_bytes), true)
+            .await
     }
 
-    pub async fn raw(&self, method: &str, uri: &str, body: Option<Vec<u8>>, auth: bool) -> (StatusCode, Value) {
+    pub async fn raw(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Vec<u8>>,
+        auth: bool,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(uri);
         if auth {
             req = req.header("authorization", format!("Bearer {}", self.token));
@@ -88,11 +119,18 @@ impl TestApp {
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
-        let req = req.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
+        let req = req
+            .body(body.map(Body::from).unwrap_or_else(Body::empty))
+            .unwrap();
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
         (status, value)
     }
 
@@ -106,16 +144,23 @@ impl TestApp {
 
     /// Creates an active local template with the given requirements (`(group, rules)`).
     pub async fn template(&self, name: &str, requirements: &[(&str, Value)]) -> String {
-        let (s, t) = self.post("/api/v1/templates", json!({"name": name, "active": false})).await;
+        let (s, t) = self
+            .post("/api/v1/templates", json!({"name": name, "active": false}))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{t}");
         let id = t["id"].as_str().unwrap().to_string();
         for (group, rules) in requirements {
             let (s, r) = self
-                .post(&format!("/api/v1/templates/{id}/requirements"), json!({"event_type": PASSING, "group": group, "rules": rules}))
+                .post(
+                    &format!("/api/v1/templates/{id}/requirements"),
+                    json!({"event_type": PASSING, "group": group, "rules": rules}),
+                )
                 .await;
             assert_eq!(s, StatusCode::CREATED, "{r}");
         }
-        let (s, _) = self.post(&format!("/api/v1/templates/{id}/activate"), json!({})).await;
+        let (s, _) = self
+            .post(&format!("/api/v1/templates/{id}/activate"), json!({}))
+            .await;
         assert_eq!(s, StatusCode::OK);
         id
     }

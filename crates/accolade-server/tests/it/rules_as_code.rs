@@ -34,15 +34,29 @@ async fn every_documented_block_applies_idempotently() {
     let app = TestApp::new().await;
     let store = &*app.state.store;
     for (i, block) in blocks.iter().enumerate() {
-        let desired = apply::parse(block).unwrap_or_else(|e| panic!("block {i} does not parse: {e:#}\n{block}"));
+        let desired = apply::parse(block)
+            .unwrap_or_else(|e| panic!("block {i} does not parse: {e:#}\n{block}"));
         let before = store.config_version().await.unwrap();
         let dry = apply::apply(store, desired, true).await.unwrap();
         assert_eq!(dry.created, 1, "block {i}: {:?}", dry.lines);
-        assert_eq!(store.config_version().await.unwrap(), before, "a dry run changed the database");
-        let report = apply::apply(store, apply::parse(block).unwrap(), false).await.unwrap();
+        assert_eq!(
+            store.config_version().await.unwrap(),
+            before,
+            "a dry run changed the database"
+        );
+        let report = apply::apply(store, apply::parse(block).unwrap(), false)
+            .await
+            .unwrap();
         assert_eq!(report.created, 1);
-        let again = apply::apply(store, apply::parse(block).unwrap(), false).await.unwrap();
-        assert_eq!((again.created, again.changed, again.unchanged), (0, 0, 1), "block {i} re-applied: {:?}", again.lines);
+        let again = apply::apply(store, apply::parse(block).unwrap(), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.created, again.changed, again.unchanged),
+            (0, 0, 1),
+            "block {i} re-applied: {:?}",
+            again.lines
+        );
     }
 }
 
@@ -63,20 +77,56 @@ key = "py"
 event_type = "org.openedx.learning.course.passing.status.updated.v1"
 rules = [ { path = "is_passing", op = "=", value = "true" }, { path = "course.course_key", op = "=", value = "course-v1:UniX+PY101+2026_T1" } ]
 "#;
-    apply::apply(store, apply::parse(v1).unwrap(), false).await.unwrap();
+    apply::apply(store, apply::parse(v1).unwrap(), false)
+        .await
+        .unwrap();
     app.send(passing("p1", "ann", DEMO, true)).await;
     let got = app.awards("ann").await;
-    assert!(got.is_empty(), "groups A and B: one course is not enough: {got:?} {:?}", store.active_config().await.unwrap());
+    assert!(
+        got.is_empty(),
+        "groups A and B: one course is not enough: {got:?} {:?}",
+        store.active_config().await.unwrap()
+    );
     // Version 2 changes the second course; the `demo` requirement keeps its id and ann's progress.
-    let v2 = v1.replace("course-v1:UniX+PY101+2026_T1", "course-v1:UniX+PY102+2026_T1");
-    let report = apply::apply(store, apply::parse(&v2).unwrap(), false).await.unwrap();
+    let v2 = v1.replace(
+        "course-v1:UniX+PY101+2026_T1",
+        "course-v1:UniX+PY102+2026_T1",
+    );
+    let report = apply::apply(store, apply::parse(&v2).unwrap(), false)
+        .await
+        .unwrap();
     assert_eq!(report.changed, 1);
-    assert!(report.lines.iter().any(|l| l.contains("requirement `py` changed")), "{:?}", report.lines);
-    app.send(passing("p2", "ann", "course-v1:UniX+PY102+2026_T1", true)).await;
-    assert_eq!(app.awards("ann").await.len(), 1, "progress on `demo` survived the re-apply");
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l.contains("requirement `py` changed")),
+        "{:?}",
+        report.lines
+    );
+    app.send(passing("p2", "ann", "course-v1:UniX+PY102+2026_T1", true))
+        .await;
+    assert_eq!(
+        app.awards("ann").await.len(),
+        1,
+        "progress on `demo` survived the re-apply"
+    );
     // Dropping a requirement from the file removes it.
-    let v3 = v2.split("[[template.requirement]]\nkey = \"py\"").next().unwrap().to_string();
-    let report = apply::apply(store, apply::parse(&v3).unwrap(), true).await.unwrap();
-    assert!(report.lines.iter().any(|l| l.contains("- requirement `py`")), "{:?}", report.lines);
+    let v3 = v2
+        .split("[[template.requirement]]\nkey = \"py\"")
+        .next()
+        .unwrap()
+        .to_string();
+    let report = apply::apply(store, apply::parse(&v3).unwrap(), true)
+        .await
+        .unwrap();
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l.contains("- requirement `py`")),
+        "{:?}",
+        report.lines
+    );
     let _ = json!({});
 }

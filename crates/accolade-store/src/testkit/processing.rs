@@ -735,7 +735,10 @@ pub async fn unusual_text_is_stored_verbatim(store: Arc<dyn Store>) {
     let mut nul = passing("evt-nul", "nul-name", course, true);
     nul.payload["user"]["pii"]["name"] = serde_json::json!("Nul\u{0}Name");
     // NUL cannot be stored by every backend: the parser refuses it with a reason.
-    assert_eq!(IncomingEvent::from_json(&nul.to_json()).unwrap_err().code(), "invalid_event");
+    assert_eq!(
+        IncomingEvent::from_json(&nul.to_json()).unwrap_err().code(),
+        "invalid_event"
+    );
     let nul = passing("evt-nul", "nul-name", course, true);
     let out = store
         .process_events(vec![quoted.clone(), nul], &index)
