@@ -94,7 +94,14 @@ pub fn process(
                 .and_then(|mut st| st.execute(params![ev.learner.username, info.id, r]))
                 .map_err(db)?;
             }
-            if s.completes() {
+            // Award on the incomplete->complete edge; also when the progress is already complete
+            // but the learner never held the badge (a requirement was deleted or regrouped after
+            // they fulfilled the rest), as soon as an event for the template matches.
+            let due = s.completes()
+                || (s.is_complete
+                    && !hit.fulfilled.is_empty()
+                    && latest_award(c, &info.id, &ev.learner.username)?.is_none());
+            if due {
                 if let Some(a) =
                     award_on_completion(c, info, &ev.learner, ev.time, Some(&ev.id), now)?
                 {

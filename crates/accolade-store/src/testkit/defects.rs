@@ -462,3 +462,31 @@ pub async fn d6_requirement_without_rules_matches_any_event_of_its_type(store: A
         set(&["akumar", "lchen", "mgarcia"])
     );
 }
+
+/// A learner who fulfilled A of "A and B" is not stranded when the operator deletes B: the next
+/// matching event awards the badge that is now complete.
+pub async fn deleted_requirement_does_not_strand_learners(store: Arc<dyn Store>) {
+    let index = IndexCache::new();
+    let (_, reqs) = configure_active(
+        &store,
+        "A and B",
+        vec![
+            passed_course(DEMO_COURSE, Some("A")),
+            passed_course(OTHER_COURSE, Some("B")),
+        ],
+    )
+    .await;
+    assert_nothing(
+        &send_one(&store, &index, passing("s1", "jdoe", DEMO_COURSE, true)).await,
+        "A only",
+    );
+    store.delete_requirement(&reqs[1].id).await.unwrap();
+    let again = send_one(&store, &index, passing("s2", "jdoe", DEMO_COURSE, true)).await;
+    assert_eq!(
+        again.awarded.len(),
+        1,
+        "complete after the deletion: awarded on the next match"
+    );
+    let third = send_one(&store, &index, passing("s3", "jdoe", DEMO_COURSE, true)).await;
+    assert!(third.awarded.is_empty(), "and only once");
+}
