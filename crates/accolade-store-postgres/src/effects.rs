@@ -391,3 +391,55 @@ pub async fn lock_learners<'a>(
     .map_err(db)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn learner(name: &str, id: Option<i64>, email: Option<&str>) -> LearnerData {
+        LearnerData {
+            username: name.to_string(),
+            lms_user_id: id,
+            email: email.map(str::to_string),
+            name: None,
+            is_active: None,
+        }
+    }
+
+    #[test]
+    fn learners_merge_to_the_last_known_value_in_username_order() {
+        let events = [
+            learner("zoe", Some(1), Some("old@example.org")),
+            learner("amy", None, None),
+            learner("zoe", None, Some("new@example.org")),
+            learner("zoe", Some(2), None),
+        ];
+        let merged = merge_learners(&events);
+        assert_eq!(merged.keys().copied().collect::<Vec<_>>(), ["amy", "zoe"]);
+        assert_eq!(
+            merged["zoe"],
+            LearnerFields {
+                lms_user_id: Some(2),
+                email: Some("new@example.org"),
+                name: None
+            }
+        );
+        assert_eq!(merged["amy"], LearnerFields::default());
+    }
+
+    #[test]
+    fn fulfilment_changes_net_out() {
+        let t = Utc::now();
+        let mut c = Changes::default();
+        // Existing row reset, then fulfilled again: delete and insert.
+        c.unfulfil("l", "t", "r1");
+        c.fulfil("l", "t", "r1", "e2", t);
+        // New row fulfilled, then reset: nothing to write.
+        c.fulfil("l", "t", "r2", "e1", t);
+        c.unfulfil("l", "t", "r2");
+        let r1 = &c.fulfilments[&("l".into(), "t".into(), "r1".into())];
+        assert!(r1.existed && r1.removed && r1.added.is_some());
+        let r2 = &c.fulfilments[&("l".into(), "t".into(), "r2".into())];
+        assert!(!r2.existed && r2.added.is_none());
+    }
+}

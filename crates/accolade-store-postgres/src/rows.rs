@@ -275,3 +275,36 @@ pub fn all<T>(
 ) -> Result<Vec<T>, StoreError> {
     rows.iter().map(|r| f(r).map_err(db)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn nul_becomes_the_replacement_character_everywhere() {
+        assert!(matches!(text("plain"), Cow::Borrowed("plain")));
+        assert_eq!(text("a\0b"), "a\u{FFFD}b");
+        let v = serde_json::json!({"k\u{0}": ["x\u{0}", 1, {"n": "\u{0}"}], "ok": "\\u0000"});
+        assert!(json_has_nul(&v));
+        let clean: Value = serde_json::from_str(&json_text(&v)).unwrap_or_default();
+        assert!(!json_has_nul(&clean));
+        assert_eq!(clean["k\u{FFFD}"][2]["n"], "\u{FFFD}");
+        // An escaped backslash followed by `u0000` is ordinary text, left alone.
+        assert_eq!(clean["ok"], "\\u0000");
+    }
+
+    #[test]
+    fn timestamps_truncate_towards_the_past() {
+        let before_2000 = Utc
+            .timestamp_opt(946_684_799, 999_999_999)
+            .single()
+            .unwrap_or_default();
+        assert_eq!(micros(before_2000).timestamp_subsec_nanos(), 999_999_000);
+        let after = Utc
+            .timestamp_opt(1_800_000_000, 123_456_789)
+            .single()
+            .unwrap_or_default();
+        assert_eq!(micros(after).timestamp_subsec_nanos(), 123_456_000);
+    }
+}
