@@ -115,7 +115,14 @@ pub async fn process(
                 before.remove(r);
                 changes.unfulfil(learner, &info.id, r);
             }
-            if s.completes() {
+            // Award on the incomplete→complete edge; also when the progress is already complete
+            // but the learner never held the badge (a requirement was deleted or regrouped after
+            // they fulfilled the rest), as soon as an event for the template matches.
+            let due = s.completes()
+                || (s.is_complete
+                    && !hit.fulfilled.is_empty()
+                    && changes.latest_award(c, &info.id, learner).await?.is_none());
+            if due {
                 let made = award_on_completion(c, &mut changes, info, &ev.learner, ev, now).await?;
                 awarded.extend(made);
             } else if s.breaks() {
