@@ -155,6 +155,7 @@ fn normalize(events: &[IncomingEvent]) -> Cow<'_, [IncomingEvent]> {
                 .iter()
                 .any(|s| s.as_deref().is_some_and(|s| s.contains('\0')))
             || json_has_nul(&e.payload)
+            || e.raw.contains("\\u0000")
     };
     if !events.iter().any(has_nul) {
         return Cow::Borrowed(events);
@@ -173,6 +174,8 @@ fn normalize(events: &[IncomingEvent]) -> Cow<'_, [IncomingEvent]> {
                 e.learner.email = e.learner.email.as_deref().map(clean);
                 e.learner.name = e.learner.name.as_deref().map(clean);
                 scrub_json(&mut e.payload);
+                // The stored text is serialised again from the cleaned fields.
+                e.raw = String::new();
                 e
             })
             .collect(),
@@ -230,11 +233,7 @@ async fn insert_inbox(
             .collect::<Vec<_>>(),
     )
     .bind(unique().map(|e| micros(e.time)).collect::<Vec<_>>())
-    .bind(
-        unique()
-            .map(|e| e.to_json().to_string())
-            .collect::<Vec<_>>(),
-    )
+    .bind(unique().map(|e| e.body_text()).collect::<Vec<_>>())
     .bind(now)
     .fetch_all(c)
     .await
