@@ -114,6 +114,31 @@ async fn fresh() -> Arc<dyn Store> {
 
 accolade_store::conformance_suite!(fresh());
 
+/// Two stores (as two instances would open) on one fresh database.
+async fn two_instances() -> (Arc<dyn Store>, Arc<dyn Store>) {
+    let name = create_database().await;
+    let connect = admin_options().database(&name);
+    let a = PgStore::connect_with(connect.clone(), &test_options())
+        .await
+        .expect("connect the first instance");
+    let b = PgStore::connect_with(connect, &test_options())
+        .await
+        .expect("connect the second instance");
+    (Arc::new(a), Arc::new(b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_change_via_other_handle() {
+    let (a, b) = two_instances().await;
+    accolade_store::testkit::shared::rule_change_via_other_handle(a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_award_exactly_once() {
+    let (a, b) = two_instances().await;
+    accolade_store::testkit::shared::two_handles_award_exactly_once(a, b).await;
+}
+
 /// PostgreSQL-only behaviour.
 mod postgres {
     use std::collections::HashSet;
