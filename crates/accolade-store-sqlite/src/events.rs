@@ -8,9 +8,7 @@ use accolade_domain::award::{Award, AwardState};
 use accolade_domain::engine::{step, RuleIndex, TemplateInfo};
 use accolade_domain::event::{IncomingEvent, LearnerData};
 use accolade_domain::outbox::{effects_of, NewJob, OutgoingEvent};
-use accolade_store::{
-    EventOutcome, IndexCache, Page, Paged, RejectedEvent, StoreError, StoredEvent,
-};
+use accolade_store::{EventOutcome, Page, Paged, RejectedEvent, StoreError, StoredEvent};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -20,25 +18,25 @@ use crate::rows::{self, db, ts, AWARD_COLUMNS};
 type Result<T> = std::result::Result<T, StoreError>;
 
 /// The index for the configuration committed as of this transaction.
-pub fn current_index(c: &Connection, cache: &IndexCache) -> Result<Arc<RuleIndex>> {
+/// The index for the configuration committed as of this transaction: `cached` when its version
+/// is current, else a rebuilt one (which the caller stores in its `IndexCache`).
+pub fn current_index(c: &Connection, cached: Arc<RuleIndex>) -> Result<Arc<RuleIndex>> {
     let version = config::version(c)?;
-    if let Some(index) = cache.get_if(version) {
-        return Ok(index);
+    if cached.version == version {
+        return Ok(cached);
     }
     let index = Arc::new(RuleIndex::build(version, &config::active_configs(c)?));
     tracing::info!(config.version = version, "rules index rebuilt");
-    cache.set(index.clone());
     Ok(index)
 }
 
 pub fn process(
     c: &Connection,
     events: &[IncomingEvent],
-    cache: &IndexCache,
+    index: &RuleIndex,
     known_learners: &HashMap<String, LearnerData>,
     new_learners: &mut HashMap<String, LearnerData>,
 ) -> Result<Vec<EventOutcome>> {
-    let index = current_index(c, cache)?;
     let now = Utc::now();
     let now_text = ts(now);
     let mut outcomes = Vec::with_capacity(events.len());

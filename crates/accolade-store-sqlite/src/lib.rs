@@ -328,18 +328,22 @@ impl Store for SqliteStore {
         events: Vec<IncomingEvent>,
         index: &IndexCache,
     ) -> Result<Vec<EventOutcome>> {
-        // The index cache is borrowed; run the transaction on this blocking-capable thread via
-        // block_in_place so no 'static copy of the cache is needed.
         let inner = self.inner.clone();
-        tokio::task::block_in_place(move || {
+        let cached = index.current();
+        let (result, rebuilt) = tokio::task::spawn_blocking(move || {
             let known = std::mem::take(&mut *inner.known_learners.lock());
             let mut new_learners = HashMap::new();
+            let mut rebuilt = None;
             let result = (|| {
                 let mut conn = inner.writer.lock();
                 let tx = conn
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                     .map_err(rows::db)?;
-                let out = events::process(&tx, &events, index, &known, &mut new_learners)?;
+                let current = events::current_index(&tx, cached.clone())?;
+                if !Arc::ptr_eq(&current, &cached) {
+                    rebuilt = Some(current.clone());
+                }
+                let out = events::process(&tx, &events, &current, &known, &mut new_learners)?;
                 tx.commit().map_err(rows::db)?;
                 Ok(out)
             })();
@@ -351,8 +355,14 @@ impl Store for SqliteStore {
                 }
                 cache.extend(new_learners);
             }
-            result
+            (result, rebuilt)
         })
+        .await
+        .map_err(|e| StoreError::Other(format!("sqlite worker panicked: {e}")))?;
+        if let Some(index_now) = rebuilt {
+            index.set(index_now);
+        }
+        result
     }
 
     async fn record_rejected(&self, rejected: Vec<RejectedEvent>) -> Result<()> {

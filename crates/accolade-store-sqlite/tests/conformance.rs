@@ -49,3 +49,13 @@ async fn two_handles_award_exactly_once() {
     let (a, b) = two_handles();
     accolade_store::testkit::shared::two_handles_award_exactly_once(a, b).await;
 }
+
+/// `process_events` must not need a multi-threaded runtime (it used `block_in_place` once).
+#[tokio::test(flavor = "current_thread")]
+async fn process_events_runs_on_a_current_thread_runtime() {
+    let store = fresh().await;
+    let index = accolade_store::IndexCache::new();
+    let ev = accolade_store::testkit::support::passing("ct-1", "ann", "course-v1:A+B+C", true);
+    let out = store.process_events(vec![ev], &index).await.unwrap();
+    assert_eq!(out.len(), 1);
+}

@@ -5,7 +5,7 @@ use accolade_store::{AwardFilter, ManualChange};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
+use chrono::{DateTime, Timelike, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -34,6 +34,14 @@ pub struct AwardQuery {
     pub state: Option<String>,
     pub limit: Option<u32>,
     pub offset: Option<u64>,
+}
+
+/// Now, at the microsecond precision both databases store, so the award returned by a manual
+/// change equals the one read back later.
+fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    now.with_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
 }
 
 fn reason(r: &str) -> Result<String, ApiError> {
@@ -97,7 +105,7 @@ pub async fn create_award(
             learner,
             ManualChange {
                 reason,
-                at: Utc::now(),
+                at: now_micros(),
             },
         )
         .await?;
@@ -131,7 +139,7 @@ pub async fn revoke_award(
             &id,
             ManualChange {
                 reason,
-                at: Utc::now(),
+                at: now_micros(),
             },
         )
         .await?;
