@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::config;
+use crate::progress_cache::{Entry, Key, ProgressCache};
 use crate::rows::{self, db, ts, AWARD_COLUMNS};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -36,6 +37,8 @@ pub fn process(
     index: &RuleIndex,
     known_learners: &HashMap<String, LearnerData>,
     new_learners: &mut HashMap<String, LearnerData>,
+    progress: &ProgressCache,
+    overlay: &mut HashMap<Key, Entry>,
 ) -> Result<Vec<EventOutcome>> {
     let now = Utc::now();
     let now_text = ts(now);
@@ -75,8 +78,26 @@ pub fn process(
         let mut revoked = Vec::new();
         for hit in index.evaluate(&ev.event_type, &ev.payload) {
             let info = hit.template;
-            let before = fulfilled(c, &ev.learner.username, &info.id)?;
-            let s = step(&hit, &before);
+            let entry = match overlay.entry((ev.learner.username.clone(), info.id.clone())) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let loaded = match progress.get(v.key()) {
+                        Some(e) => e.clone(),
+                        None => Entry {
+                            fulfilled: fulfilled(c, &ev.learner.username, &info.id)?,
+                            ever_awarded: false,
+                        },
+                    };
+                    v.insert(loaded)
+                }
+            };
+            let s = step(&hit, &entry.fulfilled);
+            for r in &s.added {
+                entry.fulfilled.insert(r.clone());
+            }
+            for r in &s.removed {
+                entry.fulfilled.remove(r);
+            }
             for r in &s.added {
                 c.prepare_cached(
                     "INSERT INTO fulfillments (learner, template_id, requirement_id, event_id, fulfilled_at) \
@@ -95,16 +116,22 @@ pub fn process(
             // Award on the incomplete->complete edge; also when the progress is already complete
             // but the learner never held the badge (a requirement was deleted or regrouped after
             // they fulfilled the rest), as soon as an event for the template matches.
-            let due = s.completes()
-                || (s.is_complete
-                    && !hit.fulfilled.is_empty()
-                    && latest_award(c, &info.id, &ev.learner.username)?.is_none());
-            if due {
+            let stranded = s.is_complete
+                && !s.completes()
+                && !hit.fulfilled.is_empty()
+                && !entry.ever_awarded
+                && {
+                    let never = latest_award(c, &info.id, &ev.learner.username)?.is_none();
+                    entry.ever_awarded = !never;
+                    never
+                };
+            if s.completes() || stranded {
                 if let Some(a) =
                     award_on_completion(c, info, &ev.learner, ev.time, Some(&ev.id), now)?
                 {
                     awarded.push(a);
                 }
+                entry.ever_awarded = true;
             } else if s.breaks() {
                 let reason = format!("progress became incomplete (event {})", ev.id);
                 if let Some(a) = revoke_current(c, info, &ev.learner, &reason, now)? {

@@ -6,6 +6,7 @@ mod config;
 mod events;
 mod jobs;
 pub mod migrate;
+mod progress_cache;
 mod rows;
 
 use std::collections::HashMap;
@@ -43,6 +44,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// The learner data this process last wrote per username, to skip redundant upserts.
     known_learners: Mutex<HashMap<String, LearnerData>>,
+    /// Learners' progress as last committed by this process (see `progress_cache`).
+    progress: Mutex<progress_cache::ProgressCache>,
 }
 
 /// Options for opening the database.
@@ -150,6 +153,7 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(readers),
                 known_learners: Mutex::new(HashMap::new()),
+                progress: Mutex::new(progress_cache::ProgressCache::default()),
             }),
         })
     }
@@ -334,19 +338,38 @@ impl Store for SqliteStore {
             let known = std::mem::take(&mut *inner.known_learners.lock());
             let mut new_learners = HashMap::new();
             let mut rebuilt = None;
+            let mut conn = inner.writer.lock();
+            let mut progress = inner.progress.lock();
+            let mut overlay = HashMap::new();
             let result = (|| {
-                let mut conn = inner.writer.lock();
                 let tx = conn
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                     .map_err(rows::db)?;
+                let data_version: i64 = tx
+                    .query_row("PRAGMA data_version", [], |r| r.get(0))
+                    .map_err(rows::db)?;
+                progress.validate(data_version);
                 let current = events::current_index(&tx, cached.clone())?;
                 if !Arc::ptr_eq(&current, &cached) {
                     rebuilt = Some(current.clone());
                 }
-                let out = events::process(&tx, &events, &current, &known, &mut new_learners)?;
+                let out = events::process(
+                    &tx,
+                    &events,
+                    &current,
+                    &known,
+                    &mut new_learners,
+                    &progress,
+                    &mut overlay,
+                )?;
                 tx.commit().map_err(rows::db)?;
                 Ok(out)
             })();
+            if result.is_ok() {
+                progress.merge(overlay);
+            }
+            drop(progress);
+            drop(conn);
             let mut cache = inner.known_learners.lock();
             *cache = known;
             if result.is_ok() {

@@ -59,3 +59,44 @@ async fn process_events_runs_on_a_current_thread_runtime() {
     let out = store.process_events(vec![ev], &index).await.unwrap();
     assert_eq!(out.len(), 1);
 }
+
+/// The in-memory progress cache of one handle must not survive a change committed by another
+/// handle (another process on the same file): a penalty applied through `b` resets what `a`
+/// cached, so `a` must not award on stale progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_cache_sees_changes_made_by_another_handle() {
+    use accolade_store::testkit::support::*;
+    use accolade_store::IndexCache;
+    let (a, b) = two_handles();
+    let (t, reqs) = configure_active(
+        &a,
+        "A and B",
+        vec![
+            passed_course(DEMO_COURSE, Some("A")),
+            passed_course(OTHER_COURSE, Some("B")),
+        ],
+    )
+    .await;
+    a.add_penalty(&t.id, failed_course_penalty(&[reqs[0].id.clone()]))
+        .await
+        .unwrap();
+    let (ia, ib) = (IndexCache::new(), IndexCache::new());
+    a.process_events(vec![passing("p1", "ann", DEMO_COURSE, true)], &ia)
+        .await
+        .unwrap();
+    b.process_events(vec![passing("p2", "ann", DEMO_COURSE, false)], &ib)
+        .await
+        .unwrap();
+    let out = a
+        .process_events(vec![passing("p3", "ann", OTHER_COURSE, true)], &ia)
+        .await
+        .unwrap();
+    assert_eq!(
+        out[0],
+        accolade_store::EventOutcome::Accepted {
+            awarded: vec![],
+            revoked: vec![]
+        },
+        "A was reset through the other handle; B alone must not award"
+    );
+}
