@@ -84,9 +84,9 @@ fn configure(c: &Connection, o: &SqliteOptions) -> rusqlite::Result<()> {
     c.pragma_update(None, "synchronous", &o.synchronous)?;
     c.pragma_update(None, "foreign_keys", "ON")?;
     c.pragma_update(None, "temp_store", "MEMORY")?;
-    // A 64 MiB page cache per connection keeps the hot B-tree pages (inbox ids, fulfilments,
+    // A 32 MiB page cache per connection keeps the hot B-tree pages (inbox ids, fulfilments,
     // awards) in memory; the 2 MiB default made every lookup a pread through the kernel.
-    c.pragma_update(None, "cache_size", -65_536)?;
+    c.pragma_update(None, "cache_size", -32_768)?;
     // Checkpoint every ~16 MiB of WAL rather than every 4 MiB: fewer, larger checkpoints.
     c.pragma_update(None, "wal_autocheckpoint", 4_000)?;
     c.set_prepared_statement_cache_capacity(64);

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 /// Entries kept at most; beyond that the cache starts over (bounds memory with many learners).
-const MAX_ENTRIES: usize = 100_000;
+const MAX_ENTRIES: usize = 50_000;
 
 /// (learner, template id).
 pub type Key = (String, String);
