@@ -94,9 +94,6 @@ fn configure(c: &Connection, o: &SqliteOptions) -> rusqlite::Result<()> {
     register_functions(c)
 }
 
-/// WAL size beyond which the background checkpoint truncates it.
-const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
-
 /// How often the background thread checkpoints the WAL into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -112,18 +109,11 @@ fn spawn_checkpointer(inner: std::sync::Weak<Inner>, path: PathBuf) {
                 return;
             }
         };
-        let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
-        let mut wal = path.clone().into_os_string();
-        wal.push("-wal");
+        let _ = conn.busy_timeout(std::time::Duration::from_millis(100));
         while inner.upgrade().is_some() {
             std::thread::sleep(CHECKPOINT_EVERY);
-            // Under continuous writes a passive checkpoint never sees an idle moment in which
-            // the writer could start the WAL over, so the WAL would only grow; past the limit
-            // a TRUNCATE checkpoint waits for the current commit and resets it (a short pause).
-            let big = std::fs::metadata(&wal).map(|m| m.len() > WAL_LIMIT_BYTES).unwrap_or(false);
-            let mode = if big { "TRUNCATE" } else { "PASSIVE" };
-            if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-                tracing::debug!(error = %e, mode, "checkpoint skipped");
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::debug!(error = %e, "checkpoint skipped");
             }
         }
     });
