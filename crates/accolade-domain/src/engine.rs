@@ -241,11 +241,6 @@ impl RuleIndex {
         self.by_event_type.contains_key(event_type)
     }
 
-    /// Event types with at least one active requirement or penalty.
-    pub fn event_types(&self) -> impl Iterator<Item = &str> {
-        self.by_event_type.keys().map(String::as_str)
-    }
-
     pub fn template(&self, id: &str) -> Option<&Arc<TemplateInfo>> {
         self.templates.iter().find(|t| t.id == id)
     }

@@ -473,20 +473,7 @@ pub async fn update_requirement(
     p: RequirementPatch,
 ) -> Result<Requirement> {
     let mut r = requirement(c, id).await?;
-    if let Some(e) = p.event_type {
-        validate_event_type(&e)?;
-        r.event_type = e;
-    }
-    if let Some(d) = p.description {
-        r.description = d;
-    }
-    if let Some(g) = p.group {
-        r.group = g;
-    }
-    if let Some(rules) = p.rules {
-        validate_rules(&rules)?;
-        r.rules = rules;
-    }
+    p.apply_to(&mut r)?;
     write_requirement(c, &r).await?;
     bump_version(c).await?;
     Ok(r)
@@ -614,17 +601,8 @@ pub async fn add_penalty(
 
 pub async fn update_penalty(c: &mut PgConnection, id: &str, p: PenaltyPatch) -> Result<Penalty> {
     let mut cur = penalty(c, id).await?;
-    if let Some(e) = p.event_type {
-        validate_event_type(&e)?;
-        cur.event_type = e;
-    }
-    if let Some(d) = p.description {
-        cur.description = d;
-    }
-    if let Some(rules) = p.rules {
-        validate_rules(&rules)?;
-        cur.rules = rules;
-    }
+    let mut p = p;
+    p.apply_to(&mut cur)?;
     sqlx::query(
         "UPDATE penalties SET event_type = $2, description = $3, rules = $4::jsonb WHERE id = $1",
     )

@@ -334,22 +334,7 @@ pub fn add_requirement(
 
 pub fn update_requirement(c: &Connection, id: &str, p: RequirementPatch) -> Result<Requirement> {
     let mut r = requirement(c, id)?;
-    if let Some(e) = p.event_type {
-        validate_event_type(&e)?;
-        r.event_type = e;
-    }
-    if let Some(d) = p.description {
-        r.description = d;
-    }
-    if let Some(g) = p.group {
-        r.group = g;
-    }
-    if let Some(rules) = p.rules {
-        for x in &rules {
-            x.validate()?;
-        }
-        r.rules = rules;
-    }
+    p.apply_to(&mut r)?;
     c.execute(
         "UPDATE requirements SET event_type = ?2, description = ?3, group_letter = ?4, rules = ?5 WHERE id = ?1",
         params![id, r.event_type, r.description, r.group.to_string(), rows::rules_json(&r.rules)],
@@ -448,19 +433,8 @@ pub fn add_penalty(c: &Connection, template_id: &str, new: NewPenalty) -> Result
 
 pub fn update_penalty(c: &Connection, id: &str, p: PenaltyPatch) -> Result<Penalty> {
     let mut cur = penalty(c, id)?;
-    if let Some(e) = p.event_type {
-        validate_event_type(&e)?;
-        cur.event_type = e;
-    }
-    if let Some(d) = p.description {
-        cur.description = d;
-    }
-    if let Some(rules) = p.rules {
-        for x in &rules {
-            x.validate()?;
-        }
-        cur.rules = rules;
-    }
+    let mut p = p;
+    p.apply_to(&mut cur)?;
     c.execute(
         "UPDATE penalties SET event_type = ?2, description = ?3, rules = ?4 WHERE id = ?1",
         params![

@@ -20,9 +20,6 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn other(e: impl std::fmt::Display) -> Self {
-        StoreError::Other(e.to_string())
-    }
     pub fn not_found(what: &'static str) -> Self {
         StoreError::NotFound { what }
     }

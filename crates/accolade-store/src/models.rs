@@ -1,10 +1,12 @@
 //! Values exchanged with the store: inputs of write operations, filters, pages and read models.
 
 use accolade_domain::award::AwardState;
-use accolade_domain::event::LearnerData;
+use accolade_domain::event::validate_event_type;
 use accolade_domain::outbox::JobStatus;
 use accolade_domain::rules::DataRule;
 use accolade_domain::template::{Group, Origin};
+use accolade_domain::template::{Penalty, Requirement};
+use accolade_domain::DomainError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -103,6 +105,27 @@ pub struct RequirementPatch {
     pub rules: Option<Vec<DataRule>>,
 }
 
+impl RequirementPatch {
+    /// Validates the given fields and applies them to `r` (shared by both stores).
+    pub fn apply_to(self, r: &mut Requirement) -> Result<(), DomainError> {
+        if let Some(e) = self.event_type {
+            validate_event_type(&e)?;
+            r.event_type = e;
+        }
+        if let Some(d) = self.description {
+            r.description = d;
+        }
+        if let Some(g) = self.group {
+            r.group = g;
+        }
+        if let Some(rules) = self.rules {
+            rules.iter().try_for_each(DataRule::validate)?;
+            r.rules = rules;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPenalty {
     pub key: Option<String>,
@@ -118,6 +141,25 @@ pub struct PenaltyPatch {
     pub description: Option<String>,
     pub rules: Option<Vec<DataRule>>,
     pub requirement_ids: Option<Vec<String>>,
+}
+
+impl PenaltyPatch {
+    /// Validates and applies the event type, description and rules to `p`; the caller handles
+    /// `requirement_ids`, which needs the database (shared by both stores).
+    pub fn apply_to(&mut self, p: &mut Penalty) -> Result<(), DomainError> {
+        if let Some(e) = self.event_type.take() {
+            validate_event_type(&e)?;
+            p.event_type = e;
+        }
+        if let Some(d) = self.description.take() {
+            p.description = d;
+        }
+        if let Some(rules) = self.rules.take() {
+            rules.iter().try_for_each(DataRule::validate)?;
+            p.rules = rules;
+        }
+        Ok(())
+    }
 }
 
 /// The desired state of one template as written in a rules-as-code file. Requirements and
@@ -212,18 +254,6 @@ pub struct Learner {
     pub email: Option<String>,
     pub name: Option<String>,
     pub created_at: DateTime<Utc>,
-}
-
-impl Learner {
-    pub fn data(&self) -> LearnerData {
-        LearnerData {
-            username: self.username.clone(),
-            lms_user_id: self.lms_user_id,
-            email: self.email.clone(),
-            name: self.name.clone(),
-            is_active: Some(true),
-        }
-    }
 }
 
 /// An admin API token (the secret itself is never stored, only its SHA-256).
