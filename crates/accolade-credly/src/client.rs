@@ -122,9 +122,8 @@ impl CredlyClient {
                 retry_after,
             ));
         }
-        serde_json::from_slice(&bytes).map_err(|e| {
-            CredlyError::Decode(format!("{} {}: {e}", method, url.path()))
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| CredlyError::Decode(format!("{} {}: {e}", method, url.path())))
     }
 
     /// `GET /organizations/{org}`: checks the key and returns the organization's name.
@@ -174,7 +173,9 @@ impl CredlyClient {
         &self,
         cred: Credentials<'_>,
     ) -> Result<(Vec<BadgeTemplate>, u32), CredlyError> {
-        let first = self.templates_at(cred, self.templates_url(cred, 1)?).await?;
+        let first = self
+            .templates_at(cred, self.templates_url(cred, 1)?)
+            .await?;
         let mut pages = 1u32;
         let mut all = first.templates;
         if first.total_pages > 1 {
@@ -268,16 +269,23 @@ impl CredlyClient {
         reason: &str,
     ) -> Result<IssuedBadge, CredlyError> {
         let url = self.org_url(cred, &format!("badges/{}/revoke", path_segment(badge_id)?))?;
-        let body = serde_json::json!({"reason": reason, "suppress_revoke_notification_email": false});
+        let body =
+            serde_json::json!({"reason": reason, "suppress_revoke_notification_email": false});
         Ok(self.call(cred, Method::PUT, url, Some(body)).await?.data)
     }
 }
 
 fn path_segment(id: &str) -> Result<&str, CredlyError> {
-    if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         Ok(id)
     } else {
-        Err(CredlyError::Config(format!("`{id}` is not a valid Credly id")))
+        Err(CredlyError::Config(format!(
+            "`{id}` is not a valid Credly id"
+        )))
     }
 }
 
@@ -334,7 +342,10 @@ mod tests {
             error_message(br#"{"data":{"message":"User already has this badge"}}"#),
             "User already has this badge"
         );
-        assert_eq!(error_message(b"<html>bad gateway</html>"), "<html>bad gateway</html>");
+        assert_eq!(
+            error_message(b"<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
     }
 
     #[test]

@@ -93,7 +93,10 @@ impl CredlyError {
             404 => CredlyError::NotFound(message),
             408 => CredlyError::Timeout,
             429 => CredlyError::RateLimited { retry_after },
-            422 if message.to_ascii_lowercase().contains("already has this badge") => {
+            422 if message
+                .to_ascii_lowercase()
+                .contains("already has this badge") =>
+            {
                 CredlyError::AlreadyIssued(message)
             }
             400..=499 => CredlyError::Rejected { status, message },

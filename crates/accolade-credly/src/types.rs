@@ -148,7 +148,10 @@ mod tests {
             split_name(Some("Ada King Lovelace"), "ada"),
             ("Ada King".into(), "Lovelace".into())
         );
-        assert_eq!(split_name(Some("Plato"), "plato1"), ("Plato".into(), "plato1".into()));
+        assert_eq!(
+            split_name(Some("Plato"), "plato1"),
+            ("Plato".into(), "plato1".into())
+        );
         assert_eq!(split_name(Some("  "), "bob"), ("bob".into(), "bob".into()));
         assert_eq!(split_name(None, "bob"), ("bob".into(), "bob".into()));
     }

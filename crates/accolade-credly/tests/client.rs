@@ -29,7 +29,10 @@ async fn organization_sends_basic_auth_with_empty_password() {
     Mock::given(method("GET"))
         .and(path(format!("/v1/organizations/{ORG}/")))
         .and(header("authorization", "Basic c2VjcmV0LWtleTo="))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"id": ORG, "name": "Example Org"}, "metadata": {}})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": {"id": ORG, "name": "Example Org"}, "metadata": {}})),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -42,7 +45,16 @@ async fn all_pages_are_fetched_and_only_active_templates_kept() {
     let server = MockServer::start().await;
     for page in 1..=3u32 {
         let items: Vec<_> = (0..2)
-            .map(|i| template((page as usize) * 10 + i, if i == 1 && page == 2 { "archived" } else { "active" }))
+            .map(|i| {
+                template(
+                    (page as usize) * 10 + i,
+                    if i == 1 && page == 2 {
+                        "archived"
+                    } else {
+                        "active"
+                    },
+                )
+            })
             .collect();
         Mock::given(method("GET"))
             .and(path(format!("/v1/organizations/{ORG}/badge_templates")))
@@ -60,7 +72,10 @@ async fn all_pages_are_fetched_and_only_active_templates_kept() {
     assert_eq!(pages, 3);
     assert_eq!(templates.len(), 5, "the archived one is dropped");
     assert!(templates.iter().all(|t| t.state == "active"));
-    assert_eq!(templates[0].description, "", "null description reads as empty");
+    assert_eq!(
+        templates[0].description, "",
+        "null description reads as empty"
+    );
 }
 
 #[tokio::test]
@@ -75,7 +90,10 @@ async fn next_page_url_to_another_host_is_refused() {
         .mount(&server)
         .await;
     let err = client(&server).active_templates(CRED).await.unwrap_err();
-    assert!(matches!(err, CredlyError::Decode(ref m) if m.contains("points away")), "{err}");
+    assert!(
+        matches!(err, CredlyError::Decode(ref m) if m.contains("points away")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -83,25 +101,36 @@ async fn errors_are_classified() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!("/v1/organizations/{ORG}/badges")))
-        .and(body_partial_json(json!({"recipient_email": "dup@example.com", "issued_at": "2025-03-04 14:41:00 +0000"})))
-        .respond_with(ResponseTemplate::new(422).set_body_json(json!({"data": {"message": "User already has this badge"}})))
+        .and(body_partial_json(
+            json!({"recipient_email": "dup@example.com", "issued_at": "2025-03-04 14:41:00 +0000"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(422)
+                .set_body_json(json!({"data": {"message": "User already has this badge"}})),
+        )
         .mount(&server)
         .await;
     Mock::given(method("POST"))
         .and(path(format!("/v1/organizations/{ORG}/badges")))
-        .and(body_partial_json(json!({"recipient_email": "slow@example.com"})))
+        .and(body_partial_json(
+            json!({"recipient_email": "slow@example.com"}),
+        ))
         .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3"))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
         .and(path(format!("/v1/organizations/{ORG}/badges")))
-        .and(body_partial_json(json!({"recipient_email": "down@example.com"})))
+        .and(body_partial_json(
+            json!({"recipient_email": "down@example.com"}),
+        ))
         .respond_with(ResponseTemplate::new(503).set_body_string("maintenance"))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
         .and(path(format!("/v1/organizations/{ORG}/badges")))
-        .and(body_partial_json(json!({"recipient_email": "hang@example.com"})))
+        .and(body_partial_json(
+            json!({"recipient_email": "hang@example.com"}),
+        ))
         .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_secs(5)))
         .mount(&server)
         .await;
@@ -114,13 +143,25 @@ async fn errors_are_classified() {
         issued_to_last_name: "B".into(),
         issuer_earner_id: None,
     };
-    let dup = c.issue_badge(CRED, &issue("dup@example.com")).await.unwrap_err();
+    let dup = c
+        .issue_badge(CRED, &issue("dup@example.com"))
+        .await
+        .unwrap_err();
     assert!(matches!(dup, CredlyError::AlreadyIssued(_)));
-    let limited = c.issue_badge(CRED, &issue("slow@example.com")).await.unwrap_err();
+    let limited = c
+        .issue_badge(CRED, &issue("slow@example.com"))
+        .await
+        .unwrap_err();
     assert_eq!(limited.retry_after(), Some(Duration::from_secs(3)));
     assert!(!limited.is_permanent());
-    let down = c.issue_badge(CRED, &issue("down@example.com")).await.unwrap_err();
+    let down = c
+        .issue_badge(CRED, &issue("down@example.com"))
+        .await
+        .unwrap_err();
     assert!(matches!(down, CredlyError::Server { status: 503, .. }));
-    let hang = c.issue_badge(CRED, &issue("hang@example.com")).await.unwrap_err();
+    let hang = c
+        .issue_badge(CRED, &issue("hang@example.com"))
+        .await
+        .unwrap_err();
     assert_eq!(hang, CredlyError::Timeout);
 }

@@ -24,6 +24,8 @@ pub mod kind {
     pub const CREDLY_ISSUE: &str = "credly.issue";
     /// Revoke an award of a Credly template on Credly.
     pub const CREDLY_REVOKE: &str = "credly.revoke";
+    /// Confirm a Credly webhook notification (fetch the event from Credly) and apply it.
+    pub const CREDLY_WEBHOOK: &str = "credly.webhook";
 }
 
 /// Status of a job.

@@ -17,7 +17,9 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../../config.default.toml");
 
 /// Top-level sections; only `ACCOLADE_<SECTION>__…` variables are read, so unrelated
 /// `ACCOLADE_*` variables (e.g. `ACCOLADE_CONFIG`) never collide with settings.
-const SECTIONS: [&str; 6] = ["database", "http", "ingest", "events", "worker", "log"];
+const SECTIONS: [&str; 8] = [
+    "database", "http", "ingest", "events", "worker", "credly", "secrets", "log",
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +29,69 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub events: EventsConfig,
     pub worker: WorkerConfig,
+    pub credly: CredlyConfig,
+    pub secrets: SecretsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredlyConfig {
+    pub api_base_url: String,
+    pub base_url: String,
+    pub use_sandbox: bool,
+    pub timeout_secs: u64,
+    /// Requests per second per organization; 0 = unlimited.
+    pub rate_limit_per_second: u32,
+    pub sync_interval: String,
+    pub key_warning_days: Vec<i64>,
+}
+
+impl CredlyConfig {
+    /// The API base URL in effect (`use_sandbox` wins).
+    pub fn effective_api_base_url(&self) -> &str {
+        if self.use_sandbox {
+            accolade_credly::SANDBOX_API_BASE_URL
+        } else {
+            &self.api_base_url
+        }
+    }
+
+    /// The web base URL in effect (dashboard links).
+    pub fn effective_base_url(&self) -> &str {
+        if self.use_sandbox {
+            accolade_credly::SANDBOX_BASE_URL
+        } else {
+            &self.base_url
+        }
+    }
+
+    pub fn sync_every(&self) -> anyhow::Result<Option<Duration>> {
+        let d = parse_duration(&self.sync_interval).with_context(|| {
+            format!(
+                "credly.sync_interval: `{}` is not a duration like 0s, 30m, 6h",
+                self.sync_interval
+            )
+        })?;
+        Ok((!d.is_zero()).then_some(d))
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Base64 of 32 bytes, or empty to use `key_file`.
+    pub key: String,
+    pub key_file: PathBuf,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("key", &if self.key.is_empty() { "" } else { "***" })
+            .field("key_file", &self.key_file)
+            .finish()
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -226,6 +290,25 @@ impl Config {
         self.retry_schedule()?;
         if self.worker.lease_secs == 0 {
             bail!("worker.lease_secs must be at least 1");
+        }
+        for (name, url) in [
+            ("credly.api_base_url", &self.credly.api_base_url),
+            ("credly.base_url", &self.credly.base_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("{name} must be an http(s) URL, got `{url}`");
+            }
+        }
+        if self.credly.timeout_secs == 0 {
+            bail!("credly.timeout_secs must be at least 1");
+        }
+        self.credly.sync_every()?;
+        if self.credly.key_warning_days.iter().any(|d| *d < 0) {
+            bail!("credly.key_warning_days must not be negative");
+        }
+        if !self.secrets.key.is_empty() {
+            crate::service::secrets::decode_key(&self.secrets.key)
+                .context("secrets.key must be 32 bytes in base64")?;
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!("log.format must be `text` or `json`");

@@ -33,6 +33,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     Unavailable(String),
+    /// An upstream service (Credly) failed or could not be reached.
+    #[error("{detail}")]
+    BadGateway { code: &'static str, detail: String },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::BadGateway { code, .. } => (StatusCode::BAD_GATEWAY, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -80,6 +84,8 @@ impl From<StoreError> for ApiError {
                     "award" => "award_not_found",
                     "job" => "job_not_found",
                     "learner" => "learner_not_found",
+                    "credly organization" => "organization_not_found",
+                    "credly notification" => "notification_not_found",
                     _ => "not_found",
                 },
                 detail: format!("{what} not found"),

@@ -69,3 +69,30 @@ pub fn set_store_gauges(stats: &accolade_store::StoreStats) {
     gauge!("accolade_outbox_dead").set(stats.outbox_dead as f64);
     gauge!("accolade_awards_active").set(stats.awards_active as f64);
 }
+
+/// Days until an organization's Credly key expires (negative once expired).
+pub fn credly_key_days_left(org: &str, days: i64) {
+    gauge!("accolade_credly_key_days_left", "organization" => org.to_string()).set(days as f64);
+}
+
+/// A finished template sync and how long it took.
+pub fn credly_sync(org: &str, seconds: f64) {
+    counter!("accolade_credly_syncs_total", "organization" => org.to_string()).increment(1);
+    histogram!("accolade_credly_sync_seconds").record(seconds);
+}
+
+/// A webhook notification, by what became of it (queued, duplicate, ignored, applied, rejected).
+pub fn credly_webhook(status: &str) {
+    counter!("accolade_credly_webhooks_total", "status" => status.to_string()).increment(1);
+}
+
+/// A badge issued or revoked on Credly.
+pub fn credly_delivery(action: &'static str) {
+    counter!("accolade_credly_deliveries_total", "action" => action).increment(1);
+}
+
+/// A failed Credly job attempt, by error code and what happens next (retry, dead, deferred).
+pub fn credly_job_failure(code: &str, outcome: &'static str) {
+    counter!("accolade_credly_job_failures_total", "code" => code.to_string(), "outcome" => outcome)
+        .increment(1);
+}

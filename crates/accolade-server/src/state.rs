@@ -7,7 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::service::auth::TokenCache;
+use crate::service::credly::Credly;
 use crate::service::ingest::Ingest;
+use crate::service::secrets::SecretBox;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -21,6 +23,8 @@ pub struct Inner {
     pub index: Arc<IndexCache>,
     /// The group-commit event writer.
     pub ingest: Ingest,
+    /// The Credly bridge (client, key encryption, rate limiter).
+    pub credly: Credly,
     /// Recently verified admin tokens.
     pub tokens: TokenCache,
     /// Cancelled on shutdown.
@@ -35,8 +39,12 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Builds the state and starts the ingest writer task.
-    pub fn new(store: Arc<dyn Store>, config: Config) -> AppState {
+    /// Builds the state (loading the secrets key) and starts the ingest writer task.
+    pub fn new(store: Arc<dyn Store>, config: Config) -> anyhow::Result<AppState> {
+        let credly = Credly::new(
+            config.credly.clone(),
+            SecretBox::load(&config.secrets, &config.database.url)?,
+        )?;
         let index = Arc::new(IndexCache::new());
         let shutdown = CancellationToken::new();
         let ingest = Ingest::start(
@@ -45,13 +53,14 @@ impl AppState {
             &config.ingest,
             shutdown.clone(),
         );
-        AppState(Arc::new(Inner {
+        Ok(AppState(Arc::new(Inner {
             store,
             config: Arc::new(config),
             index,
             ingest,
+            credly,
             tokens: TokenCache::default(),
             shutdown,
-        }))
+        })))
     }
 }

@@ -129,6 +129,16 @@ pub async fn finish_job(
         .bind(now)
         .execute(c)
         .await,
+        JobResult::Defer { run_at, reason } => sqlx::query(
+            "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = $2, last_error = $3, \
+             attempts = greatest(attempts - 1, 0), updated_at = $4 WHERE id = $1",
+        )
+        .bind(text(id))
+        .bind(micros(run_at))
+        .bind(text(&reason))
+        .bind(now)
+        .execute(c)
+        .await,
         JobResult::Dead { error } => sqlx::query(
             "UPDATE jobs SET status = 'dead', locked_until = NULL, last_error = $2, updated_at = $3 \
              WHERE id = $1",

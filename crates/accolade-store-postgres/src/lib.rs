@@ -5,6 +5,7 @@
 
 mod awards;
 mod config;
+mod credly;
 mod effects;
 mod events;
 mod jobs;
@@ -350,6 +351,85 @@ impl Store for PgStore {
     async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award> {
         in_tx!(self.write().await?, |c| awards::record_delivery(
             c, award_id, delivery
+        ))
+    }
+
+    async fn add_credly_org(&self, new: NewCredlyOrganization) -> Result<CredlyOrganization> {
+        in_tx!(self.write().await?, |c| credly::add_org(c, new))
+    }
+
+    async fn update_credly_org(
+        &self,
+        id: &str,
+        name: Option<String>,
+        key: Option<CredlyKey>,
+    ) -> Result<CredlyOrganization> {
+        in_tx!(self.write().await?, |c| credly::update_org(
+            c, id, name, key
+        ))
+    }
+
+    async fn get_credly_org(&self, id: &str) -> Result<CredlyOrganization> {
+        credly::get_org(&mut *self.conn().await?, id).await
+    }
+
+    async fn list_credly_orgs(&self) -> Result<Vec<CredlyOrganization>> {
+        credly::list_orgs(&mut *self.conn().await?).await
+    }
+
+    async fn credly_org_key(&self, id: &str) -> Result<Vec<u8>> {
+        credly::org_key(&mut *self.conn().await?, id).await
+    }
+
+    async fn sync_credly_templates(
+        &self,
+        org_id: &str,
+        active: Vec<ProviderTemplate>,
+        pages: u32,
+        dry_run: bool,
+    ) -> Result<SyncSummary> {
+        // A dry run only reads: one snapshot, without waiting for the configuration lock.
+        let tx = if dry_run {
+            self.snapshot().await?
+        } else {
+            self.config_change().await?
+        };
+        in_tx!(tx, |c| credly::sync_templates(
+            c, org_id, active, pages, dry_run
+        ))
+    }
+
+    async fn apply_credly_template(
+        &self,
+        org_id: &str,
+        template: ProviderTemplate,
+    ) -> Result<(Option<Template>, TemplateChange)> {
+        in_tx!(self.config_change().await?, |c| credly::apply_template(
+            c, org_id, template
+        ))
+    }
+
+    async fn record_credly_notification(&self, n: NewCredlyNotification) -> Result<bool> {
+        in_tx!(self.write().await?, |c| credly::record_notification(c, n))
+    }
+
+    async fn finish_credly_notification(&self, id: &str, status: &str, detail: &str) -> Result<()> {
+        credly::finish_notification(&mut *self.conn().await?, id, status, detail).await
+    }
+
+    async fn list_credly_notifications(&self, page: Page) -> Result<Paged<CredlyNotification>> {
+        credly::list_notifications(&mut *self.conn().await?, page).await
+    }
+
+    async fn set_award_external_state(
+        &self,
+        external_id: &str,
+        state: &str,
+    ) -> Result<Option<Award>> {
+        in_tx!(self.write().await?, |c| credly::set_external_state(
+            c,
+            external_id,
+            state
         ))
     }
 

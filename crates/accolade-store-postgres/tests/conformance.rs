@@ -197,7 +197,9 @@ mod postgres {
             refused.to_string().contains("accolade migrate"),
             "unexpected error: {refused}"
         );
-        assert_eq!(PgStore::migrate(&url_for(&name)).await.unwrap(), 1);
+        let migrations = accolade_store_postgres::migrate::MIGRATOR.iter().count();
+        assert_eq!(migrations, 2, "0001_core and 0002_credly");
+        assert_eq!(PgStore::migrate(&url_for(&name)).await.unwrap(), migrations);
         assert_eq!(PgStore::migrate(&url_for(&name)).await.unwrap(), 0);
         let store = PgStore::connect(&url_for(&name), &manual).await.unwrap();
         store.ping().await.unwrap();

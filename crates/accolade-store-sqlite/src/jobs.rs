@@ -100,6 +100,11 @@ pub fn finish_job(c: &Connection, id: &str, result: JobResult, now: DateTime<Utc
             "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
             params![id, ts(run_at), error, now],
         ),
+        JobResult::Defer { run_at, reason } => c.execute(
+            "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = ?2, last_error = ?3, \
+             attempts = max(attempts - 1, 0), updated_at = ?4 WHERE id = ?1",
+            params![id, ts(run_at), reason, now],
+        ),
         JobResult::Dead { error } => c.execute(
             "UPDATE jobs SET status = 'dead', locked_until = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, error, now],

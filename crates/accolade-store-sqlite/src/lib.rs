@@ -3,6 +3,7 @@
 
 mod awards;
 mod config;
+mod credly;
 mod events;
 mod jobs;
 pub mod migrate;
@@ -487,6 +488,82 @@ impl Store for SqliteStore {
     async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award> {
         let id = award_id.to_string();
         self.write(move |c| awards::record_delivery(c, &id, delivery))
+            .await
+    }
+
+    async fn add_credly_org(&self, new: NewCredlyOrganization) -> Result<CredlyOrganization> {
+        self.write(move |c| credly::add_org(c, new)).await
+    }
+
+    async fn update_credly_org(
+        &self,
+        id: &str,
+        name: Option<String>,
+        key: Option<CredlyKey>,
+    ) -> Result<CredlyOrganization> {
+        let id = id.to_string();
+        self.write(move |c| credly::update_org(c, &id, name, key))
+            .await
+    }
+
+    async fn get_credly_org(&self, id: &str) -> Result<CredlyOrganization> {
+        let id = id.to_string();
+        self.read(move |c| credly::get_org(c, &id)).await
+    }
+
+    async fn list_credly_orgs(&self) -> Result<Vec<CredlyOrganization>> {
+        self.read(credly::list_orgs).await
+    }
+
+    async fn credly_org_key(&self, id: &str) -> Result<Vec<u8>> {
+        let id = id.to_string();
+        self.read(move |c| credly::org_key(c, &id)).await
+    }
+
+    async fn sync_credly_templates(
+        &self,
+        org_id: &str,
+        active: Vec<ProviderTemplate>,
+        pages: u32,
+        dry_run: bool,
+    ) -> Result<SyncSummary> {
+        let org_id = org_id.to_string();
+        self.write(move |c| credly::sync_templates(c, &org_id, active, pages, dry_run))
+            .await
+    }
+
+    async fn apply_credly_template(
+        &self,
+        org_id: &str,
+        template: ProviderTemplate,
+    ) -> Result<(Option<Template>, TemplateChange)> {
+        let org_id = org_id.to_string();
+        self.write(move |c| credly::apply_template(c, &org_id, template))
+            .await
+    }
+
+    async fn record_credly_notification(&self, n: NewCredlyNotification) -> Result<bool> {
+        self.write(move |c| credly::record_notification(c, n)).await
+    }
+
+    async fn finish_credly_notification(&self, id: &str, status: &str, detail: &str) -> Result<()> {
+        let (id, status, detail) = (id.to_string(), status.to_string(), detail.to_string());
+        self.write(move |c| credly::finish_notification(c, &id, &status, &detail))
+            .await
+    }
+
+    async fn list_credly_notifications(&self, page: Page) -> Result<Paged<CredlyNotification>> {
+        self.read(move |c| credly::list_notifications(c, page))
+            .await
+    }
+
+    async fn set_award_external_state(
+        &self,
+        external_id: &str,
+        state: &str,
+    ) -> Result<Option<Award>> {
+        let (id, state) = (external_id.to_string(), state.to_string());
+        self.write(move |c| credly::set_external_state(c, &id, &state))
             .await
     }
 

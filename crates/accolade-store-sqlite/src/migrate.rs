@@ -5,11 +5,18 @@
 use rusqlite::{params, Connection};
 
 /// Every migration, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_core.sql",
-    include_str!("../migrations/0001_core.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_core.sql",
+        include_str!("../migrations/0001_core.sql"),
+    ),
+    (
+        2,
+        "0002_credly.sql",
+        include_str!("../migrations/0002_credly.sql"),
+    ),
+];
 
 fn checksum(sql: &str) -> String {
     // FNV-1a: stable, dependency free; this detects edits, it is not a security measure.

@@ -294,6 +294,12 @@ pub enum JobResult {
     Dead {
         error: String,
     },
+    /// Not attempted (e.g. the organization's key has expired): wait until `run_at` without
+    /// using up an attempt.
+    Defer {
+        run_at: DateTime<Utc>,
+        reason: String,
+    },
 }
 
 /// The outcome of delivering an award to its provider.
@@ -303,4 +309,113 @@ pub struct Delivery {
     pub issued_at: Option<DateTime<Utc>>,
     pub external_id: Option<String>,
     pub external_state: Option<String>,
+}
+
+// ---- Credly -------------------------------------------------------------------------------
+
+/// A Credly organization as stored (the API key itself is only ever returned encrypted, by
+/// [`crate::Store::credly_org_key`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CredlyOrganization {
+    /// Credly's organization UUID.
+    pub id: String,
+    /// The name Credly reported when the key was last checked.
+    pub name: String,
+    /// The last four characters of the key, to tell keys apart.
+    pub api_key_last4: String,
+    pub key_created_at: DateTime<Utc>,
+    pub key_expires_at: DateTime<Utc>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_sync: Option<SyncSummary>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An encrypted API key with its dates.
+#[derive(Clone, PartialEq)]
+pub struct CredlyKey {
+    /// Nonce and ciphertext, as produced by the server's secret box.
+    pub ciphertext: Vec<u8>,
+    pub last4: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for CredlyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredlyKey")
+            .field("last4", &self.last4)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCredlyOrganization {
+    pub id: String,
+    pub name: String,
+    pub key: CredlyKey,
+}
+
+/// What a template sync changed (or would change, on a dry run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SyncSummary {
+    pub created: u32,
+    pub updated: u32,
+    pub deactivated: u32,
+    pub unchanged: u32,
+    /// Pages fetched from Credly.
+    pub pages: u32,
+}
+
+/// A badge template as Credly describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderTemplate {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub image_url: Option<String>,
+    /// `draft`, `active`, `archived`, or `deleted` (a `badge_template.deleted` webhook).
+    pub state: String,
+}
+
+/// Provider state given to templates that dropped out of Credly's active list at a full sync
+/// (archived, back to draft or deleted: the active-only listing cannot tell which).
+pub const PROVIDER_STATE_GONE: &str = "inactive";
+
+/// What applying one provider template did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateChange {
+    Created,
+    Updated,
+    Unchanged,
+    /// A change for a template Accolade does not have (e.g. deleting one never synced).
+    Missing,
+}
+
+/// A Credly webhook notification as received (before it is confirmed with Credly).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCredlyNotification {
+    /// Credly's event id.
+    pub id: String,
+    pub organization_id: String,
+    pub event_type: String,
+    pub occurred_at: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A recorded webhook notification and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CredlyNotification {
+    pub id: String,
+    pub organization_id: String,
+    pub event_type: String,
+    pub occurred_at: Option<String>,
+    pub received_at: DateTime<Utc>,
+    /// `received`, `applied`, `ignored` or `rejected`.
+    pub status: String,
+    pub detail: Option<String>,
+    pub processed_at: Option<DateTime<Utc>>,
 }

@@ -132,6 +132,61 @@ pub trait Store: Send + Sync + 'static {
     /// A revoked award keeps its `revoked` state.
     async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award>;
 
+    // ---- Credly ----------------------------------------------------------------------------
+
+    /// Adds an organization; `Conflict` (`organization_exists`) when its UUID is already there.
+    async fn add_credly_org(&self, new: NewCredlyOrganization) -> Result<CredlyOrganization>;
+
+    /// Updates the name Credly reports and/or replaces the key (rotation).
+    async fn update_credly_org(
+        &self,
+        id: &str,
+        name: Option<String>,
+        key: Option<CredlyKey>,
+    ) -> Result<CredlyOrganization>;
+
+    async fn get_credly_org(&self, id: &str) -> Result<CredlyOrganization>;
+
+    async fn list_credly_orgs(&self) -> Result<Vec<CredlyOrganization>>;
+
+    /// The organization's encrypted API key.
+    async fn credly_org_key(&self, id: &str) -> Result<Vec<u8>>;
+
+    /// Full sync of one organization's templates against the complete list of its templates that
+    /// are `active` on Credly: creates missing ones (inactive), updates changed fields, and
+    /// deactivates (provider state [`PROVIDER_STATE_GONE`]) those no longer listed. Requirements,
+    /// penalties and awards are never deleted. On `dry_run` nothing is written.
+    async fn sync_credly_templates(
+        &self,
+        org_id: &str,
+        active: Vec<ProviderTemplate>,
+        pages: u32,
+        dry_run: bool,
+    ) -> Result<SyncSummary>;
+
+    /// Applies one template as a webhook reports it: creates it (inactive) when new, updates it,
+    /// and deactivates it when its state is not `active` (`deleted` marks it deleted).
+    async fn apply_credly_template(
+        &self,
+        org_id: &str,
+        template: ProviderTemplate,
+    ) -> Result<(Option<Template>, TemplateChange)>;
+
+    /// Records a webhook notification and, in the same transaction, the job that confirms and
+    /// applies it. Returns `false` (and changes nothing) when the id was seen before.
+    async fn record_credly_notification(&self, n: NewCredlyNotification) -> Result<bool>;
+
+    async fn finish_credly_notification(&self, id: &str, status: &str, detail: &str) -> Result<()>;
+
+    async fn list_credly_notifications(&self, page: Page) -> Result<Paged<CredlyNotification>>;
+
+    /// Sets the provider state of the award with this external id (Credly `badge.state.changed`).
+    async fn set_award_external_state(
+        &self,
+        external_id: &str,
+        state: &str,
+    ) -> Result<Option<Award>>;
+
     // ---- admin tokens, stats ---------------------------------------------------------------
 
     async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken>;

@@ -19,6 +19,8 @@
 //!   the inbox, learners and fulfilments;
 //! - [`operations`]: manual award and revocation, delivery results, the outbox queue, rules as
 //!   code, API tokens, rejected events, counters;
+//! - [`credly`]: Credly organizations and keys, template sync, webhook template changes and
+//!   notifications, provider award states, deferred jobs;
 //! - [`shared`]: tests taking two handles on one database (called by implementations directly).
 //!
 //! [`support`] holds the event builders and helpers the tests are written with; implementation
@@ -27,6 +29,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod configuration;
+pub mod credly;
 pub mod defects;
 pub mod examples;
 pub mod operations;
@@ -35,6 +38,7 @@ pub mod shared;
 pub mod support;
 
 pub use configuration::*;
+pub use credly::*;
 pub use defects::*;
 pub use examples::*;
 pub use operations::*;
@@ -108,6 +112,26 @@ macro_rules! conformance_suite {
             api_tokens_are_found_by_hash,
             rejected_events_are_recorded,
             stats_follow_events_awards_and_jobs,
+            credly_org_is_added_listed_and_unique,
+            credly_org_update_renames_and_rotates,
+            credly_unknown_org_is_not_found,
+            credly_sync_creates_inactive_templates,
+            credly_sync_updates_changed_fields,
+            credly_sync_is_stable_for_untrimmed_names,
+            credly_sync_deactivates_unlisted_templates,
+            credly_sync_reappearing_template_stays_inactive,
+            credly_sync_dry_run_writes_nothing,
+            credly_sync_records_last_sync,
+            credly_sync_refuses_foreign_template_ids,
+            credly_sync_leaves_other_organizations_alone,
+            credly_apply_template_creates_and_updates,
+            credly_apply_archived_deactivates,
+            credly_apply_deleted_marks_deleted,
+            credly_apply_deleted_unknown_is_missing,
+            credly_notification_is_recorded_once_with_its_job,
+            credly_notification_finish_and_list,
+            credly_award_external_state_is_set_by_external_id,
+            defer_job_keeps_its_attempts,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

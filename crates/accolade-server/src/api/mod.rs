@@ -5,6 +5,7 @@
 //! `/api/v1` except the document needs a bearer token (`accolade admin create-token`).
 
 pub mod awards;
+pub mod credly;
 pub mod dto;
 pub mod events;
 pub mod extract;
@@ -40,7 +41,7 @@ use crate::state::AppState;
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
     tags((name = "events"), (name = "templates"), (name = "requirements"), (name = "penalties"),
-         (name = "learners"), (name = "awards"), (name = "jobs"))
+         (name = "learners"), (name = "awards"), (name = "jobs"), (name = "credly"))
 )]
 struct ApiDoc;
 
@@ -65,6 +66,7 @@ fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(learners::router())
         .merge(awards::router())
         .merge(jobs::router())
+        .merge(credly::router())
         .split_for_parts()
 }
 
@@ -88,6 +90,7 @@ pub fn build_app(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(health::router())
+        .merge(credly::webhook_router())
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))

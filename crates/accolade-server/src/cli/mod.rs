@@ -57,6 +57,68 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Credly organizations, keys and template sync.
+    Credly {
+        #[command(subcommand)]
+        command: CredlyCommand,
+    },
+    /// Outbox jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Check configuration, database and Credly keys; exits non-zero when something needs
+    /// attention.
+    Doctor,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredlyCommand {
+    /// Add a Credly organization (the key is checked with Credly first).
+    AddOrg {
+        /// The organization's UUID.
+        #[arg(long)]
+        uuid: String,
+        /// Its API key (authorization token). Prefer the environment variable.
+        #[arg(long, env = "ACCOLADE_CREDLY_API_KEY", hide_env_values = true)]
+        api_key: String,
+    },
+    /// Replace an organization's API key.
+    RotateKey {
+        #[arg(long)]
+        uuid: String,
+        #[arg(long, env = "ACCOLADE_CREDLY_API_KEY", hide_env_values = true)]
+        api_key: String,
+    },
+    /// List organizations with key expiry and last sync.
+    Orgs,
+    /// Sync badge templates from Credly (every organization unless --org is given).
+    Sync {
+        #[arg(long)]
+        org: Option<String>,
+        /// Show what would change without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs (dead ones by default).
+    List {
+        /// pending, running, succeeded or dead.
+        #[arg(long, default_value = "dead")]
+        status: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Run a dead (or waiting) job again now.
+    Retry {
+        /// Job ids; `--all-dead` retries every dead job.
+        ids: Vec<String>,
+        #[arg(long)]
+        all_dead: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,19 +201,239 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{secret}");
             Ok(())
         }
+        Command::Credly { command } => credly_command(config, command).await,
+        Command::Jobs { command } => jobs_command(config, command).await,
+        Command::Doctor => doctor(config).await,
         Command::DefaultConfig => Ok(()),
     }
+}
+
+async fn cli_state(config: Config) -> anyhow::Result<AppState> {
+    let store = db::open(&config.database).await?;
+    AppState::new(store, config)
+}
+
+fn print_org(o: &accolade_store::CredlyOrganization, credly: &crate::service::credly::Credly) {
+    let s = crate::service::credly::orgs::key_status(
+        o.key_expires_at,
+        chrono::Utc::now(),
+        &credly.config.key_warning_days,
+    );
+    println!(
+        "{}  {}  key …{}  expires {} ({} days, {})  last sync {}",
+        o.id,
+        o.name,
+        o.api_key_last4,
+        o.key_expires_at.format("%Y-%m-%d"),
+        s.days_left,
+        s.level,
+        o.last_sync_at
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_else(|| "never".into())
+    );
+}
+
+async fn credly_command(config: Config, command: CredlyCommand) -> anyhow::Result<()> {
+    use crate::service::credly::{orgs, sync};
+    let state = cli_state(config).await?;
+    let store = &*state.store;
+    match command {
+        CredlyCommand::AddOrg { uuid, api_key } => {
+            let org = orgs::add(&state.credly, store, &uuid, &api_key).await?;
+            print_org(&org, &state.credly);
+        }
+        CredlyCommand::RotateKey { uuid, api_key } => {
+            let org = orgs::rotate_key(&state.credly, store, &orgs::normalize_id(&uuid), &api_key)
+                .await?;
+            print_org(&org, &state.credly);
+        }
+        CredlyCommand::Orgs => {
+            for org in store.list_credly_orgs().await? {
+                print_org(&org, &state.credly);
+            }
+        }
+        CredlyCommand::Sync { org, dry_run } => {
+            let ids = match org {
+                Some(o) => vec![orgs::normalize_id(&o)],
+                None => store
+                    .list_credly_orgs()
+                    .await?
+                    .into_iter()
+                    .map(|o| o.id)
+                    .collect(),
+            };
+            if ids.is_empty() {
+                anyhow::bail!(
+                    "no Credly organization is configured (add one with `accolade credly add-org`)"
+                );
+            }
+            let mut failed = 0;
+            for id in ids {
+                eprintln!("syncing {id}…");
+                match sync::sync_org(&state.credly, store, &id, dry_run).await {
+                    Ok(s) => println!(
+                        "{id}: {}{} created, {} updated, {} deactivated, {} unchanged ({} pages)",
+                        if dry_run { "dry run: " } else { "" },
+                        s.created,
+                        s.updated,
+                        s.deactivated,
+                        s.unchanged,
+                        s.pages
+                    ),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{id}: sync failed: {e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} organization(s) failed to sync");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn jobs_command(config: Config, command: JobsCommand) -> anyhow::Result<()> {
+    use accolade_domain::outbox::JobStatus;
+    let store = db::open(&config.database).await?;
+    match command {
+        JobsCommand::List { status, limit } => {
+            let status = JobStatus::parse(&status)
+                .ok_or_else(|| anyhow::anyhow!("unknown status `{status}`"))?;
+            let filter = accolade_store::JobFilter {
+                status: Some(status),
+                kind: None,
+            };
+            let page = store
+                .list_jobs(&filter, accolade_store::Page::new(Some(limit), None))
+                .await?;
+            for j in page.items {
+                println!(
+                    "{}  {}  {}  attempts {}  {}",
+                    j.id,
+                    j.kind,
+                    j.status.as_str(),
+                    j.attempts,
+                    j.last_error.unwrap_or_default()
+                );
+            }
+        }
+        JobsCommand::Retry { ids, all_dead } => {
+            let mut ids = ids;
+            if all_dead {
+                let filter = accolade_store::JobFilter {
+                    status: Some(JobStatus::Dead),
+                    kind: None,
+                };
+                let mut offset = None;
+                loop {
+                    let page = store
+                        .list_jobs(&filter, accolade_store::Page::new(Some(500), offset))
+                        .await?;
+                    ids.extend(page.items.into_iter().map(|j| j.id));
+                    match page.next_offset {
+                        Some(o) => offset = Some(o),
+                        None => break,
+                    }
+                }
+            }
+            if ids.is_empty() {
+                anyhow::bail!("name job ids or pass --all-dead");
+            }
+            for id in ids {
+                let job = store.retry_job(&id).await?;
+                println!("{}  {}  queued again", job.id, job.kind);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints one line per check; fails when any check is not OK.
+async fn doctor(config: Config) -> anyhow::Result<()> {
+    println!(
+        "ok    configuration is valid ({})",
+        crate::config::redact_url(&config.database.url)
+    );
+    let state = match cli_state(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            println!("FAIL  database or secrets: {e:#}");
+            anyhow::bail!("doctor found problems");
+        }
+    };
+    let mut problems = 0;
+    match state.store.ping().await {
+        Ok(()) => println!("ok    database reachable ({})", state.store.backend()),
+        Err(e) => {
+            problems += 1;
+            println!("FAIL  database: {e}");
+        }
+    }
+    let statuses = crate::service::credly::orgs::check_expiry(&state.credly, &*state.store).await?;
+    if statuses.is_empty() {
+        println!("ok    no Credly organization configured");
+    }
+    for (org, s) in statuses {
+        let line = format!(
+            "Credly key of {} ({}) expires {} ({} days)",
+            org.name,
+            org.id,
+            s.expires_at.format("%Y-%m-%d"),
+            s.days_left
+        );
+        match s.level {
+            "ok" => println!("ok    {line}"),
+            "warning" => {
+                problems += 1;
+                println!("WARN  {line}: rotate it soon");
+            }
+            _ => {
+                problems += 1;
+                println!("FAIL  {line}: expired, issuing and sync wait for a new key");
+            }
+        }
+        if let Ok(sealed) = state.store.credly_org_key(&org.id).await {
+            if let Err(e) = state.credly.secrets.open(&sealed, &org.id) {
+                problems += 1;
+                println!("FAIL  key of {} cannot be decrypted: {e}", org.id);
+            }
+        }
+    }
+    let stats = state.store.stats().await?;
+    if stats.outbox_dead > 0 {
+        problems += 1;
+        println!(
+            "WARN  {} dead job(s): `accolade jobs list` and `accolade jobs retry`",
+            stats.outbox_dead
+        );
+    } else {
+        println!("ok    no dead jobs ({} pending)", stats.outbox_pending);
+    }
+    if problems > 0 {
+        anyhow::bail!("doctor found {problems} problem(s)");
+    }
+    Ok(())
 }
 
 async fn serve(config: Config, workers: bool) -> anyhow::Result<()> {
     let addr = config.bind_addr()?;
     let store = db::open(&config.database).await?;
     let workers = workers && config.worker.enabled;
-    let state = AppState::new(store, config);
+    let state = AppState::new(store, config)?;
     crate::metrics::handle();
     if workers {
         tokio::spawn(crate::service::worker::run(state.clone()));
+        tokio::spawn(crate::service::credly::worker::run(state.clone()));
+        if let Some(every) = state.config.credly.sync_every()? {
+            tokio::spawn(crate::service::credly::sync::run_periodic(
+                state.clone(),
+                every,
+            ));
+        }
     }
+    tokio::spawn(crate::service::credly::orgs::watch_expiry(state.clone()));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -2,6 +2,8 @@
 
 pub mod apply;
 pub mod auth;
+pub mod credly;
 pub mod ingest;
 pub mod progress;
+pub mod secrets;
 pub mod worker;

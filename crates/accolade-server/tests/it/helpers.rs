@@ -82,10 +82,14 @@ impl TestApp {
         Self::with_config(Config::defaults()).await
     }
 
-    pub async fn with_config(config: Config) -> TestApp {
+    pub async fn with_config(mut config: Config) -> TestApp {
+        if config.secrets.key.is_empty() {
+            // Never touch ./accolade-data from tests: a fixed key in memory.
+            config.secrets.key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into();
+        }
         let store = fresh_store(&config).await;
         let (_, token) = auth::create_token(&*store, "tests").await.unwrap();
-        let state = AppState::new(store, config);
+        let state = AppState::new(store, config).unwrap();
         let router = build_app(state.clone());
         TestApp {
             state,

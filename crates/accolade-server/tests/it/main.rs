@@ -3,6 +3,7 @@
 
 mod api;
 mod crash;
+mod credly;
 mod helpers;
 mod ingest;
 mod rules_as_code;

@@ -1,0 +1,251 @@
+//! Credly organizations (add, rotate key, sync), webhook notifications, and the public webhook
+//! receiver `POST /badges/credly/webhook/`.
+
+use accolade_store::{CredlyNotification, CredlyOrganization, SyncSummary};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::dto::{ListBody, PageQuery};
+use super::extract::{ApiJson, ApiQuery};
+use crate::error::ApiResult;
+use crate::service::credly::orgs::{self, key_status, KeyStatus};
+use crate::service::credly::webhook::{self, Notification, Receipt};
+use crate::service::credly::{sync, Credly};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orgs, add_org))
+        .routes(routes!(get_org))
+        .routes(routes!(rotate_key))
+        .routes(routes!(sync_org))
+        .routes(routes!(list_notifications))
+}
+
+/// The public webhook receiver (no bearer token: Credly cannot send one; notifications are
+/// verified by fetching the event from Credly). Credly's documented path has a trailing slash;
+/// both forms are served.
+pub fn webhook_router() -> Router<AppState> {
+    Router::new()
+        .route("/badges/credly/webhook/", post(receive_webhook))
+        .route("/badges/credly/webhook", post(receive_webhook))
+}
+
+/// A Credly organization. The API key is never returned, only its last four characters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationBody {
+    pub uuid: String,
+    pub name: String,
+    /// `…` followed by the key's last four characters.
+    pub api_key: String,
+    pub key_created_at: DateTime<Utc>,
+    pub key: KeyStatus,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<Object>)]
+    pub last_sync: Option<SyncSummary>,
+    /// The organization on the Credly dashboard.
+    pub dashboard_url: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl OrganizationBody {
+    fn new(credly: &Credly, o: CredlyOrganization) -> Self {
+        let base = credly.config.effective_base_url().trim_end_matches('/');
+        OrganizationBody {
+            dashboard_url: format!("{base}/mgmt/organizations/{}/badges/templates", o.id),
+            key: key_status(
+                o.key_expires_at,
+                Utc::now(),
+                &credly.config.key_warning_days,
+            ),
+            uuid: o.id,
+            name: o.name,
+            api_key: format!("…{}", o.api_key_last4),
+            key_created_at: o.key_created_at,
+            last_sync_at: o.last_sync_at,
+            last_sync: o.last_sync,
+            created_at: o.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddOrganization {
+    /// Credly organization UUID.
+    pub uuid: String,
+    /// An authorization token of that organization.
+    pub api_key: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    pub api_key: String,
+}
+
+#[utoipa::path(get, path = "/credly/organizations", tag = "credly",
+    responses((status = 200, body = ListBody<OrganizationBody>)), security(("bearer" = [])))]
+pub async fn list_orgs(
+    State(state): State<AppState>,
+) -> ApiResult<Json<ListBody<OrganizationBody>>> {
+    let orgs = state.store.list_credly_orgs().await?;
+    Ok(Json(ListBody {
+        data: orgs
+            .into_iter()
+            .map(|o| OrganizationBody::new(&state.credly, o))
+            .collect(),
+        next_offset: None,
+    }))
+}
+
+/// Add an organization. Accolade checks the key with Credly and stores Credly's name for it.
+#[utoipa::path(post, path = "/credly/organizations", tag = "credly", request_body = AddOrganization,
+    responses((status = 201, body = OrganizationBody),
+              (status = 400, description = "invalid_organization_id, invalid_api_key, credly_key_rejected, credly_org_not_found, credly_key_expired", body = crate::error::ErrorBody),
+              (status = 409, description = "organization_exists", body = crate::error::ErrorBody),
+              (status = 502, description = "Credly unreachable or failing", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn add_org(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AddOrganization>,
+) -> ApiResult<(StatusCode, Json<OrganizationBody>)> {
+    let org = orgs::add(&state.credly, &*state.store, &body.uuid, &body.api_key).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(OrganizationBody::new(&state.credly, org)),
+    ))
+}
+
+#[utoipa::path(get, path = "/credly/organizations/{uuid}", tag = "credly", params(("uuid" = String, Path)),
+    responses((status = 200, body = OrganizationBody), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
+pub async fn get_org(
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+) -> ApiResult<Json<OrganizationBody>> {
+    let org = state
+        .store
+        .get_credly_org(&orgs::normalize_id(&uuid))
+        .await?;
+    Ok(Json(OrganizationBody::new(&state.credly, org)))
+}
+
+/// Replace the organization's API key (checked with Credly first; no downtime).
+#[utoipa::path(post, path = "/credly/organizations/{uuid}/key", tag = "credly", params(("uuid" = String, Path)),
+    request_body = RotateKey,
+    responses((status = 200, body = OrganizationBody), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+    ApiJson(body): ApiJson<RotateKey>,
+) -> ApiResult<Json<OrganizationBody>> {
+    let org = orgs::rotate_key(
+        &state.credly,
+        &*state.store,
+        &orgs::normalize_id(&uuid),
+        &body.api_key,
+    )
+    .await?;
+    Ok(Json(OrganizationBody::new(&state.credly, org)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct SyncQuery {
+    /// Report what would change without changing anything.
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncBody {
+    pub dry_run: bool,
+    pub created: u32,
+    pub updated: u32,
+    pub deactivated: u32,
+    pub unchanged: u32,
+    pub pages: u32,
+}
+
+/// Sync the organization's badge templates from Credly (only `active` ones, every page; new
+/// templates arrive inactive; templates no longer active on Credly are deactivated).
+#[utoipa::path(post, path = "/credly/organizations/{uuid}/sync", tag = "credly", params(("uuid" = String, Path), SyncQuery),
+    responses((status = 200, body = SyncBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, description = "credly_key_expired", body = crate::error::ErrorBody),
+              (status = 502, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn sync_org(
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+    ApiQuery(q): ApiQuery<SyncQuery>,
+) -> ApiResult<Json<SyncBody>> {
+    let dry_run = q.dry_run.unwrap_or(false);
+    let s = sync::sync_org(
+        &state.credly,
+        &*state.store,
+        &orgs::normalize_id(&uuid),
+        dry_run,
+    )
+    .await?;
+    Ok(Json(SyncBody {
+        dry_run,
+        created: s.created,
+        updated: s.updated,
+        deactivated: s.deactivated,
+        unchanged: s.unchanged,
+        pages: s.pages,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationBody {
+    pub id: String,
+    pub organization_id: String,
+    pub event_type: String,
+    pub occurred_at: Option<String>,
+    pub received_at: DateTime<Utc>,
+    /// `received`, `applied`, `ignored` or `rejected`.
+    pub status: String,
+    pub detail: Option<String>,
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+impl From<CredlyNotification> for NotificationBody {
+    fn from(n: CredlyNotification) -> Self {
+        NotificationBody {
+            id: n.id,
+            organization_id: n.organization_id,
+            event_type: n.event_type,
+            occurred_at: n.occurred_at,
+            received_at: n.received_at,
+            status: n.status,
+            detail: n.detail,
+            processed_at: n.processed_at,
+        }
+    }
+}
+
+/// Webhook notifications received from Credly, newest first.
+#[utoipa::path(get, path = "/credly/notifications", tag = "credly", params(PageQuery),
+    responses((status = 200, body = ListBody<NotificationBody>)), security(("bearer" = [])))]
+pub async fn list_notifications(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<ListBody<NotificationBody>>> {
+    let page = state.store.list_credly_notifications(q.page()).await?;
+    Ok(Json(ListBody::from_page(page, Into::into)))
+}
+
+/// Credly's webhook. Answers 200 once the notification is recorded (or knowingly ignored).
+pub async fn receive_webhook(
+    State(state): State<AppState>,
+    ApiJson(n): ApiJson<Notification>,
+) -> ApiResult<Json<Receipt>> {
+    Ok(Json(webhook::receive(&*state.store, n).await?))
+}

@@ -1,0 +1,200 @@
+//! Issuing and revoking on Credly (the `credly.issue` / `credly.revoke` jobs).
+//!
+//! Exactly-once on Credly rests on two facts: a job is re-run only when its result was not
+//! recorded, and a re-run issue that Credly refuses as a duplicate (422 "already has this badge")
+//! is reconciled by finding the existing badge and storing its id instead of failing.
+
+use accolade_credly::{credly_time, split_name, Credentials, CredlyError, IssueBadge};
+use accolade_domain::award::{Award, AwardState};
+use accolade_store::{Delivery, Store};
+use chrono::Utc;
+
+use super::{Credly, CredlyFailure};
+
+fn delivered(badge: &accolade_credly::IssuedBadge) -> Delivery {
+    let state = match badge.state.as_str() {
+        "accepted" => AwardState::Accepted,
+        "rejected" => AwardState::Rejected,
+        _ => AwardState::Pending,
+    };
+    Delivery {
+        state,
+        issued_at: Some(Utc::now()),
+        external_id: Some(badge.id.clone()),
+        external_state: Some(badge.state.clone()),
+    }
+}
+
+struct Target {
+    org_id: String,
+    key: String,
+}
+
+async fn target(
+    credly: &Credly,
+    store: &dyn Store,
+    award: &Award,
+) -> Result<Target, CredlyFailure> {
+    let template = store.get_template(&award.template_id).await?.template;
+    let org_id = template
+        .organization_id
+        .ok_or_else(|| CredlyFailure::Invalid {
+            code: "template_without_organization",
+            detail: format!("template {} has no Credly organization", award.template_id),
+        })?;
+    let key = credly.api_key(store, &org_id).await?;
+    Ok(Target { org_id, key })
+}
+
+/// Issues the award's badge on Credly and records the Credly id and state.
+pub async fn issue(
+    credly: &Credly,
+    store: &dyn Store,
+    award_id: &str,
+) -> Result<String, CredlyFailure> {
+    let award = store.get_award(award_id).await?;
+    if award.external_id.is_some() {
+        return Ok(format!(
+            "already issued as {}",
+            award.external_id.unwrap_or_default()
+        ));
+    }
+    if award.state == AwardState::Revoked {
+        return Ok("revoked before it was issued; not sent to Credly".into());
+    }
+    let learner = store.get_learner(&award.learner).await?;
+    let email = learner
+        .email
+        .clone()
+        .filter(|e| e.contains('@'))
+        .ok_or_else(|| CredlyFailure::Invalid {
+            code: "learner_without_email",
+            detail: format!(
+                "learner {} has no email address; Credly needs one",
+                award.learner
+            ),
+        })?;
+    let t = target(credly, store, &award).await?;
+    let (first, last) = split_name(learner.name.as_deref(), &award.learner);
+    let request = IssueBadge {
+        recipient_email: email.clone(),
+        badge_template_id: award.template_id.clone(),
+        // The time the learner earned it, never the template's or the delivery's date.
+        issued_at: credly_time(award.earned_at),
+        issued_to_first_name: first,
+        issued_to_last_name: last,
+        issuer_earner_id: learner.lms_user_id.map(|id| id.to_string()),
+    };
+    let cred = Credentials {
+        org_id: &t.org_id,
+        api_key: &t.key,
+    };
+    credly.pace(&t.org_id).await;
+    let (badge, note) = match credly.client.issue_badge(cred, &request).await {
+        Ok(b) => (b, "issued"),
+        Err(CredlyError::AlreadyIssued(msg)) => {
+            credly.pace(&t.org_id).await;
+            match credly
+                .client
+                .find_badge(cred, &award.template_id, &email)
+                .await?
+            {
+                Some(b) => (b, "reconciled with the badge Credly already had"),
+                None => {
+                    return Err(CredlyFailure::Invalid {
+                        code: "credly_duplicate_unresolved",
+                        detail: format!(
+                        "Credly says `{msg}` but lists no live badge of this template for {email}"
+                    ),
+                    })
+                }
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let recorded = store.record_delivery(award_id, delivered(&badge)).await?;
+    crate::metrics::credly_delivery("issue");
+    // Revoked while the call was in flight: the revoke job may have found no Credly id yet, so
+    // revoke here; doing it twice is harmless (Credly refuses the second one, which we accept).
+    if recorded.state == AwardState::Revoked {
+        let reason = recorded
+            .revoke_reason
+            .clone()
+            .unwrap_or_else(|| "revoked".into());
+        revoke_on_credly(credly, cred, &t.org_id, &badge.id, &reason, store, award_id).await?;
+    }
+    Ok(format!(
+        "{note}: Credly badge {} ({})",
+        badge.id, badge.state
+    ))
+}
+
+/// Revokes the award's badge on Credly (nothing to do if it never reached Credly).
+pub async fn revoke(
+    credly: &Credly,
+    store: &dyn Store,
+    award_id: &str,
+) -> Result<String, CredlyFailure> {
+    let award = store.get_award(award_id).await?;
+    let Some(external_id) = award.external_id.clone() else {
+        return Ok("never issued on Credly; nothing to revoke".into());
+    };
+    if award.external_state.as_deref() == Some("revoked") {
+        return Ok(format!("Credly badge {external_id} already revoked"));
+    }
+    let t = target(credly, store, &award).await?;
+    let reason = award
+        .revoke_reason
+        .clone()
+        .unwrap_or_else(|| "revoked".into());
+    let cred = Credentials {
+        org_id: &t.org_id,
+        api_key: &t.key,
+    };
+    revoke_on_credly(
+        credly,
+        cred,
+        &t.org_id,
+        &external_id,
+        &reason,
+        store,
+        award_id,
+    )
+    .await?;
+    Ok(format!("Credly badge {external_id} revoked"))
+}
+
+async fn revoke_on_credly(
+    credly: &Credly,
+    cred: Credentials<'_>,
+    org_id: &str,
+    badge_id: &str,
+    reason: &str,
+    store: &dyn Store,
+    award_id: &str,
+) -> Result<(), CredlyFailure> {
+    credly.pace(org_id).await;
+    match credly.client.revoke_badge(cred, badge_id, reason).await {
+        Ok(_) => {}
+        // Already revoked (a re-run after a crash) or deleted on Credly: the goal is reached.
+        Err(CredlyError::Rejected {
+            status: 422,
+            message,
+        }) if message.to_ascii_lowercase().contains("revoked") => {}
+        Err(CredlyError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    store
+        .record_delivery(
+            award_id,
+            Delivery {
+                state: AwardState::Revoked,
+                issued_at: None,
+                external_id: None,
+                external_state: Some("revoked".into()),
+            },
+        )
+        .await?;
+    crate::metrics::credly_delivery("revoke");
+    Ok(())
+}

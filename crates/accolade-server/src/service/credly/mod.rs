@@ -1,0 +1,135 @@
+//! The Credly bridge: organizations and their keys, template sync, webhook notifications, and
+//! issuing/revoking badges through the outbox.
+//!
+//! - `orgs`: add an organization (checked against Credly), rotate its key, key expiry status.
+//! - `sync`: full template sync of one organization (or all).
+//! - `webhook`: record notifications fast; confirm and apply them in a job.
+//! - `delivery`: the issue/revoke jobs, with duplicate reconciliation.
+//! - `worker`: claims Credly jobs, runs them concurrently under the per-organization rate limit,
+//!   and turns failures into retries (backoff + jitter, `Retry-After`), deferrals or dead jobs.
+
+pub mod delivery;
+pub mod orgs;
+pub mod sync;
+pub mod webhook;
+pub mod worker;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use accolade_credly::{CredlyClient, CredlyError};
+use accolade_store::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::CredlyConfig;
+use crate::error::ApiError;
+use crate::service::secrets::SecretBox;
+
+/// Shared by handlers, CLI and workers.
+#[derive(Clone)]
+pub struct Credly {
+    pub client: CredlyClient,
+    pub secrets: SecretBox,
+    pub config: Arc<CredlyConfig>,
+    limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+}
+
+/// Why a Credly operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CredlyFailure {
+    #[error(transparent)]
+    Credly(#[from] CredlyError),
+    #[error("the API key of Credly organization {org} expired on {expired_at}; rotate it (POST /api/v1/credly/organizations/{org}/key or `accolade credly rotate-key`)")]
+    KeyExpired {
+        org: String,
+        expired_at: DateTime<Utc>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{detail}")]
+    Invalid { code: &'static str, detail: String },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<CredlyFailure> for ApiError {
+    fn from(f: CredlyFailure) -> Self {
+        match f {
+            CredlyFailure::Credly(e) => match e {
+                CredlyError::Unauthorized(_) | CredlyError::Forbidden(_) => ApiError::bad_request(
+                    "credly_key_rejected",
+                    format!(
+                        "{e}. Check that the API key is current and belongs to this organization."
+                    ),
+                ),
+                CredlyError::NotFound(_) => ApiError::bad_request(
+                    "credly_org_not_found",
+                    format!("{e}. Check the organization UUID."),
+                ),
+                other => ApiError::BadGateway {
+                    code: other.code(),
+                    detail: other.to_string(),
+                },
+            },
+            e @ CredlyFailure::KeyExpired { .. } => ApiError::Conflict {
+                code: "credly_key_expired",
+                detail: e.to_string(),
+            },
+            CredlyFailure::Store(e) => e.into(),
+            CredlyFailure::Invalid { code, detail } => ApiError::bad_request(code, detail),
+            CredlyFailure::Internal(m) => ApiError::Internal(anyhow::anyhow!(m)),
+        }
+    }
+}
+
+impl Credly {
+    pub fn new(config: CredlyConfig, secrets: SecretBox) -> anyhow::Result<Credly> {
+        let client = CredlyClient::new(
+            config.effective_api_base_url(),
+            Duration::from_secs(config.timeout_secs),
+        )?;
+        // Burst of one: requests are spread evenly, so the observed rate matches the setting.
+        let limiter = NonZeroU32::new(config.rate_limit_per_second).map(|n| {
+            Arc::new(RateLimiter::keyed(
+                Quota::per_second(n).allow_burst(NonZeroU32::MIN),
+            ))
+        });
+        Ok(Credly {
+            client,
+            secrets,
+            config: Arc::new(config),
+            limiter,
+        })
+    }
+
+    /// Waits for the organization's rate limiter (no-op when it is off).
+    pub async fn pace(&self, org_id: &str) {
+        if let Some(l) = &self.limiter {
+            l.until_key_ready(&org_id.to_string()).await;
+        }
+    }
+
+    /// The organization's API key, unless it has expired (then calls must wait for a rotation
+    /// instead of failing one by one).
+    pub async fn api_key(&self, store: &dyn Store, org_id: &str) -> Result<String, CredlyFailure> {
+        let org = store.get_credly_org(org_id).await?;
+        if org.key_expires_at <= Utc::now() {
+            return Err(CredlyFailure::KeyExpired {
+                org: org.id,
+                expired_at: org.key_expires_at,
+            });
+        }
+        let sealed = store.credly_org_key(org_id).await?;
+        self.secrets
+            .open(&sealed, org_id)
+            .map_err(|e| CredlyFailure::Internal(format!("organization {org_id}: {e}")))
+    }
+
+    /// Link to a template's page on the Credly dashboard.
+    pub fn dashboard_url(&self, org_id: &str, template_id: &str) -> String {
+        let base = self.config.effective_base_url().trim_end_matches('/');
+        format!("{base}/mgmt/organizations/{org_id}/badges/templates/{template_id}/details")
+    }
+}

@@ -1,0 +1,209 @@
+//! The Credly outbox worker: claims `credly.*` jobs with a lease, runs them concurrently with no
+//! transaction open (each call is paced by the organization's rate limiter), and records the
+//! result:
+//!
+//! - success → `succeeded`;
+//! - expired key → deferred (the attempt does not count; the job waits for a rotation);
+//! - a transient failure (timeout, connection, 408, 429, 5xx, database hiccup) → retried after
+//!   the next `worker.retry_schedule` delay with ±20% jitter, or later if Credly sent
+//!   `Retry-After`; after the last delay → `dead`;
+//! - a permanent failure (other 4xx, bad data) → `dead` at once.
+//!
+//! Dead jobs stay visible (`GET /api/v1/jobs?status=dead`) and are retried by hand
+//! (`POST /api/v1/jobs/{id}/retry`, `accolade jobs retry`).
+
+use std::time::Duration;
+
+use accolade_domain::award::AwardState;
+use accolade_domain::outbox::{kind, Job};
+use accolade_store::{Delivery, JobResult, StoreError};
+use chrono::Utc;
+use futures::StreamExt;
+
+use super::{delivery, webhook, CredlyFailure};
+use crate::service::worker::jittered;
+use crate::state::AppState;
+
+pub const KINDS: [&str; 3] = [
+    kind::CREDLY_ISSUE,
+    kind::CREDLY_REVOKE,
+    kind::CREDLY_WEBHOOK,
+];
+/// Jobs claimed per pass.
+const CLAIM_BATCH: u32 = 256;
+/// Jobs in flight at once (each mostly waits on Credly).
+const CONCURRENCY: usize = 64;
+/// How long a job waits when the organization's key has expired before it looks again.
+const DEFER_EXPIRED: Duration = Duration::from_secs(600);
+
+/// Runs until shutdown.
+pub async fn run(state: AppState) {
+    let poll = Duration::from_millis(state.config.worker.poll_interval_ms);
+    loop {
+        let worked = match run_once(&state).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "Credly worker pass failed");
+                0
+            }
+        };
+        if worked == 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = state.shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// Claims and runs one batch; returns how many jobs ran.
+pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
+    let now = Utc::now();
+    let lease = chrono::Duration::seconds(state.config.worker.lease_secs as i64);
+    let jobs = state
+        .store
+        .claim_jobs(&KINDS, CLAIM_BATCH, now, now + lease)
+        .await?;
+    let schedule = state.config.retry_schedule()?;
+    let n = jobs.len();
+    futures::stream::iter(jobs)
+        .for_each_concurrent(CONCURRENCY, |job| {
+            let schedule = &schedule;
+            async move {
+                let outcome = execute(state, &job).await;
+                let result = settle(&job, outcome, schedule);
+                note_on_award(state, &job, &result).await;
+                if let Err(e) = state.store.finish_job(&job.id, result, Utc::now()).await {
+                    // The lease runs out and the job is claimed again; the handlers are
+                    // idempotent, so a repeat does not issue twice.
+                    tracing::error!(job.id = %job.id, error = %e, "could not record a Credly job result");
+                }
+            }
+        })
+        .await;
+    Ok(n)
+}
+
+fn payload<'a>(job: &'a Job, field: &str) -> Result<&'a str, CredlyFailure> {
+    job.payload
+        .get(field)
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| CredlyFailure::Invalid {
+            code: "bad_job_payload",
+            detail: format!("job payload has no `{field}`"),
+        })
+}
+
+async fn execute(state: &AppState, job: &Job) -> Result<String, CredlyFailure> {
+    let store = &*state.store;
+    match job.kind.as_str() {
+        kind::CREDLY_ISSUE => {
+            delivery::issue(&state.credly, store, payload(job, "award_id")?).await
+        }
+        kind::CREDLY_REVOKE => {
+            delivery::revoke(&state.credly, store, payload(job, "award_id")?).await
+        }
+        kind::CREDLY_WEBHOOK => {
+            webhook::process(
+                &state.credly,
+                store,
+                payload(job, "notification_id")?,
+                payload(job, "organization_id")?,
+            )
+            .await
+        }
+        other => Err(CredlyFailure::Invalid {
+            code: "unknown_job_kind",
+            detail: format!("no handler for job kind {other}"),
+        }),
+    }
+}
+
+/// Turns an outcome into the job's next state.
+pub fn settle(
+    job: &Job,
+    outcome: Result<String, CredlyFailure>,
+    schedule: &[Duration],
+) -> JobResult {
+    let err = match outcome {
+        Ok(note) => {
+            tracing::debug!(job.id = %job.id, job.kind = %job.kind, "{note}");
+            return JobResult::Succeeded;
+        }
+        Err(e) => e,
+    };
+    let (transient, retry_after, code) = match &err {
+        CredlyFailure::KeyExpired { .. } => {
+            crate::metrics::credly_job_failure("credly_key_expired", "deferred");
+            tracing::warn!(job.id = %job.id, job.kind = %job.kind, "{err}");
+            return JobResult::Defer {
+                run_at: Utc::now() + chrono::Duration::from_std(DEFER_EXPIRED).unwrap_or_default(),
+                reason: err.to_string(),
+            };
+        }
+        CredlyFailure::Credly(e) => (!e.is_permanent(), e.retry_after(), e.code()),
+        CredlyFailure::Store(StoreError::Other(_)) => (true, None, "storage"),
+        CredlyFailure::Store(_) => (false, None, "not_found"),
+        CredlyFailure::Invalid { code, .. } => (false, None, *code),
+        CredlyFailure::Internal(_) => (false, None, "internal"),
+    };
+    let error = err.to_string();
+    let attempt = job.attempts.max(1) as usize;
+    match schedule.get(attempt - 1) {
+        Some(delay) if transient => {
+            let backoff = jittered(*delay);
+            let wait = match retry_after.and_then(|d| chrono::Duration::from_std(d).ok()) {
+                Some(asked) if asked > backoff => asked,
+                _ => backoff,
+            };
+            crate::metrics::credly_job_failure(code, "retry");
+            tracing::warn!(job.id = %job.id, job.kind = %job.kind, attempt, retry_in_ms = wait.num_milliseconds(), "Credly job failed, will retry: {error}");
+            JobResult::Retry {
+                run_at: Utc::now() + wait,
+                error,
+            }
+        }
+        _ => {
+            crate::metrics::credly_job_failure(code, "dead");
+            tracing::error!(job.id = %job.id, job.kind = %job.kind, attempt, "Credly job is dead: {error}");
+            JobResult::Dead { error }
+        }
+    }
+}
+
+/// Mirrors the delivery state of an issue job on its award (`error` while retrying, `dead` when
+/// given up), so the award list shows what is going on.
+async fn note_on_award(state: &AppState, job: &Job, result: &JobResult) {
+    if job.kind != kind::CREDLY_ISSUE {
+        return;
+    }
+    let award_state = match result {
+        JobResult::Retry { .. } => AwardState::Error,
+        JobResult::Dead { .. } => AwardState::Dead,
+        _ => return,
+    };
+    let Some(award_id) = job.payload.get("award_id").and_then(|v| v.as_str()) else {
+        return;
+    };
+    let d = Delivery {
+        state: award_state,
+        issued_at: None,
+        external_id: None,
+        external_state: None,
+    };
+    if let Err(e) = state.store.record_delivery(award_id, d).await {
+        tracing::warn!(award.id = award_id, error = %e, "could not note the delivery state on the award");
+    }
+}
+
+/// Drains every due Credly job (tests and the CLI).
+pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
+    let mut total = 0;
+    loop {
+        let n = run_once(state).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+    }
+}

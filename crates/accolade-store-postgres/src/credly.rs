@@ -1,0 +1,541 @@
+//! Credly organizations, template sync and webhook notifications.
+//!
+//! Template sync and webhook template changes are configuration changes: the caller runs them in
+//! a transaction holding the configuration lock exclusively (see `config.rs`), and they bump
+//! `config_state.version` when an active template is deactivated.
+
+use std::collections::HashMap;
+
+use accolade_domain::award::Award;
+use accolade_domain::outbox::kind;
+use accolade_domain::template::{Origin, Template};
+use accolade_store::{
+    CredlyKey, CredlyNotification, CredlyOrganization, NewCredlyNotification,
+    NewCredlyOrganization, Page, Paged, ProviderTemplate, StoreError, SyncSummary, TemplateChange,
+    PROVIDER_STATE_GONE,
+};
+use chrono::Utc;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use crate::config::{self, bump_version};
+use crate::rows::{
+    self, award_columns, db, is_unique_violation, json_text, micros, opt_text, template_columns,
+    text,
+};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+macro_rules! org_columns {
+    () => {
+        "id, name, api_key_last4, key_created_at, key_expires_at, last_sync_at, \
+         last_sync_summary::text, created_at, updated_at"
+    };
+}
+
+macro_rules! notification_columns {
+    () => {
+        "id, organization_id, event_type, occurred_at, received_at, status, detail, processed_at"
+    };
+}
+
+fn org_row(r: &PgRow) -> std::result::Result<CredlyOrganization, sqlx::Error> {
+    let summary: Option<String> = r.try_get(6)?;
+    Ok(CredlyOrganization {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        api_key_last4: r.try_get(2)?,
+        key_created_at: r.try_get(3)?,
+        key_expires_at: r.try_get(4)?,
+        last_sync_at: r.try_get(5)?,
+        last_sync: summary.and_then(|s| serde_json::from_str(&s).ok()),
+        created_at: r.try_get(7)?,
+        updated_at: r.try_get(8)?,
+    })
+}
+
+fn notification_row(r: &PgRow) -> std::result::Result<CredlyNotification, sqlx::Error> {
+    Ok(CredlyNotification {
+        id: r.try_get(0)?,
+        organization_id: r.try_get(1)?,
+        event_type: r.try_get(2)?,
+        occurred_at: r.try_get(3)?,
+        received_at: r.try_get(4)?,
+        status: r.try_get(5)?,
+        detail: r.try_get(6)?,
+        processed_at: r.try_get(7)?,
+    })
+}
+
+fn org_not_found() -> StoreError {
+    StoreError::not_found("credly organization")
+}
+
+pub async fn get_org(c: &mut PgConnection, id: &str) -> Result<CredlyOrganization> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        org_columns!(),
+        " FROM credly_organizations WHERE id = $1"
+    ))
+    .bind(text(id))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?
+    .ok_or_else(org_not_found)?;
+    org_row(&row).map_err(db)
+}
+
+pub async fn list_orgs(c: &mut PgConnection) -> Result<Vec<CredlyOrganization>> {
+    let found = sqlx::query(concat!(
+        "SELECT ",
+        org_columns!(),
+        " FROM credly_organizations ORDER BY name, id"
+    ))
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    rows::all(found, org_row)
+}
+
+pub async fn add_org(
+    c: &mut PgConnection,
+    new: NewCredlyOrganization,
+) -> Result<CredlyOrganization> {
+    let row = sqlx::query(concat!(
+        "INSERT INTO credly_organizations (id, name, api_key_ciphertext, api_key_last4, \
+         key_created_at, key_expires_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
+        org_columns!()
+    ))
+    .bind(text(&new.id))
+    .bind(text(&new.name))
+    .bind(&new.key.ciphertext)
+    .bind(text(&new.key.last4))
+    .bind(micros(new.key.created_at))
+    .bind(micros(new.key.expires_at))
+    .bind(micros(Utc::now()))
+    .fetch_one(c)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict {
+                code: "organization_exists",
+                detail: format!(
+                    "Credly organization {} is already configured; rotate its key instead",
+                    new.id
+                ),
+            }
+        } else {
+            db(e)
+        }
+    })?;
+    org_row(&row).map_err(db)
+}
+
+/// Renames and/or rotates the key in one statement; `updated_at` moves only when something was
+/// given (as in the SQLite store, which runs no update then).
+pub async fn update_org(
+    c: &mut PgConnection,
+    id: &str,
+    name: Option<String>,
+    key: Option<CredlyKey>,
+) -> Result<CredlyOrganization> {
+    let row = sqlx::query(concat!(
+        "UPDATE credly_organizations SET name = coalesce($2, name), \
+         api_key_ciphertext = coalesce($3, api_key_ciphertext), \
+         api_key_last4 = coalesce($4, api_key_last4), \
+         key_created_at = coalesce($5, key_created_at), \
+         key_expires_at = coalesce($6, key_expires_at), \
+         updated_at = CASE WHEN $2::text IS NULL AND $3::bytea IS NULL THEN updated_at ELSE $7 END \
+         WHERE id = $1 RETURNING ",
+        org_columns!()
+    ))
+    .bind(text(id))
+    .bind(opt_text(name.as_deref()))
+    .bind(key.as_ref().map(|k| k.ciphertext.as_slice()))
+    .bind(key.as_ref().map(|k| text(&k.last4)))
+    .bind(key.as_ref().map(|k| micros(k.created_at)))
+    .bind(key.as_ref().map(|k| micros(k.expires_at)))
+    .bind(micros(Utc::now()))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?
+    .ok_or_else(org_not_found)?;
+    org_row(&row).map_err(db)
+}
+
+pub async fn org_key(c: &mut PgConnection, id: &str) -> Result<Vec<u8>> {
+    sqlx::query_scalar("SELECT api_key_ciphertext FROM credly_organizations WHERE id = $1")
+        .bind(text(id))
+        .fetch_optional(c)
+        .await
+        .map_err(db)?
+        .ok_or_else(org_not_found)
+}
+
+/// The organization's Credly templates by id.
+async fn org_templates(c: &mut PgConnection, org_id: &str) -> Result<HashMap<String, Template>> {
+    let found = sqlx::query(concat!(
+        "SELECT ",
+        template_columns!(),
+        " FROM templates WHERE organization_id = $1 AND origin = 'credly'"
+    ))
+    .bind(text(org_id))
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    Ok(rows::all(found, rows::template)?
+        .into_iter()
+        .map(|t| (t.id.clone(), t))
+        .collect())
+}
+
+/// The template with this id, if there is one.
+async fn find_template(c: &mut PgConnection, id: &str) -> Result<Option<Template>> {
+    match config::template(c, id).await {
+        Ok(t) => Ok(Some(t)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The provider's values as this store keeps them (NUL as U+FFFD, see `rows::text`), so they
+/// compare equal to what was stored from them.
+fn clean(p: ProviderTemplate) -> ProviderTemplate {
+    ProviderTemplate {
+        id: text(&p.id).into_owned(),
+        name: text(&p.name).into_owned(),
+        description: text(&p.description).into_owned(),
+        image_url: opt_text(p.image_url.as_deref()).map(|s| s.into_owned()),
+        state: text(&p.state).into_owned(),
+    }
+}
+
+/// Credly requires names, but an empty one must not break the sync.
+fn name_or_id(p: &ProviderTemplate) -> &str {
+    if p.name.trim().is_empty() {
+        &p.id
+    } else {
+        p.name.trim()
+    }
+}
+
+fn differs(t: &Template, p: &ProviderTemplate) -> bool {
+    t.name != name_or_id(p)
+        || t.description != p.description
+        || t.image_url != p.image_url
+        || t.provider_state != p.state
+}
+
+fn foreign(org_id: &str, id: &str) -> StoreError {
+    StoreError::Conflict {
+        code: "template_exists",
+        detail: format!("template {id} already exists outside Credly organization {org_id}"),
+    }
+}
+
+/// A template with this id that is not one of this organization's Credly templates is a conflict
+/// an operator must see, not something to overwrite.
+fn check_foreign(existing: Option<Template>, org_id: &str, id: &str) -> Result<Option<Template>> {
+    match existing {
+        Some(t) if t.origin != Origin::Credly || t.organization_id.as_deref() != Some(org_id) => {
+            Err(foreign(org_id, id))
+        }
+        other => Ok(other),
+    }
+}
+
+async fn insert_provider_template(
+    c: &mut PgConnection,
+    org_id: &str,
+    p: &ProviderTemplate,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO templates (id, name, description, image_url, origin, provider_state, \
+         is_active, allow_reaward, organization_id, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'credly', $5, FALSE, TRUE, $6, $7, $7)",
+    )
+    .bind(&p.id)
+    .bind(name_or_id(p))
+    .bind(&p.description)
+    .bind(p.image_url.as_deref())
+    .bind(&p.state)
+    .bind(text(org_id))
+    .bind(micros(Utc::now()))
+    .execute(c)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            foreign(org_id, &p.id)
+        } else {
+            db(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// Writes the provider's fields; deactivates when the provider state is not `active`.
+/// Returns whether the template was active (then the configuration version must move).
+async fn update_provider_template(
+    c: &mut PgConnection,
+    t: &Template,
+    p: &ProviderTemplate,
+) -> Result<bool> {
+    let deactivate = t.is_active && p.state != "active";
+    sqlx::query(
+        "UPDATE templates SET name = $2, description = $3, image_url = $4, provider_state = $5, \
+         is_active = CASE WHEN $6 THEN FALSE ELSE is_active END, updated_at = $7 WHERE id = $1",
+    )
+    .bind(&t.id)
+    .bind(name_or_id(p))
+    .bind(&p.description)
+    .bind(p.image_url.as_deref())
+    .bind(&p.state)
+    .bind(deactivate)
+    .bind(micros(Utc::now()))
+    .execute(c)
+    .await
+    .map_err(db)?;
+    // Active templates feed the rules index (names and images go into outbox payloads):
+    // any change to one means a rebuild, so the caller bumps the configuration version.
+    Ok(t.is_active)
+}
+
+pub async fn sync_templates(
+    c: &mut PgConnection,
+    org_id: &str,
+    active: Vec<ProviderTemplate>,
+    pages: u32,
+    dry_run: bool,
+) -> Result<SyncSummary> {
+    let org_id = &*text(org_id);
+    get_org(c, org_id).await?;
+    let mut known = org_templates(c, org_id).await?;
+    let mut summary = SyncSummary {
+        pages,
+        ..SyncSummary::default()
+    };
+    let mut config_changed = false;
+    for p in active.into_iter().map(clean) {
+        match known.remove(&p.id) {
+            None => {
+                // Checked on a dry run too, so that it fails where the real run would.
+                check_foreign(find_template(c, &p.id).await?, org_id, &p.id)?;
+                if !dry_run {
+                    insert_provider_template(c, org_id, &p).await?;
+                }
+                summary.created += 1;
+            }
+            Some(t) if differs(&t, &p) => {
+                if !dry_run {
+                    config_changed |= update_provider_template(c, &t, &p).await?;
+                }
+                summary.updated += 1;
+            }
+            Some(_) => summary.unchanged += 1,
+        }
+    }
+    // Whatever this organization had that Credly no longer lists as active (in id order, so
+    // concurrent writers lock rows in one order).
+    let mut gone: Vec<Template> = known.into_values().collect();
+    gone.sort_by(|a, b| a.id.cmp(&b.id));
+    for t in &gone {
+        if t.provider_state == "active" || t.is_active {
+            if !dry_run {
+                let p = ProviderTemplate {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    image_url: t.image_url.clone(),
+                    state: if t.provider_state == "active" {
+                        PROVIDER_STATE_GONE.to_string()
+                    } else {
+                        t.provider_state.clone()
+                    },
+                };
+                config_changed |= update_provider_template(c, t, &p).await?;
+            }
+            summary.deactivated += 1;
+        } else {
+            summary.unchanged += 1;
+        }
+    }
+    if !dry_run {
+        if config_changed {
+            bump_version(c).await?;
+        }
+        let summary_json = serde_json::to_value(summary).unwrap_or_default();
+        sqlx::query(
+            "UPDATE credly_organizations SET last_sync_at = $2, last_sync_summary = $3::jsonb, \
+             updated_at = $2 WHERE id = $1",
+        )
+        .bind(org_id)
+        .bind(micros(Utc::now()))
+        .bind(json_text(&summary_json))
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    }
+    Ok(summary)
+}
+
+pub async fn apply_template(
+    c: &mut PgConnection,
+    org_id: &str,
+    p: ProviderTemplate,
+) -> Result<(Option<Template>, TemplateChange)> {
+    let org_id = &*text(org_id);
+    get_org(c, org_id).await?;
+    let p = clean(p);
+    let id = p.id.clone();
+    let existing = check_foreign(find_template(c, &id).await?, org_id, &id)?;
+    let change = match existing {
+        None if p.state == "deleted" => return Ok((None, TemplateChange::Missing)),
+        None => {
+            insert_provider_template(c, org_id, &p).await?;
+            TemplateChange::Created
+        }
+        Some(t) => {
+            // A deleted event may carry only the id: keep the fields we have.
+            let p = if p.state == "deleted" {
+                ProviderTemplate {
+                    id: t.id.clone(),
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    image_url: t.image_url.clone(),
+                    state: p.state,
+                }
+            } else {
+                p
+            };
+            if differs(&t, &p) {
+                if update_provider_template(c, &t, &p).await? {
+                    bump_version(c).await?;
+                }
+                TemplateChange::Updated
+            } else {
+                TemplateChange::Unchanged
+            }
+        }
+    };
+    Ok((Some(config::template(c, &id).await?), change))
+}
+
+/// Inserts the notification and, only when it is new, the job that confirms and applies it.
+pub async fn record_notification(c: &mut PgConnection, n: NewCredlyNotification) -> Result<bool> {
+    let received_at = micros(n.received_at);
+    let inserted = sqlx::query(
+        "INSERT INTO credly_notifications (id, organization_id, event_type, occurred_at, \
+         received_at, status) VALUES ($1, $2, $3, $4, $5, 'received') ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(text(&n.id))
+    .bind(text(&n.organization_id))
+    .bind(text(&n.event_type))
+    .bind(opt_text(n.occurred_at.as_deref()))
+    .bind(received_at)
+    .execute(&mut *c)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let payload = serde_json::json!({
+        "notification_id": n.id,
+        "organization_id": n.organization_id,
+        "event_type": n.event_type,
+    });
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3::jsonb, 'pending', 0, $4, $4, $4)",
+    )
+    .bind(accolade_domain::ids::job_id())
+    .bind(kind::CREDLY_WEBHOOK)
+    .bind(json_text(&payload))
+    .bind(received_at)
+    .execute(c)
+    .await
+    .map_err(db)?;
+    Ok(true)
+}
+
+pub async fn finish_notification(
+    c: &mut PgConnection,
+    id: &str,
+    status: &str,
+    detail: &str,
+) -> Result<()> {
+    let changed = sqlx::query(
+        "UPDATE credly_notifications SET status = $2, detail = $3, processed_at = $4 WHERE id = $1",
+    )
+    .bind(text(id))
+    .bind(text(status))
+    .bind(text(detail))
+    .bind(micros(Utc::now()))
+    .execute(c)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    if changed == 0 {
+        return Err(StoreError::not_found("credly notification"));
+    }
+    Ok(())
+}
+
+pub async fn list_notifications(
+    c: &mut PgConnection,
+    page: Page,
+) -> Result<Paged<CredlyNotification>> {
+    let found = sqlx::query(concat!(
+        "SELECT ",
+        notification_columns!(),
+        " FROM credly_notifications ORDER BY received_at DESC, id DESC LIMIT $1 OFFSET $2"
+    ))
+    .bind(page.fetch())
+    .bind(page.offset as i64)
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    Ok(page.finish(rows::all(found, notification_row)?))
+}
+
+/// Sets the provider state of the awards with this external id (their learners' rows are locked
+/// first, as every award writer does) and returns the latest of them.
+pub async fn set_external_state(
+    c: &mut PgConnection,
+    external_id: &str,
+    state: &str,
+) -> Result<Option<Award>> {
+    let external_id = &*text(external_id);
+    sqlx::query(
+        "SELECT username FROM learners WHERE username IN \
+         (SELECT learner FROM awards WHERE external_id = $1) ORDER BY username FOR UPDATE",
+    )
+    .bind(external_id)
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
+    let changed = sqlx::query(
+        "UPDATE awards SET external_state = $2, updated_at = $3 WHERE external_id = $1",
+    )
+    .bind(external_id)
+    .bind(text(state))
+    .bind(micros(Utc::now()))
+    .execute(&mut *c)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    if changed == 0 {
+        return Ok(None);
+    }
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        award_columns!(),
+        " FROM awards WHERE external_id = $1 ORDER BY episode DESC, id DESC LIMIT 1"
+    ))
+    .bind(external_id)
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(rows::award).transpose().map_err(db)
+}
