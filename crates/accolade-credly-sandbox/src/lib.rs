@@ -28,6 +28,7 @@
 
 mod api;
 mod auth;
+pub mod cli;
 mod control;
 mod error;
 mod faults;

@@ -38,7 +38,13 @@ pub enum Command {
         /// Do not run the outbox worker in this process.
         #[arg(long)]
         no_workers: bool,
+        /// Also start the bundled Credly sandbox with sample templates and connect to it, so the
+        /// whole Credly flow works with no Credly account.
+        #[arg(long)]
+        demo: bool,
     },
+    /// Run the bundled Credly-compatible sandbox server (for tests, benchmarks and demos).
+    CredlySandbox(accolade_credly_sandbox::cli::SandboxArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Create or update templates, requirements and penalties from a rules file.
@@ -150,7 +156,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     )?;
     telemetry::init(&config.log);
     match cli.command {
-        Command::Serve { no_workers, .. } => serve(config, !no_workers).await,
+        Command::Serve {
+            no_workers, demo, ..
+        } => serve(config, !no_workers, demo).await,
+        Command::CredlySandbox(args) => accolade_credly_sandbox::cli::run(args).await,
         Command::Migrate => {
             let n = db::migrate(&config.database).await?;
             println!("{n} migration(s) applied");
@@ -417,8 +426,18 @@ async fn doctor(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config, workers: bool) -> anyhow::Result<()> {
+async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<()> {
     let addr = config.bind_addr()?;
+    let sandbox = if demo {
+        let sb =
+            accolade_credly_sandbox::Sandbox::start(accolade_credly_sandbox::Seed::demo()).await?;
+        config.credly.api_base_url = sb.api_base_url.clone();
+        config.credly.base_url = sb.base_url.clone();
+        config.credly.use_sandbox = false;
+        Some(sb)
+    } else {
+        None
+    };
     let store = db::open(&config.database).await?;
     let workers = workers && config.worker.enabled;
     let state = AppState::new(store, config)?;
@@ -438,6 +457,9 @@ async fn serve(config: Config, workers: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, workers, "accolade listening on http://{}", listener.local_addr()?);
+    if let Some(sb) = &sandbox {
+        demo_setup(&state, sb, listener.local_addr()?).await?;
+    }
     let shutdown = state.shutdown.clone();
     let app = crate::build_app(state);
     axum::serve(listener, app)
@@ -447,6 +469,35 @@ async fn serve(config: Config, workers: bool) -> anyhow::Result<()> {
             shutdown.cancel();
         })
         .await?;
+    Ok(())
+}
+
+/// `serve --demo`: connects the in-process Credly sandbox (organization, sync, webhooks back to
+/// this server) and tells the operator what to try next.
+async fn demo_setup(
+    state: &AppState,
+    sb: &accolade_credly_sandbox::RunningSandbox,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    use crate::service::credly::{orgs, sync};
+    use accolade_credly_sandbox::{DEMO_ORG_ID, DEMO_TOKEN};
+    let store = &*state.store;
+    if store.get_credly_org(DEMO_ORG_ID).await.is_err() {
+        orgs::add(&state.credly, store, DEMO_ORG_ID, DEMO_TOKEN).await?;
+    }
+    sb.sandbox.set_webhook_url(
+        DEMO_ORG_ID,
+        Some(format!("http://{addr}/badges/credly/webhook/")),
+    );
+    let s = sync::sync_org(&state.credly, store, DEMO_ORG_ID, false).await?;
+    eprintln!(
+        "\nDemo mode: a Credly sandbox runs at {} (organization {DEMO_ORG_ID}).\n\
+         Synced its active badge templates: {} new, {} updated ({} pages). They start inactive:\n\
+         list them with  curl -H 'Authorization: Bearer <token>' http://{addr}/api/v1/templates?origin=credly\n\
+         then add a requirement and activate one (see README, Quickstart). Awards are issued to the\n\
+         sandbox; its control API is at {}_sandbox/stats.\n",
+        sb.base_url, s.created, s.updated, s.pages, sb.base_url
+    );
     Ok(())
 }
 
