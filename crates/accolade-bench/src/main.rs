@@ -2,11 +2,11 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use accolade_bench::server::{call, start_server, wait_ready, Server};
 use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::{json, Value};
@@ -45,100 +45,6 @@ struct Args {
     /// Only these phases (comma list of batch,single,latency,rss).
     #[arg(long, default_value = "batch,single,latency,rss")]
     phases: String,
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    token: String,
-    dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_server(binary: &PathBuf) -> anyhow::Result<Server> {
-    let dir = std::env::temp_dir().join(format!("accolade-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let db = format!("sqlite://{}/bench.db", dir.display());
-    let out = Command::new(binary)
-        .args([
-            "admin",
-            "create-token",
-            "--name",
-            "bench",
-            "--database-url",
-            &db,
-        ])
-        .output()
-        .with_context(|| format!("running {}", binary.display()))?;
-    if !out.status.success() {
-        bail!(
-            "create-token failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let token = String::from_utf8(out.stdout)?.trim().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new(binary)
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            &db,
-        ])
-        .env("ACCOLADE_LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    Ok(Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        token,
-        dir,
-    })
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    for _ in 0..400 {
-        if let Ok(r) = client.get(format!("{base}/health/ready")).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    bail!("server did not become ready")
-}
-
-async fn call(
-    client: &reqwest::Client,
-    s: &Server,
-    method: reqwest::Method,
-    path: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
-    let r = client
-        .request(method, format!("{}{path}", s.base))
-        .bearer_auth(&s.token)
-        .json(&body)
-        .send()
-        .await?;
-    let status = r.status();
-    let v: Value = r.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("{path}: {status} {v}");
-    }
-    Ok(v)
 }
 
 fn course(i: usize) -> String {
@@ -424,7 +330,7 @@ async fn rss_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyhow:
     while let Some(r) = pending.next().await {
         r?;
     }
-    let mib = vm_hwm_kib(s.child.id())? as f64 / 1024.0;
+    let mib = vm_hwm_kib(s.pid())? as f64 / 1024.0;
     println!("memory: {sent} events from {learners} learners (>= {} fulfilments) in {:.1}s; server peak RSS (VmHWM) {mib:.1} MiB",
         learners * per_learner, started.elapsed().as_secs_f64());
     Ok(mib)
@@ -457,7 +363,7 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(256)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let server = start_server(&args.binary)?;
+    let server = start_server(&args.binary, &[])?;
     wait_ready(&client, &server.base).await?;
     configure(&client, &server).await?;
     let mut summary = Vec::new();

@@ -206,3 +206,55 @@ pub async fn stats(c: &mut PgConnection) -> Result<StoreStats> {
         awards_active,
     })
 }
+
+/// Several job results and their award deliveries in one transaction. The awards' learners are
+/// locked first, in username order (the order every writer uses), so concurrent batches and event
+/// processing cannot deadlock.
+pub async fn finish_jobs(
+    c: &mut PgConnection,
+    items: Vec<accolade_store::JobCompletion>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Option<accolade_domain::award::Award>>> {
+    let award_ids: Vec<String> = items
+        .iter()
+        .filter_map(|i| i.delivery.as_ref().map(|(id, _)| text(id).into_owned()))
+        .collect();
+    if !award_ids.is_empty() {
+        let learners: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT learner FROM awards WHERE id = ANY($1)")
+                .bind(&award_ids)
+                .fetch_all(&mut *c)
+                .await
+                .map_err(db)?;
+        let blanks: Vec<accolade_domain::event::LearnerData> = learners
+            .into_iter()
+            .map(|username| accolade_domain::event::LearnerData {
+                username,
+                lms_user_id: None,
+                email: None,
+                name: None,
+                is_active: Some(true),
+            })
+            .collect();
+        crate::effects::lock_learners(&mut *c, blanks.iter(), now).await?;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let award = match item.delivery {
+            Some((award_id, d)) => {
+                match crate::awards::record_delivery(&mut *c, &award_id, d).await {
+                    Ok(a) => Some(a),
+                    Err(StoreError::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            None => None,
+        };
+        match finish_job(&mut *c, &item.job_id, item.result, now).await {
+            Ok(()) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        out.push(award);
+    }
+    Ok(out)
+}

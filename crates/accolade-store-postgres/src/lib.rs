@@ -354,6 +354,14 @@ impl Store for PgStore {
         ))
     }
 
+    async fn finish_jobs(
+        &self,
+        items: Vec<JobCompletion>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<Award>>> {
+        in_tx!(self.write().await?, |c| jobs::finish_jobs(c, items, now))
+    }
+
     async fn add_credly_org(&self, new: NewCredlyOrganization) -> Result<CredlyOrganization> {
         in_tx!(self.write().await?, |c| credly::add_org(c, new))
     }

@@ -491,6 +491,33 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn finish_jobs(
+        &self,
+        items: Vec<JobCompletion>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<Award>>> {
+        self.write(move |c| {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let award = match item.delivery {
+                    Some((award_id, d)) => match awards::record_delivery(c, &award_id, d) {
+                        Ok(a) => Some(a),
+                        Err(StoreError::NotFound { .. }) => None,
+                        Err(e) => return Err(e),
+                    },
+                    None => None,
+                };
+                match jobs::finish_job(c, &item.job_id, item.result, now) {
+                    Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                out.push(award);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn add_credly_org(&self, new: NewCredlyOrganization) -> Result<CredlyOrganization> {
         self.write(move |c| credly::add_org(c, new)).await
     }

@@ -302,6 +302,16 @@ pub enum JobResult {
     },
 }
 
+/// A finished job with the award delivery it produced, recorded together (see
+/// [`crate::Store::finish_jobs`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobCompletion {
+    pub job_id: String,
+    pub result: JobResult,
+    /// `(award id, delivery)` to record on the award first.
+    pub delivery: Option<(String, Delivery)>,
+}
+
 /// The outcome of delivering an award to its provider.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {

@@ -128,6 +128,15 @@ pub trait Store: Send + Sync + 'static {
     /// Records the result of a claimed job.
     async fn finish_job(&self, id: &str, result: JobResult, now: DateTime<Utc>) -> Result<()>;
 
+    /// Records several finished jobs and their deliveries in one transaction (workers group their
+    /// results so a busy outbox costs one commit per batch, not two per job). Jobs or awards that
+    /// no longer exist are skipped. Returns, per item, the award as recorded (or `None`).
+    async fn finish_jobs(
+        &self,
+        items: Vec<JobCompletion>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<Award>>>;
+
     /// Records a delivery result on an award (state, provider id and state, issue time).
     /// A revoked award keeps its `revoked` state.
     async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award>;

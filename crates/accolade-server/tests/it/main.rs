@@ -4,6 +4,7 @@
 mod api;
 mod crash;
 mod credly;
+mod credly_crash;
 mod helpers;
 mod ingest;
 mod rules_as_code;

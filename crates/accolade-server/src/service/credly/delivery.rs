@@ -3,6 +3,9 @@
 //! Exactly-once on Credly rests on two facts: a job is re-run only when its result was not
 //! recorded, and a re-run issue that Credly refuses as a duplicate (422 "already has this badge")
 //! is reconciled by finding the existing badge and storing its id instead of failing.
+//!
+//! The handlers do not write: they return the [`Delivery`] to record, and the worker records it
+//! together with the job's result (one commit for many jobs).
 
 use accolade_credly::{credly_time, split_name, Credentials, CredlyError, IssueBadge};
 use accolade_domain::award::{Award, AwardState};
@@ -10,6 +13,21 @@ use accolade_store::{Delivery, Store};
 use chrono::Utc;
 
 use super::{Credly, CredlyFailure};
+
+/// What a finished handler wants recorded on its award.
+pub struct Done {
+    pub note: String,
+    pub delivery: Option<(String, Delivery)>,
+}
+
+impl Done {
+    fn note(note: impl Into<String>) -> Done {
+        Done {
+            note: note.into(),
+            delivery: None,
+        }
+    }
+}
 
 fn delivered(badge: &accolade_credly::IssuedBadge) -> Delivery {
     let state = match badge.state.as_str() {
@@ -35,32 +53,25 @@ async fn target(
     store: &dyn Store,
     award: &Award,
 ) -> Result<Target, CredlyFailure> {
-    let template = store.get_template(&award.template_id).await?.template;
-    let org_id = template
-        .organization_id
-        .ok_or_else(|| CredlyFailure::Invalid {
-            code: "template_without_organization",
-            detail: format!("template {} has no Credly organization", award.template_id),
-        })?;
+    let org_id = credly.template_org(store, &award.template_id).await?;
     let key = credly.api_key(store, &org_id).await?;
     Ok(Target { org_id, key })
 }
 
-/// Issues the award's badge on Credly and records the Credly id and state.
+/// Issues the award's badge on Credly; the Credly id and state are to be recorded.
 pub async fn issue(
     credly: &Credly,
     store: &dyn Store,
     award_id: &str,
-) -> Result<String, CredlyFailure> {
+) -> Result<Done, CredlyFailure> {
     let award = store.get_award(award_id).await?;
-    if award.external_id.is_some() {
-        return Ok(format!(
-            "already issued as {}",
-            award.external_id.unwrap_or_default()
-        ));
+    if let Some(id) = &award.external_id {
+        return Ok(Done::note(format!("already issued as {id}")));
     }
     if award.state == AwardState::Revoked {
-        return Ok("revoked before it was issued; not sent to Credly".into());
+        return Ok(Done::note(
+            "revoked before it was issued; not sent to Credly",
+        ));
     }
     let learner = store.get_learner(&award.learner).await?;
     let email = learner
@@ -100,33 +111,50 @@ pub async fn issue(
                 .await?
             {
                 Some(b) => (b, "reconciled with the badge Credly already had"),
-                None => {
-                    return Err(CredlyFailure::Invalid {
-                        code: "credly_duplicate_unresolved",
-                        detail: format!(
+                None => return Err(CredlyFailure::Invalid {
+                    code: "credly_duplicate_unresolved",
+                    detail: format!(
                         "Credly says `{msg}` but lists no live badge of this template for {email}"
                     ),
-                    })
-                }
+                }),
             }
         }
         Err(e) => return Err(e.into()),
     };
-    let recorded = store.record_delivery(award_id, delivered(&badge)).await?;
     crate::metrics::credly_delivery("issue");
-    // Revoked while the call was in flight: the revoke job may have found no Credly id yet, so
-    // revoke here; doing it twice is harmless (Credly refuses the second one, which we accept).
-    if recorded.state == AwardState::Revoked {
-        let reason = recorded
-            .revoke_reason
-            .clone()
-            .unwrap_or_else(|| "revoked".into());
-        revoke_on_credly(credly, cred, &t.org_id, &badge.id, &reason, store, award_id).await?;
+    Ok(Done {
+        note: format!("{note}: Credly badge {} ({})", badge.id, badge.state),
+        delivery: Some((award_id.to_string(), delivered(&badge))),
+    })
+}
+
+/// Called once an issue is recorded: if the award was revoked while the call was in flight, the
+/// revoke job may have found no Credly id yet, so revoke here. Doing it twice is harmless (a
+/// second revoke is accepted as done).
+pub async fn revoke_if_revoked_meanwhile(
+    credly: &Credly,
+    store: &dyn Store,
+    recorded: &Award,
+) -> Result<(), CredlyFailure> {
+    let (AwardState::Revoked, Some(badge_id)) = (recorded.state, recorded.external_id.as_deref())
+    else {
+        return Ok(());
+    };
+    if recorded.external_state.as_deref() == Some("revoked") {
+        return Ok(());
     }
-    Ok(format!(
-        "{note}: Credly badge {} ({})",
-        badge.id, badge.state
-    ))
+    let t = target(credly, store, recorded).await?;
+    let cred = Credentials {
+        org_id: &t.org_id,
+        api_key: &t.key,
+    };
+    let reason = recorded
+        .revoke_reason
+        .clone()
+        .unwrap_or_else(|| "revoked".into());
+    let d = revoke_on_credly(credly, cred, &t.org_id, badge_id, &reason).await?;
+    store.record_delivery(&recorded.id, d).await?;
+    Ok(())
 }
 
 /// Revokes the award's badge on Credly (nothing to do if it never reached Credly).
@@ -134,13 +162,15 @@ pub async fn revoke(
     credly: &Credly,
     store: &dyn Store,
     award_id: &str,
-) -> Result<String, CredlyFailure> {
+) -> Result<Done, CredlyFailure> {
     let award = store.get_award(award_id).await?;
     let Some(external_id) = award.external_id.clone() else {
-        return Ok("never issued on Credly; nothing to revoke".into());
+        return Ok(Done::note("never issued on Credly; nothing to revoke"));
     };
     if award.external_state.as_deref() == Some("revoked") {
-        return Ok(format!("Credly badge {external_id} already revoked"));
+        return Ok(Done::note(format!(
+            "Credly badge {external_id} already revoked"
+        )));
     }
     let t = target(credly, store, &award).await?;
     let reason = award
@@ -151,17 +181,11 @@ pub async fn revoke(
         org_id: &t.org_id,
         api_key: &t.key,
     };
-    revoke_on_credly(
-        credly,
-        cred,
-        &t.org_id,
-        &external_id,
-        &reason,
-        store,
-        award_id,
-    )
-    .await?;
-    Ok(format!("Credly badge {external_id} revoked"))
+    let d = revoke_on_credly(credly, cred, &t.org_id, &external_id, &reason).await?;
+    Ok(Done {
+        note: format!("Credly badge {external_id} revoked"),
+        delivery: Some((award_id.to_string(), d)),
+    })
 }
 
 async fn revoke_on_credly(
@@ -170,9 +194,7 @@ async fn revoke_on_credly(
     org_id: &str,
     badge_id: &str,
     reason: &str,
-    store: &dyn Store,
-    award_id: &str,
-) -> Result<(), CredlyFailure> {
+) -> Result<Delivery, CredlyFailure> {
     credly.pace(org_id).await;
     match credly.client.revoke_badge(cred, badge_id, reason).await {
         Ok(_) => {}
@@ -184,17 +206,11 @@ async fn revoke_on_credly(
         Err(CredlyError::NotFound(_)) => {}
         Err(e) => return Err(e.into()),
     }
-    store
-        .record_delivery(
-            award_id,
-            Delivery {
-                state: AwardState::Revoked,
-                issued_at: None,
-                external_id: None,
-                external_state: Some("revoked".into()),
-            },
-        )
-        .await?;
     crate::metrics::credly_delivery("revoke");
-    Ok(())
+    Ok(Delivery {
+        state: AwardState::Revoked,
+        issued_at: None,
+        external_id: None,
+        external_state: Some("revoked".into()),
+    })
 }

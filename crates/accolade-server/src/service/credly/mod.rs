@@ -14,9 +14,12 @@ pub mod sync;
 pub mod webhook;
 pub mod worker;
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use accolade_credly::{CredlyClient, CredlyError};
 use accolade_store::{Store, StoreError};
@@ -34,7 +37,16 @@ pub struct Credly {
     pub secrets: SecretBox,
     pub config: Arc<CredlyConfig>,
     limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    /// Decrypted keys for a few seconds, so a busy outbox does not read and decrypt the key for
+    /// every call. Short enough that a rotation by another instance is picked up quickly (the old
+    /// key keeps working meanwhile); a rotation in this process clears it at once.
+    keys: Arc<Mutex<HashMap<String, (String, DateTime<Utc>, Instant)>>>,
+    /// Template id -> owning organization (never changes for a synced template).
+    template_orgs: Arc<Mutex<HashMap<String, String>>>,
 }
+
+/// How long a decrypted key is reused.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
 
 /// Why a Credly operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +113,8 @@ impl Credly {
             secrets,
             config: Arc::new(config),
             limiter,
+            keys: Arc::default(),
+            template_orgs: Arc::default(),
         })
     }
 
@@ -114,6 +128,11 @@ impl Credly {
     /// The organization's API key, unless it has expired (then calls must wait for a rotation
     /// instead of failing one by one).
     pub async fn api_key(&self, store: &dyn Store, org_id: &str) -> Result<String, CredlyFailure> {
+        if let Some((key, expires_at, at)) = self.keys.lock().get(org_id).cloned() {
+            if at.elapsed() < KEY_CACHE_TTL && expires_at > Utc::now() {
+                return Ok(key);
+            }
+        }
         let org = store.get_credly_org(org_id).await?;
         if org.key_expires_at <= Utc::now() {
             return Err(CredlyFailure::KeyExpired {
@@ -122,9 +141,42 @@ impl Credly {
             });
         }
         let sealed = store.credly_org_key(org_id).await?;
-        self.secrets
+        let key = self
+            .secrets
             .open(&sealed, org_id)
-            .map_err(|e| CredlyFailure::Internal(format!("organization {org_id}: {e}")))
+            .map_err(|e| CredlyFailure::Internal(format!("organization {org_id}: {e}")))?;
+        self.keys.lock().insert(
+            org_id.to_string(),
+            (key.clone(), org.key_expires_at, Instant::now()),
+        );
+        Ok(key)
+    }
+
+    /// Forgets cached keys (after a rotation).
+    pub fn forget_key(&self, org_id: &str) {
+        self.keys.lock().remove(org_id);
+    }
+
+    /// The Credly organization that owns a template.
+    pub async fn template_org(
+        &self,
+        store: &dyn Store,
+        template_id: &str,
+    ) -> Result<String, CredlyFailure> {
+        if let Some(org) = self.template_orgs.lock().get(template_id).cloned() {
+            return Ok(org);
+        }
+        let template = store.get_template(template_id).await?.template;
+        let org = template
+            .organization_id
+            .ok_or_else(|| CredlyFailure::Invalid {
+                code: "template_without_organization",
+                detail: format!("template {template_id} has no Credly organization"),
+            })?;
+        self.template_orgs
+            .lock()
+            .insert(template_id.to_string(), org.clone());
+        Ok(org)
     }
 
     /// Link to a template's page on the Credly dashboard.

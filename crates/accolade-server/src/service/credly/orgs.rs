@@ -170,6 +170,7 @@ pub async fn rotate_key(
     let org = store
         .update_credly_org(org_id, Some(name), Some(key))
         .await?;
+    credly.forget_key(org_id);
     tracing::info!(org = %org.id, key_expires_at = %org.key_expires_at, "Credly API key rotated");
     Ok(org)
 }

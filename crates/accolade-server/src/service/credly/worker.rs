@@ -14,11 +14,12 @@
 
 use std::time::Duration;
 
-use accolade_domain::award::AwardState;
+use accolade_domain::award::{Award, AwardState};
 use accolade_domain::outbox::{kind, Job};
-use accolade_store::{Delivery, JobResult, StoreError};
+use accolade_store::{Delivery, JobCompletion, JobResult, StoreError};
 use chrono::Utc;
 use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{delivery, webhook, CredlyFailure};
 use crate::service::worker::jittered;
@@ -56,7 +57,8 @@ pub async fn run(state: AppState) {
     }
 }
 
-/// Claims and runs one batch; returns how many jobs ran.
+/// Claims and runs one batch; returns how many jobs ran. Results are recorded by one writer
+/// task in group commits (every job waiting at that moment shares one transaction).
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     let now = Utc::now();
     let lease = chrono::Duration::seconds(state.config.worker.lease_secs as i64);
@@ -66,22 +68,86 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         .await?;
     let schedule = state.config.retry_schedule()?;
     let n = jobs.len();
+    let (tx, rx) = mpsc::channel::<Pending>(CLAIM_BATCH as usize);
+    let writer = tokio::spawn(record(state.clone(), rx));
     futures::stream::iter(jobs)
         .for_each_concurrent(CONCURRENCY, |job| {
-            let schedule = &schedule;
+            let (schedule, tx) = (&schedule, tx.clone());
             async move {
                 let outcome = execute(state, &job).await;
-                let result = settle(&job, outcome, schedule);
-                note_on_award(state, &job, &result).await;
-                if let Err(e) = state.store.finish_job(&job.id, result, Utc::now()).await {
-                    // The lease runs out and the job is claimed again; the handlers are
-                    // idempotent, so a repeat does not issue twice.
-                    tracing::error!(job.id = %job.id, error = %e, "could not record a Credly job result");
+                let delivery = outcome.as_ref().ok().and_then(|d| d.delivery.clone());
+                let result = settle(&job, outcome.map(|d| d.note), schedule);
+                let delivery = delivery.or_else(|| failed_delivery(&job, &result));
+                let (reply, answer) = oneshot::channel();
+                let completion = JobCompletion {
+                    job_id: job.id.clone(),
+                    result,
+                    delivery,
+                };
+                if tx.send((completion, reply)).await.is_err() {
+                    return;
+                }
+                // After the issue is recorded: revoked while the call was in flight?
+                if let Ok(Some(award)) = answer.await {
+                    if job.kind == kind::CREDLY_ISSUE {
+                        if let Err(e) = delivery::revoke_if_revoked_meanwhile(&state.credly, &*state.store, &award).await {
+                            tracing::warn!(award.id = %award.id, error = %e, "revoking an award revoked during its issue failed; its revoke job will retry");
+                        }
+                    }
                 }
             }
         })
         .await;
+    drop(tx);
+    writer.await?;
     Ok(n)
+}
+
+type Pending = (JobCompletion, oneshot::Sender<Option<Award>>);
+
+/// Records completions as they arrive, many per transaction. If a commit fails the jobs keep
+/// their lease and run again when it expires (the handlers are idempotent).
+async fn record(state: AppState, mut rx: mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let (items, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        match state.store.finish_jobs(items, Utc::now()).await {
+            Ok(awards) => {
+                for (reply, award) in replies.into_iter().zip(awards) {
+                    let _ = reply.send(award);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not record Credly job results; they run again after their lease");
+            }
+        }
+    }
+}
+
+/// The delivery state an issue job leaves on its award when it fails: `error` while retrying,
+/// `dead` when given up, so the award list shows what is going on.
+fn failed_delivery(job: &Job, result: &JobResult) -> Option<(String, Delivery)> {
+    if job.kind != kind::CREDLY_ISSUE {
+        return None;
+    }
+    let state = match result {
+        JobResult::Retry { .. } => AwardState::Error,
+        JobResult::Dead { .. } => AwardState::Dead,
+        _ => return None,
+    };
+    let award_id = job.payload.get("award_id")?.as_str()?;
+    Some((
+        award_id.to_string(),
+        Delivery {
+            state,
+            issued_at: None,
+            external_id: None,
+            external_state: None,
+        },
+    ))
 }
 
 fn payload<'a>(job: &'a Job, field: &str) -> Result<&'a str, CredlyFailure> {
@@ -94,7 +160,7 @@ fn payload<'a>(job: &'a Job, field: &str) -> Result<&'a str, CredlyFailure> {
         })
 }
 
-async fn execute(state: &AppState, job: &Job) -> Result<String, CredlyFailure> {
+async fn execute(state: &AppState, job: &Job) -> Result<delivery::Done, CredlyFailure> {
     let store = &*state.store;
     match job.kind.as_str() {
         kind::CREDLY_ISSUE => {
@@ -103,15 +169,17 @@ async fn execute(state: &AppState, job: &Job) -> Result<String, CredlyFailure> {
         kind::CREDLY_REVOKE => {
             delivery::revoke(&state.credly, store, payload(job, "award_id")?).await
         }
-        kind::CREDLY_WEBHOOK => {
-            webhook::process(
-                &state.credly,
-                store,
-                payload(job, "notification_id")?,
-                payload(job, "organization_id")?,
-            )
-            .await
-        }
+        kind::CREDLY_WEBHOOK => webhook::process(
+            &state.credly,
+            store,
+            payload(job, "notification_id")?,
+            payload(job, "organization_id")?,
+        )
+        .await
+        .map(|note| delivery::Done {
+            note,
+            delivery: None,
+        }),
         other => Err(CredlyFailure::Invalid {
             code: "unknown_job_kind",
             detail: format!("no handler for job kind {other}"),
@@ -168,31 +236,6 @@ pub fn settle(
             tracing::error!(job.id = %job.id, job.kind = %job.kind, attempt, "Credly job is dead: {error}");
             JobResult::Dead { error }
         }
-    }
-}
-
-/// Mirrors the delivery state of an issue job on its award (`error` while retrying, `dead` when
-/// given up), so the award list shows what is going on.
-async fn note_on_award(state: &AppState, job: &Job, result: &JobResult) {
-    if job.kind != kind::CREDLY_ISSUE {
-        return;
-    }
-    let award_state = match result {
-        JobResult::Retry { .. } => AwardState::Error,
-        JobResult::Dead { .. } => AwardState::Dead,
-        _ => return,
-    };
-    let Some(award_id) = job.payload.get("award_id").and_then(|v| v.as_str()) else {
-        return;
-    };
-    let d = Delivery {
-        state: award_state,
-        issued_at: None,
-        external_id: None,
-        external_state: None,
-    };
-    if let Err(e) = state.store.record_delivery(award_id, d).await {
-        tracing::warn!(award.id = award_id, error = %e, "could not note the delivery state on the award");
     }
 }
 

@@ -1,0 +1,4 @@
+//! Shared parts of the benchmark drivers (`accolade-bench`, `credly-bench`).
+#![forbid(unsafe_code)]
+
+pub mod server;
