@@ -40,10 +40,13 @@ pub struct Credly {
     /// Decrypted keys for a few seconds, so a busy outbox does not read and decrypt the key for
     /// every call. Short enough that a rotation by another instance is picked up quickly (the old
     /// key keeps working meanwhile); a rotation in this process clears it at once.
-    keys: Arc<Mutex<HashMap<String, (String, DateTime<Utc>, Instant)>>>,
+    keys: Arc<Mutex<HashMap<String, CachedKey>>>,
     /// Template id -> owning organization (never changes for a synced template).
     template_orgs: Arc<Mutex<HashMap<String, String>>>,
 }
+
+/// A decrypted key, its expiry, and when it was read.
+type CachedKey = (String, DateTime<Utc>, Instant);
 
 /// How long a decrypted key is reused.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
