@@ -132,6 +132,7 @@ macro_rules! conformance_suite {
             credly_notification_finish_and_list,
             credly_award_external_state_is_set_by_external_id,
             defer_job_keeps_its_attempts,
+            finish_jobs_records_results_with_deliveries,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -1152,3 +1152,76 @@ pub async fn defer_job_keeps_its_attempts(store: Arc<dyn Store>) {
         "job",
     );
 }
+
+/// `finish_jobs` records every job result with its award delivery in one call, returns the
+/// awards as recorded, skips jobs and awards that no longer exist, and never un-revokes.
+pub async fn finish_jobs_records_results_with_deliveries(store: Arc<dyn Store>) {
+    let index = IndexCache::new();
+    configure_active(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
+    send_one(&store, &index, passing("e1", "ann", DEMO_COURSE, true)).await;
+    send_one(&store, &index, passing("e2", "bob", DEMO_COURSE, true)).await;
+    let now = (Utc::now() + Duration::seconds(1)).trunc_subsecs(6);
+    let claimed = store
+        .claim_jobs(&[kind::ISSUE_AWARD], 10, now, now + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let award_of =
+        |j: &accolade_domain::outbox::Job| j.payload["award_id"].as_str().unwrap().to_string();
+    let delivered = |state, ext: &str| crate::Delivery {
+        state,
+        issued_at: Some(now),
+        external_id: Some(ext.to_string()),
+        external_state: Some("pending".into()),
+    };
+    let items = vec![
+        crate::JobCompletion {
+            job_id: claimed[0].id.clone(),
+            result: JobResult::Succeeded,
+            delivery: Some((award_of(&claimed[0]), delivered(AwardState::Pending, "x-1"))),
+        },
+        crate::JobCompletion {
+            job_id: claimed[1].id.clone(),
+            result: JobResult::Retry {
+                run_at: now + Duration::minutes(1),
+                error: "503".into(),
+            },
+            delivery: Some((award_of(&claimed[1]), delivered(AwardState::Error, "x-2"))),
+        },
+        crate::JobCompletion {
+            job_id: "job_missing".into(),
+            result: JobResult::Succeeded,
+            delivery: Some((
+                "no-such-award".into(),
+                delivered(AwardState::Pending, "x-3"),
+            )),
+        },
+    ];
+    let out = store.finish_jobs(items, now).await.unwrap();
+    assert_eq!(out.len(), 3);
+    let first = out[0].as_ref().expect("award recorded");
+    assert_eq!(
+        (first.state, first.external_id.as_deref()),
+        (AwardState::Pending, Some("x-1"))
+    );
+    assert_eq!(out[1].as_ref().unwrap().state, AwardState::Error);
+    assert!(out[2].is_none(), "unknown award skipped");
+    assert_eq!(
+        store.get_job(&claimed[0].id).await.unwrap().status,
+        JobStatus::Succeeded
+    );
+    let retried = store.get_job(&claimed[1].id).await.unwrap();
+    assert_eq!(
+        (retried.status, retried.last_error.as_deref()),
+        (JobStatus::Pending, Some("503"))
+    );
+    assert_eq!(
+        store
+            .get_award(&award_of(&claimed[0]))
+            .await
+            .unwrap()
+            .external_id
+            .as_deref(),
+        Some("x-1")
+    );
+}

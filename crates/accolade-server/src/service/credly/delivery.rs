@@ -111,12 +111,14 @@ pub async fn issue(
                 .await?
             {
                 Some(b) => (b, "reconciled with the badge Credly already had"),
-                None => return Err(CredlyFailure::Invalid {
-                    code: "credly_duplicate_unresolved",
-                    detail: format!(
+                None => {
+                    return Err(CredlyFailure::Invalid {
+                        code: "credly_duplicate_unresolved",
+                        detail: format!(
                         "Credly says `{msg}` but lists no live badge of this template for {email}"
                     ),
-                }),
+                    })
+                }
             }
         }
         Err(e) => return Err(e.into()),
