@@ -106,14 +106,20 @@ impl CredlyClient {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.map_err(transport)?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| transport(e, url.host_str().unwrap_or("?")))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let bytes = resp.bytes().await.map_err(transport)?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| transport(e, url.host_str().unwrap_or("?")))?;
         tracing::debug!(%method, path = url.path(), status, "credly call");
         if !(200..300).contains(&status) {
             return Err(CredlyError::from_status(
@@ -289,12 +295,15 @@ fn path_segment(id: &str) -> Result<&str, CredlyError> {
     }
 }
 
-fn transport(e: reqwest::Error) -> CredlyError {
+fn transport(e: reqwest::Error, host: &str) -> CredlyError {
     if e.is_timeout() {
         CredlyError::Timeout
     } else {
-        // Without the URL: it is ours, but keep messages short and free of query strings.
-        CredlyError::Network(e.without_url().to_string())
+        // The host, not the URL: short, and free of query strings. The source says why.
+        let cause = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        CredlyError::Network(format!("{host}: {}{cause}", e.without_url()))
     }
 }
 
