@@ -377,8 +377,11 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
         let mut c = Config::defaults();
-        c.database.url = "postgres://u:secret@h/db".into();
-        assert!(!format!("{c:?}").contains("secret"));
+        c.database.url = "postgres://u:hunter2@h/db".into();
+        c.secrets.key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("AQEBAQEB"), "{shown}");
     }
 
     #[test]
