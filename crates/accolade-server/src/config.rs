@@ -17,8 +17,16 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../../config.default.toml");
 
 /// Top-level sections; only `ACCOLADE_<SECTION>__…` variables are read, so unrelated
 /// `ACCOLADE_*` variables (e.g. `ACCOLADE_CONFIG`) never collide with settings.
-const SECTIONS: [&str; 8] = [
-    "database", "http", "ingest", "events", "worker", "credly", "secrets", "log",
+const SECTIONS: [&str; 9] = [
+    "database",
+    "http",
+    "ingest",
+    "events",
+    "worker",
+    "event_bus",
+    "credly",
+    "secrets",
+    "log",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,9 +37,59 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub events: EventsConfig,
     pub worker: WorkerConfig,
+    pub event_bus: EventBusConfig,
     pub credly: CredlyConfig,
     pub secrets: SecretsConfig,
     pub log: LogConfig,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBusConfig {
+    pub enabled: bool,
+    pub redis_url: String,
+    pub prefix: String,
+    pub topic: String,
+    pub group: String,
+    pub consumer: String,
+    pub start_from: String,
+    pub batch_size: usize,
+    pub block_ms: u64,
+    pub claim_idle_secs: u64,
+    pub schema_dir: PathBuf,
+}
+
+impl std::fmt::Debug for EventBusConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBusConfig")
+            .field("enabled", &self.enabled)
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("stream", &self.stream())
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventBusConfig {
+    /// `<prefix>-<topic>`, as event-bus-redis names the stream.
+    pub fn stream(&self) -> String {
+        if self.prefix.is_empty() {
+            self.topic.clone()
+        } else {
+            format!("{}-{}", self.prefix, self.topic)
+        }
+    }
+
+    /// The configured consumer name, or `<hostname>-<pid>`.
+    pub fn consumer_name(&self) -> String {
+        if !self.consumer.is_empty() {
+            return self.consumer.clone();
+        }
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "accolade".into());
+        format!("{host}-{}", std::process::id())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -290,6 +348,27 @@ impl Config {
         self.retry_schedule()?;
         if self.worker.lease_secs == 0 {
             bail!("worker.lease_secs must be at least 1");
+        }
+        let bus = &self.event_bus;
+        if !(bus.redis_url.starts_with("redis://") || bus.redis_url.starts_with("rediss://")) {
+            bail!("event_bus.redis_url must start with redis:// or rediss://");
+        }
+        if bus.topic.is_empty() || bus.group.is_empty() {
+            bail!("event_bus.topic and event_bus.group must not be empty");
+        }
+        if !matches!(bus.start_from.as_str(), "beginning" | "now") {
+            bail!("event_bus.start_from must be `beginning` or `now`");
+        }
+        if bus.batch_size == 0 || bus.batch_size > 10_000 {
+            bail!("event_bus.batch_size must be between 1 and 10000");
+        }
+        if bus.enabled && bus.claim_idle_secs < self.http.request_timeout_secs {
+            tracing::warn!(
+                "event_bus.claim_idle_secs ({}) is shorter than the processing timeout ({} s): \
+                 entries still being processed may be taken over by another consumer",
+                bus.claim_idle_secs,
+                self.http.request_timeout_secs
+            );
         }
         for (name, url) in [
             ("credly.api_base_url", &self.credly.api_base_url),

@@ -96,3 +96,18 @@ pub fn credly_job_failure(code: &str, outcome: &'static str) {
     counter!("accolade_credly_job_failures_total", "code" => code.to_string(), "outcome" => outcome)
         .increment(1);
 }
+
+/// Event-bus entries taken over from a consumer that did not acknowledge them in time.
+pub fn bus_reclaimed(n: usize) {
+    counter!("accolade_bus_reclaimed_total").increment(n as u64);
+}
+
+/// Event-bus entries of event types nobody configured (acknowledged, not processed).
+pub fn bus_ignored(n: usize) {
+    counter!("accolade_bus_ignored_total").increment(n as u64);
+}
+
+/// An event-bus entry that could not be decoded (kept as a dead letter), by reason.
+pub fn bus_dead_letter(code: &str) {
+    counter!("accolade_bus_dead_letters_total", "code" => code.to_string()).increment(1);
+}

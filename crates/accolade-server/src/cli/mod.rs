@@ -43,6 +43,8 @@ pub enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Run only the Open edX event-bus consumer (Redis Streams), without the HTTP API.
+    Consume,
     /// Run the bundled Credly-compatible sandbox server (for tests, benchmarks and demos).
     CredlySandbox(accolade_credly_sandbox::cli::SandboxArgs),
     /// Apply pending database migrations and exit.
@@ -160,6 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             no_workers, demo, ..
         } => serve(config, !no_workers, demo).await,
         Command::CredlySandbox(args) => accolade_credly_sandbox::cli::run(args).await,
+        Command::Consume => consume(config).await,
         Command::Migrate => {
             let n = db::migrate(&config.database).await?;
             println!("{n} migration(s) applied");
@@ -453,6 +456,9 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
         }
     }
     tokio::spawn(crate::service::credly::orgs::watch_expiry(state.clone()));
+    if state.config.event_bus.enabled {
+        start_consumer(&state)?;
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -469,6 +475,28 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
             shutdown.cancel();
         })
         .await?;
+    Ok(())
+}
+
+fn start_consumer(state: &AppState) -> anyhow::Result<()> {
+    use crate::service::bus;
+    let consumer =
+        bus::consumer::Consumer::new(&state.config.event_bus, bus::registry(&state.config)?);
+    tokio::spawn(bus::consumer::run(state.clone(), consumer));
+    Ok(())
+}
+
+/// `accolade consume`: the event-bus consumer alone (scale consumers apart from the API).
+async fn consume(mut config: Config) -> anyhow::Result<()> {
+    config.event_bus.enabled = true;
+    let store = db::open(&config.database).await?;
+    let state = AppState::new(store, config)?;
+    start_consumer(&state)?;
+    shutdown_signal().await;
+    state.shutdown.cancel();
+    // Give the consumer a moment to finish the batch in flight (unacknowledged entries are
+    // redelivered anyway).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! binary to link). Modules group tests by concern; `helpers` builds a `TestApp`.
 
 mod api;
+mod bus;
 mod crash;
 mod credly;
 mod credly_crash;
