@@ -45,7 +45,10 @@ fn event(n: usize, learner: usize, course_idx: usize, passing: bool) -> Value {
 }
 
 /// Stream entries encoded exactly as edx-event-bus-redis writes them.
-fn entries(n: usize, learners: usize) -> anyhow::Result<Vec<Vec<(String, Vec<u8>)>>> {
+/// One stream entry's fields.
+type Entry = Vec<(String, Vec<u8>)>;
+
+fn entries(n: usize, learners: usize) -> anyhow::Result<Vec<Entry>> {
     let registry = SchemaRegistry::builtin();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -122,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
         if first.is_none() && delivered > 0 {
             first = Some(Instant::now());
         }
-        if delivered as usize >= args.events && pending == 0 {
+        if delivered >= args.events && pending == 0 {
             break;
         }
         anyhow::ensure!(
