@@ -57,6 +57,7 @@ pub struct EventBusConfig {
     pub block_ms: u64,
     pub claim_idle_secs: u64,
     pub schema_dir: PathBuf,
+    pub publish: bool,
 }
 
 impl std::fmt::Debug for EventBusConfig {

@@ -111,3 +111,8 @@ pub fn bus_ignored(n: usize) {
 pub fn bus_dead_letter(code: &str) {
     counter!("accolade_bus_dead_letters_total", "code" => code.to_string()).increment(1);
 }
+
+/// Badge events published to the event bus.
+pub fn bus_published(n: usize) {
+    counter!("accolade_bus_published_total").increment(n as u64);
+}

@@ -354,6 +354,39 @@ impl Store for PgStore {
         ))
     }
 
+    async fn unpublished_events(&self, limit: u32) -> Result<Vec<PendingPublication>> {
+        let rows = sqlx::query(
+            "SELECT id, event_type, award_id, time, payload FROM outgoing_events \
+             WHERE published_at IS NULL ORDER BY time, id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.conn().await?)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|r| {
+                use sqlx::Row;
+                Ok(PendingPublication {
+                    id: r.try_get("id").map_err(db)?,
+                    event_type: r.try_get("event_type").map_err(db)?,
+                    award_id: r.try_get("award_id").map_err(db)?,
+                    time: r.try_get("time").map_err(db)?,
+                    payload: r.try_get("payload").map_err(db)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn mark_published(&self, ids: Vec<String>, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE outgoing_events SET published_at = $2 WHERE id = ANY($1)")
+            .bind(&ids)
+            .bind(rows::micros(at))
+            .execute(&mut *self.conn().await?)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     async fn finish_jobs(
         &self,
         items: Vec<JobCompletion>,

@@ -491,6 +491,44 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn unpublished_events(&self, limit: u32) -> Result<Vec<PendingPublication>> {
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT id, event_type, award_id, time, payload FROM outgoing_events \
+                 WHERE published_at IS NULL ORDER BY time, id LIMIT ?1",
+            )
+            .and_then(|mut s| {
+                s.query_map([i64::from(limit)], |r| {
+                    let payload: String = r.get(4)?;
+                    Ok(PendingPublication {
+                        id: r.get(0)?,
+                        event_type: r.get(1)?,
+                        award_id: r.get(2)?,
+                        time: rows::parse_ts(&r.get::<_, String>(3)?)?,
+                        payload: serde_json::from_str(&payload).unwrap_or_default(),
+                    })
+                })?
+                .collect()
+            })
+            .map_err(rows::db)
+        })
+        .await
+    }
+
+    async fn mark_published(&self, ids: Vec<String>, at: DateTime<Utc>) -> Result<()> {
+        self.write(move |c| {
+            let mut s = c
+                .prepare_cached("UPDATE outgoing_events SET published_at = ?2 WHERE id = ?1")
+                .map_err(rows::db)?;
+            let at = rows::ts(at);
+            for id in ids {
+                s.execute(rusqlite::params![id, at]).map_err(rows::db)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn finish_jobs(
         &self,
         items: Vec<JobCompletion>,

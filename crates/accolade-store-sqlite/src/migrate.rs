@@ -16,6 +16,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_credly.sql",
         include_str!("../migrations/0002_credly.sql"),
     ),
+    (
+        3,
+        "0003_outgoing_index.sql",
+        include_str!("../migrations/0003_outgoing_index.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

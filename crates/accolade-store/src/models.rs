@@ -429,3 +429,14 @@ pub struct CredlyNotification {
     pub detail: Option<String>,
     pub processed_at: Option<DateTime<Utc>>,
 }
+
+/// A badge.awarded / badge.revoked event waiting to be published on the event bus.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingPublication {
+    pub id: String,
+    pub event_type: String,
+    pub award_id: String,
+    pub time: DateTime<Utc>,
+    /// The `badge` data (openedx-events `BadgeData`).
+    pub payload: serde_json::Value,
+}

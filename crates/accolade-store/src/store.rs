@@ -141,6 +141,12 @@ pub trait Store: Send + Sync + 'static {
     /// A revoked award keeps its `revoked` state.
     async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award>;
 
+    /// Outgoing badge events not yet published, oldest first.
+    async fn unpublished_events(&self, limit: u32) -> Result<Vec<PendingPublication>>;
+
+    /// Marks outgoing events as published.
+    async fn mark_published(&self, ids: Vec<String>, at: DateTime<Utc>) -> Result<()>;
+
     // ---- Credly ----------------------------------------------------------------------------
 
     /// Adds an organization; `Conflict` (`organization_exists`) when its UUID is already there.

@@ -133,6 +133,7 @@ macro_rules! conformance_suite {
             credly_award_external_state_is_set_by_external_id,
             defer_job_keeps_its_attempts,
             finish_jobs_records_results_with_deliveries,
+            outgoing_events_wait_until_published,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -263,3 +263,74 @@ async fn two_consumers_share_a_stream_and_a_dead_ones_entries_are_reclaimed() {
         "every entry stored once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awards_are_published_and_decode_with_the_badge_schema() {
+    let Some(mut conn) = redis().await else {
+        return;
+    };
+    let prefix = format!("t{}", unique());
+    let app = TestApp::with_config(bus_config(&prefix)).await;
+    let demo = app.template("Demo", &[("A", rules_passed(DEMO))]).await;
+    let registry = bus::registry(&app.state.config).unwrap();
+    app.send(serde_json::json!([passing("e1", "ann", DEMO, true)]))
+        .await;
+    let award_id = app.awards("ann").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/awards/{award_id}/revoke"),
+            serde_json::json!({"reason": "test"}),
+        )
+        .await;
+    assert_eq!(s, axum::http::StatusCode::OK, "{body}");
+    let pending = app.state.store.unpublished_events(10).await.unwrap();
+    assert_eq!(pending.len(), 2, "{pending:?}");
+    let published = bus::producer::run_once(&app.state, &registry, &mut conn)
+        .await
+        .unwrap();
+    assert_eq!(published, 2, "awarded and revoked");
+    assert_eq!(
+        bus::producer::run_once(&app.state, &registry, &mut conn)
+            .await
+            .unwrap(),
+        0,
+        "once"
+    );
+    let stream = app.state.config.event_bus.stream();
+    let entries: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrange_all(&mut conn, &stream)
+            .await
+            .unwrap();
+    assert_eq!(entries.ids.len(), 2);
+    let award = &app.awards("ann").await[0];
+    let decoded: Vec<Value> = entries
+        .ids
+        .iter()
+        .map(|e| {
+            let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            for (k, v) in &e.map {
+                if let redis::Value::BulkString(b) = v {
+                    fields.push((k.clone().into_bytes(), b.clone()));
+                }
+            }
+            accolade_eventbus::decode_entry(&registry, &fields).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        decoded[0]["event_type"],
+        "org.openedx.learning.badge.awarded.v1"
+    );
+    assert_eq!(
+        decoded[1]["event_type"],
+        "org.openedx.learning.badge.revoked.v1"
+    );
+    let badge = &decoded[0]["data"]["badge"];
+    assert_eq!(badge["uuid"], award["id"]);
+    assert_eq!(badge["template"]["uuid"], demo.as_str());
+    assert_eq!(badge["template"]["origin"], "local");
+    assert_eq!(badge["user"]["pii"]["username"], "ann");
+    assert_eq!(badge["user"]["pii"]["email"], "ann@example.com");
+}

@@ -956,3 +956,27 @@ pub async fn stats_follow_events_awards_and_jobs(store: Arc<dyn Store>) {
     assert!(store.ping().await.is_ok());
     assert!(matches!(store.backend(), "sqlite" | "postgres"));
 }
+
+/// Outgoing badge events wait for the event-bus producer, oldest first, until marked published.
+pub async fn outgoing_events_wait_until_published(store: Arc<dyn Store>) {
+    let index = crate::IndexCache::new();
+    configure_active(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
+    send_one(&store, &index, passing("e1", "ann", DEMO_COURSE, true)).await;
+    send_one(&store, &index, passing("e2", "bob", DEMO_COURSE, true)).await;
+    let pending = store.unpublished_events(10).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    assert!(pending[0].time <= pending[1].time, "oldest first");
+    assert_eq!(
+        pending[0].event_type,
+        "org.openedx.learning.badge.awarded.v1"
+    );
+    assert_eq!(pending[0].payload["user"]["pii"]["username"], "ann");
+    assert_eq!(store.unpublished_events(1).await.unwrap().len(), 1, "limit");
+    store
+        .mark_published(vec![pending[0].id.clone()], chrono::Utc::now())
+        .await
+        .unwrap();
+    let left = store.unpublished_events(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, pending[1].id);
+}

@@ -1,8 +1,10 @@
-//! The Open edX event bus: the Redis Streams consumer (`consumer`). Decoding and the Avro
+//! The Open edX event bus: the Redis Streams consumer (`consumer`) and the producer of
+//! Accolade's badge events (`producer`). Decoding and the Avro
 //! schemas live in the `accolade-eventbus` crate, which also holds the `EventSource` trait a
 //! Kafka source would implement (see docs/kafka.md).
 
 pub mod consumer;
+pub mod producer;
 
 use accolade_eventbus::SchemaRegistry;
 
