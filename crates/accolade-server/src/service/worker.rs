@@ -20,12 +20,22 @@ const CLAIM_BATCH: u32 = 64;
 
 /// Runs until shutdown.
 pub async fn run(state: AppState) {
+    poll_loop(&state, "outbox worker", run_once).await
+}
+
+/// Runs `pass` again and again until shutdown: at once while it finds work, after
+/// `worker.poll_interval_ms` when it found none or failed (failures are logged, not fatal).
+pub async fn poll_loop<'a, F, Fut>(state: &'a AppState, what: &'static str, mut pass: F)
+where
+    F: FnMut(&'a AppState) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<usize>> + 'a,
+{
     let poll = Duration::from_millis(state.config.worker.poll_interval_ms);
     loop {
-        let worked = match run_once(&state).await {
+        let worked = match pass(state).await {
             Ok(n) => n,
             Err(e) => {
-                tracing::warn!(error = %e, "outbox worker pass failed");
+                tracing::warn!(error = %e, "{what} pass failed");
                 0
             }
         };

@@ -8,19 +8,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{passing, unique, DEMO, PASSING};
+use crate::helpers::{cli_token, free_port, passing, unique, DEMO, PASSING};
 
 struct Server {
     child: Child,
     base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start(db: &str, port: u16) -> Server {
@@ -59,25 +51,7 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
 async fn sigkill_at_any_moment_loses_nothing_and_duplicates_nothing() {
     let dir = std::env::temp_dir().join(format!("accolade-crash-{}", unique()));
     let db = format!("sqlite://{}/crash.db", dir.display());
-    let token = {
-        let out = Command::new(env!("CARGO_BIN_EXE_accolade"))
-            .args([
-                "admin",
-                "create-token",
-                "--name",
-                "crash",
-                "--database-url",
-                &db,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let token = cli_token(&db, "crash");
     let rules = dir.join("rules.toml");
     std::fs::write(
         &rules,

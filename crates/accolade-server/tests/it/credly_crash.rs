@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::helpers::{passing, rules_passed, unique, DEMO, PASSING};
+use crate::helpers::{cli_token, free_port, passing, rules_passed, unique, DEMO, PASSING};
 
 const ORG: &str = "7b0e4c1a-3d2f-4e5a-9c8b-1a2b3c4d5e6f";
 const KEY: &str = "crash-sandbox-key-7788";
@@ -53,14 +53,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start(dir: &Path, db: &str, port: u16, api_base_url: &str, n: usize) -> Server {
@@ -292,25 +284,7 @@ async fn sigkill_while_issuing_reaches_credly_exactly_once() {
         .layer(axum::middleware::from_fn(answer_issue_late));
     let serving = tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let token = {
-        let out = Command::new(env!("CARGO_BIN_EXE_accolade"))
-            .args([
-                "admin",
-                "create-token",
-                "--name",
-                "credly-crash",
-                "--database-url",
-                &db,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let token = cli_token(&db, "credly-crash");
     let api = Api {
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

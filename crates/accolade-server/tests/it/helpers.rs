@@ -201,3 +201,33 @@ pub fn passing(id: &str, user: &str, course: &str, is_passing: bool) -> Value {
 pub fn rules_passed(course: &str) -> Value {
     json!([{"path": "is_passing", "op": "=", "value": "true"}, {"path": "course.course_key", "op": "=", "value": course}])
 }
+
+/// A free TCP port on 127.0.0.1 (for starting the real binary).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Creates an admin token with the real binary (`accolade admin create-token`) and returns it.
+pub fn cli_token(db: &str, name: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_accolade"))
+        .args([
+            "admin",
+            "create-token",
+            "--name",
+            name,
+            "--database-url",
+            db,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

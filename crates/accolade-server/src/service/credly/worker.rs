@@ -39,22 +39,7 @@ const DEFER_EXPIRED: Duration = Duration::from_secs(600);
 
 /// Runs until shutdown.
 pub async fn run(state: AppState) {
-    let poll = Duration::from_millis(state.config.worker.poll_interval_ms);
-    loop {
-        let worked = match run_once(&state).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "Credly worker pass failed");
-                0
-            }
-        };
-        if worked == 0 {
-            tokio::select! {
-                _ = tokio::time::sleep(poll) => {}
-                _ = state.shutdown.cancelled() => return,
-            }
-        }
-    }
+    crate::service::worker::poll_loop(&state, "Credly worker", run_once).await
 }
 
 /// Claims and runs one batch; returns how many jobs ran. Results are recorded by one writer
