@@ -3,6 +3,7 @@
 
 mod api;
 mod bus;
+mod bus_crash;
 mod crash;
 mod credly;
 mod credly_crash;
