@@ -146,19 +146,21 @@ pub fn revoke_award(c: &Connection, award_id: &str, change: ManualChange) -> Res
 
 pub fn record_delivery(c: &Connection, award_id: &str, d: Delivery) -> Result<Award> {
     get_award(c, award_id)?;
-    c.execute(
+    c.prepare_cached(
         "UPDATE awards SET state = CASE WHEN state = 'revoked' THEN state ELSE ?2 END, \
          issued_at = coalesce(?3, issued_at), external_id = coalesce(?4, external_id), \
          external_state = coalesce(?5, external_state), updated_at = ?6 WHERE id = ?1",
-        params![
+    )
+    .and_then(|mut s| {
+        s.execute(params![
             award_id,
             d.state.as_str(),
             d.issued_at.map(ts),
             d.external_id,
             d.external_state,
             ts(chrono::Utc::now())
-        ],
-    )
+        ])
+    })
     .map_err(db)?;
     get_award(c, award_id)
 }

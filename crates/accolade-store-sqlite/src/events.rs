@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::config;
-use crate::progress_cache::{Entry, Key, ProgressCache};
+use crate::progress_cache::{Entry, ProgressCache};
 use crate::rows::{self, db, ts, AWARD_COLUMNS};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -37,8 +37,7 @@ pub fn process(
     index: &RuleIndex,
     known_learners: &HashMap<String, LearnerData>,
     new_learners: &mut HashMap<String, LearnerData>,
-    progress: &ProgressCache,
-    overlay: &mut HashMap<Key, Entry>,
+    progress: &mut ProgressCache,
 ) -> Result<Vec<EventOutcome>> {
     let now = Utc::now();
     let now_text = ts(now);
@@ -78,19 +77,12 @@ pub fn process(
         let mut revoked = Vec::new();
         for hit in index.evaluate(&ev.event_type, &ev.payload) {
             let info = hit.template;
-            let entry = match overlay.entry((ev.learner.username.clone(), info.id.clone())) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    let loaded = match progress.get(v.key()) {
-                        Some(e) => e.clone(),
-                        None => Entry {
-                            fulfilled: fulfilled(c, &ev.learner.username, &info.id)?,
-                            ever_awarded: false,
-                        },
-                    };
-                    v.insert(loaded)
-                }
-            };
+            let entry = progress.entry(&ev.learner.username, &info.id, || {
+                Ok::<_, StoreError>(Entry {
+                    fulfilled: fulfilled(c, &ev.learner.username, &info.id)?,
+                    ever_awarded: false,
+                })
+            })?;
             let s = step(&hit, &entry.fulfilled);
             for r in &s.added {
                 entry.fulfilled.insert(r.clone());
@@ -121,7 +113,7 @@ pub fn process(
                 && !hit.fulfilled.is_empty()
                 && !entry.ever_awarded
                 && {
-                    let never = latest_award(c, &info.id, &ev.learner.username)?.is_none();
+                    let never = latest_episode(c, &info.id, &ev.learner.username)?.is_none();
                     entry.ever_awarded = !never;
                     never
                 };
@@ -214,6 +206,22 @@ pub fn latest_award(c: &Connection, template_id: &str, learner: &str) -> Result<
     .map_err(db)
 }
 
+/// The learner's latest award episode of a template and whether it is revoked: what the award
+/// decision needs, without reading and parsing the whole row.
+fn latest_episode(c: &Connection, template_id: &str, learner: &str) -> Result<Option<(i64, bool)>> {
+    c.prepare_cached(
+        "SELECT episode, state = 'revoked' FROM awards WHERE template_id = ?1 AND learner = ?2 \
+         ORDER BY episode DESC LIMIT 1",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![template_id, learner], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+    })
+    .map_err(db)
+}
+
 /// Awards on an incomplete→complete edge, unless the learner already holds the badge or the
 /// template forbids earning it again after a revocation.
 fn award_on_completion(
@@ -224,13 +232,13 @@ fn award_on_completion(
     event_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
-    let latest = latest_award(c, &info.id, &learner.username)?;
-    match &latest {
-        Some(a) if a.state != AwardState::Revoked => return Ok(None),
+    let latest = latest_episode(c, &info.id, &learner.username)?;
+    match latest {
+        Some((_, revoked)) if !revoked => return Ok(None),
         Some(_) if !info.allow_reaward => return Ok(None),
         _ => {}
     }
-    let episode = latest.map_or(1, |a| a.episode + 1);
+    let episode = latest.map_or(1, |(episode, _)| episode + 1);
     insert_award(c, info, learner, episode, earned_at, event_id, now).map(|a| Some(a.id))
 }
 

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod awards;
+mod checkpoint;
 mod config;
 mod credly;
 mod events;
@@ -47,6 +48,8 @@ struct Inner {
     known_learners: Mutex<HashMap<String, LearnerData>>,
     /// Learners' progress as last committed by this process (see `progress_cache`).
     progress: Mutex<progress_cache::ProgressCache>,
+    /// Copies the WAL into the database file in the background; stops when the store is dropped.
+    _checkpointer: checkpoint::Checkpointer,
 }
 
 /// Options for opening the database.
@@ -88,11 +91,9 @@ fn configure(c: &Connection, o: &SqliteOptions) -> rusqlite::Result<()> {
     // A 32 MiB page cache per connection keeps the hot B-tree pages (inbox ids, fulfilments,
     // awards) in memory; the 2 MiB default made every lookup a pread through the kernel.
     c.pragma_update(None, "cache_size", -32_768)?;
-    // Checkpoint every ~64 MiB of WAL rather than every 4 MiB: under a steady stream the same hot
-    // B-tree pages (fulfilments, award indexes) are rewritten by every batch, and a checkpoint
-    // copies each page once however often it changed in between. Measured with
-    // `examples/process_bench`: 16 MiB → 64 MiB gave about 15% more events per second.
-    c.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+    // No connection checkpoints on commit: a background thread does (see `checkpoint`), so no
+    // writer ever waits for a checkpoint.
+    c.pragma_update(None, "wal_autocheckpoint", 0)?;
     c.set_prepared_statement_cache_capacity(64);
     register_functions(c)
 }
@@ -158,6 +159,11 @@ impl SqliteStore {
                 readers: Mutex::new(readers),
                 known_learners: Mutex::new(HashMap::new()),
                 progress: Mutex::new(progress_cache::ProgressCache::default()),
+                _checkpointer: checkpoint::Checkpointer::start(
+                    path,
+                    std::time::Duration::from_millis(options.busy_timeout_ms),
+                )
+                .map_err(StoreError::Other)?,
             }),
         })
     }
@@ -344,7 +350,6 @@ impl Store for SqliteStore {
             let mut rebuilt = None;
             let mut conn = inner.writer.lock();
             let mut progress = inner.progress.lock();
-            let mut overlay = HashMap::new();
             let result = (|| {
                 let tx = conn
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -363,14 +368,14 @@ impl Store for SqliteStore {
                     &current,
                     &known,
                     &mut new_learners,
-                    &progress,
-                    &mut overlay,
+                    &mut progress,
                 )?;
                 tx.commit().map_err(rows::db)?;
                 Ok(out)
             })();
-            if result.is_ok() {
-                progress.merge(overlay);
+            if result.is_err() {
+                // The entries may hold changes of the rolled-back transaction.
+                progress.clear();
             }
             drop(progress);
             drop(conn);

@@ -2,18 +2,19 @@
 //! the event path does not read `fulfillments` for every rule hit.
 //!
 //! Correctness rests on two facts. Only `process_events` changes fulfilments, and it runs on this
-//! process's single writer connection; a batch works on an overlay that is merged into the cache
-//! only after its transaction committed. Any other writer (another process on the same file, such
-//! as a second server) commits through another connection, which changes SQLite's
-//! `PRAGMA data_version` as seen by ours: the cache is then dropped before use.
+//! process's single writer connection: a batch changes the cached entries as it changes the rows,
+//! and if its transaction fails the whole cache is dropped (rare, and the rows are the truth).
+//! Any other writer (another process on the same file, such as a second server) commits through
+//! another connection, which changes SQLite's `PRAGMA data_version` as seen by ours: the cache is
+//! then dropped before use.
+//!
+//! Entries are kept per learner, then per template, so a lookup borrows the event's strings
+//! instead of allocating a key for every rule hit.
 
 use std::collections::{HashMap, HashSet};
 
 /// Entries kept at most; beyond that the cache starts over (bounds memory with many learners).
 const MAX_ENTRIES: usize = 50_000;
-
-/// (learner, template id).
-pub type Key = (String, String);
 
 #[derive(Debug, Clone, Default)]
 pub struct Entry {
@@ -27,33 +28,49 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct ProgressCache {
     data_version: Option<i64>,
-    entries: HashMap<Key, Entry>,
+    entries: usize,
+    /// learner → template id → entry.
+    learners: HashMap<String, HashMap<String, Entry>>,
 }
 
 impl ProgressCache {
-    /// Drops everything when another connection has committed since the last batch.
+    /// Called at the start of each batch: drops everything when another connection has committed
+    /// since the last batch, or when the cache has grown past its bound.
     pub fn validate(&mut self, data_version: i64) {
-        if self.data_version != Some(data_version) {
-            self.entries.clear();
+        if self.data_version != Some(data_version) || self.entries > MAX_ENTRIES {
+            self.clear();
             self.data_version = Some(data_version);
         }
     }
 
-    pub fn get(&self, key: &Key) -> Option<&Entry> {
-        self.entries.get(key)
+    /// Forgets everything (after a failed transaction, whose changes the entries may hold).
+    pub fn clear(&mut self) {
+        self.learners.clear();
+        self.entries = 0;
+        self.data_version = None;
     }
 
-    /// Takes in a committed batch's overlay.
-    pub fn merge(&mut self, overlay: HashMap<Key, Entry>) {
-        if self.entries.len() + overlay.len() > MAX_ENTRIES {
-            self.entries.clear();
+    /// The entry of `learner` and `template`, read with `load` when it is not cached.
+    pub fn entry<E>(
+        &mut self,
+        learner: &str,
+        template: &str,
+        load: impl FnOnce() -> Result<Entry, E>,
+    ) -> Result<&mut Entry, E> {
+        if !self.learners.contains_key(learner) {
+            self.learners.insert(learner.to_string(), HashMap::new());
         }
-        self.entries.extend(overlay);
+        let templates = self.learners.get_mut(learner).expect("inserted just above");
+        if !templates.contains_key(template) {
+            templates.insert(template.to_string(), load()?);
+            self.entries += 1;
+        }
+        Ok(templates.get_mut(template).expect("inserted just above"))
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries
     }
 }
 
@@ -61,16 +78,44 @@ impl ProgressCache {
 mod tests {
     use super::*;
 
+    fn load_empty() -> Result<Entry, ()> {
+        Ok(Entry::default())
+    }
+
     #[test]
     fn a_new_data_version_drops_the_cache() {
         let mut c = ProgressCache::default();
         c.validate(1);
-        let mut overlay = HashMap::new();
-        overlay.insert(("ann".to_string(), "t".to_string()), Entry::default());
-        c.merge(overlay);
+        c.entry("ann", "t", load_empty).unwrap();
         c.validate(1);
         assert_eq!(c.len(), 1);
         c.validate(2);
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn cached_entries_are_not_loaded_again_and_keep_changes() {
+        let mut c = ProgressCache::default();
+        c.validate(1);
+        c.entry("ann", "t", load_empty)
+            .unwrap()
+            .fulfilled
+            .insert("r1".into());
+        let e = c
+            .entry("ann", "t", || -> Result<Entry, ()> {
+                panic!("loaded twice")
+            })
+            .unwrap();
+        assert!(e.fulfilled.contains("r1"));
+        c.clear();
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn a_failed_load_caches_nothing() {
+        let mut c = ProgressCache::default();
+        c.validate(1);
+        assert!(c.entry("ann", "t", || Err::<Entry, _>("db")).is_err());
         assert_eq!(c.len(), 0);
     }
 }
