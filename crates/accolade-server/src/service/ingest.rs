@@ -20,6 +20,8 @@ use crate::metrics as m;
 
 /// How long a submitter waits for room in the queue before giving up.
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A commit slower than this is logged as a warning.
+const SLOW_COMMIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -126,6 +128,13 @@ async fn commit(store: &dyn Store, index: &IndexCache, mut subs: Vec<Submission>
     let started = Instant::now();
     let count = all.len();
     let result = store.process_events(all, index).await;
+    if started.elapsed() > SLOW_COMMIT {
+        tracing::warn!(
+            duration_ms = started.elapsed().as_millis() as u64,
+            events = count,
+            "event commit was slow (is the disk saturated?)"
+        );
+    }
     tracing::debug!(
         events = count,
         submissions = subs.len(),
