@@ -64,8 +64,15 @@ impl Ingest {
         &self,
         events: Vec<IncomingEvent>,
     ) -> Result<Vec<EventOutcome>, IngestError> {
+        self.enqueue(events).await?.wait().await
+    }
+
+    /// Queues the events for the writer and returns once they are queued, with a handle that
+    /// resolves when they are durable. Batches queued one after the other are committed in that
+    /// order, so a caller can keep several in flight without reordering a learner's events.
+    pub async fn enqueue(&self, events: Vec<IncomingEvent>) -> Result<Queued, IngestError> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Queued(None));
         }
         let (reply, rx) = oneshot::channel();
         let sub = Submission {
@@ -74,11 +81,23 @@ impl Ingest {
             reply,
         };
         match tokio::time::timeout(ENQUEUE_TIMEOUT, self.tx.send(sub)).await {
-            Err(_) => return Err(IngestError::Busy),
-            Ok(Err(_)) => return Err(IngestError::ShuttingDown),
-            Ok(Ok(())) => {}
+            Err(_) => Err(IngestError::Busy),
+            Ok(Err(_)) => Err(IngestError::ShuttingDown),
+            Ok(Ok(())) => Ok(Queued(Some(rx))),
         }
-        rx.await.map_err(|_| IngestError::ShuttingDown)?
+    }
+}
+
+/// Events handed to the writer (see [`Ingest::enqueue`]).
+pub struct Queued(Option<oneshot::Receiver<Result<Vec<EventOutcome>, IngestError>>>);
+
+impl Queued {
+    /// Waits until the events are durable (or failed).
+    pub async fn wait(self) -> Result<Vec<EventOutcome>, IngestError> {
+        match self.0 {
+            None => Ok(Vec::new()),
+            Some(rx) => rx.await.map_err(|_| IngestError::ShuttingDown)?,
+        }
     }
 }
 

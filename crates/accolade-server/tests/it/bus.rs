@@ -7,7 +7,10 @@
 use std::path::PathBuf;
 
 use accolade_server::config::Config;
-use accolade_server::service::bus::{self, consumer::Consumer};
+use accolade_server::service::bus::{
+    self,
+    consumer::{Consumer, Pipeline},
+};
 use base64::Engine;
 use serde_json::Value;
 
@@ -95,9 +98,15 @@ async fn drain(
     conn: &mut redis::aio::MultiplexedConnection,
 ) -> usize {
     let mut total = 0;
+    let mut pipeline = Pipeline::default();
     loop {
-        let n = consumer.run_once(&app.state, conn).await.unwrap();
+        let n = consumer
+            .run_once(&app.state, conn, &mut pipeline)
+            .await
+            .unwrap();
         if n == 0 {
+            // Every batch read is durable and acknowledged before the caller looks.
+            pipeline.drain().await.unwrap();
             return total;
         }
         total += n;
@@ -333,4 +342,47 @@ async fn awards_are_published_and_decode_with_the_badge_schema() {
     assert_eq!(badge["template"]["origin"], "local");
     assert_eq!(badge["user"]["pii"]["username"], "ann");
     assert_eq!(badge["user"]["pii"]["email"], "ann@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_in_flight_are_committed_in_stream_order() {
+    let Some(mut conn) = redis().await else {
+        return;
+    };
+    let prefix = format!("t{}", unique());
+    let mut config = bus_config(&prefix);
+    // One entry per batch: up to eight batches are queued for the writer at once.
+    config.event_bus.batch_size = 1;
+    let app = TestApp::with_config(config).await;
+    app.template("Demo", &[("A", rules_passed(DEMO))]).await;
+    let registry = bus::registry(&app.state.config).unwrap();
+    let consumer = Consumer::new(
+        &app.state.config.event_bus,
+        bus::registry(&app.state.config).unwrap(),
+    );
+    consumer.ensure_group(&mut conn).await.unwrap();
+    let ids: Vec<String> = (0..40)
+        .map(|i| format!("7b2e4d10-0c1a-11f1-9e3b-{i:012}"))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let event = passing(id, &format!("learner{}", i % 3), DEMO, i % 2 == 0);
+        let fields: Vec<(Vec<u8>, Vec<u8>)> =
+            accolade_eventbus::encode_entry(&registry, &event, "test-host", "test")
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| (k.into_bytes(), v))
+                .collect();
+        xadd(&mut conn, &consumer.stream, &fields).await;
+    }
+    assert_eq!(drain(&app, &consumer, &mut conn).await, 40);
+    let (_, events) = app.get("/api/v1/events?limit=100").await;
+    // The inbox lists newest first, by commit sequence.
+    let mut stored: Vec<String> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    stored.reverse();
+    assert_eq!(stored, ids, "events committed in the order they were read");
 }

@@ -9,10 +9,14 @@
 //!   and the raw fields, base64) and are acknowledged: they never block the stream.
 //! - Entries a crashed consumer left pending are reclaimed (`XAUTOCLAIM`) once idle for
 //!   `event_bus.claim_idle_secs`.
-//! - Reading waits for the writer: a slow database slows reading (back-pressure), it does not
-//!   pile up entries in memory.
+//! - Reading runs ahead of the writer by at most `IN_FLIGHT` batches: while one batch commits the
+//!   next is read and decoded, and batches queued together share one commit. Batches are queued
+//!   in the order they were read, so a learner's events keep their order. A slow database slows
+//!   reading (back-pressure); entries do not pile up in memory.
+//! - `XAUTOCLAIM` runs every `claim_idle_secs / 2`, not before every read: it walks the pending
+//!   list from its start, which is long while batches are in flight.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use accolade_domain::event::IncomingEvent;
 use accolade_eventbus::{decode_entry, SchemaRegistry};
@@ -25,9 +29,40 @@ use redis::streams::{
 };
 use redis::{AsyncCommands, Value};
 
+use tokio::task::JoinSet;
+
 use crate::config::EventBusConfig;
 use crate::metrics as m;
 use crate::state::AppState;
+
+/// Batches read and queued for the writer but not yet acknowledged, at most.
+const IN_FLIGHT: usize = 8;
+
+/// What the read loop carries from one batch to the next.
+pub struct Pipeline {
+    /// One task per queued batch: waits until it is durable, then acknowledges its entries.
+    acks: JoinSet<anyhow::Result<()>>,
+    next_claim: Instant,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            acks: JoinSet::new(),
+            next_claim: Instant::now(),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Waits for every queued batch to be durable and acknowledged.
+    pub async fn drain(&mut self) -> anyhow::Result<()> {
+        while let Some(done) = self.acks.join_next().await {
+            done??;
+        }
+        Ok(())
+    }
+}
 
 /// One entry as read: its id and raw fields.
 struct Entry {
@@ -89,43 +124,66 @@ impl Consumer {
         }
     }
 
-    /// Reads and processes one batch: first entries other consumers left pending too long, then
-    /// new ones (blocking up to `block_ms`). Returns how many entries were handled.
+    /// Reads one batch and queues it for the writer: first entries other consumers left pending
+    /// too long (checked every `claim_idle_secs / 2`), then new ones (blocking up to
+    /// `block_ms`). Returns how many entries were read; they are acknowledged by `pipeline`'s
+    /// tasks once durable.
     pub async fn run_once(
         &self,
         state: &AppState,
         conn: &mut MultiplexedConnection,
+        pipeline: &mut Pipeline,
     ) -> anyhow::Result<usize> {
+        // Back-pressure, and the first failure of an earlier batch surfaces here.
+        while pipeline.acks.len() >= IN_FLIGHT {
+            if let Some(done) = pipeline.acks.join_next().await {
+                done??;
+            }
+        }
+        while let Some(done) = pipeline.acks.try_join_next() {
+            done??;
+        }
         let count = self.config.batch_size;
-        let claimed: StreamAutoClaimReply = conn
-            .xautoclaim_options(
-                &self.stream,
-                &self.group,
-                &self.name,
-                self.config.claim_idle_secs * 1000,
-                "0-0",
-                StreamAutoClaimOptions::default().count(count),
-            )
-            .await?;
-        let mut entries: Vec<Entry> = claimed
-            .claimed
-            .iter()
-            .map(|e| Entry {
+        let mut entries: Vec<Entry> = Vec::new();
+        if Instant::now() >= pipeline.next_claim {
+            pipeline.next_claim = Instant::now()
+                + Duration::from_millis((self.config.claim_idle_secs * 1000 / 2).max(100));
+            let claimed: StreamAutoClaimReply = conn
+                .xautoclaim_options(
+                    &self.stream,
+                    &self.group,
+                    &self.name,
+                    self.config.claim_idle_secs * 1000,
+                    "0-0",
+                    StreamAutoClaimOptions::default().count(count),
+                )
+                .await?;
+            entries.extend(claimed.claimed.iter().map(|e| Entry {
                 id: e.id.clone(),
                 fields: entry_fields(&e.map),
-            })
-            .collect();
-        if !entries.is_empty() {
-            m::bus_reclaimed(entries.len());
-            tracing::info!(
-                count = entries.len(),
-                "reclaimed pending entries of another consumer"
-            );
-        } else {
+            }));
+            if !entries.is_empty() {
+                m::bus_reclaimed(entries.len());
+                tracing::info!(
+                    count = entries.len(),
+                    "reclaimed pending entries of another consumer"
+                );
+                // More may be waiting: look again on the next pass.
+                pipeline.next_claim = Instant::now();
+            }
+        }
+        if entries.is_empty() {
+            // Without anything in flight, wait for new entries; otherwise just look, so queued
+            // batches are acknowledged promptly when the stream is quiet.
+            let block = if pipeline.acks.is_empty() {
+                self.config.block_ms as usize
+            } else {
+                1
+            };
             let opts = StreamReadOptions::default()
                 .group(&self.group, &self.name)
                 .count(count)
-                .block(self.config.block_ms as usize);
+                .block(block);
             let reply: Option<StreamReadReply> =
                 conn.xread_options(&[&self.stream], &[">"], &opts).await?;
             if let Some(reply) = reply {
@@ -138,10 +196,14 @@ impl Consumer {
             }
         }
         if entries.is_empty() {
+            // Nothing new: let the batches in flight finish.
+            if let Some(done) = pipeline.acks.join_next().await {
+                done??;
+            }
             return Ok(0);
         }
         let n = entries.len();
-        self.process(state, conn, entries).await?;
+        self.process(state, conn, entries, pipeline).await?;
         Ok(n)
     }
 
@@ -150,6 +212,7 @@ impl Consumer {
         state: &AppState,
         conn: &mut MultiplexedConnection,
         entries: Vec<Entry>,
+        pipeline: &mut Pipeline,
     ) -> anyhow::Result<()> {
         let now = Utc::now();
         let mut events: Vec<IncomingEvent> = Vec::with_capacity(entries.len());
@@ -206,11 +269,15 @@ impl Consumer {
         if !dead.is_empty() {
             state.store.record_rejected(dead).await?;
         }
-        if !events.is_empty() {
-            // Returns once the events are durable; only then are the entries acknowledged.
-            state.ingest.submit(events).await?;
-        }
-        let _: i64 = conn.xack(&self.stream, &self.group, &ids).await?;
+        // Queued now, in read order; acknowledged only once durable.
+        let queued = state.ingest.enqueue(events).await?;
+        let mut conn = conn.clone();
+        let (stream, group) = (self.stream.clone(), self.group.clone());
+        pipeline.acks.spawn(async move {
+            queued.wait().await?;
+            let _: i64 = conn.xack(&stream, &group, &ids).await?;
+            Ok(())
+        });
         Ok(())
     }
 }
@@ -237,12 +304,23 @@ pub async fn run(state: AppState, consumer: Consumer) {
             let mut conn = client.get_multiplexed_async_connection().await?;
             consumer.ensure_group(&mut conn).await?;
             tracing::info!(stream = %consumer.stream, group = %consumer.group, consumer = %consumer.name, "event-bus consumer running");
-            loop {
+            let mut pipeline = Pipeline::default();
+            let outcome = loop {
                 tokio::select! {
-                    r = consumer.run_once(&state, &mut conn) => { r?; }
-                    _ = state.shutdown.cancelled() => return anyhow::Ok(()),
+                    r = consumer.run_once(&state, &mut conn, &mut pipeline) => {
+                        if let Err(e) = r { break Err(e); }
+                    }
+                    _ = state.shutdown.cancelled() => break anyhow::Ok(()),
                 }
+            };
+            // Acknowledge what is already queued before leaving (bounded: the writer answers
+            // every queued batch, also when shutting down).
+            let drained =
+                tokio::time::timeout(Duration::from_secs(10), pipeline.drain()).await;
+            if let Ok(Err(e)) = drained {
+                tracing::warn!(error = %e, "event-bus consumer: some batches were not acknowledged; they will be reclaimed");
             }
+            outcome
         }
         .await;
         match result {
