@@ -5,6 +5,7 @@ mod error;
 mod index_cache;
 mod models;
 mod store;
+mod webhooks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -12,3 +13,4 @@ pub use error::StoreError;
 pub use index_cache::IndexCache;
 pub use models::*;
 pub use store::Store;
+pub use webhooks::*;
