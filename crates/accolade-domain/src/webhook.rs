@@ -148,7 +148,10 @@ mod tests {
             NextAttempt::At(first + h(71))
         );
         // …one more would land after 72 h: give up.
-        assert_eq!(p.next(9, first, first + h(49), 1.0, None), NextAttempt::GiveUp);
+        assert_eq!(
+            p.next(9, first, first + h(49), 1.0, None),
+            NextAttempt::GiveUp
+        );
     }
 
     #[test]

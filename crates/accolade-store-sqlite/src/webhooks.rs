@@ -166,9 +166,11 @@ pub fn set_secret(c: &Connection, id: &str, ciphertext: Vec<u8>) -> Result<Webho
 
 pub fn fan_out(c: &Connection, limit: u32, now: DateTime<Utc>) -> Result<FanOut> {
     let cursor: i64 = c
-        .query_row("SELECT last_rowid FROM webhook_cursor WHERE id = 1", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT last_rowid FROM webhook_cursor WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
         .map_err(db)?;
     let events: Vec<(i64, String, String)> = c
         .prepare_cached(

@@ -5,9 +5,9 @@ mod error;
 mod index_cache;
 mod models;
 mod store;
-mod webhooks;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod webhooks;
 
 pub use error::StoreError;
 pub use index_cache::IndexCache;

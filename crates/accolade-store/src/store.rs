@@ -256,8 +256,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sends a delivery's event again: a new pending delivery (new id, same event id,
     /// `replay_of` = `id`) due `now`, with a fresh attempt cycle.
-    async fn replay_webhook_delivery(&self, id: &str, now: DateTime<Utc>)
-        -> Result<WebhookDelivery>;
+    async fn replay_webhook_delivery(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<WebhookDelivery>;
 
     // ---- admin tokens, stats ---------------------------------------------------------------
 
