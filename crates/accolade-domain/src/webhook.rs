@@ -111,18 +111,19 @@ impl RetryPolicy {
         if let Some(asked) = retry_after {
             wait = wait.max(asked);
         }
-        let deadline = first_attempt_at + to_chrono(self.max_age);
-        let at = now + to_chrono(wait);
-        if at > deadline {
-            NextAttempt::GiveUp
-        } else {
-            NextAttempt::At(at)
+        // Absurd settings (centuries) overflow the calendar: no deadline, or no retry.
+        let deadline = chrono::Duration::from_std(self.max_age)
+            .ok()
+            .and_then(|age| first_attempt_at.checked_add_signed(age));
+        let at = chrono::Duration::from_std(wait)
+            .ok()
+            .and_then(|w| now.checked_add_signed(w));
+        match (at, deadline) {
+            (Some(at), Some(deadline)) if at > deadline => NextAttempt::GiveUp,
+            (Some(at), _) => NextAttempt::At(at),
+            (None, _) => NextAttempt::GiveUp,
         }
     }
-}
-
-fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 #[cfg(test)]
