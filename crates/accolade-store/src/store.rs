@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::models::*;
+use crate::webhooks::*;
 use crate::{IndexCache, StoreError};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
