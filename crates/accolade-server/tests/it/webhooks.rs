@@ -463,3 +463,74 @@ async fn webhook_routes_are_in_the_openapi_document() {
     assert!(paths["/webhooks/{id}"]["patch"].is_object());
     assert!(paths["/webhooks/{id}"]["delete"].is_object());
 }
+
+/// The CLI works on the database directly: add (secret printed once), list, deliveries, replay
+/// of an unknown delivery, remove.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_manages_subscriptions() {
+    let dir = std::env::temp_dir().join(format!("accolade-it-cli-{}", unique()));
+    let db = format!("sqlite://{}/cli.db", dir.display());
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_accolade"))
+            .args(args)
+            .args(["--database-url", &db])
+            .env("ACCOLADE_WEBHOOK_SECRET", "cli-given-secret-0123")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&[
+        "webhooks",
+        "add",
+        "--url",
+        "https://crm.example/hook",
+        "--event-type",
+        AWARDED,
+    ]);
+    assert!(ok, "{err}");
+    let id = out.split_whitespace().next().unwrap().to_string();
+    assert!(id.starts_with("whk_"), "{out}");
+    assert!(
+        out.contains("cli-given-secret-0123"),
+        "the secret is printed once: {out}"
+    );
+    let (ok, out, _) = run(&["webhooks", "list"]);
+    assert!(ok);
+    assert!(
+        out.contains(&id) && out.contains(AWARDED) && !out.contains("cli-given-secret"),
+        "{out}"
+    );
+    let (ok, out, _) = run(&[
+        "webhooks",
+        "deliveries",
+        "--webhook",
+        &id,
+        "--status",
+        "dead",
+    ]);
+    assert!(ok && out.trim().is_empty(), "{out}");
+    let (ok, _, err) = run(&["webhooks", "deliveries", "--status", "lost"]);
+    assert!(!ok && err.contains("unknown status"), "{err}");
+    let (ok, _, err) = run(&[
+        "webhooks",
+        "add",
+        "--url",
+        "https://x.example/",
+        "--event-type",
+        "nope",
+    ]);
+    assert!(!ok && err.contains("nope"), "{err}");
+    let (ok, _, err) = run(&["webhooks", "replay", "whd_nope"]);
+    assert!(!ok && err.contains("not found"), "{err}");
+    let (ok, _, _) = run(&["webhooks", "remove", &id]);
+    assert!(ok);
+    let (ok, out, _) = run(&["webhooks", "list"]);
+    assert!(ok && out.trim().is_empty(), "{out}");
+    let (ok, _, err) = run(&["webhooks", "remove", &id]);
+    assert!(!ok && err.contains("not found"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
