@@ -51,13 +51,15 @@ async fn award(app: &TestApp, learner: &str) {
     .await;
 }
 
-/// Runs worker passes until `done` holds for the subscription's deliveries (or fails after 10 s).
+/// Runs worker passes until `done` holds for the subscription's deliveries (or fails after 120 s:
+/// on PostgreSQL, fan-out waits for every older transaction in the cluster, and other tests run
+/// alongside).
 async fn deliver_until(
     app: &TestApp,
     webhook_id: &str,
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         accolade_server::service::webhooks::worker::drain(&app.state)
             .await
