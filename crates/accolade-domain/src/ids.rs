@@ -26,6 +26,12 @@ pub fn job_id() -> String {
 pub fn token_id() -> String {
     prefixed("tok")
 }
+pub fn webhook_id() -> String {
+    prefixed("whk")
+}
+pub fn webhook_delivery_id() -> String {
+    prefixed("whd")
+}
 
 /// True when `s` is a UUID in any of the usual textual forms.
 pub fn is_uuid(s: &str) -> bool {

@@ -9,5 +9,6 @@ pub mod ids;
 pub mod outbox;
 pub mod rules;
 pub mod template;
+pub mod webhook;
 
 pub use error::DomainError;

@@ -17,7 +17,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../../config.default.toml");
 
 /// Top-level sections; only `ACCOLADE_<SECTION>__…` variables are read, so unrelated
 /// `ACCOLADE_*` variables (e.g. `ACCOLADE_CONFIG`) never collide with settings.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "database",
     "http",
     "ingest",
@@ -25,6 +25,7 @@ const SECTIONS: [&str; 9] = [
     "worker",
     "event_bus",
     "credly",
+    "webhooks",
     "secrets",
     "log",
 ];
@@ -39,8 +40,44 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub event_bus: EventBusConfig,
     pub credly: CredlyConfig,
+    pub webhooks: WebhooksConfig,
     pub secrets: SecretsConfig,
     pub log: LogConfig,
+}
+
+/// Outbound webhooks (`[webhooks]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Per-request timeout in seconds (connect, send and receive the answer).
+    pub timeout_secs: u64,
+    /// Delays after the 1st, 2nd, … failed attempt.
+    pub retry_schedule: Vec<String>,
+    /// Delay between attempts once the schedule is used up.
+    pub retry_interval: String,
+    /// No retry is scheduled later than this many hours after the first attempt.
+    pub max_age_hours: u64,
+    /// Deliveries sent at once by one instance.
+    pub concurrency: usize,
+}
+
+impl WebhooksConfig {
+    /// The retry policy these settings describe.
+    pub fn retry_policy(&self) -> anyhow::Result<accolade_domain::webhook::RetryPolicy> {
+        let parse = |s: &String, key: &str| {
+            parse_duration(s)
+                .with_context(|| format!("webhooks.{key}: `{s}` is not a duration like 1m, 2h"))
+        };
+        Ok(accolade_domain::webhook::RetryPolicy {
+            schedule: self
+                .retry_schedule
+                .iter()
+                .map(|s| parse(s, "retry_schedule"))
+                .collect::<anyhow::Result<_>>()?,
+            then_every: parse(&self.retry_interval, "retry_interval")?,
+            max_age: Duration::from_secs(self.max_age_hours.saturating_mul(3600)),
+        })
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -385,6 +422,14 @@ impl Config {
         self.credly.sync_every()?;
         if self.credly.key_warning_days.iter().any(|d| *d < 0) {
             bail!("credly.key_warning_days must not be negative");
+        }
+        let hooks = &self.webhooks;
+        let policy = hooks.retry_policy()?;
+        if policy.then_every.is_zero() {
+            bail!("webhooks.retry_interval must be longer than 0s");
+        }
+        if hooks.timeout_secs == 0 || hooks.concurrency == 0 || hooks.max_age_hours == 0 {
+            bail!("webhooks.timeout_secs, webhooks.concurrency and webhooks.max_age_hours must be at least 1");
         }
         if !self.secrets.key.is_empty() {
             crate::service::secrets::decode_key(&self.secrets.key)

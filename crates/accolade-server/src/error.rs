@@ -86,6 +86,8 @@ impl From<StoreError> for ApiError {
                     "learner" => "learner_not_found",
                     "credly organization" => "organization_not_found",
                     "credly notification" => "notification_not_found",
+                    "webhook" => "webhook_not_found",
+                    "webhook delivery" => "webhook_delivery_not_found",
                     _ => "not_found",
                 },
                 detail: format!("{what} not found"),

@@ -116,3 +116,13 @@ pub fn bus_dead_letter(code: &str) {
 pub fn bus_published(n: usize) {
     counter!("accolade_bus_published_total").increment(n as u64);
 }
+
+/// Webhook deliveries created by fan-out (one per event and matching subscription).
+pub fn webhook_deliveries_created(n: u64) {
+    counter!("accolade_webhook_deliveries_created_total").increment(n);
+}
+
+/// A finished webhook attempt: `succeeded`, `failed` (a retry is scheduled) or `dead`.
+pub fn webhook_delivery(outcome: &'static str) {
+    counter!("accolade_webhook_deliveries_total", "outcome" => outcome).increment(1);
+}

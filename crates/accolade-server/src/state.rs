@@ -10,6 +10,7 @@ use crate::service::auth::TokenCache;
 use crate::service::credly::Credly;
 use crate::service::ingest::Ingest;
 use crate::service::secrets::SecretBox;
+use crate::service::webhooks::Webhooks;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -25,6 +26,8 @@ pub struct Inner {
     pub ingest: Ingest,
     /// The Credly bridge (client, key encryption, rate limiter).
     pub credly: Credly,
+    /// Outbound webhooks (HTTP client, secret sealing, retry policy).
+    pub webhooks: Webhooks,
     /// Recently verified admin tokens.
     pub tokens: TokenCache,
     /// Cancelled on shutdown.
@@ -41,10 +44,9 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Builds the state (loading the secrets key) and starts the ingest writer task.
     pub fn new(store: Arc<dyn Store>, config: Config) -> anyhow::Result<AppState> {
-        let credly = Credly::new(
-            config.credly.clone(),
-            SecretBox::load(&config.secrets, &config.database.url)?,
-        )?;
+        let secrets = SecretBox::load(&config.secrets, &config.database.url)?;
+        let webhooks = Webhooks::new(&config.webhooks, config.worker.lease_secs, secrets.clone())?;
+        let credly = Credly::new(config.credly.clone(), secrets)?;
         let index = Arc::new(IndexCache::new());
         let shutdown = CancellationToken::new();
         let ingest = Ingest::start(
@@ -59,6 +61,7 @@ impl AppState {
             index,
             ingest,
             credly,
+            webhooks,
             tokens: TokenCache::default(),
             shutdown,
         })))

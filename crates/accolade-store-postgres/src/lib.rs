@@ -11,6 +11,7 @@ mod events;
 mod jobs;
 pub mod migrate;
 mod rows;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -472,6 +473,76 @@ impl Store for PgStore {
             external_id,
             state
         ))
+    }
+
+    async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook> {
+        webhooks::create(&mut *self.conn().await?, new).await
+    }
+
+    async fn list_webhooks(&self, page: Page) -> Result<Paged<Webhook>> {
+        webhooks::list(&mut *self.conn().await?, page).await
+    }
+
+    async fn get_webhook(&self, id: &str) -> Result<Webhook> {
+        webhooks::get(&mut *self.conn().await?, id).await
+    }
+
+    async fn update_webhook(&self, id: &str, patch: WebhookPatch) -> Result<Webhook> {
+        webhooks::update(&mut *self.conn().await?, id, patch).await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<()> {
+        webhooks::delete(&mut *self.conn().await?, id).await
+    }
+
+    async fn webhook_secret(&self, id: &str) -> Result<Vec<u8>> {
+        webhooks::secret(&mut *self.conn().await?, id).await
+    }
+
+    async fn set_webhook_secret(&self, id: &str, secret_ciphertext: Vec<u8>) -> Result<Webhook> {
+        webhooks::set_secret(&mut *self.conn().await?, id, secret_ciphertext).await
+    }
+
+    async fn fan_out_webhooks(&self, limit: u32, now: DateTime<Utc>) -> Result<FanOut> {
+        in_tx!(self.write().await?, |c| webhooks::fan_out(c, limit, now))
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        webhooks::claim(&mut *self.conn().await?, limit, now, lease_until).await
+    }
+
+    async fn finish_webhook_attempt(
+        &self,
+        id: &str,
+        result: AttemptResult,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        webhooks::finish(&mut *self.conn().await?, id, result, now).await
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: Page,
+    ) -> Result<Paged<WebhookDelivery>> {
+        webhooks::list_deliveries(&mut *self.conn().await?, filter, page).await
+    }
+
+    async fn get_webhook_delivery(&self, id: &str) -> Result<WebhookDelivery> {
+        webhooks::get_delivery(&mut *self.conn().await?, id).await
+    }
+
+    async fn replay_webhook_delivery(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<WebhookDelivery> {
+        webhooks::replay(&mut *self.conn().await?, id, now).await
     }
 
     async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken> {

@@ -10,6 +10,7 @@ mod jobs;
 pub mod migrate;
 mod progress_cache;
 mod rows;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -635,6 +636,89 @@ impl Store for SqliteStore {
         let (id, state) = (external_id.to_string(), state.to_string());
         self.write(move |c| credly::set_external_state(c, &id, &state))
             .await
+    }
+
+    async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook> {
+        self.write(move |c| webhooks::create(c, new)).await
+    }
+
+    async fn list_webhooks(&self, page: Page) -> Result<Paged<Webhook>> {
+        self.read(move |c| webhooks::list(c, page)).await
+    }
+
+    async fn get_webhook(&self, id: &str) -> Result<Webhook> {
+        let id = id.to_string();
+        self.read(move |c| webhooks::get(c, &id)).await
+    }
+
+    async fn update_webhook(&self, id: &str, patch: WebhookPatch) -> Result<Webhook> {
+        let id = id.to_string();
+        self.write(move |c| webhooks::update(c, &id, patch)).await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| webhooks::delete(c, &id)).await
+    }
+
+    async fn webhook_secret(&self, id: &str) -> Result<Vec<u8>> {
+        let id = id.to_string();
+        self.read(move |c| webhooks::secret(c, &id)).await
+    }
+
+    async fn set_webhook_secret(&self, id: &str, secret_ciphertext: Vec<u8>) -> Result<Webhook> {
+        let id = id.to_string();
+        self.write(move |c| webhooks::set_secret(c, &id, secret_ciphertext))
+            .await
+    }
+
+    async fn fan_out_webhooks(&self, limit: u32, now: DateTime<Utc>) -> Result<FanOut> {
+        self.write(move |c| webhooks::fan_out(c, limit, now)).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        self.write(move |c| webhooks::claim(c, limit, now, lease_until))
+            .await
+    }
+
+    async fn finish_webhook_attempt(
+        &self,
+        id: &str,
+        result: AttemptResult,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let id = id.to_string();
+        self.write(move |c| webhooks::finish(c, &id, result, now))
+            .await
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: Page,
+    ) -> Result<Paged<WebhookDelivery>> {
+        let filter = filter.clone();
+        self.read(move |c| webhooks::list_deliveries(c, &filter, page))
+            .await
+    }
+
+    async fn get_webhook_delivery(&self, id: &str) -> Result<WebhookDelivery> {
+        let id = id.to_string();
+        self.read(move |c| webhooks::get_delivery(c, &id)).await
+    }
+
+    async fn replay_webhook_delivery(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<WebhookDelivery> {
+        let id = id.to_string();
+        self.write(move |c| webhooks::replay(c, &id, now)).await
     }
 
     async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken> {

@@ -21,6 +21,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0003_outgoing_index.sql",
         include_str!("../migrations/0003_outgoing_index.sql"),
     ),
+    (
+        4,
+        "0004_webhooks.sql",
+        include_str!("../migrations/0004_webhooks.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

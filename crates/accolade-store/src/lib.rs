@@ -7,8 +7,10 @@ mod models;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod webhooks;
 
 pub use error::StoreError;
 pub use index_cache::IndexCache;
 pub use models::*;
 pub use store::Store;
+pub use webhooks::*;

@@ -21,6 +21,8 @@
 //!   code, API tokens, rejected events, counters;
 //! - [`credly`]: Credly organizations and keys, template sync, webhook template changes and
 //!   notifications, provider award states, deferred jobs;
+//! - [`webhooks`]: outbound webhook subscriptions, fan-out, the delivery queue, retries and
+//!   replay;
 //! - [`shared`]: tests taking two handles on one database (called by implementations directly).
 //!
 //! [`support`] holds the event builders and helpers the tests are written with; implementation
@@ -36,6 +38,7 @@ pub mod operations;
 pub mod processing;
 pub mod shared;
 pub mod support;
+pub mod webhooks;
 
 pub use configuration::*;
 pub use credly::*;
@@ -44,6 +47,7 @@ pub use examples::*;
 pub use operations::*;
 pub use processing::*;
 pub use support::local_template;
+pub use webhooks::*;
 
 /// Expands to one tokio test per conformance test. `$make` is an async block that yields a
 /// fresh `Arc<dyn Store>`.
@@ -134,6 +138,13 @@ macro_rules! conformance_suite {
             defer_job_keeps_its_attempts,
             finish_jobs_records_results_with_deliveries,
             outgoing_events_wait_until_published,
+            webhook_subscriptions_crud,
+            webhook_fan_out_one_delivery_per_matching_subscription,
+            webhook_fan_out_cursor_is_idempotent,
+            webhook_claim_leases_deliveries,
+            webhook_retry_follows_the_schedule,
+            webhook_dead_after_max_age,
+            webhook_replay_sends_the_event_again,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -15,6 +15,7 @@ pub mod learners;
 pub mod penalties;
 pub mod requirements;
 pub mod templates;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -41,7 +42,7 @@ use crate::state::AppState;
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
     tags((name = "events"), (name = "templates"), (name = "requirements"), (name = "penalties"),
-         (name = "learners"), (name = "awards"), (name = "jobs"), (name = "credly"))
+         (name = "learners"), (name = "awards"), (name = "jobs"), (name = "credly"), (name = "webhooks"))
 )]
 struct ApiDoc;
 
@@ -67,6 +68,7 @@ fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(awards::router())
         .merge(jobs::router())
         .merge(credly::router())
+        .merge(webhooks::router())
         .split_for_parts()
 }
 

@@ -35,7 +35,7 @@ pub enum Command {
         /// Listen address, e.g. 0.0.0.0:8080.
         #[arg(long)]
         bind: Option<String>,
-        /// Do not run the outbox worker in this process.
+        /// Do not run the outbox, Credly and webhook workers in this process.
         #[arg(long)]
         no_workers: bool,
         /// Also start the bundled Credly sandbox with sample templates and connect to it, so the
@@ -74,6 +74,11 @@ pub enum Command {
     Jobs {
         #[command(subcommand)]
         command: JobsCommand,
+    },
+    /// Outbound webhook subscriptions and their deliveries.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
     },
     /// Check configuration, database and Credly keys; exits non-zero when something needs
     /// attention.
@@ -127,6 +132,40 @@ pub enum JobsCommand {
         #[arg(long)]
         all_dead: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Subscribe a URL; prints the subscription and its signing secret (shown once).
+    Add {
+        #[arg(long)]
+        url: String,
+        /// An event type to deliver (repeatable); none = every type.
+        #[arg(long = "event-type")]
+        event_types: Vec<String>,
+        /// The signing secret; generated when absent. Prefer the environment variable.
+        #[arg(long, env = "ACCOLADE_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List subscriptions.
+    List,
+    /// Delete a subscription and its delivery log.
+    Remove { id: String },
+    /// List deliveries, newest first.
+    Deliveries {
+        /// Only this subscription's.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// pending, succeeded or dead.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Send a delivery's event again (a new delivery with the same event id).
+    Replay { delivery_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +254,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Credly { command } => credly_command(config, command).await,
         Command::Jobs { command } => jobs_command(config, command).await,
+        Command::Webhooks { command } => webhooks_command(config, command).await,
         Command::Doctor => doctor(config).await,
         Command::DefaultConfig => Ok(()),
     }
@@ -362,6 +402,105 @@ async fn jobs_command(config: Config, command: JobsCommand) -> anyhow::Result<()
     Ok(())
 }
 
+async fn webhooks_command(config: Config, command: WebhooksCommand) -> anyhow::Result<()> {
+    use crate::service::webhooks::subscriptions::{self, Subscribe};
+    let state = cli_state(config).await?;
+    let store = &*state.store;
+    let show = |w: &accolade_store::Webhook| {
+        let types = if w.event_types.is_empty() {
+            "all events".to_string()
+        } else {
+            w.event_types.join(",")
+        };
+        let active = if w.active { "active" } else { "paused" };
+        println!("{}  {}  {types}  {active}  {}", w.id, w.url, w.description);
+    };
+    match command {
+        WebhooksCommand::Add {
+            url,
+            event_types,
+            secret,
+            description,
+        } => {
+            let created = subscriptions::create(
+                store,
+                &state.webhooks.secrets,
+                Subscribe {
+                    url,
+                    event_types,
+                    secret,
+                    description,
+                    active: true,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            show(&created.webhook);
+            eprintln!("Signing secret (shown once; store it now):");
+            println!("{}", created.secret);
+        }
+        WebhooksCommand::List => {
+            let mut offset = None;
+            loop {
+                let page = store
+                    .list_webhooks(accolade_store::Page::new(Some(500), offset))
+                    .await?;
+                page.items.iter().for_each(show);
+                match page.next_offset {
+                    Some(o) => offset = Some(o),
+                    None => break,
+                }
+            }
+        }
+        WebhooksCommand::Remove { id } => {
+            store.delete_webhook(&id).await?;
+            println!("{id}  removed");
+        }
+        WebhooksCommand::Deliveries {
+            webhook,
+            status,
+            limit,
+        } => {
+            let status = match status {
+                Some(s) => Some(
+                    accolade_domain::webhook::DeliveryStatus::parse(&s).ok_or_else(|| {
+                        anyhow::anyhow!("unknown status `{s}` (pending, succeeded or dead)")
+                    })?,
+                ),
+                None => None,
+            };
+            let filter = accolade_store::DeliveryFilter {
+                webhook_id: webhook,
+                status,
+            };
+            let page = store
+                .list_webhook_deliveries(&filter, accolade_store::Page::new(Some(limit), None))
+                .await?;
+            for d in page.items {
+                println!(
+                    "{}  {}  {}  {}  attempts {}  last {}  {}",
+                    d.id,
+                    d.webhook_id,
+                    d.event_id,
+                    d.status.as_str(),
+                    d.attempts,
+                    d.last_status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    d.last_error.unwrap_or_default()
+                );
+            }
+        }
+        WebhooksCommand::Replay { delivery_id } => {
+            let d = store
+                .replay_webhook_delivery(&delivery_id, chrono::Utc::now())
+                .await?;
+            println!("{}  replays {delivery_id} (event {})", d.id, d.event_id);
+        }
+    }
+    Ok(())
+}
+
 /// Prints one line per check; fails when any check is not OK.
 async fn doctor(config: Config) -> anyhow::Result<()> {
     println!(
@@ -448,6 +587,7 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
     if workers {
         tokio::spawn(crate::service::worker::run(state.clone()));
         tokio::spawn(crate::service::credly::worker::run(state.clone()));
+        tokio::spawn(crate::service::webhooks::worker::run(state.clone()));
         if let Some(every) = state.config.credly.sync_every()? {
             tokio::spawn(crate::service::credly::sync::run_periodic(
                 state.clone(),

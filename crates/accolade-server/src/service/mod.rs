@@ -7,4 +7,5 @@ pub mod credly;
 pub mod ingest;
 pub mod progress;
 pub mod secrets;
+pub mod webhooks;
 pub mod worker;

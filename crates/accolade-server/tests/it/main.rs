@@ -10,3 +10,4 @@ mod credly_crash;
 mod helpers;
 mod ingest;
 mod rules_as_code;
+mod webhooks;

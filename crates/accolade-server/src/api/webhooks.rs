@@ -1,0 +1,323 @@
+//! Outbound webhook subscriptions (`/webhooks`) and their delivery log (`/webhook-deliveries`).
+//! A subscription's secret appears in the answers to create and rotate-secret only.
+
+use accolade_domain::webhook::DeliveryStatus;
+use accolade_store::{DeliveryFilter, Webhook, WebhookDelivery, WebhookPatch};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::dto::{ListBody, PageQuery};
+use super::extract::{ApiJson, ApiQuery};
+use crate::error::{ApiError, ApiResult};
+use crate::service::webhooks::subscriptions::{self, Subscribe, WithSecret};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(get_webhook, update_webhook, delete_webhook))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(get_delivery))
+        .routes(routes!(replay_delivery))
+}
+
+/// A subscription (never with its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookBody {
+    /// `whk_…`
+    pub id: String,
+    pub url: String,
+    /// Delivered event types; empty = all.
+    pub event_types: Vec<String>,
+    pub description: String,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Webhook> for WebhookBody {
+    fn from(w: Webhook) -> Self {
+        WebhookBody {
+            id: w.id,
+            url: w.url,
+            event_types: w.event_types,
+            description: w.description,
+            active: w.active,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        }
+    }
+}
+
+/// A subscription with its signing secret: returned by create and rotate-secret only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecretBody {
+    #[serde(flatten)]
+    pub webhook: WebhookBody,
+    /// The signing secret. Shown once: store it now.
+    pub secret: String,
+}
+
+impl From<WithSecret> for WebhookWithSecretBody {
+    fn from(w: WithSecret) -> Self {
+        WebhookWithSecretBody {
+            webhook: w.webhook.into(),
+            secret: w.secret,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// Absolute http(s) URL, at most 2048 characters.
+    pub url: String,
+    /// `org.openedx.learning.badge.awarded.v1` and/or `…revoked.v1`; empty or absent = all.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// 16-256 characters; absent = generated (`whsec_…`).
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Default true.
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateWebhook {
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// The new secret; absent = generated.
+    pub secret: Option<String>,
+}
+
+/// One event to one subscription and how its attempts went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryBody {
+    /// `whd_…`; a replay is a new delivery with a new id.
+    pub id: String,
+    pub webhook_id: String,
+    /// The `Accolade-Event-Id`: the same for every delivery and replay of an event.
+    pub event_id: String,
+    pub event_type: String,
+    /// The delivery this one replays.
+    pub replay_of: Option<String>,
+    /// `pending`, `succeeded` or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// HTTP status of the last answer (absent after a network error or timeout).
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub last_response_ms: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+impl From<WebhookDelivery> for DeliveryBody {
+    fn from(d: WebhookDelivery) -> Self {
+        DeliveryBody {
+            id: d.id,
+            webhook_id: d.webhook_id,
+            event_id: d.event_id,
+            event_type: d.event_type,
+            replay_of: d.replay_of,
+            status: d.status.as_str().to_string(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            first_attempt_at: d.first_attempt_at,
+            last_attempt_at: d.last_attempt_at,
+            last_status: d.last_status,
+            last_error: d.last_error,
+            last_response_ms: d.last_response_ms,
+            created_at: d.created_at,
+            delivered_at: d.delivered_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DeliveryQuery {
+    /// `pending`, `succeeded` or `dead`.
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+pub fn parse_status(s: &str) -> Result<DeliveryStatus, ApiError> {
+    DeliveryStatus::parse(s).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_status",
+            format!("unknown delivery status `{s}` (pending, succeeded or dead)"),
+        )
+    })
+}
+
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks", params(PageQuery),
+    responses((status = 200, body = ListBody<WebhookBody>)), security(("bearer" = [])))]
+pub async fn list_webhooks(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<ListBody<WebhookBody>>> {
+    let page = state.store.list_webhooks(q.page()).await?;
+    Ok(Json(ListBody::from_page(page, Into::into)))
+}
+
+/// Subscribe a URL. The answer carries the signing secret, shown this once.
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
+    responses((status = 201, body = WebhookWithSecretBody),
+              (status = 400, description = "malformed_json, invalid_body, invalid_webhook_url, unknown_event_type, invalid_secret", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateWebhook>,
+) -> ApiResult<(StatusCode, Json<WebhookWithSecretBody>)> {
+    let created = subscriptions::create(
+        &*state.store,
+        &state.webhooks.secrets,
+        Subscribe {
+            url: body.url,
+            event_types: body.event_types,
+            secret: body.secret,
+            description: body.description,
+            active: body.active.unwrap_or(true),
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
+}
+
+#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = WebhookBody), (status = 404, description = "webhook_not_found", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookBody>> {
+    let w = state.store.get_webhook(&id).await?;
+    Ok(Json(w.into()))
+}
+
+#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = UpdateWebhook,
+    responses((status = 200, body = WebhookBody),
+              (status = 400, description = "invalid_webhook_url, unknown_event_type", body = crate::error::ErrorBody),
+              (status = 404, description = "webhook_not_found", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateWebhook>,
+) -> ApiResult<Json<WebhookBody>> {
+    let patch = WebhookPatch {
+        url: body.url,
+        event_types: body.event_types,
+        description: body.description,
+        active: body.active,
+    };
+    let w = subscriptions::update(&*state.store, &id, patch).await?;
+    Ok(Json(w.into()))
+}
+
+/// Unsubscribe; the subscription's delivery log goes with it.
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, description = "webhook_not_found", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_webhook(&id).await?;
+    tracing::info!(webhook.id = %id, "webhook subscription {id} deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace the signing secret (given, or generated when the body is empty); the new secret is
+/// shown this once and signs every request from now on.
+#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path)),
+    request_body(content = RotateSecret, description = "optional"),
+    responses((status = 200, body = WebhookWithSecretBody),
+              (status = 400, description = "invalid_secret", body = crate::error::ErrorBody),
+              (status = 404, description = "webhook_not_found", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<WebhookWithSecretBody>> {
+    // The body is optional: an empty one asks for a generated secret.
+    let body: RotateSecret = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateSecret::default()
+    } else {
+        super::extract::parse_json(&body)?
+    };
+    let rotated =
+        subscriptions::rotate_secret(&*state.store, &state.webhooks.secrets, &id, body.secret)
+            .await?;
+    Ok(Json(rotated.into()))
+}
+
+/// The subscription's deliveries, newest first.
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path), DeliveryQuery),
+    responses((status = 200, body = ListBody<DeliveryBody>),
+              (status = 400, description = "invalid_status", body = crate::error::ErrorBody),
+              (status = 404, description = "webhook_not_found", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<DeliveryQuery>,
+) -> ApiResult<Json<ListBody<DeliveryBody>>> {
+    let status = q.status.as_deref().map(parse_status).transpose()?;
+    state.store.get_webhook(&id).await?;
+    let filter = DeliveryFilter {
+        webhook_id: Some(id),
+        status,
+    };
+    let page = state
+        .store
+        .list_webhook_deliveries(&filter, accolade_store::Page::new(q.limit, q.offset))
+        .await?;
+    Ok(Json(ListBody::from_page(page, Into::into)))
+}
+
+#[utoipa::path(get, path = "/webhook-deliveries/{id}", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 200, body = DeliveryBody), (status = 404, description = "webhook_delivery_not_found", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_delivery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeliveryBody>> {
+    let d = state.store.get_webhook_delivery(&id).await?;
+    Ok(Json(d.into()))
+}
+
+/// Send the delivery's event again now: a new delivery (new id, `replay_of` set, fresh attempt
+/// cycle) with the same event id, so receivers can recognise it.
+#[utoipa::path(post, path = "/webhook-deliveries/{id}/replay", tag = "webhooks", params(("id" = String, Path)),
+    responses((status = 201, body = DeliveryBody), (status = 404, description = "webhook_delivery_not_found", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn replay_delivery(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<DeliveryBody>)> {
+    let d = state.store.replay_webhook_delivery(&id, Utc::now()).await?;
+    tracing::info!(delivery.id = %d.id, replay_of = %id, "webhook delivery {id} replayed as {}", d.id);
+    Ok((StatusCode::CREATED, Json(d.into())))
+}

@@ -1,0 +1,231 @@
+//! Subscriptions: input validation (URL, event types, secret), secret generation, and sealing the
+//! secret under the server key bound to the subscription id, so it is stored encrypted and a
+//! ciphertext copied onto another subscription does not open. The plaintext secret leaves this
+//! module only in the value returned by [`create`] and [`rotate_secret`], shown to the operator
+//! once.
+
+use accolade_domain::webhook::{is_known_event_type, EVENT_TYPES};
+use accolade_store::{NewWebhook, Store, Webhook, WebhookPatch};
+use base64::Engine;
+use rand::RngCore;
+
+use crate::error::ApiError;
+use crate::service::secrets::SecretBox;
+
+/// Longest accepted URL.
+pub const MAX_URL_LEN: usize = 2048;
+/// Prefix of generated secrets (tells a leaked string's purpose at a glance).
+pub const SECRET_PREFIX: &str = "whsec_";
+const MIN_SECRET_LEN: usize = 16;
+const MAX_SECRET_LEN: usize = 256;
+
+/// What an operator asks for when subscribing.
+#[derive(Debug, Clone, Default)]
+pub struct Subscribe {
+    pub url: String,
+    pub event_types: Vec<String>,
+    /// `None`: generate one.
+    pub secret: Option<String>,
+    pub description: String,
+    pub active: bool,
+}
+
+/// A subscription together with its secret, returned once.
+pub struct WithSecret {
+    pub webhook: Webhook,
+    pub secret: String,
+}
+
+/// An absolute http(s) URL with a host, at most [`MAX_URL_LEN`] characters.
+pub fn validate_url(url: &str) -> Result<(), ApiError> {
+    let bad = |why: &str| ApiError::bad_request("invalid_webhook_url", format!("url: {why}"));
+    if url.len() > MAX_URL_LEN {
+        return Err(bad(&format!("longer than {MAX_URL_LEN} characters")));
+    }
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| bad(&format!("not an absolute URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("a host is required"));
+    }
+    Ok(())
+}
+
+/// Every type must be one webhooks deliver; duplicates are dropped, order kept.
+pub fn validate_event_types(types: &[String]) -> Result<Vec<String>, ApiError> {
+    let mut out: Vec<String> = Vec::with_capacity(types.len());
+    for t in types {
+        if !is_known_event_type(t) {
+            return Err(ApiError::bad_request(
+                "unknown_event_type",
+                format!(
+                    "event type `{t}` cannot be subscribed to; use one of {}",
+                    EVENT_TYPES.join(", ")
+                ),
+            ));
+        }
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn validate_secret(secret: &str) -> Result<(), ApiError> {
+    let n = secret.chars().count();
+    if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&n)
+        || secret.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_secret",
+            format!(
+                "secret must be {MIN_SECRET_LEN}-{MAX_SECRET_LEN} characters without spaces or \
+                 control characters (or leave it out to have one generated)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `whsec_` + 32 random bytes in URL-safe base64.
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{SECRET_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+pub async fn create(
+    store: &dyn Store,
+    secrets: &SecretBox,
+    s: Subscribe,
+) -> Result<WithSecret, ApiError> {
+    validate_url(&s.url)?;
+    let event_types = validate_event_types(&s.event_types)?;
+    let secret = match s.secret {
+        Some(given) => {
+            validate_secret(&given)?;
+            given
+        }
+        None => generate_secret(),
+    };
+    let id = accolade_domain::ids::webhook_id();
+    let webhook = store
+        .create_webhook(NewWebhook {
+            secret_ciphertext: secrets.seal(&secret, &id),
+            id,
+            url: s.url,
+            event_types,
+            description: s.description,
+            active: s.active,
+        })
+        .await?;
+    tracing::info!(webhook.id = %webhook.id, "webhook subscription {} created", webhook.id);
+    Ok(WithSecret { webhook, secret })
+}
+
+pub async fn update(
+    store: &dyn Store,
+    id: &str,
+    mut patch: WebhookPatch,
+) -> Result<Webhook, ApiError> {
+    if let Some(url) = &patch.url {
+        validate_url(url)?;
+    }
+    if let Some(types) = &patch.event_types {
+        patch.event_types = Some(validate_event_types(types)?);
+    }
+    Ok(store.update_webhook(id, patch).await?)
+}
+
+/// Replaces the secret (given or generated). Deliveries signed from now on use the new one.
+pub async fn rotate_secret(
+    store: &dyn Store,
+    secrets: &SecretBox,
+    id: &str,
+    secret: Option<String>,
+) -> Result<WithSecret, ApiError> {
+    let secret = match secret {
+        Some(given) => {
+            validate_secret(&given)?;
+            given
+        }
+        None => generate_secret(),
+    };
+    let webhook = store
+        .set_webhook_secret(id, secrets.seal(&secret, id))
+        .await?;
+    tracing::info!(webhook.id = %id, "webhook secret of {id} rotated");
+    Ok(WithSecret { webhook, secret })
+}
+
+/// The subscription's secret in clear, for signing.
+pub async fn secret(store: &dyn Store, secrets: &SecretBox, id: &str) -> anyhow::Result<String> {
+    let sealed = store.webhook_secret(id).await?;
+    secrets.open(&sealed, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(e: ApiError) -> &'static str {
+        match e {
+            ApiError::BadRequest { code, .. } => code,
+            other => panic!("expected a bad request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn urls() {
+        assert!(validate_url("https://example.com/hook?x=1").is_ok());
+        assert!(validate_url("http://127.0.0.1:9000/").is_ok());
+        for bad in [
+            "example.com/hook",
+            "ftp://example.com/",
+            "https://",
+            "/relative",
+            "mailto:a@b",
+        ] {
+            assert_eq!(
+                code(validate_url(bad).unwrap_err()),
+                "invalid_webhook_url",
+                "{bad}"
+            );
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+        assert_eq!(
+            code(validate_url(&long).unwrap_err()),
+            "invalid_webhook_url"
+        );
+    }
+
+    #[test]
+    fn event_types_and_secrets() {
+        let t = accolade_domain::outbox::BADGE_REVOKED.to_string();
+        assert_eq!(
+            validate_event_types(&[t.clone(), t.clone()]).unwrap(),
+            vec![t]
+        );
+        assert_eq!(
+            code(validate_event_types(&["badge.awarded".into()]).unwrap_err()),
+            "unknown_event_type"
+        );
+        let s = generate_secret();
+        assert!(s.starts_with(SECRET_PREFIX) && s.len() == SECRET_PREFIX.len() + 43);
+        assert_ne!(s, generate_secret());
+        assert!(validate_secret(&s).is_ok());
+        assert_eq!(
+            code(validate_secret("short").unwrap_err()),
+            "invalid_secret"
+        );
+        assert_eq!(
+            code(validate_secret("has a space in the middle").unwrap_err()),
+            "invalid_secret"
+        );
+    }
+}
