@@ -32,6 +32,9 @@ pub fn webhook_id() -> String {
 pub fn webhook_delivery_id() -> String {
     prefixed("whd")
 }
+pub fn admin_user_id() -> String {
+    prefixed("adm")
+}
 
 /// True when `s` is a UUID in any of the usual textual forms.
 pub fn is_uuid(s: &str) -> bool {

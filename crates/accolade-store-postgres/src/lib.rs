@@ -3,6 +3,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod admin;
 mod awards;
 mod config;
 mod credly;
@@ -543,6 +544,47 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> Result<WebhookDelivery> {
         webhooks::replay(&mut *self.conn().await?, id, now).await
+    }
+
+    async fn create_admin_user(&self, username: &str, password_hash: &str) -> Result<AdminUser> {
+        admin::create_user(&mut *self.conn().await?, username, password_hash).await
+    }
+
+    async fn set_admin_password(&self, username: &str, password_hash: &str) -> Result<AdminUser> {
+        // The new hash and the end of the account's sessions commit together.
+        in_tx!(self.write().await?, |c| admin::set_password(
+            c,
+            username,
+            password_hash
+        ))
+    }
+
+    async fn get_admin_user(&self, username: &str) -> Result<AdminUser> {
+        admin::get_user(&mut *self.conn().await?, username).await
+    }
+
+    async fn record_admin_login(&self, user_id: &str, outcome: LoginOutcome) -> Result<AdminUser> {
+        admin::record_login(&mut *self.conn().await?, user_id, outcome).await
+    }
+
+    async fn create_admin_session(&self, session: AdminSession) -> Result<()> {
+        admin::create_session(&mut *self.conn().await?, session).await
+    }
+
+    async fn get_admin_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AdminSession>> {
+        admin::get_session(&mut *self.conn().await?, id_hash, now).await
+    }
+
+    async fn delete_admin_session(&self, id_hash: &str) -> Result<()> {
+        admin::delete_session(&mut *self.conn().await?, id_hash).await
+    }
+
+    async fn purge_admin_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        admin::purge_sessions(&mut *self.conn().await?, now).await
     }
 
     async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken> {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod admin;
 mod awards;
 mod checkpoint;
 mod config;
@@ -719,6 +720,49 @@ impl Store for SqliteStore {
     ) -> Result<WebhookDelivery> {
         let id = id.to_string();
         self.write(move |c| webhooks::replay(c, &id, now)).await
+    }
+
+    async fn create_admin_user(&self, username: &str, password_hash: &str) -> Result<AdminUser> {
+        let (u, h) = (username.to_string(), password_hash.to_string());
+        self.write(move |c| admin::create_user(c, &u, &h)).await
+    }
+
+    async fn set_admin_password(&self, username: &str, password_hash: &str) -> Result<AdminUser> {
+        let (u, h) = (username.to_string(), password_hash.to_string());
+        self.write(move |c| admin::set_password(c, &u, &h)).await
+    }
+
+    async fn get_admin_user(&self, username: &str) -> Result<AdminUser> {
+        let u = username.to_string();
+        self.read(move |c| admin::get_user(c, &u)).await
+    }
+
+    async fn record_admin_login(&self, user_id: &str, outcome: LoginOutcome) -> Result<AdminUser> {
+        let id = user_id.to_string();
+        self.write(move |c| admin::record_login(c, &id, outcome))
+            .await
+    }
+
+    async fn create_admin_session(&self, session: AdminSession) -> Result<()> {
+        self.write(move |c| admin::create_session(c, session)).await
+    }
+
+    async fn get_admin_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AdminSession>> {
+        let h = id_hash.to_string();
+        self.read(move |c| admin::get_session(c, &h, now)).await
+    }
+
+    async fn delete_admin_session(&self, id_hash: &str) -> Result<()> {
+        let h = id_hash.to_string();
+        self.write(move |c| admin::delete_session(c, &h)).await
+    }
+
+    async fn purge_admin_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.write(move |c| admin::purge_sessions(c, now)).await
     }
 
     async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken> {

@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0004_webhooks.sql",
         include_str!("../migrations/0004_webhooks.sql"),
     ),
+    (
+        5,
+        "0005_admin.sql",
+        include_str!("../migrations/0005_admin.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod admin;
 mod error;
 mod index_cache;
 mod models;
@@ -9,6 +10,7 @@ mod store;
 pub mod testkit;
 mod webhooks;
 
+pub use admin::*;
 pub use error::StoreError;
 pub use index_cache::IndexCache;
 pub use models::*;

@@ -9,6 +9,7 @@ use accolade_domain::template::{Penalty, Requirement, Template, TemplateConfig};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::admin::*;
 use crate::models::*;
 use crate::webhooks::*;
 use crate::{IndexCache, StoreError};
@@ -262,6 +263,37 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<WebhookDelivery>;
+
+    // ---- admin web UI accounts and sessions ----------------------------------------------
+
+    /// Creates an admin account; `admin_user_exists` (conflict) when the username is taken.
+    async fn create_admin_user(&self, username: &str, password_hash: &str) -> Result<AdminUser>;
+
+    /// Replaces an account's password hash and ends all its sessions; not found when unknown.
+    async fn set_admin_password(&self, username: &str, password_hash: &str) -> Result<AdminUser>;
+
+    /// The account with this exact username; not found when unknown.
+    async fn get_admin_user(&self, username: &str) -> Result<AdminUser>;
+
+    /// Records the result of a login attempt on an account (see [`LoginOutcome`]).
+    async fn record_admin_login(&self, user_id: &str, outcome: LoginOutcome) -> Result<AdminUser>;
+
+    /// Stores a new session (its `username` is ignored).
+    async fn create_admin_session(&self, session: AdminSession) -> Result<()>;
+
+    /// The session with this id hash if it exists and has not expired at `now`, with the
+    /// account's username filled in.
+    async fn get_admin_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AdminSession>>;
+
+    /// Ends a session (logout); ending an unknown session is not an error.
+    async fn delete_admin_session(&self, id_hash: &str) -> Result<()>;
+
+    /// Deletes sessions that expired before `now`; returns how many.
+    async fn purge_admin_sessions(&self, now: DateTime<Utc>) -> Result<u64>;
 
     // ---- admin tokens, stats ---------------------------------------------------------------
 

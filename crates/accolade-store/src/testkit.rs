@@ -23,6 +23,8 @@
 //!   notifications, provider award states, deferred jobs;
 //! - [`webhooks`]: outbound webhook subscriptions, fan-out, the delivery queue, retries and
 //!   replay;
+//! - [`admin`]: accounts and sessions of the `/admin` web UI: unique usernames, failed-login
+//!   counting and locks, password changes ending sessions, session expiry, logout and purge;
 //! - [`shared`]: tests taking two handles on one database (called by implementations directly).
 //!
 //! [`support`] holds the event builders and helpers the tests are written with; implementation
@@ -30,6 +32,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod admin;
 pub mod configuration;
 pub mod credly;
 pub mod defects;
@@ -40,6 +43,7 @@ pub mod shared;
 pub mod support;
 pub mod webhooks;
 
+pub use admin::*;
 pub use configuration::*;
 pub use credly::*;
 pub use defects::*;
@@ -145,6 +149,15 @@ macro_rules! conformance_suite {
             webhook_retry_follows_the_schedule,
             webhook_dead_after_max_age,
             webhook_replay_sends_the_event_again,
+            admin_user_is_created_and_unique,
+            admin_unknown_user_is_not_found,
+            admin_failed_logins_are_counted_and_lock,
+            admin_successful_login_resets_failures,
+            admin_password_change_ends_sessions_and_lock,
+            admin_session_is_read_with_its_username,
+            admin_session_expires,
+            admin_session_is_deleted,
+            admin_sessions_are_purged_once_expired,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
