@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod service;
 pub mod state;
 pub mod telemetry;
+pub mod web;
 
 pub use api::build_app;
 pub use state::AppState;

@@ -93,6 +93,7 @@ pub fn build_app(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(health::router())
         .merge(credly::webhook_router())
+        .merge(crate::web::router())
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))

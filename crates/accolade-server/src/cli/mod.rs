@@ -176,6 +176,33 @@ pub enum AdminCommand {
         #[arg(long)]
         name: String,
     },
+    /// Create an account for the web UI at /admin, or set a new password with --reset. The
+    /// password is read from standard input (first line), so it never appears in the process
+    /// list or the shell history: `accolade admin create-user --username ann < pw.txt`, or type
+    /// it at the prompt.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        /// Replace the password of an existing account (ends its sessions, clears a lock).
+        #[arg(long)]
+        reset: bool,
+    },
+}
+
+/// Reads a new password from the first line of standard input.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        eprint!(
+            "Password (at least {} characters, shown as typed): ",
+            crate::web::password::MIN_LENGTH
+        );
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    crate::web::password::check_strength(&password).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(password)
 }
 
 /// Runs the parsed command.
@@ -250,6 +277,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 token.id, token.name
             );
             println!("{secret}");
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::CreateUser { username, reset },
+        } => {
+            let username = username.trim().to_lowercase();
+            if username.is_empty()
+                || username.len() > 64
+                || !username
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+            {
+                anyhow::bail!(
+                    "the username must be 1-64 characters of a-z, 0-9, '.', '_', '-', '@'"
+                );
+            }
+            let password = read_password()?;
+            let hash = crate::web::password::hash(&password)?;
+            let store = db::open(&config.database).await?;
+            if reset {
+                store.set_admin_password(&username, &hash).await?;
+                eprintln!("New password set for {username}; their sessions were ended.");
+            } else {
+                let user = store.create_admin_user(&username, &hash).await?;
+                eprintln!(
+                    "Created admin account {} ({}). Sign in at /admin.",
+                    user.username, user.id
+                );
+            }
             Ok(())
         }
         Command::Credly { command } => credly_command(config, command).await,
@@ -596,6 +652,7 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
         }
     }
     tokio::spawn(crate::service::credly::orgs::watch_expiry(state.clone()));
+    tokio::spawn(crate::web::login::purge_expired_sessions(state.clone()));
     if state.config.event_bus.enabled {
         start_consumer(&state)?;
     }

@@ -1,0 +1,73 @@
+//! The admin web UI under `/admin`: server-rendered pages (askama), no JavaScript build step.
+//!
+//! Security, in one place: every page but the login form takes the [`session::Admin`]
+//! extractor; every form carries a CSRF token; cookies are `HttpOnly` + `SameSite=Strict`; and
+//! every answer carries a Content-Security-Policy that allows only this origin's own scripts,
+//! styles and forms, and no framing.
+
+pub mod cookies;
+pub mod login;
+pub mod pages;
+pub mod password;
+pub mod session;
+
+use axum::extract::Request;
+use axum::http::header::{self, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The Content-Security-Policy of every `/admin` answer.
+pub const CSP: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+const STYLESHEET: &str = include_str!("../../static/admin.css");
+
+/// The `/admin` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(pages::dashboard))
+        .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
+        .route("/admin/login", get(login::form).post(login::submit))
+        .route("/admin/logout", axum::routing::post(login::logout))
+        .route("/admin/static/admin.css", get(stylesheet))
+        .layer(middleware::from_fn(security_headers))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    // Pages show account data: never keep them in shared caches or the back-forward cache.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

@@ -1,0 +1,140 @@
+//! The pages: askama templates under `templates/admin/` (HTML-escaped by default, so names and
+//! descriptions from the database or from Credly cannot inject markup) and their handlers.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
+
+use super::session::Admin;
+use crate::service::credly::orgs::key_status;
+use crate::state::AppState;
+
+/// Renders a template, or a plain 500 if rendering fails (a bug, logged).
+fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "admin page failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page failed to render").into_response()
+        }
+    }
+}
+
+macro_rules! page {
+    ($t:ty) => {
+        impl IntoResponse for $t {
+            fn into_response(self) -> Response {
+                render(&self)
+            }
+        }
+    };
+}
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+pub struct LoginPage<'a> {
+    pub csrf: &'a str,
+    pub next: &'a str,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+page!(LoginPage<'_>);
+
+#[derive(Template)]
+#[template(path = "admin/error.html")]
+pub struct ErrorPage<'a> {
+    pub status: u16,
+    pub message: &'a str,
+}
+page!(ErrorPage<'_>);
+
+/// A short page explaining why a request was refused.
+pub fn error_page(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        ErrorPage {
+            status: status.as_u16(),
+            message,
+        },
+    )
+        .into_response()
+}
+
+/// One Credly organization as the dashboard shows it.
+pub struct OrgRow {
+    pub id: String,
+    pub name: String,
+    pub days_left: i64,
+    pub level: &'static str,
+    pub last_sync: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/dashboard.html")]
+pub struct Dashboard {
+    pub username: String,
+    pub csrf: String,
+    pub events: i64,
+    pub awards_active: i64,
+    pub outbox_pending: i64,
+    pub outbox_dead: i64,
+    pub orgs: Vec<OrgRow>,
+    /// Organizations whose key expires within the warning window or has expired.
+    pub expiring: Vec<String>,
+}
+page!(Dashboard);
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "never".to_string(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// `GET /admin`
+pub async fn dashboard(State(state): State<AppState>, admin: Admin) -> Response {
+    let (stats, orgs) = match tokio::try_join!(state.store.stats(), state.store.list_credly_orgs())
+    {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "dashboard: cannot read the database");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database is not available; try again shortly.",
+            );
+        }
+    };
+    let now = Utc::now();
+    let warn_days = &state.config.credly.key_warning_days;
+    let orgs: Vec<OrgRow> = orgs
+        .into_iter()
+        .map(|o| {
+            let k = key_status(o.key_expires_at, now, warn_days);
+            OrgRow {
+                id: o.id,
+                name: o.name,
+                days_left: k.days_left,
+                level: k.level,
+                last_sync: when(o.last_sync_at),
+            }
+        })
+        .collect();
+    let expiring = orgs
+        .iter()
+        .filter(|o| o.level != "ok")
+        .map(|o| format!("{} ({} days left)", o.name, o.days_left.max(0)))
+        .collect();
+    Dashboard {
+        username: admin.session.username,
+        csrf: admin.session.csrf_token,
+        events: stats.events,
+        awards_active: stats.awards_active,
+        outbox_pending: stats.outbox_pending,
+        outbox_dead: stats.outbox_dead,
+        orgs,
+        expiring,
+    }
+    .into_response()
+}

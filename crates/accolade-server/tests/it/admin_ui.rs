@@ -1,0 +1,464 @@
+//! The admin web UI's security: anonymous access, CSRF, session fixation, lockout, escaping,
+//! headers, and the account CLI. Requests go through the real router with real cookies.
+
+use accolade_server::web::password;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::helpers::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    /// The value this answer sets for a cookie (`None` when it does not set it).
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix(&format!("{name}=")))
+            .map(|rest| rest.split(';').next().unwrap_or("").to_string())
+    }
+
+    fn set_cookie_line(&self, name: &str) -> String {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The value of a hidden form field.
+    fn field(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker).expect("field present") + marker.len();
+        self.body[start..].split('"').next().unwrap().to_string()
+    }
+}
+
+async fn send(
+    app: &TestApp,
+    method: &str,
+    uri: &str,
+    cookies: &[(&str, &str)],
+    form: Option<&[(&str, &str)]>,
+) -> Answer {
+    let mut req = Request::builder().method(method).uri(uri);
+    if !cookies.is_empty() {
+        let c: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        req = req.header("cookie", c.join("; "));
+    }
+    let body = match form {
+        Some(fields) => {
+            req = req.header("content-type", "application/x-www-form-urlencoded");
+            let encoded: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{k}={}", urlencode(v)))
+                .collect();
+            Body::from(encoded.join("&"))
+        }
+        None => Body::empty(),
+    };
+    let res = app
+        .router
+        .clone()
+        .oneshot(req.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn admin_app(username: &str) -> TestApp {
+    let app = TestApp::new().await;
+    let hash = password::hash(PASSWORD).unwrap();
+    app.state
+        .store
+        .create_admin_user(username, &hash)
+        .await
+        .unwrap();
+    app
+}
+
+/// Signs in through the form; returns the login answer (session cookie in `Set-Cookie`).
+async fn sign_in(app: &TestApp, username: &str, pw: &str, extra: &[(&str, &str)]) -> Answer {
+    let form = send(app, "GET", "/admin/login", &[], None).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let token = form
+        .cookie("accolade_login_csrf")
+        .expect("login csrf cookie");
+    assert_eq!(
+        form.field("csrf"),
+        token,
+        "double-submit token in cookie and form"
+    );
+    let mut cookies = vec![("accolade_login_csrf", token.as_str())];
+    cookies.extend_from_slice(extra);
+    send(
+        app,
+        "POST",
+        "/admin/login",
+        &cookies,
+        Some(&[
+            ("username", username),
+            ("password", pw),
+            ("csrf", &token),
+            ("next", "/admin"),
+        ]),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn every_admin_page_refuses_anonymous_access() {
+    let app = admin_app("ann").await;
+    let page = send(&app, "GET", "/admin", &[], None).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/admin/login?next=/admin");
+    let forged = send(
+        &app,
+        "GET",
+        "/admin",
+        &[("accolade_session", "made-up")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        forged.status,
+        StatusCode::SEE_OTHER,
+        "an unknown session id is no session"
+    );
+    let post = send(&app, "POST", "/admin/logout", &[], Some(&[("csrf", "x")])).await;
+    assert_eq!(post.status, StatusCode::UNAUTHORIZED);
+    // The login form and the stylesheet are the only pages open to anyone.
+    assert_eq!(
+        send(&app, "GET", "/admin/login", &[], None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, "GET", "/admin/static/admin.css", &[], None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn signing_in_opens_the_dashboard_with_a_strict_http_only_cookie() {
+    let app = admin_app("ann").await;
+    let login = sign_in(&app, "ann", PASSWORD, &[]).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
+    assert_eq!(login.location(), "/admin");
+    let line = login.set_cookie_line("accolade_session");
+    assert!(
+        line.contains("HttpOnly") && line.contains("SameSite=Strict"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("Secure"),
+        "plain HTTP in tests: no Secure flag"
+    );
+    let session = login.cookie("accolade_session").unwrap();
+    let page = send(
+        &app,
+        "GET",
+        "/admin",
+        &[("accolade_session", &session)],
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Dashboard") && page.body.contains("Signed in as <strong>ann</strong>")
+    );
+    // Behind a TLS-terminating proxy the cookie is Secure.
+    let form = send(&app, "GET", "/admin/login", &[], None).await;
+    let token = form.cookie("accolade_login_csrf").unwrap();
+    let req = Request::builder()
+        .method("POST")
+        .uri("/admin/login")
+        .header("x-forwarded-proto", "https")
+        .header("cookie", format!("accolade_login_csrf={token}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!(
+            "username=ann&password={}&csrf={token}",
+            urlencode(PASSWORD)
+        )))
+        .unwrap();
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    let secure = res.headers().get_all("set-cookie").iter().any(|v| {
+        let v = v.to_str().unwrap_or("");
+        v.starts_with("accolade_session=") && v.contains("; Secure")
+    });
+    assert!(secure, "Secure session cookie behind TLS");
+}
+
+#[tokio::test]
+async fn forms_without_the_right_csrf_token_are_refused() {
+    let app = admin_app("ann").await;
+    // Login form: token missing from the cookie, or not matching it.
+    let no_cookie = send(
+        &app,
+        "POST",
+        "/admin/login",
+        &[],
+        Some(&[("username", "ann"), ("password", PASSWORD), ("csrf", "abc")]),
+    )
+    .await;
+    assert_eq!(no_cookie.status, StatusCode::FORBIDDEN);
+    assert!(no_cookie.cookie("accolade_session").is_none());
+    let mismatch = send(
+        &app,
+        "POST",
+        "/admin/login",
+        &[("accolade_login_csrf", "one")],
+        Some(&[("username", "ann"), ("password", PASSWORD), ("csrf", "two")]),
+    )
+    .await;
+    assert_eq!(mismatch.status, StatusCode::FORBIDDEN);
+    assert!(mismatch.cookie("accolade_session").is_none());
+    // Signed in: logout with a wrong token is refused and the session stays valid.
+    let session = sign_in(&app, "ann", PASSWORD, &[])
+        .await
+        .cookie("accolade_session")
+        .unwrap();
+    let cookies = [("accolade_session", session.as_str())];
+    let refused = send(
+        &app,
+        "POST",
+        "/admin/logout",
+        &cookies,
+        Some(&[("csrf", "wrong")]),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        send(&app, "GET", "/admin", &cookies, None).await.status,
+        StatusCode::OK
+    );
+    // With the session's token it works, and the session is gone afterwards.
+    let page = send(&app, "GET", "/admin", &cookies, None).await;
+    let csrf = page.field("csrf");
+    let out = send(
+        &app,
+        "POST",
+        "/admin/logout",
+        &cookies,
+        Some(&[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        out.cookie("accolade_session").as_deref(),
+        Some(""),
+        "cookie cleared"
+    );
+    assert_eq!(
+        send(&app, "GET", "/admin", &cookies, None).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn a_session_id_planted_before_login_never_becomes_a_session() {
+    let app = admin_app("ann").await;
+    let login = sign_in(
+        &app,
+        "ann",
+        PASSWORD,
+        &[("accolade_session", "planted-by-attacker")],
+    )
+    .await;
+    let fresh = login.cookie("accolade_session").unwrap();
+    assert_ne!(fresh, "planted-by-attacker");
+    let planted = send(
+        &app,
+        "GET",
+        "/admin",
+        &[("accolade_session", "planted-by-attacker")],
+        None,
+    )
+    .await;
+    assert_eq!(planted.status, StatusCode::SEE_OTHER);
+    // Signing in again with a valid session ends that session and issues another id.
+    let again = sign_in(&app, "ann", PASSWORD, &[("accolade_session", &fresh)]).await;
+    let newer = again.cookie("accolade_session").unwrap();
+    assert_ne!(newer, fresh);
+    assert_eq!(
+        send(&app, "GET", "/admin", &[("accolade_session", &fresh)], None)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        send(&app, "GET", "/admin", &[("accolade_session", &newer)], None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_even_for_the_right_password() {
+    let app = admin_app("ann").await;
+    for i in 0..5 {
+        let wrong = sign_in(&app, "ann", "not the password", &[]).await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+        assert!(wrong.body.contains("Wrong username or password."));
+    }
+    let locked = sign_in(&app, "ann", PASSWORD, &[]).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(locked.body.contains("Too many failed sign-ins"));
+    assert!(locked.cookie("accolade_session").is_none());
+    // An unknown account gets the same answer as a wrong password.
+    let unknown = sign_in(&app, "nobody", PASSWORD, &[]).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(unknown.body.contains("Wrong username or password."));
+}
+
+#[tokio::test]
+async fn markup_in_names_is_shown_as_text() {
+    let app = admin_app("<script>alert(1)</script>").await;
+    let session = sign_in(&app, "<script>alert(1)</script>", PASSWORD, &[])
+        .await
+        .cookie("accolade_session")
+        .unwrap();
+    let page = send(
+        &app,
+        "GET",
+        "/admin",
+        &[("accolade_session", &session)],
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        !page.body.contains("<script>alert(1)</script>"),
+        "raw markup rendered"
+    );
+    assert!(
+        page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+            || page.body.contains("&#60;script&#62;"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn admin_answers_carry_a_content_security_policy_and_no_store() {
+    let app = admin_app("ann").await;
+    for uri in ["/admin/login", "/admin"] {
+        let a = send(&app, "GET", uri, &[], None).await;
+        let csp = a
+            .headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{uri}: {csp}"
+        );
+        assert_eq!(a.headers.get("x-frame-options").unwrap(), "DENY");
+        assert_eq!(a.headers.get("x-content-type-options").unwrap(), "nosniff");
+    }
+    let login = send(&app, "GET", "/admin/login", &[], None).await;
+    assert_eq!(login.headers.get("cache-control").unwrap(), "no-store");
+}
+
+#[tokio::test]
+async fn the_cli_creates_accounts_with_hashed_passwords_and_refuses_short_ones() {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("accolade-admin-cli-{}", unique()));
+    let db = format!("sqlite://{}/a.db", dir.display());
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_accolade"))
+            .args(args)
+            .args(["--database-url", &db])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = run(&["admin", "create-user", "--username", "Ann"], "short\n");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let ok = run(
+        &["admin", "create-user", "--username", "Ann"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let dup = run(
+        &["admin", "create-user", "--username", "ann"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(!dup.status.success(), "a second account with the same name");
+    let reset = run(
+        &["admin", "create-user", "--username", "ann", "--reset"],
+        "another long password\n",
+    );
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let mut config = accolade_server::config::Config::defaults();
+    config.database.url = db.clone();
+    let store = accolade_server::db::open(&config.database).await.unwrap();
+    let user = store.get_admin_user("ann").await.unwrap();
+    assert!(
+        user.password_hash.starts_with("$argon2id$"),
+        "stored as an argon2id hash"
+    );
+    assert!(password::verify(
+        "another long password",
+        &user.password_hash
+    ));
+    assert!(!password::verify(PASSWORD, &user.password_hash));
+    let _ = std::fs::remove_dir_all(dir);
+}
