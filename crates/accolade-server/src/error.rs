@@ -48,6 +48,11 @@ impl ApiError {
         }
     }
 
+    /// The stable error code (as in the JSON body), e.g. `credly_key_rejected`.
+    pub fn code(&self) -> &str {
+        self.parts().1
+    }
+
     fn parts(&self) -> (StatusCode, &str) {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),

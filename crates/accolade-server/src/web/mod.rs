@@ -6,10 +6,13 @@
 //! styles and forms, and no framing.
 
 pub mod cookies;
+pub mod credly;
+pub mod forms;
 pub mod login;
 pub mod pages;
 pub mod password;
 pub mod session;
+pub mod templates;
 
 use axum::extract::Request;
 use axum::http::header::{self, HeaderValue};
@@ -34,6 +37,16 @@ pub fn router() -> Router<AppState> {
         .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
         .route("/admin/login", get(login::form).post(login::submit))
         .route("/admin/logout", axum::routing::post(login::logout))
+        .route("/admin/credly", get(credly::list).post(credly::add))
+        .route(
+            "/admin/credly/sync",
+            axum::routing::post(credly::sync_selected),
+        )
+        .route(
+            "/admin/credly/{id}/key",
+            axum::routing::post(credly::rotate),
+        )
+        .route("/admin/templates", get(templates::list))
         .route("/admin/static/admin.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
 }

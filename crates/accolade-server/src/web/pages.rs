@@ -13,8 +13,13 @@ use crate::state::AppState;
 
 /// Renders a template, or a plain 500 if rendering fails (a bug, logged).
 fn render(t: &impl Template) -> Response {
+    render_with(StatusCode::OK, t)
+}
+
+/// Renders a template with the given status.
+pub fn render_with(status: StatusCode, t: &impl Template) -> Response {
     match t.render() {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "admin page failed to render");
             (StatusCode::INTERNAL_SERVER_ERROR, "page failed to render").into_response()

@@ -105,13 +105,17 @@ fn urlencode(s: &str) -> String {
 
 async fn admin_app(username: &str) -> TestApp {
     let app = TestApp::new().await;
+    add_admin(&app, username).await;
+    app
+}
+
+async fn add_admin(app: &TestApp, username: &str) {
     let hash = password::hash(PASSWORD).unwrap();
     app.state
         .store
         .create_admin_user(username, &hash)
         .await
         .unwrap();
-    app
 }
 
 /// Signs in through the form; returns the login answer (session cookie in `Set-Cookie`).
@@ -461,4 +465,192 @@ async fn the_cli_creates_accounts_with_hashed_passwords_and_refuses_short_ones()
     ));
     assert!(!password::verify(PASSWORD, &user.password_hash));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Signs in as `ann` and returns the session cookie value.
+async fn session_of(app: &TestApp) -> String {
+    sign_in(app, "ann", PASSWORD, &[])
+        .await
+        .cookie("accolade_session")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_credly_page_adds_an_organization_syncs_it_and_the_templates_page_lists_them() {
+    use crate::credly::{app_for, sandbox, tid, KEY, ORG};
+    let ids = [tid(1), tid(2), tid(3)];
+    let sb = sandbox(&[(&ids[0], "active"), (&ids[1], "active"), (&ids[2], "draft")]).await;
+    let app = app_for(&sb.api_base_url).await;
+    add_admin(&app, "ann").await;
+    let session = session_of(&app).await;
+    let cookies = [("accolade_session", session.as_str())];
+    let page = send(&app, "GET", "/admin/credly", &cookies, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("No organization yet"));
+    let csrf = page.field("csrf");
+
+    // A wrong key: the precise error, the id kept in the form, nothing stored.
+    let wrong = send(
+        &app,
+        "POST",
+        "/admin/credly",
+        &cookies,
+        Some(&[
+            ("csrf", &csrf),
+            ("organization_id", ORG),
+            ("api_key", "not-the-key"),
+        ]),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.body.contains("credly_key_rejected"), "{}", wrong.body);
+    assert!(wrong.body.contains(&format!("value=\"{ORG}\"")));
+    assert!(!wrong.body.contains("not-the-key"), "a key is never echoed");
+    assert!(app.state.store.list_credly_orgs().await.unwrap().is_empty());
+
+    // The right key: added under Credly's name for it.
+    let added = send(
+        &app,
+        "POST",
+        "/admin/credly",
+        &cookies,
+        Some(&[("csrf", &csrf), ("organization_id", ORG), ("api_key", KEY)]),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert!(added.body.contains("Added Example Org"));
+    assert!(!added.body.contains(KEY), "a key is never echoed");
+
+    // Without the form token the sync is refused and nothing is imported.
+    let forged = send(
+        &app,
+        "POST",
+        "/admin/credly/sync",
+        &cookies,
+        Some(&[("org", ORG)]),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let synced = send(
+        &app,
+        "POST",
+        "/admin/credly/sync",
+        &cookies,
+        Some(&[("csrf", &csrf), ("org", ORG)]),
+    )
+    .await;
+    assert_eq!(synced.status, StatusCode::OK, "{}", synced.body);
+    assert!(
+        synced
+            .body
+            .contains("Example Org: 2 created (inactive), 0 updated, 0 deactivated"),
+        "{}",
+        synced.body
+    );
+
+    // The templates page shows what was imported: only active Credly templates, inactive here.
+    let list = send(
+        &app,
+        "GET",
+        "/admin/templates?origin=credly",
+        &cookies,
+        None,
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list
+        .body
+        .contains("Template 00000000-0000-4000-8000-000000000001"));
+    assert!(list
+        .body
+        .contains("Template 00000000-0000-4000-8000-000000000002"));
+    assert!(
+        !list
+            .body
+            .contains("Template 00000000-0000-4000-8000-000000000003"),
+        "drafts are not imported"
+    );
+    assert!(
+        list.body.contains("Example Org"),
+        "organization shown by name"
+    );
+    let active = send(
+        &app,
+        "GET",
+        "/admin/templates?origin=credly&active=true",
+        &cookies,
+        None,
+    )
+    .await;
+    assert!(
+        active.body.contains("No template matches."),
+        "new templates are inactive"
+    );
+}
+
+#[tokio::test]
+async fn the_templates_page_pages_on_the_server_and_keeps_filters() {
+    use accolade_domain::template::Origin;
+    let app = admin_app("ann").await;
+    for i in 0..60 {
+        app.state
+            .store
+            .create_template(accolade_store::NewTemplate {
+                id: None,
+                name: format!("Course {i:02} <b>bold</b>"),
+                description: String::new(),
+                image_url: None,
+                origin: Origin::Local,
+                provider_state: "active".into(),
+                is_active: false,
+                allow_reaward: true,
+                organization_id: None,
+            })
+            .await
+            .unwrap();
+    }
+    let session = session_of(&app).await;
+    let cookies = [("accolade_session", session.as_str())];
+    let first = send(&app, "GET", "/admin/templates?q=course", &cookies, None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.body.contains("Rows 1–50"), "{}", first.body);
+    assert!(
+        first
+            .body
+            .contains("href=\"/admin/templates?q=course&#38;offset=50\""),
+        "next link keeps the filter: {}",
+        first
+            .body
+            .lines()
+            .filter(|l| l.contains("rel="))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        !first.body.contains("<b>bold</b>")
+            && (first.body.contains("&lt;b&gt;bold") || first.body.contains("&#60;b&#62;bold")),
+        "names escaped"
+    );
+    let second = send(
+        &app,
+        "GET",
+        "/admin/templates?q=course&offset=50",
+        &cookies,
+        None,
+    )
+    .await;
+    assert!(second.body.contains("Rows 51–60"));
+    assert!(
+        !second.body.contains("rel=\"next\""),
+        "no page after the last"
+    );
+    let none = send(&app, "GET", "/admin/templates?q=zzz", &cookies, None).await;
+    assert!(none.body.contains("No template matches."));
+    // Anonymous: sent to the login form, with the way back.
+    let anon = send(&app, "GET", "/admin/templates?q=course", &[], None).await;
+    assert_eq!(anon.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        anon.location(),
+        "/admin/login?next=/admin/templates%3Fq%3Dcourse"
+    );
 }

@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const ORG: &str = "5c1d2b9e-8a7f-4c3e-9b1a-0d2e3f4a5b6c";
-const KEY: &str = "sandbox-key-0001-abcd";
+pub(crate) const ORG: &str = "5c1d2b9e-8a7f-4c3e-9b1a-0d2e3f4a5b6c";
+pub(crate) const KEY: &str = "sandbox-key-0001-abcd";
 
-fn seed(templates: &[(&str, &str)]) -> Seed {
+pub(crate) fn seed(templates: &[(&str, &str)]) -> Seed {
     Seed {
         organizations: vec![SeedOrganization {
             id: ORG.into(),
@@ -43,12 +43,12 @@ fn seed(templates: &[(&str, &str)]) -> Seed {
     }
 }
 
-fn tid(n: u32) -> String {
+pub(crate) fn tid(n: u32) -> String {
     format!("00000000-0000-4000-8000-{n:012}")
 }
 
 /// A TestApp whose Credly client points at `api_base_url`, with retries due at once.
-async fn app_for(api_base_url: &str) -> TestApp {
+pub(crate) async fn app_for(api_base_url: &str) -> TestApp {
     let mut config = Config::defaults();
     config.credly.api_base_url = api_base_url.into();
     config.credly.rate_limit_per_second = 0;
@@ -68,7 +68,7 @@ async fn add_org(app: &TestApp) -> Value {
     body
 }
 
-async fn sandbox(templates: &[(&str, &str)]) -> RunningSandbox {
+pub(crate) async fn sandbox(templates: &[(&str, &str)]) -> RunningSandbox {
     Sandbox::start(seed(templates)).await.unwrap()
 }
 
