@@ -47,6 +47,11 @@ pub fn router() -> Router<AppState> {
             axum::routing::post(credly::rotate),
         )
         .route("/admin/templates", get(templates::list))
+        .route("/admin/templates/{id}", get(templates::detail))
+        .route(
+            "/admin/templates/{id}/active",
+            axum::routing::post(templates::set_active),
+        )
         .route("/admin/static/admin.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
 }

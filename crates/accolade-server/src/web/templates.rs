@@ -157,3 +157,201 @@ pub async fn list(
     };
     render_with(StatusCode::OK, &page)
 }
+
+/// One requirement or penalty as the detail page lists it.
+pub struct RuleSet {
+    pub group: String,
+    pub event_type: String,
+    pub description: String,
+    /// `path op value` lines; empty means "every event of this type".
+    pub rules: Vec<String>,
+    /// For penalties: the requirements they reset (group and description).
+    pub resets: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/template.html")]
+pub struct DetailPage {
+    pub username: String,
+    pub csrf: String,
+    pub t: accolade_domain::template::Template,
+    pub org_name: String,
+    pub credly_url: Option<String>,
+    pub requirements: Vec<RuleSet>,
+    pub penalties: Vec<RuleSet>,
+    pub groups: String,
+    /// What switching the template on or off will do, in words.
+    pub consequence: String,
+    pub notice: Option<String>,
+}
+
+fn rules_text(rules: &[accolade_domain::rules::DataRule]) -> Vec<String> {
+    rules
+        .iter()
+        .map(|r| {
+            format!("{} {} {}", r.path, r.operator, r.value)
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+async fn detail_page(state: &AppState, admin: Admin, id: &str, notice: Option<String>) -> Response {
+    let config = match state.store.get_template(id).await {
+        Ok(c) => c,
+        Err(accolade_store::StoreError::NotFound { .. }) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                "There is no badge template with this id.",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "template page: cannot read the template");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database is not available; try again shortly.",
+            );
+        }
+    };
+    let t = config.template;
+    let org_name = match &t.organization_id {
+        Some(org) => state
+            .store
+            .get_credly_org(org)
+            .await
+            .map_or_else(|_| org.clone(), |o| o.name),
+        None => String::new(),
+    };
+    let by_id: std::collections::HashMap<&str, String> = config
+        .requirements
+        .iter()
+        .map(|r| {
+            let label = if r.description.is_empty() {
+                r.event_type.clone()
+            } else {
+                r.description.clone()
+            };
+            (r.id.as_str(), format!("{}: {label}", r.group))
+        })
+        .collect();
+    let mut letters: Vec<String> = config
+        .requirements
+        .iter()
+        .map(|r| r.group.to_string())
+        .collect();
+    letters.sort();
+    letters.dedup();
+    let consequence = if t.is_active {
+        "Deactivating stops matching new events against this template. Badges already awarded stay awarded; progress is kept for when it is activated again.".to_string()
+    } else if config.requirements.is_empty() {
+        "This template has no requirements yet: once active, no event can complete it. Add requirements first.".to_string()
+    } else {
+        format!(
+            "Activating starts matching new events against {} requirement(s) in group(s) {}: a learner who fulfils one requirement of every group is awarded the badge{}.",
+            config.requirements.len(),
+            letters.join(", "),
+            if t.origin == Origin::Credly { ", which is then issued on Credly" } else { "" }
+        )
+    };
+    let page = DetailPage {
+        username: admin.session.username,
+        csrf: admin.session.csrf_token,
+        credly_url: t.organization_id.as_ref().map(|org| {
+            format!(
+                "https://www.credly.com/mgmt/organizations/{org}/badges/templates/{}/details",
+                t.id
+            )
+        }),
+        org_name,
+        requirements: config
+            .requirements
+            .iter()
+            .map(|r| RuleSet {
+                group: r.group.to_string(),
+                event_type: r.event_type.clone(),
+                description: r.description.clone(),
+                rules: rules_text(&r.rules),
+                resets: Vec::new(),
+            })
+            .collect(),
+        penalties: config
+            .penalties
+            .iter()
+            .map(|p| RuleSet {
+                group: String::new(),
+                event_type: p.event_type.clone(),
+                description: p.description.clone(),
+                rules: rules_text(&p.rules),
+                resets: p
+                    .requirement_ids
+                    .iter()
+                    .map(|id| {
+                        by_id
+                            .get(id.as_str())
+                            .cloned()
+                            .unwrap_or_else(|| id.clone())
+                    })
+                    .collect(),
+            })
+            .collect(),
+        groups: letters.join(", "),
+        consequence,
+        notice,
+        t,
+    };
+    render_with(StatusCode::OK, &page)
+}
+
+/// `GET /admin/templates/{id}`
+pub async fn detail(
+    State(state): State<AppState>,
+    admin: Admin,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    detail_page(&state, admin, &id, None).await
+}
+
+/// `POST /admin/templates/{id}/active` with `active=true|false` (the confirmed switch).
+pub async fn set_active(
+    State(state): State<AppState>,
+    admin: Admin,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = super::forms::fields(&body);
+    if !admin.csrf_ok(super::forms::one(&form, "csrf")) {
+        return super::session::csrf_refused();
+    }
+    let active = match super::forms::one(&form, "active") {
+        "true" => true,
+        "false" => false,
+        _ => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "The form must say active=true or active=false.",
+            )
+        }
+    };
+    match state.store.set_template_active(&id, active).await {
+        Ok(t) => {
+            tracing::info!(template = %t.id, active, by = %admin.session.username, "template switched from the admin UI");
+            let notice = if active {
+                "Activated: new events are matched from now on."
+            } else {
+                "Deactivated: issued badges are kept."
+            };
+            detail_page(&state, admin, &id, Some(notice.to_string())).await
+        }
+        Err(accolade_store::StoreError::NotFound { .. }) => error_page(
+            StatusCode::NOT_FOUND,
+            "There is no badge template with this id.",
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot switch the template");
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database is not available; try again shortly.",
+            )
+        }
+    }
+}

@@ -654,3 +654,102 @@ async fn the_templates_page_pages_on_the_server_and_keeps_filters() {
         "/admin/login?next=/admin/templates%3Fq%3Dcourse"
     );
 }
+
+#[tokio::test]
+async fn the_template_page_explains_the_switch_and_activates_only_with_the_form_token() {
+    let app = admin_app("ann").await;
+    // An inactive template with two groups and a penalty, through the JSON API.
+    let (s, t) = app
+        .post(
+            "/api/v1/templates",
+            serde_json::json!({"name": "Demo <i>course</i>", "active": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    let mut reqs = Vec::new();
+    for (group, course) in [("A", DEMO), ("B", "course-v1:Other+X+1")] {
+        let (s, r) = app
+            .post(
+                &format!("/api/v1/templates/{id}/requirements"),
+                serde_json::json!({"event_type": PASSING, "group": group, "description": format!("Passed {course}"), "rules": rules_passed(course)}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{r}");
+        reqs.push(r["id"].as_str().unwrap().to_string());
+    }
+    let (s, p) = app
+        .post(
+            &format!("/api/v1/templates/{id}/penalties"),
+            serde_json::json!({"event_type": PASSING, "rules": [{"path": "is_passing", "op": "=", "value": "false"}], "requirements": [reqs[0]]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let session = session_of(&app).await;
+    let cookies = [("accolade_session", session.as_str())];
+    let uri = format!("/admin/templates/{id}");
+    let page = send(&app, "GET", &uri, &cookies, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Requirements (groups A, B)"));
+    assert!(page.body.contains(&format!("course.course_key = {DEMO}")));
+    assert!(
+        page.body.contains("is_passing = false"),
+        "penalty rule shown"
+    );
+    assert!(
+        page.body.contains(&format!("A: Passed {DEMO}")),
+        "penalty names the requirement it resets"
+    );
+    assert!(page.body.contains(
+        "Activating starts matching new events against 2 requirement(s) in group(s) A, B"
+    ));
+    assert!(!page.body.contains("<i>course</i>"), "name escaped");
+    let csrf = page.field("csrf");
+    let active = |app: &TestApp| {
+        let store = app.state.store.clone();
+        let id = id.clone();
+        async move { store.get_template(&id).await.unwrap().template.is_active }
+    };
+    // Without the form token nothing changes.
+    let forged = send(
+        &app,
+        "POST",
+        &format!("{uri}/active"),
+        &cookies,
+        Some(&[("active", "true")]),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(!active(&app).await);
+    let on = send(
+        &app,
+        "POST",
+        &format!("{uri}/active"),
+        &cookies,
+        Some(&[("csrf", &csrf), ("active", "true"), ("confirm", "1")]),
+    )
+    .await;
+    assert_eq!(on.status, StatusCode::OK);
+    assert!(on
+        .body
+        .contains("Activated: new events are matched from now on."));
+    assert!(
+        on.body.contains("Deactivating stops matching new events"),
+        "the switch now explains deactivation"
+    );
+    assert!(active(&app).await);
+    // The switch works: an event now awards the badge.
+    app.send(passing("ev-a", "bob", DEMO, true)).await;
+    app.send(passing("ev-b", "bob", "course-v1:Other+X+1", true))
+        .await;
+    assert_eq!(app.awards("bob").await.len(), 1);
+    let unknown = send(
+        &app,
+        "GET",
+        "/admin/templates/00000000-0000-4000-8000-00000000dead",
+        &cookies,
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
