@@ -135,9 +135,19 @@ fn execute(job: &Job, issued_at: DateTime<Utc>) -> anyhow::Result<Option<(String
 
 /// Used by tests and the CLI to drain the queue synchronously.
 pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
+    drain_with(state, run_once).await
+}
+
+/// Runs `pass` until one finds nothing to do; returns how much was done in all (the `drain` of
+/// every worker).
+pub async fn drain_with<'a, F, Fut>(state: &'a AppState, mut pass: F) -> anyhow::Result<usize>
+where
+    F: FnMut(&'a AppState) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<usize>> + 'a,
+{
     let mut total = 0;
     loop {
-        let n = run_once(state).await?;
+        let n = pass(state).await?;
         if n == 0 {
             return Ok(total);
         }

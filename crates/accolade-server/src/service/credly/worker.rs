@@ -226,12 +226,5 @@ pub fn settle(
 
 /// Drains every due Credly job (tests and the CLI).
 pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
-    let mut total = 0;
-    loop {
-        let n = run_once(state).await?;
-        if n == 0 {
-            return Ok(total);
-        }
-        total += n;
-    }
+    crate::service::worker::drain_with(state, run_once).await
 }

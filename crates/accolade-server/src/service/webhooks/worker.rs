@@ -175,12 +175,5 @@ pub fn settle(
 
 /// Runs passes until one finds nothing to do (tests and tools).
 pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
-    let mut total = 0;
-    loop {
-        let n = run_once(state).await?;
-        if n == 0 {
-            return Ok(total);
-        }
-        total += n;
-    }
+    crate::service::worker::drain_with(state, run_once).await
 }
