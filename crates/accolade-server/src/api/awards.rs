@@ -38,13 +38,13 @@ pub struct AwardQuery {
 
 /// Now, at the microsecond precision both databases store, so the award returned by a manual
 /// change equals the one read back later.
-fn now_micros() -> DateTime<Utc> {
+pub(crate) fn now_micros() -> DateTime<Utc> {
     let now = Utc::now();
     now.with_nanosecond(now.nanosecond() / 1_000 * 1_000)
         .unwrap_or(now)
 }
 
-fn reason(r: &str) -> Result<String, ApiError> {
+pub(crate) fn reason(r: &str) -> Result<String, ApiError> {
     let r = r.trim();
     if r.is_empty() || r.chars().count() > 1000 {
         return Err(ApiError::bad_request(

@@ -9,6 +9,7 @@ pub mod cookies;
 pub mod credly;
 pub mod forms;
 pub mod login;
+pub mod ops;
 pub mod pages;
 pub mod password;
 pub mod session;
@@ -46,6 +47,14 @@ pub fn router() -> Router<AppState> {
             "/admin/credly/{id}/key",
             axum::routing::post(credly::rotate),
         )
+        .route("/admin/awards", get(ops::awards))
+        .route(
+            "/admin/awards/{id}/revoke",
+            axum::routing::post(ops::revoke),
+        )
+        .route("/admin/jobs", get(ops::jobs))
+        .route("/admin/jobs/{id}/retry", axum::routing::post(ops::retry))
+        .route("/admin/events", get(ops::events))
         .route("/admin/templates", get(templates::list))
         .route("/admin/templates/{id}", get(templates::detail))
         .route(

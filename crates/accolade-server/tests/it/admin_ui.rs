@@ -753,3 +753,114 @@ async fn the_template_page_explains_the_switch_and_activates_only_with_the_form_
     .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn awards_jobs_and_events_pages_show_state_and_act_only_with_the_form_token() {
+    let app = admin_app("ann").await;
+    app.template("Demo", &[("A", rules_passed(DEMO))]).await;
+    app.send(passing("ev-1", "bob", DEMO, true)).await;
+    // An event without user data is rejected with a reason.
+    let mut bad = passing("ev-2", "bob", DEMO, true);
+    bad["data"]["course_passing_status"]
+        .as_object_mut()
+        .unwrap()
+        .remove("user");
+    app.send(bad).await;
+    let session = session_of(&app).await;
+    let cookies = [("accolade_session", session.as_str())];
+
+    let events = send(&app, "GET", "/admin/events", &cookies, None).await;
+    assert_eq!(events.status, StatusCode::OK);
+    assert!(events.body.contains("ev-1") && events.body.contains("bob"));
+    assert!(
+        events.body.contains("<code>missing_user_data</code>"),
+        "rejected with its code: {}",
+        events.body
+    );
+
+    let awards = send(&app, "GET", "/admin/awards?learner=bob", &cookies, None).await;
+    assert_eq!(awards.status, StatusCode::OK);
+    assert!(
+        awards.body.contains(">Demo</a>") && awards.body.contains("earned 2026-08-20 14:03:27")
+    );
+    let award_id = app.awards("bob").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let csrf = awards.field("csrf");
+    let uri = format!("/admin/awards/{award_id}/revoke");
+    let forged = send(&app, "POST", &uri, &cookies, Some(&[("reason", "fraud")])).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let empty = send(
+        &app,
+        "POST",
+        &uri,
+        &cookies,
+        Some(&[("csrf", &csrf), ("reason", "  ")]),
+    )
+    .await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(empty
+        .body
+        .contains("a reason of 1-1000 characters is required"));
+    assert_eq!(
+        app.awards("bob").await[0]["state"],
+        "awarded",
+        "nothing changed"
+    );
+    let done = send(
+        &app,
+        "POST",
+        &uri,
+        &cookies,
+        Some(&[
+            ("csrf", &csrf),
+            ("reason", "Plagiarism"),
+            ("learner", "bob"),
+        ]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("Revoked the award of bob (episode 1)."));
+    assert!(
+        done.body.contains("Plagiarism (by ann in the admin UI)"),
+        "reason in the timeline"
+    );
+    assert_eq!(app.awards("bob").await[0]["state"], "revoked");
+
+    let jobs = send(&app, "GET", "/admin/jobs?status=pending", &cookies, None).await;
+    assert_eq!(jobs.status, StatusCode::OK);
+    assert!(jobs.body.contains("award.issue") && jobs.body.contains("award.revoke"));
+    let job_id = jobs
+        .body
+        .split("<code>job_")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap();
+    let retry_uri = format!("/admin/jobs/job_{job_id}/retry");
+    let forged = send(&app, "POST", &retry_uri, &cookies, Some(&[])).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let retried = send(
+        &app,
+        "POST",
+        &retry_uri,
+        &cookies,
+        Some(&[("csrf", &csrf), ("status", "pending")]),
+    )
+    .await;
+    assert!(
+        retried.body.contains("is due again now"),
+        "{}",
+        retried.body
+    );
+    // Anonymous visitors see none of it.
+    for uri in ["/admin/awards", "/admin/jobs", "/admin/events"] {
+        assert_eq!(
+            send(&app, "GET", uri, &[], None).await.status,
+            StatusCode::SEE_OTHER,
+            "{uri}"
+        );
+    }
+}

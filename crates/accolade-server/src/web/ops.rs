@@ -1,0 +1,472 @@
+//! Operations pages: awards (state, external id and state, timeline, revoke with a reason),
+//! outbox jobs (dead ones retried by hand) and events (recent, and rejected with reasons). All
+//! lists are paged in the database.
+
+use std::collections::HashMap;
+
+use accolade_domain::award::AwardState;
+use accolade_domain::outbox::JobStatus;
+use accolade_store::{AwardFilter, JobFilter, ManualChange, Page, StoreError};
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::forms::{fields, one};
+use super::pages::{error_page, render_with};
+use super::session::{csrf_refused, Admin};
+use crate::state::AppState;
+
+const PER_PAGE: u32 = 50;
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+fn unavailable(e: StoreError) -> Response {
+    tracing::error!(error = %e, "admin page: cannot read the database");
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The database is not available; try again shortly.",
+    )
+}
+
+/// Previous/next links for a list at `offset` whose next page starts at `next`.
+fn pager(
+    base: &str,
+    query: &[(&str, &str)],
+    offset: u64,
+    next: Option<u64>,
+) -> (Option<String>, Option<String>) {
+    let link = |o: u64| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in query.iter().filter(|(_, v)| !v.is_empty()) {
+            s.append_pair(k, v);
+        }
+        if o > 0 {
+            s.append_pair("offset", &o.to_string());
+        }
+        let q = s.finish();
+        if q.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{q}")
+        }
+    };
+    (
+        (offset > 0).then(|| link(offset.saturating_sub(PER_PAGE as u64))),
+        next.map(link),
+    )
+}
+
+// ---- awards -------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AwardQuery {
+    #[serde(default)]
+    learner: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    offset: u64,
+}
+
+pub struct AwardRow {
+    pub id: String,
+    pub learner: String,
+    pub template: String,
+    pub template_id: String,
+    pub episode: i64,
+    pub state: &'static str,
+    pub revocable: bool,
+    /// Timeline lines: earned, awarded, issued, revoked (with the reason).
+    pub timeline: Vec<String>,
+    pub external: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/awards.html")]
+pub struct AwardsPage {
+    pub username: String,
+    pub csrf: String,
+    pub learner: String,
+    pub state: String,
+    pub rows: Vec<AwardRow>,
+    pub notice: Option<(bool, String)>,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+async fn awards_page(
+    state: &AppState,
+    admin: Admin,
+    q: AwardQuery,
+    notice: Option<(bool, String)>,
+) -> Response {
+    let filter = AwardFilter {
+        learner: Some(q.learner.trim().to_string()).filter(|s| !s.is_empty()),
+        template_id: None,
+        state: AwardState::parse(&q.state),
+    };
+    let awards = match state
+        .store
+        .list_awards(&filter, Page::new(Some(PER_PAGE), Some(q.offset)))
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return unavailable(e),
+    };
+    let mut names: HashMap<String, String> = HashMap::new();
+    for a in &awards.items {
+        if !names.contains_key(&a.template_id) {
+            let name = state
+                .store
+                .get_template(&a.template_id)
+                .await
+                .map_or_else(|_| a.template_id.clone(), |t| t.template.name);
+            names.insert(a.template_id.clone(), name);
+        }
+    }
+    let rows = awards
+        .items
+        .into_iter()
+        .map(|a| {
+            let mut timeline = vec![
+                format!("earned {}", when(Some(a.earned_at))),
+                format!("awarded {}", when(Some(a.awarded_at))),
+            ];
+            if let Some(t) = a.issued_at {
+                timeline.push(format!("issued {}", when(Some(t))));
+            }
+            if let Some(t) = a.revoked_at {
+                timeline.push(format!(
+                    "revoked {}: {}",
+                    when(Some(t)),
+                    a.revoke_reason.clone().unwrap_or_default()
+                ));
+            }
+            AwardRow {
+                template: names.get(&a.template_id).cloned().unwrap_or_default(),
+                external: match (&a.external_id, &a.external_state) {
+                    (Some(id), Some(s)) => format!("{id} ({s})"),
+                    (Some(id), None) => id.clone(),
+                    (None, Some(s)) => s.clone(),
+                    (None, None) => String::new(),
+                },
+                revocable: a.state != AwardState::Revoked,
+                state: a.state.as_str(),
+                id: a.id,
+                learner: a.learner,
+                template_id: a.template_id,
+                episode: a.episode,
+                timeline,
+            }
+        })
+        .collect();
+    let (prev, next) = pager(
+        "/admin/awards",
+        &[("learner", &q.learner), ("state", &q.state)],
+        q.offset,
+        awards.next_offset,
+    );
+    let status = match &notice {
+        Some((false, _)) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    render_with(
+        status,
+        &AwardsPage {
+            username: admin.session.username,
+            csrf: admin.session.csrf_token,
+            learner: q.learner,
+            state: q.state,
+            rows,
+            notice,
+            prev,
+            next,
+        },
+    )
+}
+
+/// `GET /admin/awards`
+pub async fn awards(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<AwardQuery>,
+) -> Response {
+    awards_page(&state, admin, q, None).await
+}
+
+/// `POST /admin/awards/{id}/revoke` with a reason.
+pub async fn revoke(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = fields(&body);
+    if !admin.csrf_ok(one(&form, "csrf")) {
+        return csrf_refused();
+    }
+    let reason = match crate::api::awards::reason(one(&form, "reason")) {
+        Ok(r) => format!("{r} (by {} in the admin UI)", admin.session.username),
+        Err(e) => {
+            return awards_page(
+                &state,
+                admin,
+                AwardQuery::default(),
+                Some((false, e.to_string())),
+            )
+            .await
+        }
+    };
+    let notice = match state
+        .store
+        .revoke_award(
+            &id,
+            ManualChange {
+                reason,
+                at: crate::api::awards::now_micros(),
+            },
+        )
+        .await
+    {
+        Ok(a) => {
+            crate::metrics::manual_revoke();
+            (
+                true,
+                format!(
+                    "Revoked the award of {} (episode {}).",
+                    a.learner, a.episode
+                ),
+            )
+        }
+        Err(StoreError::NotFound { .. }) => {
+            return error_page(StatusCode::NOT_FOUND, "There is no award with this id.")
+        }
+        Err(e @ StoreError::Conflict { .. }) => (false, e.to_string()),
+        Err(e) => return unavailable(e),
+    };
+    let q = AwardQuery {
+        learner: one(&form, "learner").to_string(),
+        ..Default::default()
+    };
+    awards_page(&state, admin, q, Some(notice)).await
+}
+
+// ---- jobs ---------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct JobQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    offset: u64,
+}
+
+pub struct JobRow {
+    pub id: String,
+    pub kind: String,
+    pub status: &'static str,
+    pub attempts: i64,
+    pub run_at: String,
+    pub last_error: String,
+    pub retryable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/jobs.html")]
+pub struct JobsPage {
+    pub username: String,
+    pub csrf: String,
+    pub status: String,
+    pub rows: Vec<JobRow>,
+    pub notice: Option<(bool, String)>,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+async fn jobs_page(
+    state: &AppState,
+    admin: Admin,
+    q: JobQuery,
+    notice: Option<(bool, String)>,
+) -> Response {
+    let filter = JobFilter {
+        status: JobStatus::parse(&q.status),
+        kind: None,
+    };
+    let jobs = match state
+        .store
+        .list_jobs(&filter, Page::new(Some(PER_PAGE), Some(q.offset)))
+        .await
+    {
+        Ok(j) => j,
+        Err(e) => return unavailable(e),
+    };
+    let rows = jobs
+        .items
+        .into_iter()
+        .map(|j| JobRow {
+            retryable: matches!(j.status, JobStatus::Dead | JobStatus::Pending),
+            status: j.status.as_str(),
+            id: j.id,
+            kind: j.kind,
+            attempts: j.attempts,
+            run_at: when(Some(j.run_at)),
+            last_error: j.last_error.unwrap_or_default(),
+        })
+        .collect();
+    let (prev, next) = pager(
+        "/admin/jobs",
+        &[("status", &q.status)],
+        q.offset,
+        jobs.next_offset,
+    );
+    render_with(
+        StatusCode::OK,
+        &JobsPage {
+            username: admin.session.username,
+            csrf: admin.session.csrf_token,
+            status: q.status,
+            rows,
+            notice,
+            prev,
+            next,
+        },
+    )
+}
+
+/// `GET /admin/jobs`
+pub async fn jobs(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<JobQuery>,
+) -> Response {
+    jobs_page(&state, admin, q, None).await
+}
+
+/// `POST /admin/jobs/{id}/retry`
+pub async fn retry(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = fields(&body);
+    if !admin.csrf_ok(one(&form, "csrf")) {
+        return csrf_refused();
+    }
+    let notice = match state.store.retry_job(&id).await {
+        Ok(j) => (true, format!("Job {} is due again now.", j.id)),
+        Err(StoreError::NotFound { .. }) => {
+            return error_page(StatusCode::NOT_FOUND, "There is no job with this id.")
+        }
+        Err(e @ StoreError::Conflict { .. }) => (false, e.to_string()),
+        Err(e) => return unavailable(e),
+    };
+    let q = JobQuery {
+        status: one(&form, "status").to_string(),
+        offset: 0,
+    };
+    jobs_page(&state, admin, q, Some(notice)).await
+}
+
+// ---- events -------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EventQuery {
+    #[serde(default)]
+    learner: String,
+    #[serde(default)]
+    offset: u64,
+}
+
+pub struct EventRow {
+    pub id: String,
+    pub event_type: String,
+    pub learner: String,
+    pub time: String,
+    pub received: String,
+}
+
+pub struct RejectedRow {
+    pub event_id: String,
+    pub event_type: String,
+    pub code: String,
+    pub detail: String,
+    pub source: String,
+    pub received: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/events.html")]
+pub struct EventsPage {
+    pub username: String,
+    pub csrf: String,
+    pub learner: String,
+    pub rows: Vec<EventRow>,
+    pub rejected: Vec<RejectedRow>,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+/// `GET /admin/events`: recent accepted events (optionally of one learner) and the latest
+/// rejected ones with their reasons.
+pub async fn events(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<EventQuery>,
+) -> Response {
+    let learner = Some(q.learner.trim().to_string()).filter(|s| !s.is_empty());
+    let page = Page::new(Some(PER_PAGE), Some(q.offset));
+    let (events, rejected) = match tokio::try_join!(
+        state.store.list_events(learner.as_deref(), page),
+        state.store.list_rejected(Page::new(Some(20), None))
+    ) {
+        Ok(v) => v,
+        Err(e) => return unavailable(e),
+    };
+    let (prev, next) = pager(
+        "/admin/events",
+        &[("learner", &q.learner)],
+        q.offset,
+        events.next_offset,
+    );
+    render_with(
+        StatusCode::OK,
+        &EventsPage {
+            username: admin.session.username,
+            csrf: admin.session.csrf_token,
+            learner: q.learner,
+            rows: events
+                .items
+                .into_iter()
+                .map(|e| EventRow {
+                    id: e.id,
+                    event_type: e.event_type,
+                    learner: e.learner,
+                    time: when(Some(e.time)),
+                    received: when(Some(e.received_at)),
+                })
+                .collect(),
+            rejected: rejected
+                .items
+                .into_iter()
+                .map(|r| RejectedRow {
+                    event_id: r.event_id.unwrap_or_default(),
+                    event_type: r.event_type.unwrap_or_default(),
+                    code: r.code,
+                    detail: r.detail.chars().take(300).collect(),
+                    source: r.source,
+                    received: when(Some(r.received_at)),
+                })
+                .collect(),
+            prev,
+            next,
+        },
+    )
+}
