@@ -55,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/jobs", get(ops::jobs))
         .route("/admin/jobs/{id}/retry", axum::routing::post(ops::retry))
         .route("/admin/events", get(ops::events))
+        .route("/admin/progress", get(ops::progress))
         .route("/admin/templates", get(templates::list))
         .route("/admin/templates/{id}", get(templates::detail))
         .route(

@@ -470,3 +470,55 @@ pub async fn events(
         },
     )
 }
+
+// ---- progress -----------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ProgressQuery {
+    #[serde(default)]
+    learner: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/progress.html")]
+pub struct ProgressPage {
+    pub username: String,
+    pub csrf: String,
+    pub learner: String,
+    /// None before a learner was asked for.
+    pub view: Option<crate::service::progress::ProgressView>,
+    pub missing: bool,
+}
+
+/// `GET /admin/progress?learner=…`: per template, which requirements the learner fulfilled and
+/// by which event.
+pub async fn progress(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<ProgressQuery>,
+) -> Response {
+    let learner = q.learner.trim().to_string();
+    let (view, missing) = if learner.is_empty() {
+        (None, false)
+    } else {
+        match crate::service::progress::for_learner(&*state.store, &learner).await {
+            Ok(v) => (Some(v), false),
+            Err(StoreError::NotFound { .. }) => (None, true),
+            Err(e) => return unavailable(e),
+        }
+    };
+    render_with(
+        if missing {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        },
+        &ProgressPage {
+            username: admin.session.username,
+            csrf: admin.session.csrf_token,
+            learner,
+            view,
+            missing,
+        },
+    )
+}

@@ -864,3 +864,40 @@ async fn awards_jobs_and_events_pages_show_state_and_act_only_with_the_form_toke
         );
     }
 }
+
+#[tokio::test]
+async fn the_progress_page_shows_which_event_fulfilled_which_requirement() {
+    let app = admin_app("ann").await;
+    app.template(
+        "Two courses",
+        &[
+            ("A", rules_passed(DEMO)),
+            ("B", rules_passed("course-v1:Other+X+1")),
+        ],
+    )
+    .await;
+    app.send(passing("ev-first", "bob", DEMO, true)).await;
+    let session = session_of(&app).await;
+    let cookies = [("accolade_session", session.as_str())];
+    let page = send(&app, "GET", "/admin/progress?learner=bob", &cookies, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Two courses</a>: 1 of 2 group(s)"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<code>ev-first</code>"),
+        "the fulfilling event is named"
+    );
+    let unknown = send(
+        &app,
+        "GET",
+        "/admin/progress?learner=nobody",
+        &cookies,
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.body.contains("No learner named nobody"));
+}
