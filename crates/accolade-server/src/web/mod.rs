@@ -12,6 +12,7 @@ pub mod login;
 pub mod ops;
 pub mod pages;
 pub mod password;
+pub mod requirements;
 pub mod session;
 pub mod templates;
 
@@ -19,7 +20,7 @@ use axum::extract::Request;
 use axum::http::header::{self, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::state::AppState;
@@ -62,6 +63,19 @@ pub fn router() -> Router<AppState> {
             "/admin/templates/{id}/active",
             axum::routing::post(templates::set_active),
         )
+        .route(
+            "/admin/templates/{id}/requirements",
+            post(requirements::add),
+        )
+        .route(
+            "/admin/templates/{id}/requirements/{requirement}/delete",
+            post(requirements::delete),
+        )
+        .route(
+            "/admin/templates/{id}/penalties",
+            post(requirements::add_penalty),
+        )
+        .route("/admin/templates/{id}/explain", post(requirements::explain))
         .route("/admin/static/admin.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
 }

@@ -160,6 +160,7 @@ pub async fn list(
 
 /// One requirement or penalty as the detail page lists it.
 pub struct RuleSet {
+    pub id: String,
     pub group: String,
     pub event_type: String,
     pub description: String,
@@ -167,6 +168,15 @@ pub struct RuleSet {
     pub rules: Vec<String>,
     /// For penalties: the requirements they reset (group and description).
     pub resets: Vec<String>,
+}
+
+/// What a form on the template page left to show: a message, and the explain result.
+#[derive(Default)]
+pub struct Extras {
+    pub notice: Option<(bool, String)>,
+    pub explain: Option<super::requirements::Explain>,
+    /// The sample event as pasted (kept in the explain box).
+    pub sample: String,
 }
 
 #[derive(Template)]
@@ -182,7 +192,18 @@ pub struct DetailPage {
     pub groups: String,
     /// What switching the template on or off will do, in words.
     pub consequence: String,
-    pub notice: Option<String>,
+    pub notice: Option<(bool, String)>,
+    /// Requirement ids with their labels (delete buttons, penalty checkboxes).
+    pub requirement_ids: Vec<(String, String)>,
+    /// Event types offered by the forms.
+    pub event_types: Vec<String>,
+    /// Key-path suggestions from the event schemas.
+    pub key_paths: Vec<String>,
+    /// The group a new requirement gets when none is chosen.
+    pub next_group: String,
+    pub operators: &'static [&'static str],
+    pub explain: Option<super::requirements::Explain>,
+    pub sample: String,
 }
 
 fn rules_text(rules: &[accolade_domain::rules::DataRule]) -> Vec<String> {
@@ -196,7 +217,7 @@ fn rules_text(rules: &[accolade_domain::rules::DataRule]) -> Vec<String> {
         .collect()
 }
 
-async fn detail_page(state: &AppState, admin: Admin, id: &str, notice: Option<String>) -> Response {
+pub async fn detail_page(state: &AppState, admin: Admin, id: &str, extras: Extras) -> Response {
     let config = match state.store.get_template(id).await {
         Ok(c) => c,
         Err(accolade_store::StoreError::NotFound { .. }) => {
@@ -253,7 +274,31 @@ async fn detail_page(state: &AppState, admin: Admin, id: &str, notice: Option<St
             if t.origin == Origin::Credly { ", which is then issued on Credly" } else { "" }
         )
     };
+    let next_group = ('A'..='Z')
+        .find(|c| !letters.iter().any(|l| l.starts_with(*c)))
+        .map_or_else(String::new, |c| c.to_string());
+    let requirement_ids = config
+        .requirements
+        .iter()
+        .map(|r| {
+            (
+                r.id.clone(),
+                by_id.get(r.id.as_str()).cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let status = match &extras.notice {
+        Some((false, _)) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
     let page = DetailPage {
+        requirement_ids,
+        event_types: state.config.events.types.clone(),
+        key_paths: super::requirements::key_paths(&state.config),
+        next_group,
+        operators: super::requirements::OPERATORS,
+        explain: extras.explain,
+        sample: extras.sample,
         username: admin.session.username,
         csrf: admin.session.csrf_token,
         credly_url: t.organization_id.as_ref().map(|org| {
@@ -267,6 +312,7 @@ async fn detail_page(state: &AppState, admin: Admin, id: &str, notice: Option<St
             .requirements
             .iter()
             .map(|r| RuleSet {
+                id: r.id.clone(),
                 group: r.group.to_string(),
                 event_type: r.event_type.clone(),
                 description: r.description.clone(),
@@ -278,6 +324,7 @@ async fn detail_page(state: &AppState, admin: Admin, id: &str, notice: Option<St
             .penalties
             .iter()
             .map(|p| RuleSet {
+                id: p.id.clone(),
                 group: String::new(),
                 event_type: p.event_type.clone(),
                 description: p.description.clone(),
@@ -296,10 +343,10 @@ async fn detail_page(state: &AppState, admin: Admin, id: &str, notice: Option<St
             .collect(),
         groups: letters.join(", "),
         consequence,
-        notice,
+        notice: extras.notice,
         t,
     };
-    render_with(StatusCode::OK, &page)
+    render_with(status, &page)
 }
 
 /// `GET /admin/templates/{id}`
@@ -308,7 +355,7 @@ pub async fn detail(
     admin: Admin,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
-    detail_page(&state, admin, &id, None).await
+    detail_page(&state, admin, &id, Extras::default()).await
 }
 
 /// `POST /admin/templates/{id}/active` with `active=true|false` (the confirmed switch).
@@ -340,7 +387,16 @@ pub async fn set_active(
             } else {
                 "Deactivated: issued badges are kept."
             };
-            detail_page(&state, admin, &id, Some(notice.to_string())).await
+            detail_page(
+                &state,
+                admin,
+                &id,
+                Extras {
+                    notice: Some((true, notice.to_string())),
+                    ..Extras::default()
+                },
+            )
+            .await
         }
         Err(accolade_store::StoreError::NotFound { .. }) => error_page(
             StatusCode::NOT_FOUND,

@@ -901,3 +901,265 @@ async fn the_progress_page_shows_which_event_fulfilled_which_requirement() {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(unknown.body.contains("No learner named nobody"));
 }
+
+/// Example 5 of the Open edX badges documentation (two specific courses, both required: one
+/// requirement per course in groups A and B), configured entirely through the admin forms.
+#[tokio::test]
+async fn example_5_is_configured_with_the_editor_explained_activated_and_awarded() {
+    let app = admin_app("ann").await;
+    let (s, t) = app
+        .post(
+            "/api/v1/templates",
+            serde_json::json!({"name": "Two courses", "active": false}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = t["id"].as_str().unwrap().to_string();
+    let session = session_of(&app).await;
+    let cookies = [("accolade_session", session.as_str())];
+    let uri = format!("/admin/templates/{id}");
+    let page = send(&app, "GET", &uri, &cookies, None).await;
+    let csrf = page.field("csrf");
+    assert!(
+        page.body.contains("next free (A)"),
+        "group defaults to the next free letter"
+    );
+    assert!(
+        page.body.contains("<option value=\"course.course_key\">"),
+        "key paths from the schema"
+    );
+    const OTHER: &str = "course-v1:OpenedX+Other+2026";
+    for (course, expect) in [(DEMO, "group A"), (OTHER, "group B")] {
+        let added = send(
+            &app,
+            "POST",
+            &format!("{uri}/requirements"),
+            &cookies,
+            Some(&[
+                ("csrf", &csrf),
+                ("event_type", PASSING),
+                ("group", ""),
+                ("description", &format!("Passed {course}")),
+                ("path_1", "is_passing"),
+                ("op_1", "="),
+                ("value_1", "true"),
+                ("path_2", "course.course_key"),
+                ("op_2", "="),
+                ("value_2", course),
+            ]),
+        )
+        .await;
+        assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+        assert!(added
+            .body
+            .contains(&format!("Requirement added to {expect}.")));
+    }
+    // Bad input is refused with the reason and stores nothing.
+    let bad = send(
+        &app,
+        "POST",
+        &format!("{uri}/requirements"),
+        &cookies,
+        Some(&[
+            ("csrf", &csrf),
+            ("event_type", PASSING),
+            ("path_1", "is_passing"),
+            ("op_1", "~="),
+            ("value_1", "x"),
+        ]),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("rule 1:"), "{}", bad.body);
+    let bad_type = send(
+        &app,
+        "POST",
+        &format!("{uri}/requirements"),
+        &cookies,
+        Some(&[("csrf", &csrf), ("event_type", "org.example.unknown.v1")]),
+    )
+    .await;
+    assert_eq!(bad_type.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.state
+            .store
+            .get_template(&id)
+            .await
+            .unwrap()
+            .requirements
+            .len(),
+        2
+    );
+
+    // Explain: the rule that fails is pointed out.
+    let sample = passing("sample", "bob", OTHER, false).to_string();
+    let explained = send(
+        &app,
+        "POST",
+        &format!("{uri}/explain"),
+        &cookies,
+        Some(&[("csrf", &csrf), ("event", &sample)]),
+    )
+    .await;
+    assert_eq!(explained.status, StatusCode::OK);
+    assert!(
+        explained.body.contains("✗ <code>is_passing = true</code>"),
+        "{}",
+        explained.body
+    );
+    assert!(explained
+        .body
+        .contains(&format!("✓ <code>course.course_key = {OTHER}</code>")));
+    assert!(explained.body.contains("not matched"));
+    let garbage = send(
+        &app,
+        "POST",
+        &format!("{uri}/explain"),
+        &cookies,
+        Some(&[("csrf", &csrf), ("event", "{not json")]),
+    )
+    .await;
+    assert!(garbage.body.contains("The sample is not valid JSON"));
+
+    // Activate and earn it.
+    let on = send(
+        &app,
+        "POST",
+        &format!("{uri}/active"),
+        &cookies,
+        Some(&[("csrf", &csrf), ("active", "true"), ("confirm", "1")]),
+    )
+    .await;
+    assert!(on.body.contains("2 requirement(s) in group(s) A, B") || on.body.contains("Activated"));
+    app.send(passing("e1", "bob", DEMO, true)).await;
+    assert!(
+        app.awards("bob").await.is_empty(),
+        "one course is not enough"
+    );
+    app.send(passing("e2", "bob", OTHER, true)).await;
+    assert_eq!(app.awards("bob").await.len(), 1, "both courses: awarded");
+}
+
+#[tokio::test]
+async fn penalties_and_deletions_go_through_the_editor_forms() {
+    let app = admin_app("ann").await;
+    let id = app.template("Demo", &[("A", rules_passed(DEMO))]).await;
+    let other = app.template("Other", &[("A", rules_passed(DEMO))]).await;
+    let req = app
+        .state
+        .store
+        .get_template(&id)
+        .await
+        .unwrap()
+        .requirements[0]
+        .id
+        .clone();
+    let other_req = app
+        .state
+        .store
+        .get_template(&other)
+        .await
+        .unwrap()
+        .requirements[0]
+        .id
+        .clone();
+    let session = session_of(&app).await;
+    let cookies = [("accolade_session", session.as_str())];
+    let uri = format!("/admin/templates/{id}");
+    let csrf = send(&app, "GET", &uri, &cookies, None).await.field("csrf");
+    let none = send(
+        &app,
+        "POST",
+        &format!("{uri}/penalties"),
+        &cookies,
+        Some(&[
+            ("csrf", &csrf),
+            ("event_type", PASSING),
+            ("path_1", "is_passing"),
+            ("op_1", "="),
+            ("value_1", "false"),
+        ]),
+    )
+    .await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(none.body.contains("Choose at least one requirement"));
+    let added = send(
+        &app,
+        "POST",
+        &format!("{uri}/penalties"),
+        &cookies,
+        Some(&[
+            ("csrf", &csrf),
+            ("event_type", PASSING),
+            ("path_1", "is_passing"),
+            ("op_1", "="),
+            ("value_1", "false"),
+            ("resets", &req),
+        ]),
+    )
+    .await;
+    assert!(
+        added
+            .body
+            .contains("Penalty added; it resets 1 requirement(s)."),
+        "{}",
+        added.body
+    );
+    assert_eq!(
+        app.state
+            .store
+            .get_template(&id)
+            .await
+            .unwrap()
+            .penalties
+            .len(),
+        1
+    );
+    // A requirement of another template cannot be deleted from this page; without the token
+    // nothing is deleted either.
+    let foreign = send(
+        &app,
+        "POST",
+        &format!("{uri}/requirements/{other_req}/delete"),
+        &cookies,
+        Some(&[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    let forged = send(
+        &app,
+        "POST",
+        &format!("{uri}/requirements/{req}/delete"),
+        &cookies,
+        Some(&[]),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.state
+            .store
+            .get_template(&other)
+            .await
+            .unwrap()
+            .requirements
+            .len(),
+        1
+    );
+    let deleted = send(
+        &app,
+        "POST",
+        &format!("{uri}/requirements/{req}/delete"),
+        &cookies,
+        Some(&[("csrf", &csrf)]),
+    )
+    .await;
+    assert!(deleted.body.contains("Requirement deleted."));
+    assert!(app
+        .state
+        .store
+        .get_template(&id)
+        .await
+        .unwrap()
+        .requirements
+        .is_empty());
+}

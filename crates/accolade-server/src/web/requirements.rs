@@ -1,0 +1,343 @@
+//! The requirements editor on a template's page: add a requirement (event type from the
+//! configured ones, group letter defaulting to the next free one, description, data rules with
+//! key-path suggestions from the event's schema), delete one, add a penalty with the
+//! requirements it resets, and "explain": evaluate the rules against a pasted sample event and
+//! show which rule matched or failed.
+
+use std::sync::OnceLock;
+
+use accolade_domain::event::IncomingEvent;
+use accolade_domain::rules::DataRule;
+use accolade_domain::template::Group;
+use accolade_store::{NewPenalty, NewRequirement, StoreError};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::forms::{fields, one};
+use super::pages::error_page;
+use super::session::{csrf_refused, Admin};
+use super::templates::{detail_page, Extras};
+use crate::config::Config;
+use crate::state::AppState;
+
+/// Rule rows a form offers (more can be added through the API or rules as code).
+pub const RULE_ROWS: usize = 3;
+
+/// The operators the forms offer, as the rules engine spells them.
+pub const OPERATORS: &[&str] = &[
+    "=",
+    "!=",
+    "in",
+    "not_in",
+    "exists",
+    "not_exists",
+    "<",
+    "<=",
+    ">",
+    ">=",
+];
+
+/// Key paths of every configured event type's schema (minus the ignored ones), deduplicated.
+/// The configuration and the schemas do not change while the process runs, so once is enough.
+pub fn key_paths(config: &Config) -> Vec<String> {
+    static PATHS: OnceLock<Vec<String>> = OnceLock::new();
+    PATHS
+        .get_or_init(|| {
+            let Ok(registry) = crate::service::bus::registry(config) else {
+                return Vec::new();
+            };
+            let mut all: Vec<String> = config
+                .events
+                .types
+                .iter()
+                .filter_map(|t| registry.key_paths(t, &config.events.ignored_keypaths))
+                .flatten()
+                .collect();
+            all.sort();
+            all.dedup();
+            all
+        })
+        .clone()
+}
+
+/// The data rules of a form's rows (`path_N`, `op_N`, `value_N`); empty rows are skipped.
+fn rules_from(form: &[(String, String)]) -> Result<Vec<DataRule>, String> {
+    let mut rules = Vec::new();
+    for i in 1..=RULE_ROWS {
+        let path = one(form, &format!("path_{i}")).trim();
+        if path.is_empty() {
+            continue;
+        }
+        let op = one(form, &format!("op_{i}"));
+        let value = one(form, &format!("value_{i}"));
+        rules.push(DataRule::new(path, op, value).map_err(|e| format!("rule {i}: {e}"))?);
+    }
+    Ok(rules)
+}
+
+fn event_type_of(state: &AppState, form: &[(String, String)]) -> Result<String, String> {
+    let t = one(form, "event_type").trim();
+    if state.config.events.types.iter().any(|c| c == t) {
+        Ok(t.to_string())
+    } else {
+        Err(format!(
+            "`{t}` is not one of the configured event types (events.types)"
+        ))
+    }
+}
+
+async fn answer(
+    state: &AppState,
+    admin: Admin,
+    id: &str,
+    result: Result<String, String>,
+) -> Response {
+    let notice = match result {
+        Ok(m) => (true, m),
+        Err(m) => (false, m),
+    };
+    detail_page(
+        state,
+        admin,
+        id,
+        Extras {
+            notice: Some(notice),
+            ..Extras::default()
+        },
+    )
+    .await
+}
+
+fn store_failure(e: StoreError) -> Result<String, String> {
+    Err(e.to_string())
+}
+
+/// `POST /admin/templates/{id}/requirements`
+pub async fn add(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = fields(&body);
+    if !admin.csrf_ok(one(&form, "csrf")) {
+        return csrf_refused();
+    }
+    let result = async {
+        let event_type = event_type_of(&state, &form)?;
+        let group = match one(&form, "group") {
+            "" => None,
+            g => Some(Group::parse(g).map_err(|e| e.to_string())?),
+        };
+        let rules = rules_from(&form)?;
+        let new = NewRequirement {
+            key: None,
+            event_type,
+            description: one(&form, "description").trim().to_string(),
+            group,
+            rules,
+        };
+        match state.store.add_requirement(&id, new).await {
+            Ok(r) => Ok(format!("Requirement added to group {}.", r.group)),
+            Err(e) => store_failure(e),
+        }
+    }
+    .await;
+    answer(&state, admin, &id, result).await
+}
+
+/// `POST /admin/templates/{id}/requirements/{requirement}/delete`
+pub async fn delete(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path((id, requirement)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let form = fields(&body);
+    if !admin.csrf_ok(one(&form, "csrf")) {
+        return csrf_refused();
+    }
+    // Only a requirement of this template may be deleted from its page.
+    match state.store.get_requirement(&requirement).await {
+        Ok(r) if r.template_id == id => {}
+        Ok(_) | Err(StoreError::NotFound { .. }) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                "This template has no such requirement.",
+            )
+        }
+        Err(e) => return answer(&state, admin, &id, store_failure(e)).await,
+    }
+    let result = match state.store.delete_requirement(&requirement).await {
+        Ok(()) => {
+            Ok("Requirement deleted. Fulfilments already recorded stay as history.".to_string())
+        }
+        Err(e) => store_failure(e),
+    };
+    answer(&state, admin, &id, result).await
+}
+
+/// `POST /admin/templates/{id}/penalties`
+pub async fn add_penalty(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = fields(&body);
+    if !admin.csrf_ok(one(&form, "csrf")) {
+        return csrf_refused();
+    }
+    let result = async {
+        let event_type = event_type_of(&state, &form)?;
+        let rules = rules_from(&form)?;
+        let requirement_ids: Vec<String> = form
+            .iter()
+            .filter(|(k, _)| k == "resets")
+            .map(|(_, v)| v.clone())
+            .collect();
+        if requirement_ids.is_empty() {
+            return Err("Choose at least one requirement for the penalty to reset.".to_string());
+        }
+        let new = NewPenalty {
+            key: None,
+            event_type,
+            description: one(&form, "description").trim().to_string(),
+            rules,
+            requirement_ids,
+        };
+        match state.store.add_penalty(&id, new).await {
+            Ok(p) => Ok(format!(
+                "Penalty added; it resets {} requirement(s).",
+                p.requirement_ids.len()
+            )),
+            Err(e) => store_failure(e),
+        }
+    }
+    .await;
+    answer(&state, admin, &id, result).await
+}
+
+/// The verdict of one rule on the sample event.
+pub struct RuleVerdict {
+    pub rule: String,
+    pub matched: bool,
+}
+
+/// One requirement or penalty against the sample event.
+pub struct ExplainRow {
+    pub what: String,
+    /// The sample's event type is the one this requirement listens to.
+    pub type_matches: bool,
+    pub rules: Vec<RuleVerdict>,
+    /// Every rule matched (and the event type): the requirement would be fulfilled.
+    pub matched: bool,
+}
+
+pub struct Explain {
+    pub error: Option<String>,
+    pub rows: Vec<ExplainRow>,
+}
+
+fn verdicts(rules: &[DataRule], payload: &serde_json::Value) -> Vec<RuleVerdict> {
+    rules
+        .iter()
+        .map(|r| RuleVerdict {
+            rule: format!("{} {} {}", r.path, r.operator, r.value)
+                .trim_end()
+                .to_string(),
+            matched: r.compile().matches(payload),
+        })
+        .collect()
+}
+
+/// `POST /admin/templates/{id}/explain` with `event` = a sample event (JSON).
+pub async fn explain(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = fields(&body);
+    if !admin.csrf_ok(one(&form, "csrf")) {
+        return csrf_refused();
+    }
+    let sample = one(&form, "event").to_string();
+    let config = match state.store.get_template(&id).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound { .. }) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                "There is no badge template with this id.",
+            )
+        }
+        Err(e) => return answer(&state, admin, &id, store_failure(e)).await,
+    };
+    let parsed = serde_json::from_str::<serde_json::Value>(&sample)
+        .map_err(|e| format!("The sample is not valid JSON: {e}"))
+        .and_then(|v| {
+            IncomingEvent::from_json(&v)
+                .map_err(|e| format!("The sample is not a usable event: {e}"))
+        });
+    let explain = match parsed {
+        Err(error) => Explain {
+            error: Some(error),
+            rows: Vec::new(),
+        },
+        Ok(ev) => {
+            let mut rows: Vec<ExplainRow> = config
+                .requirements
+                .iter()
+                .map(|r| {
+                    let type_matches = r.event_type == ev.event_type;
+                    let rules = verdicts(&r.rules, &ev.payload);
+                    ExplainRow {
+                        what: format!(
+                            "Requirement {}{}",
+                            r.group,
+                            if r.description.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", r.description)
+                            }
+                        ),
+                        matched: type_matches && rules.iter().all(|v| v.matched),
+                        type_matches,
+                        rules,
+                    }
+                })
+                .collect();
+            rows.extend(config.penalties.iter().map(|p| {
+                let type_matches = p.event_type == ev.event_type;
+                let rules = verdicts(&p.rules, &ev.payload);
+                ExplainRow {
+                    what: format!(
+                        "Penalty{}",
+                        if p.description.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", p.description)
+                        }
+                    ),
+                    matched: type_matches && rules.iter().all(|v| v.matched),
+                    type_matches,
+                    rules,
+                }
+            }));
+            Explain { error: None, rows }
+        }
+    };
+    detail_page(
+        &state,
+        admin,
+        &id,
+        Extras {
+            notice: None,
+            explain: Some(explain),
+            sample,
+        },
+    )
+    .await
+}
