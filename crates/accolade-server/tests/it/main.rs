@@ -3,6 +3,7 @@
 
 mod admin_ui;
 mod api;
+mod browser;
 mod bus;
 mod bus_crash;
 mod crash;
