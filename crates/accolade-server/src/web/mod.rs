@@ -57,6 +57,8 @@ pub fn router() -> Router<AppState> {
         .route("/admin/jobs/{id}/retry", axum::routing::post(ops::retry))
         .route("/admin/events", get(ops::events))
         .route("/admin/progress", get(ops::progress))
+        .route("/admin/webhooks", get(ops::deliveries))
+        .route("/admin/webhooks/{id}/replay", post(ops::replay))
         .route("/admin/templates", get(templates::list))
         .route("/admin/templates/{id}", get(templates::detail))
         .route(

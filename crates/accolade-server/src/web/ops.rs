@@ -522,3 +522,128 @@ pub async fn progress(
         },
     )
 }
+
+// ---- webhook deliveries -------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeliveryQuery {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    offset: u64,
+}
+
+pub struct DeliveryRow {
+    pub id: String,
+    pub webhook: String,
+    pub event: String,
+    pub event_type: String,
+    pub status: &'static str,
+    pub attempts: i64,
+    pub last: String,
+    pub next: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/deliveries.html")]
+pub struct DeliveriesPage {
+    pub username: String,
+    pub csrf: String,
+    pub status: String,
+    pub rows: Vec<DeliveryRow>,
+    pub notice: Option<(bool, String)>,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+async fn deliveries_page(
+    state: &AppState,
+    admin: Admin,
+    q: DeliveryQuery,
+    notice: Option<(bool, String)>,
+) -> Response {
+    use accolade_domain::webhook::DeliveryStatus;
+    let filter = accolade_store::DeliveryFilter {
+        webhook_id: None,
+        status: DeliveryStatus::parse(&q.status),
+    };
+    let list = match state
+        .store
+        .list_webhook_deliveries(&filter, Page::new(Some(PER_PAGE), Some(q.offset)))
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return unavailable(e),
+    };
+    let rows = list
+        .items
+        .into_iter()
+        .map(|d| DeliveryRow {
+            last: match (d.last_status, &d.last_error) {
+                (Some(code), _) => format!(
+                    "HTTP {code}{}",
+                    d.last_response_ms
+                        .map_or_else(String::new, |ms| format!(" in {ms} ms"))
+                ),
+                (None, Some(e)) => e.chars().take(200).collect(),
+                (None, None) => String::new(),
+            },
+            next: when(d.next_attempt_at),
+            status: d.status.as_str(),
+            id: d.id,
+            webhook: d.webhook_id,
+            event: d.event_id,
+            event_type: d.event_type,
+            attempts: d.attempts,
+        })
+        .collect();
+    let (prev, next) = pager(
+        "/admin/webhooks",
+        &[("status", &q.status)],
+        q.offset,
+        list.next_offset,
+    );
+    render_with(
+        StatusCode::OK,
+        &DeliveriesPage {
+            username: admin.session.username,
+            csrf: admin.session.csrf_token,
+            status: q.status,
+            rows,
+            notice,
+            prev,
+            next,
+        },
+    )
+}
+
+/// `GET /admin/webhooks`: the delivery log of outbound webhooks.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<DeliveryQuery>,
+) -> Response {
+    deliveries_page(&state, admin, q, None).await
+}
+
+/// `POST /admin/webhooks/{id}/replay`: sends the delivery's event again (a new delivery).
+pub async fn replay(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = fields(&body);
+    if !admin.csrf_ok(one(&form, "csrf")) {
+        return csrf_refused();
+    }
+    let notice = match state.store.replay_webhook_delivery(&id, Utc::now()).await {
+        Ok(d) => (true, format!("Replaying the event as delivery {}.", d.id)),
+        Err(StoreError::NotFound { .. }) => {
+            return error_page(StatusCode::NOT_FOUND, "There is no delivery with this id.")
+        }
+        Err(e @ StoreError::Conflict { .. }) => (false, e.to_string()),
+        Err(e) => return unavailable(e),
+    };
+    deliveries_page(&state, admin, DeliveryQuery::default(), Some(notice)).await
+}

@@ -1163,3 +1163,67 @@ async fn penalties_and_deletions_go_through_the_editor_forms() {
         .requirements
         .is_empty());
 }
+
+#[tokio::test]
+async fn the_webhook_delivery_log_lists_deliveries_and_replays_with_the_form_token() {
+    let app = admin_app("ann").await;
+    let (s, w) = app
+        .post(
+            "/api/v1/webhooks",
+            serde_json::json!({"url": "http://127.0.0.1:9/hook"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{w}");
+    app.template("Demo", &[("A", rules_passed(DEMO))]).await;
+    app.send(passing("ev-1", "bob", DEMO, true)).await;
+    app.state
+        .store
+        .fan_out_webhooks(100, chrono::Utc::now())
+        .await
+        .unwrap();
+    let session = session_of(&app).await;
+    let cookies = [("accolade_session", session.as_str())];
+    let page = send(&app, "GET", "/admin/webhooks", &cookies, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("org.openedx.learning.badge.awarded.v1"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(w["id"].as_str().unwrap()));
+    let delivery = page
+        .body
+        .split("<code>whd_")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap();
+    let uri = format!("/admin/webhooks/whd_{delivery}/replay");
+    let csrf = page.field("csrf");
+    let forged = send(&app, "POST", &uri, &cookies, Some(&[])).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let replayed = send(&app, "POST", &uri, &cookies, Some(&[("csrf", &csrf)])).await;
+    assert_eq!(replayed.status, StatusCode::OK);
+    assert!(
+        replayed
+            .body
+            .contains("Replaying the event as delivery whd_"),
+        "{}",
+        replayed.body
+    );
+    assert_eq!(
+        replayed.body.matches("<code>whd_").count(),
+        2,
+        "the replay is a new delivery"
+    );
+    let unknown = send(
+        &app,
+        "POST",
+        "/admin/webhooks/whd_nope/replay",
+        &cookies,
+        Some(&[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
