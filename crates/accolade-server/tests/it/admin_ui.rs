@@ -1176,11 +1176,31 @@ async fn the_webhook_delivery_log_lists_deliveries_and_replays_with_the_form_tok
     assert_eq!(s, StatusCode::CREATED, "{w}");
     app.template("Demo", &[("A", rules_passed(DEMO))]).await;
     app.send(passing("ev-1", "bob", DEMO, true)).await;
-    app.state
-        .store
-        .fan_out_webhooks(100, chrono::Utc::now())
-        .await
-        .unwrap();
+    // On PostgreSQL fan-out waits until no older transaction is still running (other tests run
+    // in parallel on the same server), so look again until the delivery exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let fanned = app
+            .state
+            .store
+            .fan_out_webhooks(100, chrono::Utc::now())
+            .await
+            .unwrap();
+        let listed = app
+            .state
+            .store
+            .list_webhook_deliveries(&Default::default(), accolade_store::Page::default())
+            .await
+            .unwrap();
+        if !listed.items.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no delivery after fan-out: {fanned:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let session = session_of(&app).await;
     let cookies = [("accolade_session", session.as_str())];
     let page = send(&app, "GET", "/admin/webhooks", &cookies, None).await;
