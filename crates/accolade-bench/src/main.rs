@@ -38,7 +38,8 @@ struct Args {
     /// Fulfilments to reach before reading peak RSS (0 skips the phase).
     #[arg(long, default_value_t = 1_000_000)]
     fulfillments: usize,
-    /// Only these phases (comma list of batch,single,latency,rss).
+    /// Only these phases (comma list of batch,single,latency,rss,admin). `admin` needs the
+    /// fulfilments of `rss` and adds 10,000 templates before timing the admin pages.
     #[arg(long, default_value = "batch,single,latency,rss")]
     phases: String,
 }
@@ -369,6 +370,23 @@ async fn main() -> anyhow::Result<()> {
             "peak_rss_mib={:.1}",
             rss_phase(&client, &server, &args).await?
         ));
+    }
+    if phases.contains(&"admin") {
+        if !phases.contains(&"rss") {
+            rss_phase(&client, &server, &args).await?;
+        }
+        let started = Instant::now();
+        let template = accolade_bench::admin::create_templates(&client, &server, 10_000).await?;
+        println!(
+            "admin: 10,000 more templates created in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+        let cookie = accolade_bench::admin::sign_in(&args.binary, &server).await?;
+        // A learner of the memory phase: 25 courses passed, 2 requirements each.
+        let worst =
+            accolade_bench::admin::measure(&client, &server, &cookie, &template, "learner1000007")
+                .await?;
+        summary.push(format!("admin_page_worst_median_ms={worst:.2}"));
     }
     println!("RESULT {}", summary.join(" "));
     Ok(())

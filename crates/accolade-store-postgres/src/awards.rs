@@ -81,7 +81,7 @@ pub async fn list_awards(
         award_columns!(),
         " FROM awards WHERE ($1::text IS NULL OR learner = $1) \
          AND ($2::text IS NULL OR template_id = $2) AND ($3::text IS NULL OR state = $3) \
-         ORDER BY awarded_at DESC, id DESC LIMIT $4 OFFSET $5"
+         ORDER BY id DESC LIMIT $4 OFFSET $5"
     ))
     .bind(opt_text(f.learner.as_deref()))
     .bind(opt_text(f.template_id.as_deref()))

@@ -19,7 +19,7 @@ pub async fn list_jobs(c: &mut PgConnection, f: &JobFilter, page: Page) -> Resul
         "SELECT ",
         job_columns!(),
         " FROM jobs WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2) \
-         ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+         ORDER BY id DESC LIMIT $3 OFFSET $4"
     ))
     .bind(f.status.map(|s| s.as_str()))
     .bind(opt_text(f.kind.as_deref()))
