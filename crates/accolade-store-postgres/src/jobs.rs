@@ -189,21 +189,28 @@ pub async fn find_token(c: &mut PgConnection, hash: &str) -> Result<Option<ApiTo
 /// sequence has gaps (duplicates and rolled-back batches consume numbers), so `max(seq)` would
 /// overcount.
 pub async fn stats(c: &mut PgConnection) -> Result<StoreStats> {
-    let (outbox_pending, outbox_dead, events, awards_active): (i64, i64, i64, i64) =
-        sqlx::query_as(
-            "SELECT (SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')), \
+    let (outbox_pending, outbox_dead, events, awards_active, awards_revoked): (
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+    ) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')), \
              (SELECT count(*) FROM jobs WHERE status = 'dead'), \
              (SELECT count(*) FROM inbox_events), \
-             (SELECT count(*) FROM awards WHERE state <> 'revoked')",
-        )
-        .fetch_one(c)
-        .await
-        .map_err(db)?;
+             (SELECT count(*) FROM awards WHERE state <> 'revoked'), \
+             (SELECT count(*) FROM awards WHERE state = 'revoked')",
+    )
+    .fetch_one(c)
+    .await
+    .map_err(db)?;
     Ok(StoreStats {
         outbox_pending,
         outbox_dead,
         events,
         awards_active,
+        awards_revoked,
     })
 }
 

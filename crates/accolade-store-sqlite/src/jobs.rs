@@ -149,5 +149,6 @@ pub fn stats(c: &Connection) -> Result<StoreStats> {
         outbox_dead: count("SELECT count(*) FROM jobs WHERE status = 'dead'")?,
         events: count("SELECT coalesce(max(seq), 0) FROM inbox_events")?,
         awards_active: count("SELECT count(*) FROM awards WHERE state <> 'revoked'")?,
+        awards_revoked: count("SELECT count(*) FROM awards WHERE state = 'revoked'")?,
     })
 }

@@ -279,6 +279,8 @@ pub struct StoreStats {
     pub outbox_dead: i64,
     pub events: i64,
     pub awards_active: i64,
+    /// Award episodes that were revoked.
+    pub awards_revoked: i64,
 }
 
 /// The result of finishing a claimed job.

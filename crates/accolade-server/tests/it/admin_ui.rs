@@ -827,6 +827,13 @@ async fn awards_jobs_and_events_pages_show_state_and_act_only_with_the_form_toke
         "reason in the timeline"
     );
     assert_eq!(app.awards("bob").await[0]["state"], "revoked");
+    let dashboard = send(&app, "GET", "/admin", &cookies, None).await;
+    assert!(
+        dashboard
+            .body
+            .contains(r#"<span class="n">1</span><span class="l">badges revoked</span>"#),
+        "the dashboard counts revocations"
+    );
 
     let jobs = send(&app, "GET", "/admin/jobs?status=pending", &cookies, None).await;
     assert_eq!(jobs.status, StatusCode::OK);

@@ -933,6 +933,7 @@ pub async fn stats_follow_events_awards_and_jobs(store: Arc<dyn Store>) {
     let s = store.stats().await.unwrap();
     assert_eq!(s.events, 3);
     assert_eq!(s.awards_active, 1);
+    assert_eq!(s.awards_revoked, 1);
     assert_eq!(s.outbox_pending, 3);
     assert_eq!(s.outbox_dead, 0);
     let now = now_after_writes();
