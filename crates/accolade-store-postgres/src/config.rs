@@ -259,6 +259,7 @@ pub async fn list_templates(
         " FROM templates WHERE ($1::text IS NULL OR origin = $1) \
          AND ($2::boolean IS NULL OR is_active = $2) \
          AND ($3::text IS NULL OR organization_id = $3) \
+         AND ($6::text IS NULL OR provider_state = $6) \
          ORDER BY name, id LIMIT $4 OFFSET $5"
     ))
     .bind(f.origin.map(|o| o.as_str()))
@@ -266,6 +267,7 @@ pub async fn list_templates(
     .bind(opt_text(f.organization_id.as_deref()))
     .bind(limit)
     .bind(offset)
+    .bind(opt_text(f.provider_state.as_deref()))
     .fetch_all(c)
     .await
     .map_err(db)?;

@@ -177,6 +177,10 @@ pub fn list_templates(c: &Connection, f: &TemplateFilter, page: Page) -> Result<
         sql.push_str(" AND organization_id = ?");
         args.push(o.clone().into());
     }
+    if let Some(p) = &f.provider_state {
+        sql.push_str(" AND provider_state = ?");
+        args.push(p.clone().into());
+    }
     sql.push_str(" ORDER BY name, id LIMIT ? OFFSET ?");
     args.push(page.fetch().into());
     args.push((page.offset as i64).into());

@@ -85,6 +85,8 @@ pub struct TemplateFilter {
     /// Case-insensitive substring of the name.
     pub search: Option<String>,
     pub organization_id: Option<String>,
+    /// The provider's state, e.g. Credly's `active` or `inactive` (after it stopped listing it).
+    pub provider_state: Option<String>,
 }
 
 /// A new requirement; `group: None` takes the next free letter.

@@ -51,6 +51,7 @@ pub async fn list_templates(
         active: q.active,
         search: q.q.clone(),
         organization_id: q.organization.clone(),
+        provider_state: None,
     };
     let page = state
         .store

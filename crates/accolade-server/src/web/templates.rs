@@ -27,6 +27,9 @@ pub struct ListQuery {
     active: String,
     #[serde(default)]
     org: String,
+    /// Credly's state of the template (`active`, `inactive`, …).
+    #[serde(default)]
+    state: String,
     #[serde(default)]
     offset: u64,
 }
@@ -50,6 +53,7 @@ pub struct TemplatesPage {
     pub origin: String,
     pub active: String,
     pub org: String,
+    pub state: String,
     /// (id, name) of every organization, for the filter.
     pub orgs: Vec<(String, String)>,
     pub rows: Vec<Row>,
@@ -103,6 +107,7 @@ pub async fn list(
         },
         search: Some(q.q.trim().to_string()).filter(|s| !s.is_empty()),
         organization_id: Some(q.org.clone()).filter(|s| !s.is_empty()),
+        provider_state: Some(q.state.trim().to_string()).filter(|s| !s.is_empty()),
     };
     let page = Page::new(Some(PER_PAGE), Some(q.offset));
     let (templates, orgs) = match tokio::try_join!(
@@ -151,6 +156,7 @@ pub async fn list(
         origin: q.origin,
         active: q.active,
         org: q.org,
+        state: q.state,
         rows,
         first,
         last,

@@ -586,6 +586,29 @@ async fn the_credly_page_adds_an_organization_syncs_it_and_the_templates_page_li
         active.body.contains("No template matches."),
         "new templates are inactive"
     );
+    let by_state = send(
+        &app,
+        "GET",
+        "/admin/templates?state=active&origin=credly",
+        &cookies,
+        None,
+    )
+    .await;
+    assert!(by_state
+        .body
+        .contains("Template 00000000-0000-4000-8000-000000000001"));
+    let none = send(
+        &app,
+        "GET",
+        "/admin/templates?state=inactive",
+        &cookies,
+        None,
+    )
+    .await;
+    assert!(
+        none.body.contains("No template matches."),
+        "filter by Credly state"
+    );
 }
 
 #[tokio::test]

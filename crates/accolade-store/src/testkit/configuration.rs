@@ -79,7 +79,7 @@ pub async fn create_template_keeps_fields(store: Arc<dyn Store>) {
     assert_eq!(all.items.len(), 2, "refused creations leave nothing behind");
 }
 
-/// `list_templates` filters by origin, activity, organization and a case-insensitive name
+/// `list_templates` filters by origin, activity, organization, provider state and a case-insensitive name
 /// substring (with `%` and `_` taken literally), and pages through everything exactly once.
 pub async fn template_filters_and_pagination(store: Arc<dyn Store>) {
     let specs: [(&str, Origin, bool, Option<&str>); 8] = [
@@ -97,6 +97,13 @@ pub async fn template_filters_and_pagination(store: Arc<dyn Store>) {
             .create_template(NewTemplate {
                 origin,
                 organization_id: org.map(str::to_string),
+                // One Credly template that Credly no longer lists.
+                provider_state: if name == "Score 500 club" {
+                    "inactive"
+                } else {
+                    "active"
+                }
+                .into(),
                 ..local_template(name, active)
             })
             .await
@@ -191,6 +198,7 @@ pub async fn template_filters_and_pagination(store: Arc<dyn Store>) {
             active: Some(true),
             search: Some("soup".into()),
             organization_id: None,
+            provider_state: None,
         })
         .await,
         set(&["alphabet soup"])
@@ -201,6 +209,25 @@ pub async fn template_filters_and_pagination(store: Arc<dyn Store>) {
     })
     .await
     .is_empty());
+
+    assert_eq!(
+        names(TemplateFilter {
+            provider_state: Some("inactive".into()),
+            ..Default::default()
+        })
+        .await,
+        set(&["Score 500 club"]),
+        "filter by the provider's state"
+    );
+    assert_eq!(
+        names(TemplateFilter {
+            origin: Some(Origin::Credly),
+            provider_state: Some("active".into()),
+            ..Default::default()
+        })
+        .await,
+        set(&["Beta Badge"])
+    );
 
     // Pages of 3: 3 + 3 + 2, each template exactly once.
     let mut seen = Vec::new();
