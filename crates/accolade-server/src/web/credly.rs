@@ -4,15 +4,14 @@
 
 use accolade_store::CredlyOrganization;
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 
-use super::forms::{fields, one};
+use super::forms::one;
 use super::pages::{error_page, render_with};
-use super::session::{csrf_refused, Admin};
+use super::session::{Admin, AdminForm};
 use crate::error::ApiError;
 use crate::service::credly::{orgs, sync};
 use crate::state::AppState;
@@ -119,11 +118,13 @@ pub async fn list(State(state): State<AppState>, admin: Admin) -> Response {
 }
 
 /// `POST /admin/credly` (add an organization)
-pub async fn add(State(state): State<AppState>, admin: Admin, body: Bytes) -> Response {
-    let form = fields(&body);
-    if !admin.csrf_ok(one(&form, "csrf")) {
-        return csrf_refused();
-    }
+pub async fn add(
+    State(state): State<AppState>,
+    AdminForm {
+        admin,
+        fields: form,
+    }: AdminForm,
+) -> Response {
     let id = one(&form, "organization_id").trim().to_string();
     let key = one(&form, "api_key").trim().to_string();
     let notice = match orgs::add(&state.credly, &*state.store, &id, &key).await {
@@ -145,14 +146,12 @@ pub async fn add(State(state): State<AppState>, admin: Admin, body: Bytes) -> Re
 /// `POST /admin/credly/{id}/key` (rotate the key)
 pub async fn rotate(
     State(state): State<AppState>,
-    admin: Admin,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm {
+        admin,
+        fields: form,
+    }: AdminForm,
 ) -> Response {
-    let form = fields(&body);
-    if !admin.csrf_ok(one(&form, "csrf")) {
-        return csrf_refused();
-    }
     let key = one(&form, "api_key").trim().to_string();
     let notice = match orgs::rotate_key(&state.credly, &*state.store, &id, &key).await {
         Ok(org) => Notice {
@@ -170,11 +169,13 @@ pub async fn rotate(
 }
 
 /// `POST /admin/credly/sync` (the selected organizations, one after the other)
-pub async fn sync_selected(State(state): State<AppState>, admin: Admin, body: Bytes) -> Response {
-    let form = fields(&body);
-    if !admin.csrf_ok(one(&form, "csrf")) {
-        return csrf_refused();
-    }
+pub async fn sync_selected(
+    State(state): State<AppState>,
+    AdminForm {
+        admin,
+        fields: form,
+    }: AdminForm,
+) -> Response {
     let dry_run = one(&form, "dry_run") == "1";
     let selected: Vec<&str> = form
         .iter()

@@ -8,16 +8,15 @@ use accolade_domain::award::AwardState;
 use accolade_domain::outbox::JobStatus;
 use accolade_store::{AwardFilter, JobFilter, ManualChange, Page, StoreError};
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::forms::{fields, one};
+use super::forms::one;
 use super::pages::{error_page, render_with};
-use super::session::{csrf_refused, Admin};
+use super::session::{Admin, AdminForm};
 use crate::state::AppState;
 
 const PER_PAGE: u32 = 50;
@@ -203,14 +202,12 @@ pub async fn awards(
 /// `POST /admin/awards/{id}/revoke` with a reason.
 pub async fn revoke(
     State(state): State<AppState>,
-    admin: Admin,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm {
+        admin,
+        fields: form,
+    }: AdminForm,
 ) -> Response {
-    let form = fields(&body);
-    if !admin.csrf_ok(one(&form, "csrf")) {
-        return csrf_refused();
-    }
     let reason = match crate::api::awards::reason(one(&form, "reason")) {
         Ok(r) => format!("{r} (by {} in the admin UI)", admin.session.username),
         Err(e) => {
@@ -352,14 +349,12 @@ pub async fn jobs(
 /// `POST /admin/jobs/{id}/retry`
 pub async fn retry(
     State(state): State<AppState>,
-    admin: Admin,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm {
+        admin,
+        fields: form,
+    }: AdminForm,
 ) -> Response {
-    let form = fields(&body);
-    if !admin.csrf_ok(one(&form, "csrf")) {
-        return csrf_refused();
-    }
     let notice = match state.store.retry_job(&id).await {
         Ok(j) => (true, format!("Job {} is due again now.", j.id)),
         Err(StoreError::NotFound { .. }) => {
@@ -629,14 +624,9 @@ pub async fn deliveries(
 /// `POST /admin/webhooks/{id}/replay`: sends the delivery's event again (a new delivery).
 pub async fn replay(
     State(state): State<AppState>,
-    admin: Admin,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm { admin, fields: _ }: AdminForm,
 ) -> Response {
-    let form = fields(&body);
-    if !admin.csrf_ok(one(&form, "csrf")) {
-        return csrf_refused();
-    }
     let notice = match state.store.replay_webhook_delivery(&id, Utc::now()).await {
         Ok(d) => (true, format!("Replaying the event as delivery {}.", d.id)),
         Err(StoreError::NotFound { .. }) => {

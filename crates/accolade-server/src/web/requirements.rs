@@ -10,14 +10,13 @@ use accolade_domain::event::IncomingEvent;
 use accolade_domain::rules::DataRule;
 use accolade_domain::template::Group;
 use accolade_store::{NewPenalty, NewRequirement, StoreError};
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::forms::{fields, one};
+use super::forms::one;
 use super::pages::error_page;
-use super::session::{csrf_refused, Admin};
+use super::session::{Admin, AdminForm};
 use super::templates::{detail_page, Extras};
 use crate::config::Config;
 use crate::state::AppState;
@@ -117,14 +116,12 @@ fn store_failure(e: StoreError) -> Result<String, String> {
 /// `POST /admin/templates/{id}/requirements`
 pub async fn add(
     State(state): State<AppState>,
-    admin: Admin,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm {
+        admin,
+        fields: form,
+    }: AdminForm,
 ) -> Response {
-    let form = fields(&body);
-    if !admin.csrf_ok(one(&form, "csrf")) {
-        return csrf_refused();
-    }
     let result = async {
         let event_type = event_type_of(&state, &form)?;
         let group = match one(&form, "group") {
@@ -151,14 +148,9 @@ pub async fn add(
 /// `POST /admin/templates/{id}/requirements/{requirement}/delete`
 pub async fn delete(
     State(state): State<AppState>,
-    admin: Admin,
     Path((id, requirement)): Path<(String, String)>,
-    body: Bytes,
+    AdminForm { admin, fields: _ }: AdminForm,
 ) -> Response {
-    let form = fields(&body);
-    if !admin.csrf_ok(one(&form, "csrf")) {
-        return csrf_refused();
-    }
     // Only a requirement of this template may be deleted from its page.
     match state.store.get_requirement(&requirement).await {
         Ok(r) if r.template_id == id => {}
@@ -182,14 +174,12 @@ pub async fn delete(
 /// `POST /admin/templates/{id}/penalties`
 pub async fn add_penalty(
     State(state): State<AppState>,
-    admin: Admin,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm {
+        admin,
+        fields: form,
+    }: AdminForm,
 ) -> Response {
-    let form = fields(&body);
-    if !admin.csrf_ok(one(&form, "csrf")) {
-        return csrf_refused();
-    }
     let result = async {
         let event_type = event_type_of(&state, &form)?;
         let rules = rules_from(&form)?;
@@ -256,14 +246,12 @@ fn verdicts(rules: &[DataRule], payload: &serde_json::Value) -> Vec<RuleVerdict>
 /// `POST /admin/templates/{id}/explain` with `event` = a sample event (JSON).
 pub async fn explain(
     State(state): State<AppState>,
-    admin: Admin,
     Path(id): Path<String>,
-    body: Bytes,
+    AdminForm {
+        admin,
+        fields: form,
+    }: AdminForm,
 ) -> Response {
-    let form = fields(&body);
-    if !admin.csrf_ok(one(&form, "csrf")) {
-        return csrf_refused();
-    }
     let sample = one(&form, "event").to_string();
     let config = match state.store.get_template(&id).await {
         Ok(c) => c,

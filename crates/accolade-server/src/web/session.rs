@@ -3,7 +3,8 @@
 //! to the login form; any other request is refused.
 
 use accolade_store::AdminSession;
-use axum::extract::FromRequestParts;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -24,6 +25,31 @@ impl Admin {
     /// True when a form carries this session's CSRF token.
     pub fn csrf_ok(&self, token: &str) -> bool {
         cookies::same(token, &self.session.csrf_token)
+    }
+}
+
+/// A signed-in admin's form post whose CSRF token was checked: handlers of state-changing forms
+/// take this instead of [`Admin`], so none can forget the check.
+pub struct AdminForm {
+    pub admin: Admin,
+    /// The decoded form fields (see `forms`).
+    pub fields: Vec<(String, String)>,
+}
+
+impl FromRequest<AppState> for AdminForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let admin = Admin::from_request_parts(&mut parts, state).await?;
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let fields = super::forms::fields(&bytes);
+        if !admin.csrf_ok(super::forms::one(&fields, "csrf")) {
+            return Err(csrf_refused());
+        }
+        Ok(AdminForm { admin, fields })
     }
 }
 

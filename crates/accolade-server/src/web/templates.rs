@@ -367,14 +367,12 @@ pub async fn detail(
 /// `POST /admin/templates/{id}/active` with `active=true|false` (the confirmed switch).
 pub async fn set_active(
     State(state): State<AppState>,
-    admin: Admin,
     axum::extract::Path(id): axum::extract::Path<String>,
-    body: axum::body::Bytes,
+    super::session::AdminForm {
+        admin,
+        fields: form,
+    }: super::session::AdminForm,
 ) -> Response {
-    let form = super::forms::fields(&body);
-    if !admin.csrf_ok(super::forms::one(&form, "csrf")) {
-        return super::session::csrf_refused();
-    }
     let active = match super::forms::one(&form, "active") {
         "true" => true,
         "false" => false,
