@@ -10,7 +10,7 @@ use axum::response::Response;
 use chrono::Utc;
 
 use super::forms::one;
-use super::pages::{error_page, render_with};
+use super::pages::{render_with, unavailable};
 use super::session::{Admin, AdminForm};
 use crate::error::ApiError;
 use crate::service::credly::{orgs, sync};
@@ -93,13 +93,7 @@ async fn page(state: &AppState, admin: Admin, notices: Vec<Notice>, new_id: Stri
                 new_id,
             },
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "credly page: cannot list organizations");
-            error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database is not available; try again shortly.",
-            )
-        }
+        Err(e) => unavailable("credly page: cannot list organizations", e),
     }
 }
 

@@ -17,7 +17,7 @@ use axum::Form;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use super::pages::{error_page, LoginPage};
+use super::pages::{error_page, unavailable, LoginPage};
 use super::session::{csrf_refused, safe_next, Admin};
 use super::{cookies, password};
 use crate::state::AppState;
@@ -99,11 +99,7 @@ pub async fn submit(
             return retry(StatusCode::UNAUTHORIZED, "Wrong username or password.");
         }
         Err(e) => {
-            tracing::error!(error = %e, "admin login: cannot read the account");
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database is not available; try again shortly.",
-            );
+            return unavailable("admin login: cannot read the account", e);
         }
     };
     if let Some(until) = user.locked_until.filter(|u| *u > now) {
@@ -156,11 +152,7 @@ pub async fn submit(
             .await
     };
     if let Err(e) = stored.await {
-        tracing::error!(error = %e, "admin login: cannot store the session");
-        return error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The database is not available; try again shortly.",
-        );
+        return unavailable("admin login: cannot store the session", e);
     }
     tracing::info!(username = %username, "admin signed in");
     let mut response = Redirect::to(&next).into_response();

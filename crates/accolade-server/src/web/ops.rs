@@ -15,50 +15,16 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::forms::one;
-use super::pages::{error_page, render_with};
+use super::pages::{error_page, pager, render_with, PER_PAGE};
 use super::session::{Admin, AdminForm};
 use crate::state::AppState;
-
-const PER_PAGE: u32 = 50;
 
 fn when(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
 fn unavailable(e: StoreError) -> Response {
-    tracing::error!(error = %e, "admin page: cannot read the database");
-    error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The database is not available; try again shortly.",
-    )
-}
-
-/// Previous/next links for a list at `offset` whose next page starts at `next`.
-fn pager(
-    base: &str,
-    query: &[(&str, &str)],
-    offset: u64,
-    next: Option<u64>,
-) -> (Option<String>, Option<String>) {
-    let link = |o: u64| {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in query.iter().filter(|(_, v)| !v.is_empty()) {
-            s.append_pair(k, v);
-        }
-        if o > 0 {
-            s.append_pair("offset", &o.to_string());
-        }
-        let q = s.finish();
-        if q.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}?{q}")
-        }
-    };
-    (
-        (offset > 0).then(|| link(offset.saturating_sub(PER_PAGE as u64))),
-        next.map(link),
-    )
+    super::pages::unavailable("admin page: cannot read the database", e)
 }
 
 // ---- awards -------------------------------------------------------------------------------

@@ -67,6 +67,47 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+/// The page shown when the database fails; the error is logged with `context`, not shown.
+pub fn unavailable(context: &str, e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "{context}");
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The database is not available; try again shortly.",
+    )
+}
+
+/// Rows per page of every admin list.
+pub const PER_PAGE: u32 = 50;
+
+/// Previous/next links of a list at `offset` whose next page starts at `next`, keeping the
+/// non-empty filters of `query`.
+pub fn pager(
+    base: &str,
+    query: &[(&str, &str)],
+    offset: u64,
+    next: Option<u64>,
+) -> (Option<String>, Option<String>) {
+    let link = |o: u64| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in query.iter().filter(|(_, v)| !v.is_empty()) {
+            s.append_pair(k, v);
+        }
+        if o > 0 {
+            s.append_pair("offset", &o.to_string());
+        }
+        let q = s.finish();
+        if q.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{q}")
+        }
+    };
+    (
+        (offset > 0).then(|| link(offset.saturating_sub(PER_PAGE as u64))),
+        next.map(link),
+    )
+}
+
 /// One Credly organization as the dashboard shows it.
 pub struct OrgRow {
     pub id: String,
@@ -105,11 +146,7 @@ pub async fn dashboard(State(state): State<AppState>, admin: Admin) -> Response 
     {
         Ok(v) => v,
         Err(e) => {
-            tracing::error!(error = %e, "dashboard: cannot read the database");
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database is not available; try again shortly.",
-            );
+            return unavailable("dashboard: cannot read the database", e);
         }
     };
     let now = Utc::now();

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 
 use super::cookies;
-use super::pages::error_page;
+use super::pages::{error_page, unavailable};
 use crate::state::AppState;
 
 /// A valid session of an admin account.
@@ -76,13 +76,7 @@ impl FromRequestParts<AppState> for Admin {
         {
             Ok(Some(session)) => Ok(Admin { session, secure }),
             Ok(None) => Err(not_signed_in(parts)),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the admin session");
-                Err(error_page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The database is not available; try again shortly.",
-                ))
-            }
+            Err(e) => Err(unavailable("cannot read the admin session", e)),
         }
     }
 }

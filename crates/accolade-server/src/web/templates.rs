@@ -10,12 +10,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::pages::{error_page, render_with};
+use super::pages::{error_page, pager, render_with, unavailable, PER_PAGE};
 use super::session::Admin;
 use crate::state::AppState;
-
-/// Rows per page.
-const PER_PAGE: u32 = 50;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
@@ -63,30 +60,6 @@ pub struct TemplatesPage {
     pub next: Option<String>,
 }
 
-/// The list URL for the same filters at another offset.
-fn link(q: &ListQuery, offset: u64) -> String {
-    let mut s = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [
-        ("q", &q.q),
-        ("origin", &q.origin),
-        ("active", &q.active),
-        ("org", &q.org),
-    ] {
-        if !v.is_empty() {
-            s.append_pair(k, v);
-        }
-    }
-    if offset > 0 {
-        s.append_pair("offset", &offset.to_string());
-    }
-    let query = s.finish();
-    if query.is_empty() {
-        "/admin/templates".into()
-    } else {
-        format!("/admin/templates?{query}")
-    }
-}
-
 /// `GET /admin/templates`
 pub async fn list(
     State(state): State<AppState>,
@@ -116,11 +89,7 @@ pub async fn list(
     ) {
         Ok(v) => v,
         Err(e) => {
-            tracing::error!(error = %e, "templates page: cannot read the database");
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database is not available; try again shortly.",
-            );
+            return unavailable("templates page: cannot read the database", e);
         }
     };
     let names: std::collections::HashMap<&str, &str> = orgs
@@ -144,13 +113,25 @@ pub async fn list(
             updated: t.updated_at.format("%Y-%m-%d %H:%M").to_string(),
         })
         .collect();
+    let (prev, next) = pager(
+        "/admin/templates",
+        &[
+            ("q", &q.q),
+            ("origin", &q.origin),
+            ("active", &q.active),
+            ("org", &q.org),
+            ("state", &q.state),
+        ],
+        q.offset,
+        templates.next_offset,
+    );
     let first = if rows.is_empty() { 0 } else { q.offset + 1 };
     let last = q.offset + rows.len() as u64;
     let page = TemplatesPage {
         username: admin.session.username,
         csrf: admin.session.csrf_token,
-        prev: (q.offset > 0).then(|| link(&q, q.offset.saturating_sub(PER_PAGE as u64))),
-        next: templates.next_offset.map(|o| link(&q, o)),
+        prev,
+        next,
         orgs: orgs.into_iter().map(|o| (o.id, o.name)).collect(),
         q: q.q,
         origin: q.origin,
@@ -233,11 +214,7 @@ pub async fn detail_page(state: &AppState, admin: Admin, id: &str, extras: Extra
             )
         }
         Err(e) => {
-            tracing::error!(error = %e, "template page: cannot read the template");
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database is not available; try again shortly.",
-            );
+            return unavailable("template page: cannot read the template", e);
         }
     };
     let t = config.template;
@@ -406,12 +383,6 @@ pub async fn set_active(
             StatusCode::NOT_FOUND,
             "There is no badge template with this id.",
         ),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot switch the template");
-            error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database is not available; try again shortly.",
-            )
-        }
+        Err(e) => unavailable("cannot switch the template", e),
     }
 }
