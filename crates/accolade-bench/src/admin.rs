@@ -107,6 +107,18 @@ pub async fn measure(
     template: &str,
     learner: &str,
 ) -> anyhow::Result<f64> {
+    // One award's page: the newest award, found through the API.
+    let awards: Value = client
+        .get(format!("{}/api/v1/awards?limit=1", s.base))
+        .bearer_auth(&s.token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let award = awards["data"][0]["id"]
+        .as_str()
+        .context("the rss phase left no award")?
+        .to_string();
     let pages = [
         "/admin".to_string(),
         "/admin/templates".to_string(),
@@ -116,8 +128,11 @@ pub async fn measure(
         format!("/admin/progress?learner={learner}"),
         "/admin/awards".to_string(),
         format!("/admin/awards?learner={learner}"),
+        format!("/admin/awards/{award}"),
         "/admin/jobs".to_string(),
+        "/admin/jobs?status=dead".to_string(),
         "/admin/events".to_string(),
+        "/admin/events?show=rejected".to_string(),
         format!("/admin/events?learner={learner}"),
         "/admin/webhooks".to_string(),
         "/admin/credly".to_string(),

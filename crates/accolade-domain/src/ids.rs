@@ -23,6 +23,14 @@ pub fn penalty_id() -> String {
 pub fn job_id() -> String {
     prefixed("job")
 }
+/// The outbox job that delivers the award (`revoked == false`) or the revocation of award
+/// `award_id`. Derived from the award, not random: an award has at most one of each (the primary
+/// key says so), and the admin UI finds an award's jobs without an extra index on the job table.
+pub fn award_job_id(award_id: &str, revoked: bool) -> String {
+    let id =
+        Uuid::parse_str(award_id).map_or_else(|_| award_id.to_string(), |u| u.simple().to_string());
+    format!("job_{id}_{}", if revoked { "revoke" } else { "issue" })
+}
 pub fn token_id() -> String {
     prefixed("tok")
 }
@@ -44,6 +52,19 @@ pub fn is_uuid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn award_jobs_are_named_after_their_award() {
+        let award = "0192f1d2-3c4d-7e5f-8a9b-0c1d2e3f4a5b";
+        assert_eq!(
+            award_job_id(award, false),
+            "job_0192f1d23c4d7e5f8a9b0c1d2e3f4a5b_issue"
+        );
+        assert_eq!(
+            award_job_id(award, true),
+            "job_0192f1d23c4d7e5f8a9b0c1d2e3f4a5b_revoke"
+        );
+    }
 
     #[test]
     fn prefixed_ids_are_unique_and_prefixed() {

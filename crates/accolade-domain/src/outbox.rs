@@ -125,7 +125,7 @@ pub fn effects_of(
         (true, Origin::Credly) => (kind::CREDLY_REVOKE, BADGE_REVOKED),
     };
     let job = NewJob {
-        id: crate::ids::job_id(),
+        id: crate::ids::award_job_id(&award.id, revoked),
         kind,
         payload: json!({
             "award_id": award.id,

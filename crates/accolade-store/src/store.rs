@@ -114,6 +114,23 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_job(&self, id: &str) -> Result<Job>;
 
+    /// The delivery job of an award and, once revoked, its revocation job (oldest first). Found
+    /// by primary key: award jobs are named after their award (`ids::award_job_id`).
+    async fn jobs_of_award(&self, award_id: &str) -> Result<Vec<Job>> {
+        let mut jobs = Vec::with_capacity(2);
+        for revoked in [false, true] {
+            match self
+                .get_job(&accolade_domain::ids::award_job_id(award_id, revoked))
+                .await
+            {
+                Ok(j) => jobs.push(j),
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(jobs)
+    }
+
     /// Makes a dead (or pending) job run now, without resetting its attempt count.
     async fn retry_job(&self, id: &str) -> Result<Job>;
 

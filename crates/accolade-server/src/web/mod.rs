@@ -5,6 +5,7 @@
 //! every answer carries a Content-Security-Policy that allows only this origin's own scripts,
 //! styles and forms, and no framing.
 
+pub mod awards;
 pub mod cookies;
 pub mod credly;
 pub mod forms;
@@ -48,11 +49,10 @@ pub fn router() -> Router<AppState> {
             "/admin/credly/{id}/key",
             axum::routing::post(credly::rotate),
         )
-        .route("/admin/awards", get(ops::awards))
-        .route(
-            "/admin/awards/{id}/revoke",
-            axum::routing::post(ops::revoke),
-        )
+        .route("/admin/awards", get(awards::list))
+        .route("/admin/awards/{id}", get(awards::detail))
+        .route("/admin/awards/{id}/revoke", post(awards::revoke))
+        .route("/admin/awards/{id}/retry", post(awards::retry))
         .route("/admin/jobs", get(ops::jobs))
         .route("/admin/jobs/{id}/retry", axum::routing::post(ops::retry))
         .route("/admin/events", get(ops::events))

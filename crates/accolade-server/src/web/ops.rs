@@ -1,12 +1,9 @@
-//! Operations pages: awards (state, external id and state, timeline, revoke with a reason),
-//! outbox jobs (dead ones retried by hand) and events (recent, and rejected with reasons). All
-//! lists are paged in the database.
+//! Operations pages: outbox jobs (dead ones retried by hand), events (recent, and rejected with
+//! reasons), progress per learner and webhook deliveries. All lists are paged in the database.
+//! Awards have their own module, [`super::awards`].
 
-use std::collections::HashMap;
-
-use accolade_domain::award::AwardState;
 use accolade_domain::outbox::JobStatus;
-use accolade_store::{AwardFilter, JobFilter, ManualChange, Page, StoreError};
+use accolade_store::{JobFilter, Page, StoreError};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -19,205 +16,12 @@ use super::pages::{error_page, pager, render_with, PER_PAGE};
 use super::session::{Admin, AdminForm};
 use crate::state::AppState;
 
-fn when(t: Option<DateTime<Utc>>) -> String {
+pub(super) fn when(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
 fn unavailable(e: StoreError) -> Response {
     super::pages::unavailable("admin page: cannot read the database", e)
-}
-
-// ---- awards -------------------------------------------------------------------------------
-
-#[derive(Debug, Default, Deserialize)]
-pub struct AwardQuery {
-    #[serde(default)]
-    learner: String,
-    #[serde(default)]
-    state: String,
-    #[serde(default)]
-    offset: u64,
-}
-
-pub struct AwardRow {
-    pub id: String,
-    pub learner: String,
-    pub template: String,
-    pub template_id: String,
-    pub episode: i64,
-    pub state: &'static str,
-    pub revocable: bool,
-    /// Timeline lines: earned, awarded, issued, revoked (with the reason).
-    pub timeline: Vec<String>,
-    pub external: String,
-}
-
-#[derive(Template)]
-#[template(path = "admin/awards.html")]
-pub struct AwardsPage {
-    pub username: String,
-    pub csrf: String,
-    pub learner: String,
-    pub state: String,
-    pub rows: Vec<AwardRow>,
-    pub notice: Option<(bool, String)>,
-    pub prev: Option<String>,
-    pub next: Option<String>,
-}
-
-async fn awards_page(
-    state: &AppState,
-    admin: Admin,
-    q: AwardQuery,
-    notice: Option<(bool, String)>,
-) -> Response {
-    let filter = AwardFilter {
-        learner: Some(q.learner.trim().to_string()).filter(|s| !s.is_empty()),
-        template_id: None,
-        state: AwardState::parse(&q.state),
-    };
-    let awards = match state
-        .store
-        .list_awards(&filter, Page::new(Some(PER_PAGE), Some(q.offset)))
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => return unavailable(e),
-    };
-    let mut names: HashMap<String, String> = HashMap::new();
-    for a in &awards.items {
-        if !names.contains_key(&a.template_id) {
-            let name = state
-                .store
-                .get_template(&a.template_id)
-                .await
-                .map_or_else(|_| a.template_id.clone(), |t| t.template.name);
-            names.insert(a.template_id.clone(), name);
-        }
-    }
-    let rows = awards
-        .items
-        .into_iter()
-        .map(|a| {
-            let mut timeline = vec![
-                format!("earned {}", when(Some(a.earned_at))),
-                format!("awarded {}", when(Some(a.awarded_at))),
-            ];
-            if let Some(t) = a.issued_at {
-                timeline.push(format!("issued {}", when(Some(t))));
-            }
-            if let Some(t) = a.revoked_at {
-                timeline.push(format!(
-                    "revoked {}: {}",
-                    when(Some(t)),
-                    a.revoke_reason.clone().unwrap_or_default()
-                ));
-            }
-            AwardRow {
-                template: names.get(&a.template_id).cloned().unwrap_or_default(),
-                external: match (&a.external_id, &a.external_state) {
-                    (Some(id), Some(s)) => format!("{id} ({s})"),
-                    (Some(id), None) => id.clone(),
-                    (None, Some(s)) => s.clone(),
-                    (None, None) => String::new(),
-                },
-                revocable: a.state != AwardState::Revoked,
-                state: a.state.as_str(),
-                id: a.id,
-                learner: a.learner,
-                template_id: a.template_id,
-                episode: a.episode,
-                timeline,
-            }
-        })
-        .collect();
-    let (prev, next) = pager(
-        "/admin/awards",
-        &[("learner", &q.learner), ("state", &q.state)],
-        q.offset,
-        awards.next_offset,
-    );
-    let status = match &notice {
-        Some((false, _)) => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::OK,
-    };
-    render_with(
-        status,
-        &AwardsPage {
-            username: admin.session.username,
-            csrf: admin.session.csrf_token,
-            learner: q.learner,
-            state: q.state,
-            rows,
-            notice,
-            prev,
-            next,
-        },
-    )
-}
-
-/// `GET /admin/awards`
-pub async fn awards(
-    State(state): State<AppState>,
-    admin: Admin,
-    Query(q): Query<AwardQuery>,
-) -> Response {
-    awards_page(&state, admin, q, None).await
-}
-
-/// `POST /admin/awards/{id}/revoke` with a reason.
-pub async fn revoke(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    AdminForm {
-        admin,
-        fields: form,
-    }: AdminForm,
-) -> Response {
-    let reason = match crate::api::awards::reason(one(&form, "reason")) {
-        Ok(r) => format!("{r} (by {} in the admin UI)", admin.session.username),
-        Err(e) => {
-            return awards_page(
-                &state,
-                admin,
-                AwardQuery::default(),
-                Some((false, e.to_string())),
-            )
-            .await
-        }
-    };
-    let notice = match state
-        .store
-        .revoke_award(
-            &id,
-            ManualChange {
-                reason,
-                at: crate::api::awards::now_micros(),
-            },
-        )
-        .await
-    {
-        Ok(a) => {
-            crate::metrics::manual_revoke();
-            (
-                true,
-                format!(
-                    "Revoked the award of {} (episode {}).",
-                    a.learner, a.episode
-                ),
-            )
-        }
-        Err(StoreError::NotFound { .. }) => {
-            return error_page(StatusCode::NOT_FOUND, "There is no award with this id.")
-        }
-        Err(e @ StoreError::Conflict { .. }) => (false, e.to_string()),
-        Err(e) => return unavailable(e),
-    };
-    let q = AwardQuery {
-        learner: one(&form, "learner").to_string(),
-        ..Default::default()
-    };
-    awards_page(&state, admin, q, Some(notice)).await
 }
 
 // ---- jobs ---------------------------------------------------------------------------------
@@ -342,6 +146,9 @@ pub async fn retry(
 pub struct EventQuery {
     #[serde(default)]
     learner: String,
+    /// `rejected` lists rejected events; anything else the received ones.
+    #[serde(default)]
+    show: String,
     #[serde(default)]
     offset: u64,
 }
@@ -369,33 +176,65 @@ pub struct EventsPage {
     pub username: String,
     pub csrf: String,
     pub learner: String,
+    /// True on the rejected tab.
+    pub rejected_tab: bool,
     pub rows: Vec<EventRow>,
     pub rejected: Vec<RejectedRow>,
     pub prev: Option<String>,
     pub next: Option<String>,
 }
 
-/// `GET /admin/events`: recent accepted events (optionally of one learner) and the latest
-/// rejected ones with their reasons.
+/// `GET /admin/events`: received events, newest first (optionally of one learner), or with
+/// `show=rejected` the rejected ones with their codes and reasons. Both paged in the database.
 pub async fn events(
     State(state): State<AppState>,
     admin: Admin,
     Query(q): Query<EventQuery>,
 ) -> Response {
-    let learner = Some(q.learner.trim().to_string()).filter(|s| !s.is_empty());
+    let rejected_tab = q.show == "rejected";
     let page = Page::new(Some(PER_PAGE), Some(q.offset));
-    let (events, rejected) = match tokio::try_join!(
-        state.store.list_events(learner.as_deref(), page),
-        state.store.list_rejected(Page::new(Some(20), None))
-    ) {
-        Ok(v) => v,
-        Err(e) => return unavailable(e),
+    let (rows, rejected, next_offset) = if rejected_tab {
+        let list = match state.store.list_rejected(page).await {
+            Ok(l) => l,
+            Err(e) => return unavailable(e),
+        };
+        let rows = list
+            .items
+            .into_iter()
+            .map(|r| RejectedRow {
+                event_id: r.event_id.unwrap_or_default(),
+                event_type: r.event_type.unwrap_or_default(),
+                code: r.code,
+                detail: r.detail.chars().take(300).collect(),
+                source: r.source,
+                received: when(Some(r.received_at)),
+            })
+            .collect();
+        (Vec::new(), rows, list.next_offset)
+    } else {
+        let learner = Some(q.learner.trim().to_string()).filter(|s| !s.is_empty());
+        let list = match state.store.list_events(learner.as_deref(), page).await {
+            Ok(l) => l,
+            Err(e) => return unavailable(e),
+        };
+        let rows = list
+            .items
+            .into_iter()
+            .map(|e| EventRow {
+                id: e.id,
+                event_type: e.event_type,
+                learner: e.learner,
+                time: when(Some(e.time)),
+                received: when(Some(e.received_at)),
+            })
+            .collect();
+        (rows, Vec::new(), list.next_offset)
     };
     let (prev, next) = pager(
         "/admin/events",
-        &[("learner", &q.learner)],
+        &[("learner", &q.learner), ("show", &q.show)],
         q.offset,
-        events.next_offset,
+        next_offset,
     );
     render_with(
         StatusCode::OK,
@@ -403,29 +242,9 @@ pub async fn events(
             username: admin.session.username,
             csrf: admin.session.csrf_token,
             learner: q.learner,
-            rows: events
-                .items
-                .into_iter()
-                .map(|e| EventRow {
-                    id: e.id,
-                    event_type: e.event_type,
-                    learner: e.learner,
-                    time: when(Some(e.time)),
-                    received: when(Some(e.received_at)),
-                })
-                .collect(),
-            rejected: rejected
-                .items
-                .into_iter()
-                .map(|r| RejectedRow {
-                    event_id: r.event_id.unwrap_or_default(),
-                    event_type: r.event_type.unwrap_or_default(),
-                    code: r.code,
-                    detail: r.detail.chars().take(300).collect(),
-                    source: r.source,
-                    received: when(Some(r.received_at)),
-                })
-                .collect(),
+            rejected_tab,
+            rows,
+            rejected,
             prev,
             next,
         },

@@ -796,9 +796,15 @@ async fn awards_jobs_and_events_pages_show_state_and_act_only_with_the_form_toke
     assert_eq!(events.status, StatusCode::OK);
     assert!(events.body.contains("ev-1") && events.body.contains("bob"));
     assert!(
-        events.body.contains("<code>missing_user_data</code>"),
+        !events.body.contains("missing_user_data"),
+        "received and rejected events are on separate tabs"
+    );
+    let rejected = send(&app, "GET", "/admin/events?show=rejected", &cookies, None).await;
+    assert_eq!(rejected.status, StatusCode::OK);
+    assert!(
+        rejected.body.contains("<code>missing_user_data</code>") && rejected.body.contains("ev-2"),
         "rejected with its code: {}",
-        events.body
+        rejected.body
     );
 
     let awards = send(&app, "GET", "/admin/awards?learner=bob", &cookies, None).await;
@@ -1276,4 +1282,116 @@ async fn the_webhook_delivery_log_lists_deliveries_and_replays_with_the_form_tok
     )
     .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_award_page_shows_its_jobs_and_retries_a_dead_delivery_with_the_form_token() {
+    use accolade_domain::outbox::kind;
+    use accolade_store::JobResult;
+    let app = admin_app("ann").await;
+    app.template("Demo", &[("A", rules_passed(DEMO))]).await;
+    app.send(passing("ev-1", "bob", DEMO, true)).await;
+    let award_id = app.awards("bob").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The delivery fails for good: the job is dead.
+    let store = &app.state.store;
+    let now = chrono::Utc::now();
+    let claimed = store
+        .claim_jobs(
+            &[kind::ISSUE_AWARD],
+            10,
+            now,
+            now + chrono::Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let error = "<b>503</b> from the provider".to_string();
+    store
+        .finish_job(&claimed[0].id, JobResult::Dead { error }, now)
+        .await
+        .unwrap();
+
+    let session = session_of(&app).await;
+    let cookies = [("accolade_session", session.as_str())];
+    let list = send(&app, "GET", "/admin/awards?learner=bob", &cookies, None).await;
+    assert!(
+        list.body
+            .contains(&format!("href=\"/admin/awards/{award_id}\"")),
+        "the list links each award to its page"
+    );
+    let uri = format!("/admin/awards/{award_id}");
+    let page = send(&app, "GET", &uri, &cookies, None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("award.issue") && page.body.contains(">dead<"));
+    assert!(
+        page.body
+            .contains("&#60;b&#62;503&#60;/b&#62; from the provider"),
+        "the last error is shown, escaped: {}",
+        page.body
+    );
+    assert!(page.body.contains("Retry the failed job now"));
+    let csrf = page.field("csrf");
+
+    let retry = format!("{uri}/retry");
+    let forged = send(&app, "POST", &retry, &cookies, Some(&[])).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        store.jobs_of_award(&award_id).await.unwrap()[0]
+            .status
+            .as_str(),
+        "dead",
+        "a refused form changes nothing"
+    );
+    let done = send(&app, "POST", &retry, &cookies, Some(&[("csrf", &csrf)])).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("Retrying now: award.issue."));
+    let job = &store.jobs_of_award(&award_id).await.unwrap()[0];
+    assert_eq!(job.status.as_str(), "pending");
+    assert_eq!(job.attempts, 1, "a retry keeps the attempt count");
+    let again = send(&app, "POST", &retry, &cookies, Some(&[("csrf", &csrf)])).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        again
+            .body
+            .contains("This award has no failed job to retry."),
+        "a job already due is not retried again: {}",
+        again.body
+    );
+
+    // Revoking from the award page answers with the award page.
+    let revoked = send(
+        &app,
+        "POST",
+        &format!("{uri}/revoke"),
+        &cookies,
+        Some(&[("csrf", &csrf), ("reason", "Plagiarism"), ("back", "award")]),
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert!(revoked
+        .body
+        .contains("Revoked the award of bob (episode 1)."));
+    assert!(revoked.body.contains("award.revoke") && revoked.body.contains("Outbox jobs"));
+    assert!(
+        !revoked.body.contains("Revoke this badge"),
+        "no second revoke form"
+    );
+
+    let unknown = send(
+        &app,
+        "GET",
+        "/admin/awards/00000000-0000-7000-8000-000000000000",
+        &cookies,
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&app, "GET", &uri, &[], None).await.status,
+        StatusCode::SEE_OTHER,
+        "anonymous visitors see no award"
+    );
 }

@@ -286,10 +286,20 @@ async fn an_operator_configures_awards_and_revokes_a_credly_badge_in_the_browser
         .unwrap();
     assert_eq!(awards["data"][0]["template"], template_id.as_str());
     assert_eq!(awards["data"][0]["state"], "revoked");
+    // The award's own page: its timeline and its Credly jobs.
+    b.click("a[title^='Award page']").await;
+    b.wait_for("Outbox jobs").await;
+    b.wait_for("credly.revoke").await;
+    b.shot("08-award").await;
+    b.go("/admin/progress?learner=bob").await;
+    b.wait_for("Passed course-v1").await;
+    b.shot("09-progress").await;
     b.go("/admin/jobs").await;
-    b.shot("08-jobs").await;
+    b.shot("10-jobs").await;
     b.go("/admin/events").await;
-    b.shot("09-events").await;
+    b.shot("11-events").await;
+    b.go("/admin/webhooks").await;
+    b.shot("12-webhook-deliveries").await;
     b.client.close().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }

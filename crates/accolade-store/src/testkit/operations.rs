@@ -141,6 +141,22 @@ pub async fn manual_revoke_and_conflict(store: Arc<dyn Store>) {
         "already_revoked",
     );
     assert_eq!(jobs_of_kind(&store, kind::REVOKE_AWARD).await.len(), 1);
+    let own: Vec<_> = store
+        .jobs_of_award(&award)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.kind, j.payload["award_id"].clone()))
+        .collect();
+    assert_eq!(
+        own,
+        vec![
+            (kind::ISSUE_AWARD.to_string(), json!(award)),
+            (kind::REVOKE_AWARD.to_string(), json!(award))
+        ],
+        "an award's jobs are found from the award: delivery, then revocation"
+    );
+    assert!(store.jobs_of_award(UNKNOWN_ID).await.unwrap().is_empty());
     assert_not_found(
         store
             .revoke_award(UNKNOWN_ID, change("x", "2026-06-02T00:00:00+00:00"))

@@ -1,0 +1,359 @@
+//! Award pages: the list (state, external id and state, timeline, revoke with a reason) and one
+//! award's page with its outbox jobs, where a failed delivery or revocation is retried by hand.
+
+use std::collections::HashMap;
+
+use accolade_domain::award::{Award, AwardState};
+use accolade_domain::outbox::{Job, JobStatus};
+use accolade_store::{AwardFilter, ManualChange, Page, StoreError};
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::forms::one;
+use super::ops::when;
+use super::pages::{error_page, pager, render_with, PER_PAGE};
+use super::session::{Admin, AdminForm};
+use crate::state::AppState;
+
+fn unavailable(e: StoreError) -> Response {
+    super::pages::unavailable("admin award page: cannot read the database", e)
+}
+
+/// A notice shown above a page: (success, text).
+type Notice = Option<(bool, String)>;
+
+fn status_of(notice: &Notice) -> StatusCode {
+    match notice {
+        Some((false, _)) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    }
+}
+
+/// Earned, awarded, issued and revoked (with the reason), as lines.
+fn timeline(a: &Award) -> Vec<String> {
+    let mut lines = vec![
+        format!("earned {}", when(Some(a.earned_at))),
+        format!("awarded {}", when(Some(a.awarded_at))),
+    ];
+    if let Some(t) = a.issued_at {
+        lines.push(format!("issued {}", when(Some(t))));
+    }
+    if let Some(t) = a.revoked_at {
+        lines.push(format!(
+            "revoked {}: {}",
+            when(Some(t)),
+            a.revoke_reason.clone().unwrap_or_default()
+        ));
+    }
+    lines
+}
+
+fn external(a: &Award) -> String {
+    match (&a.external_id, &a.external_state) {
+        (Some(id), Some(s)) => format!("{id} ({s})"),
+        (Some(id), None) => id.clone(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+/// A job an operator can hurry: dead, or backing off after a failed attempt.
+fn waiting(job: &Job, now: DateTime<Utc>) -> bool {
+    job.status == JobStatus::Dead
+        || (job.status == JobStatus::Pending && job.attempts > 0 && job.run_at > now)
+}
+
+async fn template_name(state: &AppState, id: &str) -> String {
+    state
+        .store
+        .get_template(id)
+        .await
+        .map_or_else(|_| id.to_string(), |t| t.template.name)
+}
+
+// ---- list ---------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AwardQuery {
+    #[serde(default)]
+    learner: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    offset: u64,
+}
+
+pub struct AwardRow {
+    pub id: String,
+    pub learner: String,
+    pub template: String,
+    pub template_id: String,
+    pub episode: i64,
+    pub state: &'static str,
+    pub revocable: bool,
+    pub timeline: Vec<String>,
+    pub external: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/awards.html")]
+pub struct AwardsPage {
+    pub username: String,
+    pub csrf: String,
+    pub learner: String,
+    pub state: String,
+    pub rows: Vec<AwardRow>,
+    pub notice: Notice,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+async fn list_page(state: &AppState, admin: Admin, q: AwardQuery, notice: Notice) -> Response {
+    let filter = AwardFilter {
+        learner: Some(q.learner.trim().to_string()).filter(|s| !s.is_empty()),
+        template_id: None,
+        state: AwardState::parse(&q.state),
+    };
+    let awards = match state
+        .store
+        .list_awards(&filter, Page::new(Some(PER_PAGE), Some(q.offset)))
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return unavailable(e),
+    };
+    // A page holds at most PER_PAGE awards of usually few templates: one lookup per template.
+    let mut names: HashMap<String, String> = HashMap::new();
+    for a in &awards.items {
+        if !names.contains_key(&a.template_id) {
+            let name = template_name(state, &a.template_id).await;
+            names.insert(a.template_id.clone(), name);
+        }
+    }
+    let rows = awards
+        .items
+        .into_iter()
+        .map(|a| AwardRow {
+            template: names.get(&a.template_id).cloned().unwrap_or_default(),
+            external: external(&a),
+            timeline: timeline(&a),
+            revocable: a.state != AwardState::Revoked,
+            state: a.state.as_str(),
+            id: a.id,
+            learner: a.learner,
+            template_id: a.template_id,
+            episode: a.episode,
+        })
+        .collect();
+    let (prev, next) = pager(
+        "/admin/awards",
+        &[("learner", &q.learner), ("state", &q.state)],
+        q.offset,
+        awards.next_offset,
+    );
+    render_with(
+        status_of(&notice),
+        &AwardsPage {
+            username: admin.session.username,
+            csrf: admin.session.csrf_token,
+            learner: q.learner,
+            state: q.state,
+            rows,
+            notice,
+            prev,
+            next,
+        },
+    )
+}
+
+/// `GET /admin/awards`
+pub async fn list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(q): Query<AwardQuery>,
+) -> Response {
+    list_page(&state, admin, q, None).await
+}
+
+// ---- one award ----------------------------------------------------------------------------
+
+pub struct JobRow {
+    pub id: String,
+    pub kind: String,
+    pub status: &'static str,
+    pub attempts: i64,
+    pub run_at: String,
+    pub last_error: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/award.html")]
+pub struct AwardPage {
+    pub username: String,
+    pub csrf: String,
+    pub id: String,
+    pub learner: String,
+    pub template: String,
+    pub template_id: String,
+    pub episode: i64,
+    pub state: &'static str,
+    pub revocable: bool,
+    pub event_id: String,
+    pub timeline: Vec<String>,
+    pub external: String,
+    pub jobs: Vec<JobRow>,
+    /// True when a job is dead or waiting for a retry: the retry button is offered.
+    pub retryable: bool,
+    pub notice: Notice,
+}
+
+async fn award_page(state: &AppState, admin: Admin, id: &str, notice: Notice) -> Response {
+    let award = match state.store.get_award(id).await {
+        Ok(a) => a,
+        Err(StoreError::NotFound { .. }) => {
+            return error_page(StatusCode::NOT_FOUND, "There is no award with this id.")
+        }
+        Err(e) => return unavailable(e),
+    };
+    let jobs = match state.store.jobs_of_award(id).await {
+        Ok(j) => j,
+        Err(e) => return unavailable(e),
+    };
+    let template = template_name(state, &award.template_id).await;
+    let now = Utc::now();
+    let retryable = jobs.iter().any(|j| waiting(j, now));
+    let jobs: Vec<JobRow> = jobs
+        .into_iter()
+        .map(|j| JobRow {
+            status: j.status.as_str(),
+            id: j.id,
+            kind: j.kind,
+            attempts: j.attempts,
+            run_at: when(Some(j.run_at)),
+            last_error: j.last_error.unwrap_or_default(),
+        })
+        .collect();
+    render_with(
+        status_of(&notice),
+        &AwardPage {
+            username: admin.session.username,
+            csrf: admin.session.csrf_token,
+            retryable,
+            jobs,
+            external: external(&award),
+            timeline: timeline(&award),
+            revocable: award.state != AwardState::Revoked,
+            state: award.state.as_str(),
+            event_id: award.event_id.unwrap_or_default(),
+            id: award.id,
+            learner: award.learner,
+            template,
+            template_id: award.template_id,
+            episode: award.episode,
+            notice,
+        },
+    )
+}
+
+/// `GET /admin/awards/{id}`: the award, its timeline and its outbox jobs.
+pub async fn detail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    admin: Admin,
+) -> Response {
+    award_page(&state, admin, &id, None).await
+}
+
+/// `POST /admin/awards/{id}/retry`: makes the award's dead (or backing-off) jobs due now.
+pub async fn retry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm { admin, fields: _ }: AdminForm,
+) -> Response {
+    let jobs = match state.store.jobs_of_award(&id).await {
+        Ok(j) => j,
+        Err(e) => return unavailable(e),
+    };
+    let mut retried = Vec::new();
+    let now = Utc::now();
+    for job in jobs.iter().filter(|j| waiting(j, now)) {
+        match state.store.retry_job(&job.id).await {
+            Ok(j) => retried.push(j.kind),
+            // Finished between the read and the retry: nothing to do for it.
+            Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => {}
+            Err(e) => return unavailable(e),
+        }
+    }
+    let notice = if retried.is_empty() {
+        (false, "This award has no failed job to retry.".to_string())
+    } else {
+        tracing::info!(award = %id, admin = %admin.session.username, jobs = ?retried, "award jobs retried by hand");
+        (true, format!("Retrying now: {}.", retried.join(", ")))
+    };
+    award_page(&state, admin, &id, Some(notice)).await
+}
+
+/// `POST /admin/awards/{id}/revoke` with a reason; answers with the page the form was on (the
+/// list, or the award's page when `back=award`).
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AdminForm {
+        admin,
+        fields: form,
+    }: AdminForm,
+) -> Response {
+    let on_award_page = one(&form, "back") == "award";
+    let back = |admin, notice| {
+        let state = &state;
+        let id = &id;
+        let learner = one(&form, "learner").to_string();
+        async move {
+            if on_award_page {
+                award_page(state, admin, id, Some(notice)).await
+            } else {
+                let q = AwardQuery {
+                    learner,
+                    ..Default::default()
+                };
+                list_page(state, admin, q, Some(notice)).await
+            }
+        }
+    };
+    let reason = match crate::api::awards::reason(one(&form, "reason")) {
+        Ok(r) => format!("{r} (by {} in the admin UI)", admin.session.username),
+        Err(e) => return back(admin, (false, e.to_string())).await,
+    };
+    let notice = match state
+        .store
+        .revoke_award(
+            &id,
+            ManualChange {
+                reason,
+                at: crate::api::awards::now_micros(),
+            },
+        )
+        .await
+    {
+        Ok(a) => {
+            crate::metrics::manual_revoke();
+            (
+                true,
+                format!(
+                    "Revoked the award of {} (episode {}).",
+                    a.learner, a.episode
+                ),
+            )
+        }
+        Err(StoreError::NotFound { .. }) => {
+            return error_page(StatusCode::NOT_FOUND, "There is no award with this id.")
+        }
+        Err(e @ StoreError::Conflict { .. }) => (false, e.to_string()),
+        Err(e) => return unavailable(e),
+    };
+    back(admin, notice).await
+}
