@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use accolade_domain::award::{Award, AwardState};
 use accolade_domain::engine::TemplateInfo;
 use accolade_domain::event::LearnerData;
-use accolade_domain::outbox::{effects_of, NewJob, OutgoingEvent};
+use accolade_domain::outbox::{effects_of, kind, NewJob, OutgoingEvent};
 use accolade_store::StoreError;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -322,6 +322,24 @@ impl Changes {
             .bind(e.iter().map(|e| e.award_id.as_str()).collect::<Vec<_>>())
             .bind(e.iter().map(|e| micros(e.time)).collect::<Vec<_>>())
             .bind(e.iter().map(|e| json_text(&e.payload)).collect::<Vec<_>>())
+            .execute(&mut *c)
+            .await?;
+        }
+        // Dashboard totals: each award and each revocation wrote exactly one job. Updated last,
+        // so the counter rows stay locked only until this transaction commits.
+        let revoked = self
+            .jobs
+            .iter()
+            .filter(|(job, _)| matches!(job.kind, kind::REVOKE_AWARD | kind::CREDLY_REVOKE))
+            .count() as i64;
+        let awarded = self.jobs.len() as i64 - revoked;
+        if !self.jobs.is_empty() {
+            sqlx::query(
+                "UPDATE counters SET value = value + CASE name WHEN 'awards' THEN $1 ELSE $2 END \
+                 WHERE name IN ('awards', 'awards_revoked')",
+            )
+            .bind(awarded)
+            .bind(revoked)
             .execute(&mut *c)
             .await?;
         }

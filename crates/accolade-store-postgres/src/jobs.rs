@@ -199,8 +199,9 @@ pub async fn stats(c: &mut PgConnection) -> Result<StoreStats> {
         "SELECT (SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')), \
              (SELECT count(*) FROM jobs WHERE status = 'dead'), \
              (SELECT count(*) FROM inbox_events), \
-             (SELECT count(*) FROM awards WHERE state <> 'revoked'), \
-             (SELECT count(*) FROM awards WHERE state = 'revoked')",
+             (SELECT coalesce(sum(CASE name WHEN 'awards' THEN value ELSE -value END), 0)::int8 \
+              FROM counters), \
+             (SELECT value FROM counters WHERE name = 'awards_revoked')",
     )
     .fetch_one(c)
     .await

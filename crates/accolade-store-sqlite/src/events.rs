@@ -282,6 +282,7 @@ pub fn insert_award(
     })?;
     let (job, event) = effects_of(&award, info, learner, false, now);
     enqueue(c, &job, &event, now)?;
+    count(c, "awards")?;
     Ok(award)
 }
 
@@ -319,7 +320,17 @@ pub fn revoke(
     award.revoke_reason = Some(reason.to_string());
     let (job, event) = effects_of(&award, info, learner, true, now);
     enqueue(c, &job, &event, now)?;
+    count(c, "awards_revoked")?;
     Ok(award)
+}
+
+/// Adds one to a dashboard counter, in the transaction of the change it counts (a cached
+/// statement on a one-page table: about a microsecond).
+fn count(c: &Connection, name: &str) -> Result<()> {
+    c.prepare_cached("UPDATE counters SET value = value + 1 WHERE name = ?1")
+        .and_then(|mut s| s.execute([name]))
+        .map_err(db)?;
+    Ok(())
 }
 
 fn enqueue(c: &Connection, job: &NewJob, event: &OutgoingEvent, now: DateTime<Utc>) -> Result<()> {

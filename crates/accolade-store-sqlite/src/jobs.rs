@@ -148,7 +148,10 @@ pub fn stats(c: &Connection) -> Result<StoreStats> {
         outbox_pending: count("SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')")?,
         outbox_dead: count("SELECT count(*) FROM jobs WHERE status = 'dead'")?,
         events: count("SELECT coalesce(max(seq), 0) FROM inbox_events")?,
-        awards_active: count("SELECT count(*) FROM awards WHERE state <> 'revoked'")?,
-        awards_revoked: count("SELECT count(*) FROM awards WHERE state = 'revoked'")?,
+        // Running totals kept with every award and revocation (see events::count).
+        awards_active: count(
+            "SELECT coalesce(sum(CASE name WHEN 'awards' THEN value ELSE -value END), 0) FROM counters",
+        )?,
+        awards_revoked: count("SELECT value FROM counters WHERE name = 'awards_revoked'")?,
     })
 }

@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0005_admin.sql",
         include_str!("../migrations/0005_admin.sql"),
     ),
+    (
+        6,
+        "0006_counters.sql",
+        include_str!("../migrations/0006_counters.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

@@ -970,6 +970,42 @@ pub async fn stats_follow_events_awards_and_jobs(store: Arc<dyn Store>) {
     let s = store.stats().await.unwrap();
     assert_eq!(s.outbox_pending, 2);
     assert_eq!(s.outbox_dead, 1);
+    // Manual changes and an award revoked within its own batch count too.
+    let manual = store
+        .award_manually(
+            &t.id,
+            "cdoe",
+            change("by hand", "2026-06-01T00:00:00+00:00"),
+        )
+        .await
+        .unwrap();
+    send(
+        &store,
+        &index,
+        vec![
+            passing("e4", "dlee", DEMO_COURSE, true),
+            passing("e5", "dlee", DEMO_COURSE, false),
+        ],
+    )
+    .await;
+    let s = store.stats().await.unwrap();
+    assert_eq!((s.awards_active, s.awards_revoked), (2, 2));
+    store
+        .revoke_award(&manual.id, change("undo", "2026-06-02T00:00:00+00:00"))
+        .await
+        .unwrap();
+    let s = store.stats().await.unwrap();
+    let all = all_awards(&store).await;
+    let revoked = all
+        .iter()
+        .filter(|a| a.state == AwardState::Revoked)
+        .count() as i64;
+    assert_eq!(
+        (s.awards_active, s.awards_revoked),
+        (all.len() as i64 - revoked, revoked),
+        "the running totals equal a count of the awards"
+    );
+    assert_eq!((s.awards_active, s.awards_revoked), (1, 3));
     assert!(store.ping().await.is_ok());
     assert!(matches!(store.backend(), "sqlite" | "postgres"));
 }
