@@ -70,7 +70,11 @@ async fn main() {
                     key: None,
                     event_type: PASSING.into(),
                     description: String::new(),
-                    rules: vec![DataRule::new("is_passing", "=", "false").unwrap()],
+                    // As in `scripts/bench`: failing the first requirement's course resets it.
+                    rules: vec![
+                        DataRule::new("is_passing", "=", "false").unwrap(),
+                        DataRule::new("course.course_key", "=", &course((t * 3) % 25)).unwrap(),
+                    ],
                     requirement_ids: vec![first.unwrap()],
                 },
             )

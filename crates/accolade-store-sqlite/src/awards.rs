@@ -147,22 +147,31 @@ pub fn revoke_award(c: &Connection, award_id: &str, change: ManualChange) -> Res
 }
 
 pub fn record_delivery(c: &Connection, award_id: &str, d: Delivery) -> Result<Award> {
-    get_award(c, award_id)?;
-    c.prepare_cached(
-        "UPDATE awards SET state = CASE WHEN state = 'revoked' THEN state ELSE ?2 END, \
-         issued_at = coalesce(?3, issued_at), external_id = coalesce(?4, external_id), \
-         external_state = coalesce(?5, external_state), updated_at = ?6 WHERE id = ?1",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            award_id,
-            d.state.as_str(),
-            d.issued_at.map(ts),
-            d.external_id,
-            d.external_state,
-            ts(chrono::Utc::now())
-        ])
-    })
-    .map_err(db)?;
+    if !apply_delivery(c, award_id, &d)? {
+        return Err(StoreError::not_found("award"));
+    }
     get_award(c, award_id)
+}
+
+/// Writes a delivery result on an award (a revoked award keeps its state); false when there is
+/// no such award.
+pub fn apply_delivery(c: &Connection, award_id: &str, d: &Delivery) -> Result<bool> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE awards SET state = CASE WHEN state = 'revoked' THEN state ELSE ?2 END, \
+             issued_at = coalesce(?3, issued_at), external_id = coalesce(?4, external_id), \
+             external_state = coalesce(?5, external_state), updated_at = ?6 WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                award_id,
+                d.state.as_str(),
+                d.issued_at.map(ts),
+                d.external_id,
+                d.external_state,
+                ts(chrono::Utc::now())
+            ])
+        })
+        .map_err(db)?;
+    Ok(changed > 0)
 }

@@ -1,7 +1,7 @@
 //! The outbox queue (claim with a lease, finish, retry), admin tokens and counters.
 
 use accolade_domain::outbox::Job;
-use accolade_store::{ApiToken, JobFilter, JobResult, Page, Paged, StoreError, StoreStats};
+use accolade_store::{ApiToken, Decide, JobFilter, JobResult, Page, Paged, StoreError, StoreStats};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
@@ -92,24 +92,90 @@ pub fn claim_jobs(
 }
 
 pub fn finish_job(c: &Connection, id: &str, result: JobResult, now: DateTime<Utc>) -> Result<()> {
+    record_result(c, id, result, now, 0)
+}
+
+/// Due jobs of `kinds` (pending and due, or running with an expired lease), oldest first, as
+/// they will be after this attempt (`attempts + 1`), without claiming them: for
+/// [`complete_due`], which records their results in the same transaction.
+fn due_jobs(c: &Connection, kinds: &[&str], limit: u32, now: DateTime<Utc>) -> Result<Vec<Job>> {
+    let marks = vec!["?"; kinds.len()].join(", ");
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE kind IN ({marks}) AND \
+         ((status = 'pending' AND run_at <= ?) OR (status = 'running' AND locked_until <= ?)) \
+         ORDER BY run_at LIMIT ?"
+    );
+    let now = ts(now);
+    let mut args: Vec<rusqlite::types::Value> = kinds
+        .iter()
+        .map(|k| rusqlite::types::Value::from(k.to_string()))
+        .collect();
+    args.push(now.clone().into());
+    args.push(now.into());
+    args.push(i64::from(limit).into());
+    let mut jobs: Vec<Job> = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_map(params_from_iter(args), rows::job)?.collect())
+        .map_err(db)?;
+    for j in &mut jobs {
+        j.attempts += 1;
+    }
+    Ok(jobs)
+}
+
+/// Runs due jobs that need no I/O in the caller's transaction: no lease, no `running` state,
+/// one commit for the batch. Returns how many ran.
+pub fn complete_due(
+    c: &Connection,
+    kinds: &[&str],
+    limit: u32,
+    now: DateTime<Utc>,
+    decide: &Decide,
+) -> Result<usize> {
+    if kinds.is_empty() {
+        return Ok(0);
+    }
+    let jobs = due_jobs(c, kinds, limit, now)?;
+    for job in &jobs {
+        let done = decide(job);
+        if let Some((award_id, delivery)) = done.delivery {
+            crate::awards::apply_delivery(c, &award_id, &delivery)?;
+        }
+        record_result(c, &done.job_id, done.result, now, 1)?;
+    }
+    Ok(jobs.len())
+}
+
+/// Records a job's result; `attempted` (0 or 1) is added to its attempt count, for jobs run
+/// without a claim (which counts the attempt when it leases).
+fn record_result(
+    c: &Connection,
+    id: &str,
+    result: JobResult,
+    now: DateTime<Utc>,
+    attempted: i64,
+) -> Result<()> {
     let now = ts(now);
     let changed = match result {
-        JobResult::Succeeded => c.execute(
-            "UPDATE jobs SET status = 'succeeded', locked_until = NULL, last_error = NULL, updated_at = ?2 WHERE id = ?1",
-            params![id, now],
-        ),
+        JobResult::Succeeded => c.prepare_cached(
+            "UPDATE jobs SET status = 'succeeded', locked_until = NULL, last_error = NULL, updated_at = ?2, \
+             attempts = attempts + ?3 WHERE id = ?1",
+        ).and_then(|mut s| s.execute(params![id, now, attempted])),
         JobResult::Retry { run_at, error } => c.execute(
-            "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?1",
-            params![id, ts(run_at), error, now],
+            "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = ?2, last_error = ?3, updated_at = ?4, \
+             attempts = attempts + ?5 WHERE id = ?1",
+            params![id, ts(run_at), error, now, attempted],
         ),
+        // A deferred job was not attempted: a claim's count is taken back, nothing is added.
         JobResult::Defer { run_at, reason } => c.execute(
             "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = ?2, last_error = ?3, \
-             attempts = max(attempts - 1, 0), updated_at = ?4 WHERE id = ?1",
-            params![id, ts(run_at), reason, now],
+             attempts = max(attempts - 1 + ?5, 0), updated_at = ?4 WHERE id = ?1",
+            params![id, ts(run_at), reason, now, attempted],
         ),
         JobResult::Dead { error } => c.execute(
-            "UPDATE jobs SET status = 'dead', locked_until = NULL, last_error = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, error, now],
+            "UPDATE jobs SET status = 'dead', locked_until = NULL, last_error = ?2, updated_at = ?3, \
+             attempts = attempts + ?4 WHERE id = ?1",
+            params![id, error, now, attempted],
         ),
     }
     .map_err(db)?;

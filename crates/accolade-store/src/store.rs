@@ -16,6 +16,9 @@ use crate::{IndexCache, StoreError};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// What a local job's run leaves: see [`Store::complete_due_jobs`].
+pub type Decide = std::sync::Arc<dyn Fn(&Job) -> JobCompletion + Send + Sync>;
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Backend name for logs and `/health/ready` (`sqlite` or `postgres`).
@@ -155,6 +158,30 @@ pub trait Store: Send + Sync + 'static {
         items: Vec<JobCompletion>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<Award>>>;
+
+    /// Runs up to `limit` due jobs of `kinds` whose work needs no I/O (local templates: issuing
+    /// is recording the issue time): `decide` gives each job's result and delivery, and all are
+    /// recorded. A backend may do it in one transaction with no lease (SQLite does: a busy
+    /// outbox then costs one commit per batch instead of two); this default claims with a
+    /// short lease and finishes, as a worker with I/O would. The job handed to `decide` already
+    /// counts this attempt. Returns how many jobs ran.
+    async fn complete_due_jobs(
+        &self,
+        kinds: &[&str],
+        limit: u32,
+        now: DateTime<Utc>,
+        decide: Decide,
+    ) -> Result<usize> {
+        let jobs = self
+            .claim_jobs(kinds, limit, now, now + chrono::Duration::seconds(60))
+            .await?;
+        let n = jobs.len();
+        if n > 0 {
+            let done = jobs.iter().map(|j| decide(j)).collect();
+            self.finish_jobs(done, now).await?;
+        }
+        Ok(n)
+    }
 
     /// Records a delivery result on an award (state, provider id and state, issue time).
     /// A revoked award keeps its `revoked` state.

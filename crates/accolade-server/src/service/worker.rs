@@ -5,11 +5,13 @@
 //! This runner handles the jobs of local templates (Accolade is the issuer, so issuing is
 //! recording the issue time). Credly jobs (`credly.*`) are left for the Credly worker.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use accolade_domain::award::AwardState;
 use accolade_domain::outbox::{kind, Job};
-use accolade_store::{Delivery, JobCompletion, JobResult};
+
+use accolade_store::{Decide, Delivery, JobCompletion, JobResult};
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
@@ -17,7 +19,7 @@ use crate::state::AppState;
 
 const KINDS: [&str; 2] = [kind::ISSUE_AWARD, kind::REVOKE_AWARD];
 /// Jobs claimed and recorded per transaction.
-const CLAIM_BATCH: u32 = 500;
+const CLAIM_BATCH: u32 = 2000;
 
 /// Runs until shutdown.
 pub async fn run(state: AppState) {
@@ -49,46 +51,38 @@ where
     }
 }
 
-/// Claims and runs one batch of due jobs; returns how many ran.
+/// Runs one batch of due jobs; returns how many ran.
 ///
-/// Local jobs need no I/O beyond the database, so the whole batch is recorded in one transaction
-/// (one commit for up to `CLAIM_BATCH` jobs): a job per transaction made the worker hold the
-/// single SQLite writer for one fsync per job, delaying event ingest behind it.
+/// Local jobs need no I/O beyond the database, so the store runs the whole batch in one
+/// transaction (`Store::complete_due_jobs`: on SQLite one commit for up to `CLAIM_BATCH` jobs,
+/// with no lease to take and release). A transaction per job made the worker hold the single
+/// SQLite writer for one fsync per job, delaying event ingest behind it.
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
-    let now = Utc::now();
-    let lease = chrono::Duration::seconds(state.config.worker.lease_secs as i64);
-    let jobs = state
-        .store
-        .claim_jobs(&KINDS, CLAIM_BATCH, now, now + lease)
-        .await?;
-    if jobs.is_empty() {
-        return Ok(0);
-    }
     let schedule = state.config.retry_schedule()?;
     let issued_at = Utc::now();
-    let completions: Vec<JobCompletion> = jobs
-        .iter()
-        .map(|job| match execute(job, issued_at) {
-            Ok(delivery) => JobCompletion {
-                job_id: job.id.clone(),
-                result: JobResult::Succeeded,
-                delivery,
-            },
-            Err(e) => {
-                let result = failure(job, &e, &schedule);
-                if let JobResult::Dead { error } = &result {
-                    tracing::error!(job.id = %job.id, job.kind = %job.kind, error = %error, "job {} is dead", job.id);
-                }
-                JobCompletion {
-                    job_id: job.id.clone(),
-                    result,
-                    delivery: None,
-                }
+    let decide: Decide = Arc::new(move |job: &Job| match execute(job, issued_at) {
+        Ok(delivery) => JobCompletion {
+            job_id: job.id.clone(),
+            result: JobResult::Succeeded,
+            delivery,
+        },
+        Err(e) => {
+            let result = failure(job, &e, &schedule);
+            if let JobResult::Dead { error } = &result {
+                tracing::error!(job.id = %job.id, job.kind = %job.kind, error = %error, "job {} is dead", job.id);
             }
-        })
-        .collect();
-    state.store.finish_jobs(completions, Utc::now()).await?;
-    Ok(jobs.len())
+            JobCompletion {
+                job_id: job.id.clone(),
+                result,
+                delivery: None,
+            }
+        }
+    });
+    let ran = state
+        .store
+        .complete_due_jobs(&KINDS, CLAIM_BATCH, Utc::now(), decide)
+        .await?;
+    Ok(ran)
 }
 
 fn failure(job: &Job, e: &anyhow::Error, schedule: &[Duration]) -> JobResult {

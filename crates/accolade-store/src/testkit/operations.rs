@@ -493,6 +493,102 @@ pub async fn finish_job_succeeded_retry_dead(store: Arc<dyn Store>) {
     assert_eq!(revived.attempts, 1);
 }
 
+/// `complete_due_jobs` runs each due job once with its attempt counted, records results and
+/// deliveries as `decide` says, and leaves jobs that are not due alone.
+pub async fn complete_due_jobs_runs_due_jobs_once(store: Arc<dyn Store>) {
+    use crate::{Decide, Delivery, JobCompletion};
+    let jobs = issue_jobs(&store, 3).await;
+    let (ok, retry, dead) = (jobs[0].id.clone(), jobs[1].id.clone(), jobs[2].id.clone());
+    let now = now_after_writes();
+    let retry_at = now + Duration::hours(1);
+    let issued = at("2026-07-01T00:00:00+00:00");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let decide: Decide = {
+        let (ok, retry, seen) = (ok.clone(), retry.clone(), seen.clone());
+        Arc::new(move |job: &Job| {
+            seen.lock().unwrap().push((job.id.clone(), job.attempts));
+            let award = job.payload["award_id"].as_str().unwrap().to_string();
+            let (result, delivery) = if job.id == ok {
+                let d = Delivery {
+                    state: AwardState::Accepted,
+                    issued_at: Some(issued),
+                    external_id: None,
+                    external_state: None,
+                };
+                (JobResult::Succeeded, Some((award, d)))
+            } else if job.id == retry {
+                let r = JobResult::Retry {
+                    run_at: retry_at,
+                    error: "busy".into(),
+                };
+                (r, None)
+            } else {
+                (
+                    JobResult::Dead {
+                        error: "bad".into(),
+                    },
+                    None,
+                )
+            };
+            JobCompletion {
+                job_id: job.id.clone(),
+                result,
+                delivery,
+            }
+        })
+    };
+    let ran = store
+        .complete_due_jobs(&[kind::ISSUE_AWARD], 10, now, decide.clone())
+        .await
+        .unwrap();
+    assert_eq!(ran, 3);
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|(_, attempts)| *attempts == 1),
+        "the job handed to decide counts this attempt"
+    );
+    let j = store.get_job(&ok).await.unwrap();
+    assert_eq!((j.status, j.attempts), (JobStatus::Succeeded, 1));
+    let award = store
+        .get_award(jobs[0].payload["award_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (award.state, award.issued_at),
+        (AwardState::Accepted, Some(issued))
+    );
+    let j = store.get_job(&retry).await.unwrap();
+    assert_eq!(
+        (j.status, j.attempts, j.run_at),
+        (JobStatus::Pending, 1, retry_at)
+    );
+    assert_eq!(j.last_error.as_deref(), Some("busy"));
+    let j = store.get_job(&dead).await.unwrap();
+    assert_eq!((j.status, j.attempts), (JobStatus::Dead, 1));
+
+    let ran = store
+        .complete_due_jobs(
+            &[kind::ISSUE_AWARD],
+            10,
+            now + Duration::minutes(30),
+            decide.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ran, 0, "nothing is due before the retry time");
+    let later = now + Duration::hours(2);
+    let ran = store
+        .complete_due_jobs(&[kind::ISSUE_AWARD], 10, later, decide)
+        .await
+        .unwrap();
+    assert_eq!(ran, 1, "only the retried job comes back");
+    assert_eq!(seen.lock().unwrap().last().unwrap(), &(retry.clone(), 2));
+    let j = store.get_job(&retry).await.unwrap();
+    assert_eq!((j.status, j.attempts), (JobStatus::Pending, 2), "retried again");
+}
+
 /// `list_jobs` filters by status and kind and pages.
 pub async fn list_jobs_filters_by_status_and_kind(store: Arc<dyn Store>) {
     let jobs = issue_jobs(&store, 4).await;
