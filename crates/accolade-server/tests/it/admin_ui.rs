@@ -168,6 +168,45 @@ async fn every_admin_page_refuses_anonymous_access() {
     );
     let post = send(&app, "POST", "/admin/logout", &[], Some(&[("csrf", "x")])).await;
     assert_eq!(post.status, StatusCode::UNAUTHORIZED);
+    // Every page and every form of the router, with ids that may or may not exist: pages send
+    // anonymous visitors to the login form, forms answer 401, and nothing is done.
+    let id = "00000000-0000-7000-8000-000000000000";
+    let pages = [
+        "/admin".to_string(),
+        "/admin/credly".to_string(),
+        "/admin/templates".to_string(),
+        format!("/admin/templates/{id}"),
+        "/admin/awards".to_string(),
+        format!("/admin/awards/{id}"),
+        "/admin/jobs".to_string(),
+        "/admin/events".to_string(),
+        "/admin/events?show=rejected".to_string(),
+        "/admin/progress?learner=bob".to_string(),
+        "/admin/webhooks".to_string(),
+    ];
+    for uri in &pages {
+        let page = send(&app, "GET", uri, &[], None).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{uri}");
+        assert!(page.location().starts_with("/admin/login?next="), "{uri}");
+    }
+    let forms = [
+        "/admin/credly".to_string(),
+        "/admin/credly/sync".to_string(),
+        format!("/admin/credly/{id}/key"),
+        format!("/admin/awards/{id}/revoke"),
+        format!("/admin/awards/{id}/retry"),
+        format!("/admin/jobs/job_{id}/retry"),
+        format!("/admin/webhooks/whd_{id}/replay"),
+        format!("/admin/templates/{id}/active"),
+        format!("/admin/templates/{id}/requirements"),
+        format!("/admin/templates/{id}/requirements/req_x/delete"),
+        format!("/admin/templates/{id}/penalties"),
+        format!("/admin/templates/{id}/explain"),
+    ];
+    for uri in &forms {
+        let post = send(&app, "POST", uri, &[], Some(&[("csrf", "x")])).await;
+        assert_eq!(post.status, StatusCode::UNAUTHORIZED, "{uri}");
+    }
     // The login form and the stylesheet are the only pages open to anyone.
     assert_eq!(
         send(&app, "GET", "/admin/login", &[], None).await.status,

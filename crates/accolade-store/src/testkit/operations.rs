@@ -586,7 +586,11 @@ pub async fn complete_due_jobs_runs_due_jobs_once(store: Arc<dyn Store>) {
     assert_eq!(ran, 1, "only the retried job comes back");
     assert_eq!(seen.lock().unwrap().last().unwrap(), &(retry.clone(), 2));
     let j = store.get_job(&retry).await.unwrap();
-    assert_eq!((j.status, j.attempts), (JobStatus::Pending, 2), "retried again");
+    assert_eq!(
+        (j.status, j.attempts),
+        (JobStatus::Pending, 2),
+        "retried again"
+    );
 }
 
 /// `list_jobs` filters by status and kind and pages.
