@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::forms::one;
-use super::ops::when;
+use super::ops::{when, JobRow};
 use super::pages::{error_page, pager, render_with, PER_PAGE};
 use super::session::{Admin, AdminForm};
 use crate::state::AppState;
@@ -87,6 +87,7 @@ pub struct AwardQuery {
     offset: u64,
 }
 
+/// One award as the list and the award's page show it.
 pub struct AwardRow {
     pub id: String,
     pub learner: String,
@@ -97,6 +98,25 @@ pub struct AwardRow {
     pub revocable: bool,
     pub timeline: Vec<String>,
     pub external: String,
+    /// The completing event; empty for a manual award.
+    pub event_id: String,
+}
+
+impl AwardRow {
+    fn of(a: Award, template: String) -> AwardRow {
+        AwardRow {
+            template,
+            external: external(&a),
+            timeline: timeline(&a),
+            revocable: a.state != AwardState::Revoked,
+            state: a.state.as_str(),
+            event_id: a.event_id.unwrap_or_default(),
+            id: a.id,
+            learner: a.learner,
+            template_id: a.template_id,
+            episode: a.episode,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -137,16 +157,9 @@ async fn list_page(state: &AppState, admin: Admin, q: AwardQuery, notice: Notice
     let rows = awards
         .items
         .into_iter()
-        .map(|a| AwardRow {
-            template: names.get(&a.template_id).cloned().unwrap_or_default(),
-            external: external(&a),
-            timeline: timeline(&a),
-            revocable: a.state != AwardState::Revoked,
-            state: a.state.as_str(),
-            id: a.id,
-            learner: a.learner,
-            template_id: a.template_id,
-            episode: a.episode,
+        .map(|a| {
+            let template = names.get(&a.template_id).cloned().unwrap_or_default();
+            AwardRow::of(a, template)
         })
         .collect();
     let (prev, next) = pager(
@@ -181,30 +194,12 @@ pub async fn list(
 
 // ---- one award ----------------------------------------------------------------------------
 
-pub struct JobRow {
-    pub id: String,
-    pub kind: String,
-    pub status: &'static str,
-    pub attempts: i64,
-    pub run_at: String,
-    pub last_error: String,
-}
-
 #[derive(Template)]
 #[template(path = "admin/award.html")]
 pub struct AwardPage {
     pub username: String,
     pub csrf: String,
-    pub id: String,
-    pub learner: String,
-    pub template: String,
-    pub template_id: String,
-    pub episode: i64,
-    pub state: &'static str,
-    pub revocable: bool,
-    pub event_id: String,
-    pub timeline: Vec<String>,
-    pub external: String,
+    pub award: AwardRow,
     pub jobs: Vec<JobRow>,
     /// True when a job is dead or waiting for a retry: the retry button is offered.
     pub retryable: bool,
@@ -226,17 +221,7 @@ async fn award_page(state: &AppState, admin: Admin, id: &str, notice: Notice) ->
     let template = template_name(state, &award.template_id).await;
     let now = Utc::now();
     let retryable = jobs.iter().any(|j| waiting(j, now));
-    let jobs: Vec<JobRow> = jobs
-        .into_iter()
-        .map(|j| JobRow {
-            status: j.status.as_str(),
-            id: j.id,
-            kind: j.kind,
-            attempts: j.attempts,
-            run_at: when(Some(j.run_at)),
-            last_error: j.last_error.unwrap_or_default(),
-        })
-        .collect();
+    let jobs: Vec<JobRow> = jobs.into_iter().map(JobRow::from).collect();
     render_with(
         status_of(&notice),
         &AwardPage {
@@ -244,16 +229,7 @@ async fn award_page(state: &AppState, admin: Admin, id: &str, notice: Notice) ->
             csrf: admin.session.csrf_token,
             retryable,
             jobs,
-            external: external(&award),
-            timeline: timeline(&award),
-            revocable: award.state != AwardState::Revoked,
-            state: award.state.as_str(),
-            event_id: award.event_id.unwrap_or_default(),
-            id: award.id,
-            learner: award.learner,
-            template,
-            template_id: award.template_id,
-            episode: award.episode,
+            award: AwardRow::of(award, template),
             notice,
         },
     )

@@ -2,7 +2,7 @@
 //! reasons), progress per learner and webhook deliveries. All lists are paged in the database.
 //! Awards have their own module, [`super::awards`].
 
-use accolade_domain::outbox::JobStatus;
+use accolade_domain::outbox::{Job, JobStatus};
 use accolade_store::{JobFilter, Page, StoreError};
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -34,6 +34,7 @@ pub struct JobQuery {
     offset: u64,
 }
 
+/// One outbox job as the jobs page and an award's page show it.
 pub struct JobRow {
     pub id: String,
     pub kind: String,
@@ -42,6 +43,20 @@ pub struct JobRow {
     pub run_at: String,
     pub last_error: String,
     pub retryable: bool,
+}
+
+impl From<Job> for JobRow {
+    fn from(j: Job) -> JobRow {
+        JobRow {
+            retryable: matches!(j.status, JobStatus::Dead | JobStatus::Pending),
+            status: j.status.as_str(),
+            id: j.id,
+            kind: j.kind,
+            attempts: j.attempts,
+            run_at: when(Some(j.run_at)),
+            last_error: j.last_error.unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -74,19 +89,7 @@ async fn jobs_page(
         Ok(j) => j,
         Err(e) => return unavailable(e),
     };
-    let rows = jobs
-        .items
-        .into_iter()
-        .map(|j| JobRow {
-            retryable: matches!(j.status, JobStatus::Dead | JobStatus::Pending),
-            status: j.status.as_str(),
-            id: j.id,
-            kind: j.kind,
-            attempts: j.attempts,
-            run_at: when(Some(j.run_at)),
-            last_error: j.last_error.unwrap_or_default(),
-        })
-        .collect();
+    let rows = jobs.items.into_iter().map(JobRow::from).collect();
     let (prev, next) = pager(
         "/admin/jobs",
         &[("status", &q.status)],
