@@ -135,6 +135,15 @@ pub async fn process(
         outcomes.push(EventOutcome::Accepted { awarded, revoked });
     }
     changes.flush(c).await.map_err(batch_conflict)?;
+    // The dashboard's event total, last so the counter row is locked only until commit.
+    let fresh_count = fresh().count() as i64;
+    if fresh_count > 0 {
+        sqlx::query("UPDATE counters SET value = value + $1 WHERE name = 'events'")
+            .bind(fresh_count)
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+    }
     Ok(outcomes)
 }
 

@@ -198,9 +198,9 @@ pub async fn stats(c: &mut PgConnection) -> Result<StoreStats> {
     ) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM jobs WHERE status IN ('pending', 'running')), \
              (SELECT count(*) FROM jobs WHERE status = 'dead'), \
-             (SELECT count(*) FROM inbox_events), \
+             (SELECT value FROM counters WHERE name = 'events'), \
              (SELECT coalesce(sum(CASE name WHEN 'awards' THEN value ELSE -value END), 0)::int8 \
-              FROM counters), \
+              FROM counters WHERE name IN ('awards', 'awards_revoked')), \
              (SELECT value FROM counters WHERE name = 'awards_revoked')",
     )
     .fetch_one(c)

@@ -216,7 +216,8 @@ pub fn stats(c: &Connection) -> Result<StoreStats> {
         events: count("SELECT coalesce(max(seq), 0) FROM inbox_events")?,
         // Running totals kept with every award and revocation (see events::count).
         awards_active: count(
-            "SELECT coalesce(sum(CASE name WHEN 'awards' THEN value ELSE -value END), 0) FROM counters",
+            "SELECT coalesce(sum(CASE name WHEN 'awards' THEN value ELSE -value END), 0) FROM counters \
+             WHERE name IN ('awards', 'awards_revoked')",
         )?,
         awards_revoked: count("SELECT value FROM counters WHERE name = 'awards_revoked'")?,
     })
