@@ -59,6 +59,11 @@ pub fn retry_job(c: &Connection, id: &str) -> Result<Job> {
     get_job(c, id)
 }
 
+/// A job is due when it is pending and its time has come, or running with an expired lease (its
+/// worker died). Both placeholders take "now".
+const DUE: &str =
+    "((status = 'pending' AND run_at <= ?) OR (status = 'running' AND locked_until <= ?))";
+
 pub fn claim_jobs(
     c: &Connection,
     kinds: &[&str],
@@ -72,8 +77,7 @@ pub fn claim_jobs(
     let marks = vec!["?"; kinds.len()].join(", ");
     let sql = format!(
         "UPDATE jobs SET status = 'running', locked_until = ?, attempts = attempts + 1, updated_at = ? \
-         WHERE id IN (SELECT id FROM jobs WHERE kind IN ({marks}) AND \
-         ((status = 'pending' AND run_at <= ?) OR (status = 'running' AND locked_until <= ?)) \
+         WHERE id IN (SELECT id FROM jobs WHERE kind IN ({marks}) AND {DUE} \
          ORDER BY run_at LIMIT ?) RETURNING {JOB_COLUMNS}"
     );
     let now = ts(now);
@@ -101,9 +105,7 @@ pub fn finish_job(c: &Connection, id: &str, result: JobResult, now: DateTime<Utc
 fn due_jobs(c: &Connection, kinds: &[&str], limit: u32, now: DateTime<Utc>) -> Result<Vec<Job>> {
     let marks = vec!["?"; kinds.len()].join(", ");
     let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE kind IN ({marks}) AND \
-         ((status = 'pending' AND run_at <= ?) OR (status = 'running' AND locked_until <= ?)) \
-         ORDER BY run_at LIMIT ?"
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE kind IN ({marks}) AND {DUE} ORDER BY run_at LIMIT ?"
     );
     let now = ts(now);
     let mut args: Vec<rusqlite::types::Value> = kinds

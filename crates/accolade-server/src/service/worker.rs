@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use accolade_domain::award::AwardState;
 use accolade_domain::outbox::{kind, Job};
-
 use accolade_store::{Decide, Delivery, JobCompletion, JobResult};
 use chrono::{DateTime, Utc};
 use rand::Rng;
