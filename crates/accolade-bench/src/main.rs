@@ -26,6 +26,9 @@ struct Args {
     /// Events per batch request.
     #[arg(long, default_value_t = 1_000)]
     batch_size: usize,
+    /// Concurrent clients in the batch phase.
+    #[arg(long, default_value_t = 4)]
+    batch_clients: usize,
     /// Events in the single-event phase.
     #[arg(long, default_value_t = 30_000)]
     single_events: usize,
@@ -93,7 +96,7 @@ async fn batch_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyho
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..args.batch_clients {
         let (client, bodies, next, base, token) = (
             client.clone(),
             bodies.clone(),
@@ -125,9 +128,10 @@ async fn batch_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyho
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();
     println!(
-        "batch ingest: {total} events in {:.2}s = {rate:.0} events/s ({} per request, 4 clients)",
+        "batch ingest: {total} events in {:.2}s = {rate:.0} events/s ({} per request, {} clients)",
         started.elapsed().as_secs_f64(),
-        args.batch_size
+        args.batch_size,
+        args.batch_clients
     );
     Ok(rate)
 }

@@ -146,6 +146,7 @@ macro_rules! conformance_suite {
             webhook_subscriptions_crud,
             webhook_fan_out_one_delivery_per_matching_subscription,
             webhook_fan_out_cursor_is_idempotent,
+            webhook_fan_out_without_subscribers_passes_events_by,
             webhook_claim_leases_deliveries,
             webhook_retry_follows_the_schedule,
             webhook_dead_after_max_age,

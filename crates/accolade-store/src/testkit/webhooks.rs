@@ -244,6 +244,31 @@ pub async fn webhook_fan_out_cursor_is_idempotent(store: Arc<dyn Store>) {
     assert_eq!(events.len(), 5, "no event delivered twice");
 }
 
+/// With no active subscription fan-out passes events by (SQLite skips to the newest in one
+/// step); a subscription made later gets only events after it, each once.
+pub async fn webhook_fan_out_without_subscribers_passes_events_by(store: Arc<dyn Store>) {
+    award(&store, &["ann", "bob"]).await;
+    assert_eq!(fan_out_all(&store, 2).await.deliveries, 0);
+    let idle = store.fan_out_webhooks(100, Utc::now()).await.unwrap();
+    assert_eq!(
+        (idle.events, idle.deliveries),
+        (0, 0),
+        "the cursor moved past them"
+    );
+    let hook = store
+        .create_webhook(new_webhook("https://x.example/", &[], true))
+        .await
+        .unwrap();
+    award(&store, &["cat"]).await;
+    assert_eq!(fan_out_all(&store, 1).await.deliveries, 1);
+    let made = deliveries(&store, of(&hook.id)).await;
+    assert_eq!(
+        made.len(),
+        1,
+        "only the event after the subscription: {made:#?}"
+    );
+}
+
 /// A claim leases a due delivery (with the URL and the event), counts the attempt, hides it from
 /// other claims until the lease expires, and a result of a superseded attempt is ignored.
 pub async fn webhook_claim_leases_deliveries(store: Arc<dyn Store>) {
