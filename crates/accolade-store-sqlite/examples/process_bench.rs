@@ -27,6 +27,12 @@ async fn main() {
     let batch = args.get(1).copied().unwrap_or(2_000);
     let dir = std::env::temp_dir().join(format!("accolade-pb-{}", std::process::id()));
     let store = SqliteStore::open(&dir.join("b.db"), &SqliteOptions::default()).unwrap();
+    if let Ok(sql) = std::env::var("EXTRA_SQL") {
+        rusqlite::Connection::open(dir.join("b.db"))
+            .unwrap()
+            .execute_batch(&sql)
+            .unwrap();
+    }
     for t in 0..20 {
         let tpl = store
             .create_template(NewTemplate {

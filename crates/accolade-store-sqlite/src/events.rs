@@ -44,25 +44,33 @@ pub fn process(
     let mut outcomes = Vec::with_capacity(events.len());
     let mut insert = c
         .prepare_cached(
-            "INSERT INTO inbox_events (id, event_type, learner, time, received_at, body) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO inbox_events (id, event_type, learner, time, received_at, body, prev_seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
         )
         .map_err(db)?;
+    // Each new event links to the learner's previous one; the heads that moved are written to
+    // `learners` once per learner at the end (see migration 0007).
+    let mut moved: HashSet<&str> = HashSet::new();
     for ev in events {
+        let username = ev.learner.username.as_str();
+        let prev = progress.head(username, || last_event_seq(c, username))?;
         let inserted = insert
             .execute(params![
                 ev.id,
                 ev.event_type,
-                ev.learner.username,
+                username,
                 ts(ev.time),
                 now_text,
-                ev.body_text()
+                ev.body_text(),
+                prev
             ])
             .map_err(db)?;
         if inserted == 0 {
             outcomes.push(EventOutcome::Duplicate);
             continue;
         }
+        progress.set_head(username, c.last_insert_rowid());
+        moved.insert(username);
         // Learner rows are refreshed only when their data changed since this process last
         // wrote them (the caller adds `new_learners` to its cache after the commit).
         let username = &ev.learner.username;
@@ -133,7 +141,22 @@ pub fn process(
         }
         outcomes.push(EventOutcome::Accepted { awarded, revoked });
     }
+    let mut set_head = c
+        .prepare_cached("UPDATE learners SET last_event_seq = ?2 WHERE username = ?1")
+        .map_err(db)?;
+    for username in moved {
+        let seq = progress.head(username, || last_event_seq(c, username))?;
+        set_head.execute(params![username, seq]).map_err(db)?;
+    }
     Ok(outcomes)
+}
+
+/// The seq of the learner's newest event, if any (the head of their chain).
+fn last_event_seq(c: &Connection, username: &str) -> Result<Option<i64>> {
+    c.prepare_cached("SELECT last_event_seq FROM learners WHERE username = ?1")
+        .and_then(|mut s| s.query_row([username], |r| r.get(0)).optional())
+        .map(Option::flatten)
+        .map_err(db)
 }
 
 fn upsert_learner(c: &Connection, l: &LearnerData, now: &str) -> Result<()> {
@@ -379,9 +402,17 @@ pub fn list_events(
 ) -> Result<Paged<StoredEvent>> {
     let cols = "id, event_type, learner, time, received_at, body";
     let rows: Vec<StoredEvent> = match learner {
+        // Follow the learner's chain from the newest event (one rowid lookup per event).
         Some(l) => c
             .prepare_cached(&format!(
-                "SELECT {cols} FROM inbox_events WHERE learner = ?1 ORDER BY seq DESC LIMIT ?2 OFFSET ?3"
+                "WITH RECURSIVE chain(seq, n) AS ( \
+                     SELECT last_event_seq, 0 FROM learners \
+                     WHERE username = ?1 AND last_event_seq IS NOT NULL \
+                     UNION ALL \
+                     SELECT e.prev_seq, chain.n + 1 FROM chain JOIN inbox_events e ON e.seq = chain.seq \
+                     WHERE e.prev_seq IS NOT NULL AND chain.n + 1 < ?2 + ?3) \
+                 SELECT {cols} FROM chain JOIN inbox_events USING (seq) \
+                 ORDER BY chain.n LIMIT ?2 OFFSET ?3"
             ))
             .and_then(|mut s| {
                 s.query_map(params![l, page.fetch(), page.offset as i64], rows::stored_event)?.collect()

@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0006_counters.sql",
         include_str!("../migrations/0006_counters.sql"),
     ),
+    (
+        7,
+        "0007_learner_event_chain.sql",
+        include_str!("../migrations/0007_learner_event_chain.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {
@@ -101,6 +106,42 @@ pub fn applied(conn: &Connection) -> Result<Vec<i64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn migration_7_chains_existing_events_per_learner() {
+        let c = Connection::open_in_memory().unwrap();
+        for (_, _, sql) in &MIGRATIONS[..6] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO learners (username, created_at, updated_at) VALUES
+                 ('ann', 't', 't'), ('bob', 't', 't'), ('cat', 't', 't');
+             INSERT INTO inbox_events (seq, id, event_type, learner, time, received_at, body) VALUES
+                 (1, 'e1', 'x', 'ann', 't', 't', '{}'), (2, 'e2', 'x', 'bob', 't', 't', '{}'),
+                 (3, 'e3', 'x', 'ann', 't', 't', '{}'), (4, 'e4', 'x', 'ann', 't', 't', '{}');",
+        )
+        .unwrap();
+        c.execute_batch(MIGRATIONS[6].2).unwrap();
+        let prev: Vec<(i64, Option<i64>)> = c
+            .prepare("SELECT seq, prev_seq FROM inbox_events ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(prev, [(1, None), (2, None), (3, Some(1)), (4, Some(3))]);
+        let heads: Vec<(String, Option<i64>)> = c
+            .prepare("SELECT username, last_event_seq FROM learners ORDER BY username")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = [("ann", Some(4)), ("bob", Some(2)), ("cat", None)];
+        let expected: Vec<(String, Option<i64>)> =
+            expected.iter().map(|(u, s)| (u.to_string(), *s)).collect();
+        assert_eq!(heads, expected);
+    }
 
     #[test]
     fn migrations_match_the_directory() {

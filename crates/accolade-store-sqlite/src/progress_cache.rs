@@ -10,6 +10,9 @@
 //!
 //! Entries are kept per learner, then per template, so a lookup borrows the event's strings
 //! instead of allocating a key for every rule hit.
+//!
+//! It also keeps the head of each learner's event chain (`learners.last_event_seq`, see
+//! migration 0007), which only `process_events` moves, under the same rules.
 
 use std::collections::{HashMap, HashSet};
 
@@ -31,13 +34,18 @@ pub struct ProgressCache {
     entries: usize,
     /// learner → template id → entry.
     learners: HashMap<String, HashMap<String, Entry>>,
+    /// learner → seq of their newest event (None: no event yet).
+    heads: HashMap<String, Option<i64>>,
 }
 
 impl ProgressCache {
     /// Called at the start of each batch: drops everything when another connection has committed
     /// since the last batch, or when the cache has grown past its bound.
     pub fn validate(&mut self, data_version: i64) {
-        if self.data_version != Some(data_version) || self.entries > MAX_ENTRIES {
+        if self.data_version != Some(data_version)
+            || self.entries > MAX_ENTRIES
+            || self.heads.len() > MAX_ENTRIES
+        {
             self.clear();
             self.data_version = Some(data_version);
         }
@@ -46,6 +54,7 @@ impl ProgressCache {
     /// Forgets everything (after a failed transaction, whose changes the entries may hold).
     pub fn clear(&mut self) {
         self.learners.clear();
+        self.heads.clear();
         self.entries = 0;
         self.data_version = None;
     }
@@ -66,6 +75,30 @@ impl ProgressCache {
             self.entries += 1;
         }
         Ok(templates.get_mut(template).expect("inserted just above"))
+    }
+
+    /// The head of the learner's event chain, read with `load` when it is not cached.
+    pub fn head<E>(
+        &mut self,
+        learner: &str,
+        load: impl FnOnce() -> Result<Option<i64>, E>,
+    ) -> Result<Option<i64>, E> {
+        if let Some(h) = self.heads.get(learner) {
+            return Ok(*h);
+        }
+        let h = load()?;
+        self.heads.insert(learner.to_string(), h);
+        Ok(h)
+    }
+
+    /// Records a new head (after `head` was read for this learner).
+    pub fn set_head(&mut self, learner: &str, seq: i64) {
+        match self.heads.get_mut(learner) {
+            Some(h) => *h = Some(seq),
+            None => {
+                self.heads.insert(learner.to_string(), Some(seq));
+            }
+        }
     }
 
     #[cfg(test)]
