@@ -22,13 +22,20 @@ const CLAIM_BATCH: u32 = 2000;
 
 /// Runs until shutdown.
 pub async fn run(state: AppState) {
-    poll_loop(&state, "outbox worker", run_once).await
+    // Again at once only after a full batch: a trickle of awards then costs one transaction per
+    // poll interval, not one per pass, on SQLite's single writer.
+    poll_loop(&state, "outbox worker", CLAIM_BATCH as usize, run_once).await
 }
 
-/// Runs `pass` again and again until shutdown: at once while it finds work, after
-/// `worker.poll_interval_ms` when it found none or failed (failures are logged, not fatal).
-pub async fn poll_loop<'a, F, Fut>(state: &'a AppState, what: &'static str, mut pass: F)
-where
+/// Runs `pass` again and again until shutdown: at once while a pass does at least `full` units
+/// of work (more is likely waiting), else after `worker.poll_interval_ms` (also after a failure,
+/// which is logged, not fatal).
+pub async fn poll_loop<'a, F, Fut>(
+    state: &'a AppState,
+    what: &'static str,
+    full: usize,
+    mut pass: F,
+) where
     F: FnMut(&'a AppState) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<usize>> + 'a,
 {
@@ -41,7 +48,7 @@ where
                 0
             }
         };
-        if worked == 0 {
+        if worked < full.max(1) {
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
                 _ = state.shutdown.cancelled() => return,

@@ -39,7 +39,7 @@ const DEFER_EXPIRED: Duration = Duration::from_secs(600);
 
 /// Runs until shutdown.
 pub async fn run(state: AppState) {
-    crate::service::worker::poll_loop(&state, "Credly worker", run_once).await
+    crate::service::worker::poll_loop(&state, "Credly worker", 1, run_once).await
 }
 
 /// Claims and runs one batch; returns how many jobs ran. Results are recorded by one writer

@@ -30,11 +30,12 @@ const FAN_OUT_BATCH: u32 = 500;
 
 /// Runs until shutdown.
 pub async fn run(state: AppState) {
-    crate::service::worker::poll_loop(&state, "webhook worker", run_once).await
+    crate::service::worker::poll_loop(&state, "webhook worker", 1, run_once).await
 }
 
-/// One pass: fan out, then send one batch of due deliveries. Returns the work done (events fanned
-/// out plus attempts made), so the poll loop goes again at once while there is more.
+/// One pass: fan out, then send one batch of due deliveries. Returns the work done (deliveries
+/// made, attempts made, one for a full fan-out batch), so the poll loop goes again at once while
+/// there is more.
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     let fanned = state
         .store
@@ -48,7 +49,11 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
             "fanned out outgoing events to webhook subscriptions"
         );
     }
-    Ok(fanned.events as usize + deliver(state).await?)
+    // Come back at once only for real work: deliveries made or sent, or a full fan-out batch (a
+    // backlog). A partial batch waits for the poll interval, so a steady stream of awards does
+    // not turn into a steady stream of tiny write transactions on the single SQLite writer.
+    let backlog = fanned.events >= u64::from(FAN_OUT_BATCH);
+    Ok(fanned.deliveries as usize + usize::from(backlog) + deliver(state).await?)
 }
 
 /// Claims and sends one batch of due deliveries; returns how many were attempted.
