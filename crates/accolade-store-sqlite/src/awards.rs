@@ -154,22 +154,27 @@ pub fn record_delivery(c: &Connection, award_id: &str, d: Delivery) -> Result<Aw
 }
 
 /// Writes a delivery result on an award (a revoked award keeps its state); false when there is
-/// no such award.
+/// no such award. The state is written only when it changes: an UPDATE that names `state`
+/// rewrites the `awards_one_active` index entry even when the value stays, and the local worker
+/// records thousands of unchanged states per second during a burst.
 pub fn apply_delivery(c: &Connection, award_id: &str, d: &Delivery) -> Result<bool> {
+    let now = ts(chrono::Utc::now());
+    c.prepare_cached("UPDATE awards SET state = ?2 WHERE id = ?1 AND state NOT IN ('revoked', ?2)")
+        .and_then(|mut s| s.execute(params![award_id, d.state.as_str()]))
+        .map_err(db)?;
     let changed = c
         .prepare_cached(
-            "UPDATE awards SET state = CASE WHEN state = 'revoked' THEN state ELSE ?2 END, \
-             issued_at = coalesce(?3, issued_at), external_id = coalesce(?4, external_id), \
-             external_state = coalesce(?5, external_state), updated_at = ?6 WHERE id = ?1",
+            "UPDATE awards SET issued_at = coalesce(?2, issued_at), \
+             external_id = coalesce(?3, external_id), \
+             external_state = coalesce(?4, external_state), updated_at = ?5 WHERE id = ?1",
         )
         .and_then(|mut s| {
             s.execute(params![
                 award_id,
-                d.state.as_str(),
                 d.issued_at.map(ts),
                 d.external_id,
                 d.external_state,
-                ts(chrono::Utc::now())
+                now
             ])
         })
         .map_err(db)?;

@@ -219,7 +219,7 @@ fn fulfilled(c: &Connection, learner: &str, template_id: &str) -> Result<HashSet
 /// The learner's latest award episode of a template.
 pub fn latest_award(c: &Connection, template_id: &str, learner: &str) -> Result<Option<Award>> {
     c.prepare_cached(&format!(
-        "SELECT {AWARD_COLUMNS} FROM awards WHERE template_id = ?1 AND learner = ?2 \
+        "SELECT {AWARD_COLUMNS} FROM awards WHERE learner = ?2 AND template_id = ?1 \
          ORDER BY episode DESC LIMIT 1"
     ))
     .and_then(|mut s| {
@@ -233,7 +233,7 @@ pub fn latest_award(c: &Connection, template_id: &str, learner: &str) -> Result<
 /// decision needs, without reading and parsing the whole row.
 fn latest_episode(c: &Connection, template_id: &str, learner: &str) -> Result<Option<(i64, bool)>> {
     c.prepare_cached(
-        "SELECT episode, state = 'revoked' FROM awards WHERE template_id = ?1 AND learner = ?2 \
+        "SELECT episode, state = 'revoked' FROM awards WHERE learner = ?2 AND template_id = ?1 \
          ORDER BY episode DESC LIMIT 1",
     )
     .and_then(|mut s| {

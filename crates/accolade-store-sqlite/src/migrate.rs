@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0007_learner_event_chain.sql",
         include_str!("../migrations/0007_learner_event_chain.sql"),
     ),
+    (
+        8,
+        "0008_awards_learner_first.sql",
+        include_str!("../migrations/0008_awards_learner_first.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {
@@ -141,6 +146,78 @@ mod tests {
         let expected: Vec<(String, Option<i64>)> =
             expected.iter().map(|(u, s)| (u.to_string(), *s)).collect();
         assert_eq!(heads, expected);
+    }
+
+    #[test]
+    fn migration_8_keeps_awards_and_their_rules() {
+        let c = Connection::open_in_memory().unwrap();
+        for (_, _, sql) in &MIGRATIONS[..7] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO templates (id, name, origin, created_at, updated_at)
+                 VALUES ('t1', 'T', 'local', 't', 't');
+             INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at,
+                                 revoked_at, revoke_reason, external_id, updated_at) VALUES
+                 ('a1', 't1', 'ann', 1, 'revoked', 'e1', 'w1', 'r1', 'why', 'x1', 'u1'),
+                 ('a2', 't1', 'ann', 2, 'issued', 'e2', 'w2', NULL, NULL, NULL, 'u2');",
+        )
+        .unwrap();
+        c.execute_batch(MIGRATIONS[7].2).unwrap();
+        let rows: Vec<(String, i64, String, Option<String>, Option<String>)> = c
+            .prepare(
+                "SELECT id, episode, state, revoke_reason, external_id FROM awards ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    "a1".into(),
+                    1,
+                    "revoked".into(),
+                    Some("why".into()),
+                    Some("x1".into())
+                ),
+                ("a2".into(), 2, "issued".into(), None, None)
+            ]
+        );
+        let insert = |id: &str, episode: i64, state: &str| {
+            c.execute(
+                "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, updated_at)
+                 VALUES (?1, 't1', 'ann', ?2, ?3, 'e', 'w', 'u')",
+                params![id, episode, state],
+            )
+        };
+        assert!(
+            insert("a3", 2, "revoked").is_err(),
+            "episode numbers stay unique"
+        );
+        assert!(
+            insert("a4", 3, "awarded").is_err(),
+            "one unrevoked award at a time"
+        );
+        let indexes: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'awards' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            !indexes.contains(&"awards_learner".to_string()),
+            "{indexes:?}"
+        );
+        assert!(
+            indexes.contains(&"awards_one_active".to_string())
+                && indexes.contains(&"awards_external".to_string())
+        );
     }
 
     #[test]
