@@ -164,7 +164,8 @@ mod tests {
         )
         .unwrap();
         c.execute_batch(MIGRATIONS[7].2).unwrap();
-        let rows: Vec<(String, i64, String, Option<String>, Option<String>)> = c
+        type Row = (String, i64, String, Option<String>, Option<String>);
+        let rows: Vec<Row> = c
             .prepare(
                 "SELECT id, episode, state, revoke_reason, external_id FROM awards ORDER BY id",
             )
