@@ -2,6 +2,14 @@
 
 use clap::Parser;
 
+/// jemalloc instead of the system allocator: the event path allocates and frees many small
+/// strings and JSON nodes per event on the single writer thread. Measured with `scripts/bench`:
+/// batch ingest 31,316 -> about 36,500 events/s, and peak RSS after 1M fulfilments 166 -> 154 MiB
+/// (mimalloc was as fast but peaked at 198 MiB).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = accolade_server::cli::Cli::parse();
