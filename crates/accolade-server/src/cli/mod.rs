@@ -570,17 +570,52 @@ async fn doctor(config: Config) -> anyhow::Result<()> {
             anyhow::bail!("doctor found problems");
         }
     };
+    let report = checks(&state).await?;
     let mut problems = 0;
-    match state.store.ping().await {
-        Ok(()) => println!("ok    database reachable ({})", state.store.backend()),
-        Err(e) => {
+    for (level, line) in &report {
+        if *level != Level::Ok {
             problems += 1;
-            println!("FAIL  database: {e}");
         }
+        println!("{:<5} {line}", level.as_str());
+    }
+    if problems > 0 {
+        anyhow::bail!("doctor found {problems} problem(s)");
+    }
+    Ok(())
+}
+
+/// How a `doctor` check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        }
+    }
+}
+
+/// The checks of `accolade doctor` once the database is open: database, Credly keys (expiry,
+/// decryption), dead outbox jobs, dead webhook deliveries. One line per finding.
+pub async fn checks(state: &AppState) -> anyhow::Result<Vec<(Level, String)>> {
+    let mut out = Vec::new();
+    match state.store.ping().await {
+        Ok(()) => out.push((
+            Level::Ok,
+            format!("database reachable ({})", state.store.backend()),
+        )),
+        Err(e) => out.push((Level::Fail, format!("database: {e}"))),
     }
     let statuses = crate::service::credly::orgs::check_expiry(&state.credly, &*state.store).await?;
     if statuses.is_empty() {
-        println!("ok    no Credly organization configured");
+        out.push((Level::Ok, "no Credly organization configured".into()));
     }
     for (org, s) in statuses {
         let line = format!(
@@ -591,37 +626,59 @@ async fn doctor(config: Config) -> anyhow::Result<()> {
             s.days_left
         );
         match s.level {
-            "ok" => println!("ok    {line}"),
-            "warning" => {
-                problems += 1;
-                println!("WARN  {line}: rotate it soon");
-            }
-            _ => {
-                problems += 1;
-                println!("FAIL  {line}: expired, issuing and sync wait for a new key");
-            }
+            "ok" => out.push((Level::Ok, line)),
+            "warning" => out.push((Level::Warn, format!("{line}: rotate it soon"))),
+            _ => out.push((
+                Level::Fail,
+                format!("{line}: expired, issuing and sync wait for a new key"),
+            )),
         }
         if let Ok(sealed) = state.store.credly_org_key(&org.id).await {
             if let Err(e) = state.credly.secrets.open(&sealed, &org.id) {
-                problems += 1;
-                println!("FAIL  key of {} cannot be decrypted: {e}", org.id);
+                out.push((
+                    Level::Fail,
+                    format!("key of {} cannot be decrypted: {e}", org.id),
+                ));
             }
         }
     }
     let stats = state.store.stats().await?;
     if stats.outbox_dead > 0 {
-        problems += 1;
-        println!(
-            "WARN  {} dead job(s): `accolade jobs list` and `accolade jobs retry`",
-            stats.outbox_dead
-        );
+        out.push((
+            Level::Warn,
+            format!(
+                "{} dead job(s): `accolade jobs list` and `accolade jobs retry`",
+                stats.outbox_dead
+            ),
+        ));
     } else {
-        println!("ok    no dead jobs ({} pending)", stats.outbox_pending);
+        out.push((
+            Level::Ok,
+            format!("no dead jobs ({} pending)", stats.outbox_pending),
+        ));
     }
-    if problems > 0 {
-        anyhow::bail!("doctor found {problems} problem(s)");
+    let filter = accolade_store::DeliveryFilter {
+        webhook_id: None,
+        status: Some(accolade_domain::webhook::DeliveryStatus::Dead),
+    };
+    let dead = state
+        .store
+        .list_webhook_deliveries(&filter, accolade_store::Page::new(Some(100), None))
+        .await?;
+    if dead.items.is_empty() {
+        out.push((Level::Ok, "no dead webhook deliveries".into()));
+    } else {
+        let more = if dead.next_offset.is_some() { "+" } else { "" };
+        out.push((
+            Level::Warn,
+            format!(
+                "{}{more} dead webhook deliveries: `accolade webhooks deliveries` and \
+                 `accolade webhooks replay`, or /admin/webhooks",
+                dead.items.len()
+            ),
+        ));
     }
-    Ok(())
+    Ok(out)
 }
 
 async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<()> {

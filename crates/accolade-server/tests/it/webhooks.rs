@@ -201,6 +201,18 @@ async fn gone_makes_the_delivery_dead_at_once() {
         .mount(&receiver)
         .await;
     let app = app().await;
+    use accolade_server::cli::{checks, Level};
+    let warnings = |report: Vec<(Level, String)>| -> Vec<String> {
+        report
+            .into_iter()
+            .filter(|(l, _)| *l != Level::Ok)
+            .map(|(_, line)| line)
+            .collect()
+    };
+    assert!(
+        warnings(checks(&app.state).await.unwrap()).is_empty(),
+        "doctor is happy before"
+    );
     let hook = subscribe(&app, &receiver.uri(), json!({})).await;
     award(&app, "cat").await;
     let items = deliver_until(&app, hook["id"].as_str().unwrap(), |d| {
@@ -209,6 +221,12 @@ async fn gone_makes_the_delivery_dead_at_once() {
     .await;
     assert_eq!(items[0]["attempts"], 1);
     assert_eq!(items[0]["last_status"], 410);
+    let found = warnings(checks(&app.state).await.unwrap());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("1 dead webhook deliveries"),
+        "`accolade doctor` reports the dead delivery: {found:?}"
+    );
     let (_, hook_now) = app
         .get(&format!(
             "/api/v1/webhooks/{}",
