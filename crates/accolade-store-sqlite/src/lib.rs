@@ -11,6 +11,7 @@ mod jobs;
 pub mod migrate;
 mod progress_cache;
 mod rows;
+mod wal_sync;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -52,6 +53,19 @@ struct Inner {
     progress: Mutex<progress_cache::ProgressCache>,
     /// Copies the WAL into the database file in the background; stops when the store is dropped.
     _checkpointer: checkpoint::Checkpointer,
+    /// With `synchronous = FULL` the writer commits at `NORMAL` and the WAL is fsynced here,
+    /// before anything is acknowledged (see `wal_sync`).
+    wal_sync: Option<wal_sync::WalSync>,
+}
+
+impl Inner {
+    /// Makes the commits made so far durable (a no-op unless `wal_sync` is on).
+    fn sync_wal(&self) -> Result<()> {
+        match &self.wal_sync {
+            Some(w) => w.sync(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Options for opening the database.
@@ -139,6 +153,14 @@ impl SqliteStore {
         } else {
             Self::check_migrated(&writer)?;
         }
+        let wal_sync = if options.synchronous.eq_ignore_ascii_case("FULL") {
+            writer
+                .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(rows::db)?;
+            Some(wal_sync::WalSync::new(path))
+        } else {
+            None
+        };
         let mut readers = Vec::new();
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
@@ -166,8 +188,70 @@ impl SqliteStore {
                     std::time::Duration::from_millis(options.busy_timeout_ms),
                 )
                 .map_err(StoreError::Other)?,
+                wal_sync,
             }),
         })
+    }
+
+    /// Processes and commits a batch; the commit is durable only after `Inner::sync_wal`.
+    async fn commit_events(
+        &self,
+        events: Vec<IncomingEvent>,
+        index: &IndexCache,
+    ) -> Result<Vec<EventOutcome>> {
+        let inner = self.inner.clone();
+        let cached = index.current();
+        let (result, rebuilt) = tokio::task::spawn_blocking(move || {
+            let known = std::mem::take(&mut *inner.known_learners.lock());
+            let mut new_learners = HashMap::new();
+            let mut rebuilt = None;
+            let mut conn = inner.writer.lock();
+            let mut progress = inner.progress.lock();
+            let result = (|| {
+                let tx = conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(rows::db)?;
+                let data_version: i64 = tx
+                    .query_row("PRAGMA data_version", [], |r| r.get(0))
+                    .map_err(rows::db)?;
+                progress.validate(data_version);
+                let current = events::current_index(&tx, cached.clone())?;
+                if !Arc::ptr_eq(&current, &cached) {
+                    rebuilt = Some(current.clone());
+                }
+                let out = events::process(
+                    &tx,
+                    &events,
+                    &current,
+                    &known,
+                    &mut new_learners,
+                    &mut progress,
+                )?;
+                tx.commit().map_err(rows::db)?;
+                Ok(out)
+            })();
+            if result.is_err() {
+                // The entries may hold changes of the rolled-back transaction.
+                progress.clear();
+            }
+            drop(progress);
+            drop(conn);
+            let mut cache = inner.known_learners.lock();
+            *cache = known;
+            if result.is_ok() {
+                if cache.len() + new_learners.len() > LEARNER_CACHE_MAX {
+                    cache.clear();
+                }
+                cache.extend(new_learners);
+            }
+            (result, rebuilt)
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("sqlite worker panicked: {e}")))?;
+        if let Some(index_now) = rebuilt {
+            index.set(index_now);
+        }
+        result
     }
 
     fn check_migrated(c: &Connection) -> Result<()> {
@@ -203,8 +287,15 @@ impl SqliteStore {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(rows::db)?;
+            let changes_before = tx.total_changes();
             let out = f(&tx)?;
+            let changed = tx.total_changes() != changes_before;
             tx.commit().map_err(rows::db)?;
+            drop(conn);
+            // A transaction that changed nothing wrote nothing to sync (the workers' idle polls).
+            if changed {
+                inner.sync_wal()?;
+            }
             Ok(out)
         })
         .await
@@ -344,59 +435,27 @@ impl Store for SqliteStore {
         events: Vec<IncomingEvent>,
         index: &IndexCache,
     ) -> Result<Vec<EventOutcome>> {
+        let outcomes = self.commit_events(events, index).await?;
         let inner = self.inner.clone();
-        let cached = index.current();
-        let (result, rebuilt) = tokio::task::spawn_blocking(move || {
-            let known = std::mem::take(&mut *inner.known_learners.lock());
-            let mut new_learners = HashMap::new();
-            let mut rebuilt = None;
-            let mut conn = inner.writer.lock();
-            let mut progress = inner.progress.lock();
-            let result = (|| {
-                let tx = conn
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                    .map_err(rows::db)?;
-                let data_version: i64 = tx
-                    .query_row("PRAGMA data_version", [], |r| r.get(0))
-                    .map_err(rows::db)?;
-                progress.validate(data_version);
-                let current = events::current_index(&tx, cached.clone())?;
-                if !Arc::ptr_eq(&current, &cached) {
-                    rebuilt = Some(current.clone());
-                }
-                let out = events::process(
-                    &tx,
-                    &events,
-                    &current,
-                    &known,
-                    &mut new_learners,
-                    &mut progress,
-                )?;
-                tx.commit().map_err(rows::db)?;
-                Ok(out)
-            })();
-            if result.is_err() {
-                // The entries may hold changes of the rolled-back transaction.
-                progress.clear();
-            }
-            drop(progress);
-            drop(conn);
-            let mut cache = inner.known_learners.lock();
-            *cache = known;
-            if result.is_ok() {
-                if cache.len() + new_learners.len() > LEARNER_CACHE_MAX {
-                    cache.clear();
-                }
-                cache.extend(new_learners);
-            }
-            (result, rebuilt)
-        })
-        .await
-        .map_err(|e| StoreError::Other(format!("sqlite worker panicked: {e}")))?;
-        if let Some(index_now) = rebuilt {
-            index.set(index_now);
-        }
-        result
+        tokio::task::spawn_blocking(move || inner.sync_wal())
+            .await
+            .map_err(|e| StoreError::Other(format!("sqlite sync panicked: {e}")))??;
+        Ok(outcomes)
+    }
+
+    async fn process_events_pipelined(
+        &self,
+        events: Vec<IncomingEvent>,
+        index: &IndexCache,
+    ) -> Result<(Vec<EventOutcome>, accolade_store::Durable)> {
+        let outcomes = self.commit_events(events, index).await?;
+        let inner = self.inner.clone();
+        let durable: accolade_store::Durable = Box::pin(async move {
+            tokio::task::spawn_blocking(move || inner.sync_wal())
+                .await
+                .map_err(|e| StoreError::Other(format!("sqlite sync panicked: {e}")))?
+        });
+        Ok((outcomes, durable))
     }
 
     async fn record_rejected(&self, rejected: Vec<RejectedEvent>) -> Result<()> {

@@ -14,5 +14,5 @@ pub use admin::*;
 pub use error::StoreError;
 pub use index_cache::IndexCache;
 pub use models::*;
-pub use store::{Decide, Store};
+pub use store::{Decide, Durable, Store};
 pub use webhooks::*;

@@ -16,6 +16,9 @@ use crate::{IndexCache, StoreError};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Resolves when a commit is durable: see [`Store::process_events_pipelined`].
+pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
 /// What a local job's run leaves: see [`Store::complete_due_jobs`].
 pub type Decide = std::sync::Arc<dyn Fn(&Job) -> JobCompletion + Send + Sync>;
 
@@ -79,6 +82,21 @@ pub trait Store: Send + Sync + 'static {
         events: Vec<IncomingEvent>,
         index: &IndexCache,
     ) -> Result<Vec<EventOutcome>>;
+
+    /// `process_events` for a pipelined caller: returns once the batch is committed, with a
+    /// future that resolves when the commit is durable. Outcomes must not be acknowledged before
+    /// it resolves; meanwhile the caller may already commit its next batch (SQLite: the WAL fsync
+    /// of one batch overlaps the processing of the next). By default the commit is already
+    /// durable when this returns.
+    async fn process_events_pipelined(
+        &self,
+        events: Vec<IncomingEvent>,
+        index: &IndexCache,
+    ) -> Result<(Vec<EventOutcome>, Durable)> {
+        let outcomes = self.process_events(events, index).await?;
+        let done: Durable = Box::pin(async { Ok(()) });
+        Ok((outcomes, done))
+    }
 
     async fn record_rejected(&self, rejected: Vec<RejectedEvent>) -> Result<()>;
 

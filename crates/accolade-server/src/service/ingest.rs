@@ -6,6 +6,11 @@
 //! transaction, then answers each submitter. Under load many requests share one fsync; when idle a
 //! single event is committed at once. A bounded queue gives back-pressure: when the database
 //! cannot keep up, submitters wait and eventually get "unavailable" instead of piling up memory.
+//!
+//! Commits are pipelined: batches are committed one after another, in arrival order, and each
+//! batch is answered once its commit is durable (`Store::process_events_pipelined`). On SQLite
+//! the fsync of one batch thus runs while the next one is processed; at most `PENDING_SYNCS`
+//! batches wait for their sync at a time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +25,8 @@ use crate::metrics as m;
 
 /// How long a submitter waits for room in the queue before giving up.
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Committed batches waiting for durability at most; the writer waits for room beyond that.
+const PENDING_SYNCS: usize = 4;
 /// A commit slower than this is logged as a warning.
 const SLOW_COMMIT: Duration = Duration::from_secs(1);
 
@@ -108,6 +115,7 @@ async fn writer(
     batch_max: usize,
     shutdown: CancellationToken,
 ) {
+    let pending = Arc::new(tokio::sync::Semaphore::new(PENDING_SYNCS));
     loop {
         let first = tokio::select! {
             s = rx.recv() => s,
@@ -125,8 +133,13 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        commit(&*store, &index, subs).await;
+        let Ok(permit) = pending.clone().acquire_owned().await else {
+            break;
+        };
+        commit(&*store, &index, subs, permit).await;
     }
+    // Let the last batches' syncs finish (and their submitters be answered) before returning.
+    let _ = pending.acquire_many(PENDING_SYNCS as u32).await;
     // Answer whatever is still queued so no submitter hangs; nothing was acknowledged for them.
     rx.close();
     while let Ok(s) = rx.try_recv() {
@@ -134,7 +147,12 @@ async fn writer(
     }
 }
 
-async fn commit(store: &dyn Store, index: &IndexCache, mut subs: Vec<Submission>) {
+async fn commit(
+    store: &dyn Store,
+    index: &IndexCache,
+    mut subs: Vec<Submission>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
     // Events move into the store call (no copies: at tens of thousands of events per second the
     // copies cost as much CPU and memory as the rest of the path). Events are validated before
     // they are queued, so a failure here is a storage failure, which every submitter of the batch
@@ -146,7 +164,7 @@ async fn commit(store: &dyn Store, index: &IndexCache, mut subs: Vec<Submission>
         .collect();
     let started = Instant::now();
     let count = all.len();
-    let result = store.process_events(all, index).await;
+    let result = store.process_events_pipelined(all, index).await;
     if started.elapsed() > SLOW_COMMIT {
         tracing::warn!(
             duration_ms = started.elapsed().as_millis() as u64,
@@ -161,12 +179,29 @@ async fn commit(store: &dyn Store, index: &IndexCache, mut subs: Vec<Submission>
         "batch committed"
     );
     match result {
-        Ok(outcomes) => {
-            let mut rest = outcomes.into_iter();
-            for (s, n) in subs.into_iter().zip(sizes) {
-                let mine: Vec<EventOutcome> = rest.by_ref().take(n).collect();
-                finish(s, Ok(mine));
-            }
+        Ok((outcomes, durable)) => {
+            // Answered from a task once durable, so the writer can commit the next batch now.
+            tokio::spawn(async move {
+                let synced = durable.await;
+                drop(permit);
+                match synced {
+                    Ok(()) => {
+                        let mut rest = outcomes.into_iter();
+                        for (s, n) in subs.into_iter().zip(sizes) {
+                            let mine: Vec<EventOutcome> = rest.by_ref().take(n).collect();
+                            finish(s, Ok(mine));
+                        }
+                    }
+                    Err(e) => {
+                        // Committed but maybe not durable: nothing is acknowledged; submitters
+                        // retry and the inbox answers their events as duplicates.
+                        tracing::error!(error = %e, events = count, "event commit could not be made durable");
+                        for s in subs {
+                            finish(s, Err(IngestError::Storage(e.to_string())));
+                        }
+                    }
+                }
+            });
         }
         Err(e) => {
             tracing::error!(error = %e, events = count, "event commit failed");
