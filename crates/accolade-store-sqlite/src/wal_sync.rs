@@ -54,3 +54,22 @@ impl WalSync {
             .map_err(|e| StoreError::Other(format!("fsync of {} failed: {e}", self.path.display())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syncs_the_wal_beside_the_database_and_names_it_when_missing() {
+        let dir = std::env::temp_dir().join(format!("accolade-walsync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("x.db");
+        let w = WalSync::new(&db);
+        let err = w.sync().unwrap_err().to_string();
+        assert!(err.contains("x.db-wal"), "{err}");
+        std::fs::write(dir.join("x.db-wal"), b"frames").unwrap();
+        w.sync().unwrap();
+        w.sync().unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
