@@ -11,6 +11,7 @@ mod effects;
 mod events;
 mod jobs;
 pub mod migrate;
+mod opencredit;
 mod rows;
 mod webhooks;
 
@@ -544,6 +545,110 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> Result<WebhookDelivery> {
         webhooks::replay(&mut *self.conn().await?, id, now).await
+    }
+
+    async fn oc_create_app(
+        &self,
+        name: &str,
+        api_key: &str,
+        secret_hash: &str,
+        tier: &str,
+    ) -> Result<OcApp> {
+        opencredit::create_app(&mut *self.conn().await?, name, api_key, secret_hash, tier).await
+    }
+
+    async fn oc_app_by_key(&self, api_key: &str) -> Result<Option<OcApp>> {
+        opencredit::app_by_key(&mut *self.conn().await?, api_key).await
+    }
+
+    async fn oc_set_app_tier(&self, app: &str, tier: &str) -> Result<OcApp> {
+        opencredit::set_app_tier(&mut *self.conn().await?, app, tier).await
+    }
+
+    async fn oc_list_apps(&self) -> Result<Vec<OcApp>> {
+        opencredit::list_apps(&mut *self.conn().await?).await
+    }
+
+    async fn oc_register(&self, new: NewOcMember) -> Result<(OcMember, Option<OcMember>)> {
+        // The user, its address, the organization and the management link commit together.
+        in_tx!(self.write().await?, |c| opencredit::register(c, new))
+    }
+
+    async fn oc_member(&self, id: i64) -> Result<Option<OcMember>> {
+        opencredit::get_member(&mut *self.conn().await?, id).await
+    }
+
+    async fn oc_login(&self, email: &str) -> Result<Option<(OcMember, String)>> {
+        opencredit::login(&mut *self.conn().await?, email).await
+    }
+
+    async fn oc_search_members(
+        &self,
+        email: Option<&str>,
+        query: Option<&str>,
+        page: Page,
+    ) -> Result<(Vec<OcMember>, u64)> {
+        in_tx!(self.snapshot().await?, |c| opencredit::search_members(
+            c, email, query, page
+        ))
+    }
+
+    async fn oc_managed(&self, manager_id: i64) -> Result<Vec<i64>> {
+        opencredit::managed(&mut *self.conn().await?, manager_id).await
+    }
+
+    async fn oc_member_emails(&self, member_id: i64) -> Result<Vec<OcEmail>> {
+        opencredit::member_emails(&mut *self.conn().await?, member_id).await
+    }
+
+    async fn oc_add_email(&self, member_id: i64, email: &str, token_hash: &str) -> Result<OcEmail> {
+        in_tx!(self.write().await?, |c| opencredit::add_email(
+            c, member_id, email, token_hash
+        ))
+    }
+
+    async fn oc_verify_email(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OcEmail>> {
+        opencredit::verify_email(&mut *self.conn().await?, token_hash, now).await
+    }
+
+    async fn oc_create_token(&self, token: OcToken) -> Result<()> {
+        opencredit::create_token(&mut *self.conn().await?, token).await
+    }
+
+    async fn oc_token(&self, token_hash: &str) -> Result<Option<OcToken>> {
+        opencredit::token(&mut *self.conn().await?, token_hash).await
+    }
+
+    async fn oc_create_badge(&self, member_id: i64, fields: OcBadgeFields) -> Result<OcBadge> {
+        in_tx!(self.write().await?, |c| opencredit::create_badge(
+            c, member_id, fields
+        ))
+    }
+
+    async fn oc_update_badge(&self, id: i64, fields: OcBadgeFields) -> Result<OcBadge> {
+        opencredit::update_badge(&mut *self.conn().await?, id, fields).await
+    }
+
+    async fn oc_badge(&self, id: i64) -> Result<Option<OcBadge>> {
+        opencredit::get_badge(&mut *self.conn().await?, id).await
+    }
+
+    async fn oc_list_badges(
+        &self,
+        member_id: Option<i64>,
+        page: Page,
+    ) -> Result<(Vec<OcBadge>, u64)> {
+        in_tx!(self.snapshot().await?, |c| opencredit::list_badges(
+            c, member_id, page
+        ))
+    }
+
+    async fn oc_delete_badge(&self, id: i64) -> Result<bool> {
+        opencredit::delete_badge(&mut *self.conn().await?, id).await
     }
 
     async fn create_admin_user(&self, username: &str, password_hash: &str) -> Result<AdminUser> {

@@ -9,6 +9,7 @@ mod credly;
 mod events;
 mod jobs;
 pub mod migrate;
+mod opencredit;
 mod progress_cache;
 mod rows;
 mod wal_sync;
@@ -794,6 +795,124 @@ impl Store for SqliteStore {
     ) -> Result<WebhookDelivery> {
         let id = id.to_string();
         self.write(move |c| webhooks::replay(c, &id, now)).await
+    }
+
+    async fn oc_create_app(
+        &self,
+        name: &str,
+        api_key: &str,
+        secret_hash: &str,
+        tier: &str,
+    ) -> Result<OcApp> {
+        let (n, k, h, t) = (
+            name.to_string(),
+            api_key.to_string(),
+            secret_hash.to_string(),
+            tier.to_string(),
+        );
+        self.write(move |c| opencredit::create_app(c, &n, &k, &h, &t))
+            .await
+    }
+
+    async fn oc_app_by_key(&self, api_key: &str) -> Result<Option<OcApp>> {
+        let k = api_key.to_string();
+        self.read(move |c| opencredit::app_by_key(c, &k)).await
+    }
+
+    async fn oc_set_app_tier(&self, app: &str, tier: &str) -> Result<OcApp> {
+        let (a, t) = (app.to_string(), tier.to_string());
+        self.write(move |c| opencredit::set_app_tier(c, &a, &t))
+            .await
+    }
+
+    async fn oc_list_apps(&self) -> Result<Vec<OcApp>> {
+        self.read(opencredit::list_apps).await
+    }
+
+    async fn oc_register(&self, new: NewOcMember) -> Result<(OcMember, Option<OcMember>)> {
+        self.write(move |c| opencredit::register(c, new)).await
+    }
+
+    async fn oc_member(&self, id: i64) -> Result<Option<OcMember>> {
+        self.read(move |c| opencredit::get_member(c, id)).await
+    }
+
+    async fn oc_login(&self, email: &str) -> Result<Option<(OcMember, String)>> {
+        let e = email.to_string();
+        self.read(move |c| opencredit::login(c, &e)).await
+    }
+
+    async fn oc_search_members(
+        &self,
+        email: Option<&str>,
+        query: Option<&str>,
+        page: Page,
+    ) -> Result<(Vec<OcMember>, u64)> {
+        let (e, q) = (email.map(str::to_string), query.map(str::to_string));
+        self.read(move |c| opencredit::search_members(c, e.as_deref(), q.as_deref(), page))
+            .await
+    }
+
+    async fn oc_managed(&self, manager_id: i64) -> Result<Vec<i64>> {
+        self.read(move |c| opencredit::managed(c, manager_id)).await
+    }
+
+    async fn oc_member_emails(&self, member_id: i64) -> Result<Vec<OcEmail>> {
+        self.read(move |c| opencredit::member_emails(c, member_id))
+            .await
+    }
+
+    async fn oc_add_email(&self, member_id: i64, email: &str, token_hash: &str) -> Result<OcEmail> {
+        let (e, h) = (email.to_string(), token_hash.to_string());
+        self.write(move |c| opencredit::add_email(c, member_id, &e, &h))
+            .await
+    }
+
+    async fn oc_verify_email(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OcEmail>> {
+        let h = token_hash.to_string();
+        self.write(move |c| opencredit::verify_email(c, &h, now))
+            .await
+    }
+
+    async fn oc_create_token(&self, token: OcToken) -> Result<()> {
+        self.write(move |c| opencredit::create_token(c, token))
+            .await
+    }
+
+    async fn oc_token(&self, token_hash: &str) -> Result<Option<OcToken>> {
+        let h = token_hash.to_string();
+        self.read(move |c| opencredit::token(c, &h)).await
+    }
+
+    async fn oc_create_badge(&self, member_id: i64, fields: OcBadgeFields) -> Result<OcBadge> {
+        self.write(move |c| opencredit::create_badge(c, member_id, fields))
+            .await
+    }
+
+    async fn oc_update_badge(&self, id: i64, fields: OcBadgeFields) -> Result<OcBadge> {
+        self.write(move |c| opencredit::update_badge(c, id, fields))
+            .await
+    }
+
+    async fn oc_badge(&self, id: i64) -> Result<Option<OcBadge>> {
+        self.read(move |c| opencredit::get_badge(c, id)).await
+    }
+
+    async fn oc_list_badges(
+        &self,
+        member_id: Option<i64>,
+        page: Page,
+    ) -> Result<(Vec<OcBadge>, u64)> {
+        self.read(move |c| opencredit::list_badges(c, member_id, page))
+            .await
+    }
+
+    async fn oc_delete_badge(&self, id: i64) -> Result<bool> {
+        self.write(move |c| opencredit::delete_badge(c, id)).await
     }
 
     async fn create_admin_user(&self, username: &str, password_hash: &str) -> Result<AdminUser> {

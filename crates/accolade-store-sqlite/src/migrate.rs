@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0008_awards_learner_first.sql",
         include_str!("../migrations/0008_awards_learner_first.sql"),
     ),
+    (
+        9,
+        "0009_opencredit.sql",
+        include_str!("../migrations/0009_opencredit.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

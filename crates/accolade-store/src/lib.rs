@@ -5,6 +5,7 @@ mod admin;
 mod error;
 mod index_cache;
 mod models;
+mod opencredit;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -14,5 +15,6 @@ pub use admin::*;
 pub use error::StoreError;
 pub use index_cache::IndexCache;
 pub use models::*;
+pub use opencredit::*;
 pub use store::{Decide, Durable, Store};
 pub use webhooks::*;

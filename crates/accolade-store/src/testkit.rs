@@ -37,6 +37,7 @@ pub mod configuration;
 pub mod credly;
 pub mod defects;
 pub mod examples;
+pub mod opencredit;
 pub mod operations;
 pub mod processing;
 pub mod shared;
@@ -48,6 +49,7 @@ pub use configuration::*;
 pub use credly::*;
 pub use defects::*;
 pub use examples::*;
+pub use opencredit::*;
 pub use operations::*;
 pub use processing::*;
 pub use support::local_template;
@@ -160,6 +162,12 @@ macro_rules! conformance_suite {
             admin_session_expires,
             admin_session_is_deleted,
             admin_sessions_are_purged_once_expired,
+            oc_apps_are_found_by_key_and_retiered,
+            oc_register_creates_the_user_and_its_organization,
+            oc_register_refuses_a_taken_address_and_writes_nothing,
+            oc_addresses_verify_once,
+            oc_tokens_are_found_by_hash,
+            oc_badges_crud_and_list_by_creator,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

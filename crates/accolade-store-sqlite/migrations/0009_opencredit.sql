@@ -1,0 +1,62 @@
+-- The Open Credit-style API (/v1.1): apps, members, their addresses, tokens and badges.
+-- Ids are integers (rowids), as in Credly's Open Credit API. Secrets are stored hashed.
+CREATE TABLE oc_apps (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    api_key     TEXT NOT NULL UNIQUE,
+    secret_hash TEXT NOT NULL,
+    tier        TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+
+CREATE TABLE oc_members (
+    id              INTEGER PRIMARY KEY,
+    is_organization INTEGER NOT NULL,
+    email           TEXT,
+    password_hash   TEXT,
+    first_name      TEXT NOT NULL,
+    last_name       TEXT NOT NULL,
+    display_name    TEXT NOT NULL,
+    created_at      TEXT NOT NULL
+);
+
+-- Every address of every member, unique across members (lower-cased by the server).
+CREATE TABLE oc_emails (
+    email       TEXT PRIMARY KEY,
+    member_id   INTEGER NOT NULL REFERENCES oc_members (id),
+    verified_at TEXT,
+    token_hash  TEXT UNIQUE
+);
+CREATE INDEX oc_emails_member ON oc_emails (member_id);
+
+-- Which users manage which members (organizations).
+CREATE TABLE oc_managers (
+    manager_id INTEGER NOT NULL REFERENCES oc_members (id),
+    member_id  INTEGER NOT NULL REFERENCES oc_members (id),
+    PRIMARY KEY (manager_id, member_id)
+);
+
+CREATE TABLE oc_tokens (
+    token_hash TEXT PRIMARY KEY,
+    member_id  INTEGER NOT NULL REFERENCES oc_members (id),
+    app_id     INTEGER NOT NULL REFERENCES oc_apps (id),
+    kind       TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
+    expires_at TEXT NOT NULL
+);
+
+CREATE TABLE oc_badges (
+    id                INTEGER PRIMARY KEY,
+    member_id         INTEGER NOT NULL REFERENCES oc_members (id),
+    title             TEXT NOT NULL,
+    short_description TEXT NOT NULL,
+    description       TEXT NOT NULL,
+    criteria          TEXT NOT NULL,
+    evidence_prompt   TEXT NOT NULL,
+    image             TEXT,
+    expires_in        INTEGER NOT NULL,
+    categories        TEXT NOT NULL,
+    is_giveable       INTEGER NOT NULL,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL
+);
+CREATE INDEX oc_badges_member ON oc_badges (member_id);

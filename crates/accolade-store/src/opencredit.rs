@@ -1,0 +1,96 @@
+//! Records of the Open Credit-style API (`/v1.1`): apps, members (users and the organizations
+//! they manage), their email addresses, access tokens and badges.
+//!
+//! Ids are integers, as in Credly's Open Credit API. Secrets (app secrets, passwords, tokens,
+//! verification links) arrive here already hashed by the server and are never stored in clear.
+
+use chrono::{DateTime, Utc};
+
+/// A registered app; every `/v1.1` request carries its key and secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OcApp {
+    pub id: i64,
+    pub name: String,
+    /// Public key (sent as `X-Api-Key`), unique.
+    pub api_key: String,
+    /// Hex SHA-256 of the secret (sent as `X-Api-Secret`).
+    pub secret_hash: String,
+    /// `sandbox`, `light`, `medium`, `heavy` or `enterprise`.
+    pub tier: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A member: a user (logs in with email and password) or an organization (managed by users).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OcMember {
+    pub id: i64,
+    pub is_organization: bool,
+    /// The primary address (users always have one; organizations may not).
+    pub email: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A registration: a user, and with `organization_name` also the organization the user manages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOcMember {
+    pub email: String,
+    pub password_hash: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: String,
+    pub organization_name: Option<String>,
+    /// Create the address verified (Heavy and Enterprise apps may); else `verify_token_hash`
+    /// names the link that verifies it.
+    pub verified: bool,
+    pub verify_token_hash: Option<String>,
+}
+
+/// A member's email address and whether it is verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OcEmail {
+    pub member_id: i64,
+    pub email: String,
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
+/// An issued access or refresh token (stored by its hash).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OcToken {
+    pub token_hash: String,
+    pub member_id: i64,
+    pub app_id: i64,
+    /// `access` or `refresh`.
+    pub kind: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The editable fields of a badge (rich text already sanitised by the server).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OcBadgeFields {
+    pub title: String,
+    pub short_description: String,
+    pub description: String,
+    pub criteria: String,
+    pub evidence_prompt: String,
+    /// Base name of the stored image (served as `<image>.png` and `<image>_<code>.png`).
+    pub image: Option<String>,
+    /// Seconds a given badge stays valid; 0 = never expires.
+    pub expires_in: i64,
+    /// Comma-separated category names.
+    pub categories: String,
+    pub is_giveable: bool,
+}
+
+/// A badge (the credit definition) created by a member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OcBadge {
+    pub id: i64,
+    /// The member that created it (an organization when created on its behalf).
+    pub member_id: i64,
+    pub fields: OcBadgeFields,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
