@@ -41,8 +41,33 @@ pub struct Config {
     pub event_bus: EventBusConfig,
     pub credly: CredlyConfig,
     pub webhooks: WebhooksConfig,
+    pub opencredit: OpenCreditConfig,
     pub secrets: SecretsConfig,
     pub log: LogConfig,
+}
+
+/// The Open Credit-style API (`[opencredit]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenCreditConfig {
+    pub enabled: bool,
+    pub media_root: PathBuf,
+    pub public_url: String,
+    pub max_image_bytes: usize,
+    pub max_image_side: u32,
+    pub access_token_days: i64,
+    pub rate_limit_redis_url: String,
+    pub mail: MailConfig,
+}
+
+/// Outgoing mail of the Open Credit API (`[opencredit.mail]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    pub transport: String,
+    pub folder: PathBuf,
+    pub smtp_url: String,
+    pub from: String,
 }
 
 /// Outbound webhooks (`[webhooks]`).
@@ -386,6 +411,36 @@ impl Config {
         self.retry_schedule()?;
         if self.worker.lease_secs == 0 {
             bail!("worker.lease_secs must be at least 1");
+        }
+        let oc = &self.opencredit;
+        if oc.max_image_bytes < 1024 || oc.max_image_side < 600 {
+            bail!("opencredit.max_image_bytes must be at least 1024 and opencredit.max_image_side at least 600 (the largest size code)");
+        }
+        if oc.access_token_days < 1 {
+            bail!("opencredit.access_token_days must be at least 1");
+        }
+        if !(oc.public_url.is_empty()
+            || oc.public_url.starts_with("http://")
+            || oc.public_url.starts_with("https://"))
+        {
+            bail!("opencredit.public_url must be empty or an http(s) URL");
+        }
+        if !(oc.rate_limit_redis_url.is_empty()
+            || oc.rate_limit_redis_url.starts_with("redis://")
+            || oc.rate_limit_redis_url.starts_with("rediss://"))
+        {
+            bail!(
+                "opencredit.rate_limit_redis_url must be empty or start with redis:// or rediss://"
+            );
+        }
+        match oc.mail.transport.as_str() {
+            "file" => {}
+            "smtp" if oc.mail.smtp_url.starts_with("smtp://") || oc.mail.smtp_url.starts_with("smtps://") => {}
+            "smtp" => bail!("opencredit.mail.smtp_url must start with smtp:// or smtps:// when transport = \"smtp\""),
+            other => bail!("opencredit.mail.transport must be \"file\" or \"smtp\", got `{other}`"),
+        }
+        if oc.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            bail!("opencredit.mail.from is not a valid mailbox (e.g. \"Accolade <no-reply@example.org>\")");
         }
         let bus = &self.event_bus;
         if !(bus.redis_url.starts_with("redis://") || bus.redis_url.starts_with("rediss://")) {

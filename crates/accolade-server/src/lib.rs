@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod metrics;
+pub mod opencredit;
 pub mod service;
 pub mod state;
 pub mod telemetry;

@@ -28,6 +28,8 @@ pub struct Inner {
     pub credly: Credly,
     /// Outbound webhooks (HTTP client, secret sealing, retry policy).
     pub webhooks: Webhooks,
+    /// The Open Credit API's limiter, mailer and caches.
+    pub opencredit: Arc<crate::opencredit::OpenCredit>,
     /// Recently verified admin tokens.
     pub tokens: TokenCache,
     /// Cancelled on shutdown.
@@ -55,6 +57,7 @@ impl AppState {
             &config.ingest,
             shutdown.clone(),
         );
+        let opencredit = Arc::new(crate::opencredit::OpenCredit::new(&config.opencredit)?);
         Ok(AppState(Arc::new(Inner {
             store,
             config: Arc::new(config),
@@ -62,6 +65,7 @@ impl AppState {
             ingest,
             credly,
             webhooks,
+            opencredit,
             tokens: TokenCache::default(),
             shutdown,
         })))

@@ -82,6 +82,7 @@ pub fn build_app(state: AppState) -> Router {
     let (api, doc) = api_v1();
     let doc = std::sync::Arc::new(doc);
     let api = api
+        .merge(crate::opencredit::apps::admin_router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route(
             "/openapi.json",
@@ -91,6 +92,7 @@ pub fn build_app(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
     Router::new()
         .nest("/api/v1", api)
+        .nest("/v1.1", crate::opencredit::router())
         .merge(health::router())
         .merge(credly::webhook_router())
         .merge(crate::web::router())

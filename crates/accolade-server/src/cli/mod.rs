@@ -70,6 +70,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CredlyCommand,
     },
+    /// Apps of the Open Credit-style API (/v1.1).
+    Opencredit {
+        #[command(subcommand)]
+        command: OpenCreditCommand,
+    },
     /// Outbox jobs.
     Jobs {
         #[command(subcommand)]
@@ -83,6 +88,23 @@ pub enum Command {
     /// Check configuration, database and Credly keys; exits non-zero when something needs
     /// attention.
     Doctor,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OpenCreditCommand {
+    /// Register an app and print its API key and secret (the secret is shown once).
+    CreateApp {
+        #[arg(long)]
+        name: String,
+        /// sandbox (20/min), light (120/min), medium (240/min), heavy (480/min) or enterprise
+        /// (no limit).
+        #[arg(long, default_value = "sandbox")]
+        tier: String,
+    },
+    /// Change an app's tier (by id or API key); applies to its next request.
+    SetTier { app: String, tier: String },
+    /// List the registered apps.
+    ListApps,
 }
 
 #[derive(Debug, Subcommand)]
@@ -265,6 +287,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.changed,
                 report.unchanged
             );
+            Ok(())
+        }
+        Command::Opencredit { command } => {
+            use accolade_opencredit::tiers::Tier;
+            let store = db::open(&config.database).await?;
+            match command {
+                OpenCreditCommand::CreateApp { name, tier } => {
+                    let tier: Tier = tier.parse()?;
+                    if name.trim().is_empty() {
+                        anyhow::bail!("--name must not be empty");
+                    }
+                    let (app, secret) =
+                        crate::opencredit::apps::create(&*store, &name, tier).await?;
+                    eprintln!(
+                        "Created app {} ({}, tier {}). The secret is shown once; store it now.",
+                        app.id, app.name, app.tier
+                    );
+                    println!("X-Api-Key: {}", app.api_key);
+                    println!("X-Api-Secret: {secret}");
+                }
+                OpenCreditCommand::SetTier { app, tier } => {
+                    let tier: Tier = tier.parse()?;
+                    let app = store.oc_set_app_tier(&app, tier.as_str()).await?;
+                    println!("app {} ({}) is now on tier {}", app.id, app.name, app.tier);
+                }
+                OpenCreditCommand::ListApps => {
+                    for app in store.oc_list_apps().await? {
+                        println!("{}\t{}\t{}\t{}", app.id, app.api_key, app.tier, app.name);
+                    }
+                }
+            }
             Ok(())
         }
         Command::Admin {

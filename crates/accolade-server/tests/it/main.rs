@@ -11,5 +11,6 @@ mod credly;
 mod credly_crash;
 mod helpers;
 mod ingest;
+mod opencredit;
 mod rules_as_code;
 mod webhooks;

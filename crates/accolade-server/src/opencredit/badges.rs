@@ -1,0 +1,300 @@
+//! Badges (the credit definitions): create, update (`POST /badges/{id}`, as Open Credit does),
+//! get, list, delete, and the badges a member created.
+//!
+//! Only `description`, `criteria` and `evidence_prompt` accept rich text (seed 001): illegal
+//! tags or attributes are refused with a 400 naming them, an over-long value is cut with its
+//! tags closed, and answers strip every tag unless the request sends `X-Allow-Html: 1`. Every
+//! other field refuses markup. Badge data is never cacheable (`Cache-Control: no-store`).
+
+use accolade_opencredit::images::{ImageKind, Limits};
+use accolade_opencredit::richtext;
+use accolade_store::{OcBadge, OcBadgeFields};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::ctx::Ctx;
+use super::envelope::{Caching, OcError, OcResult, Ok, Paging};
+use super::media;
+use super::members::{base_url, paging};
+use super::params::Params;
+use crate::state::AppState;
+
+pub const MAX_TITLE: usize = 128;
+pub const MAX_SHORT_DESCRIPTION: usize = 128;
+pub const MAX_RICH: usize = 500;
+/// Open Credit's longest expiry (about 51 years), in seconds.
+pub const MAX_EXPIRES_IN: i64 = 1_609_462_800;
+const RICH_FIELDS: [&str; 3] = ["description", "criteria", "evidence_prompt"];
+
+fn limits(state: &AppState) -> Limits {
+    Limits {
+        max_bytes: state.config.opencredit.max_image_bytes,
+        max_side: state.config.opencredit.max_image_side,
+    }
+}
+
+pub fn badge_json(b: &OcBadge, allow_html: bool, base: &str) -> Value {
+    let rich = |s: &str| {
+        if allow_html {
+            s.to_string()
+        } else {
+            richtext::strip(s)
+        }
+    };
+    let f = &b.fields;
+    json!({
+        "id": b.id,
+        "member_id": b.member_id,
+        "title": f.title,
+        "short_description": f.short_description,
+        "description": rich(&f.description),
+        "criteria": rich(&f.criteria),
+        "evidence_prompt": rich(&f.evidence_prompt),
+        "image_url": f.image.as_deref().map(|n| media::url(base, ImageKind::Badge, n)),
+        "expires_in": f.expires_in,
+        "categories": f.categories.split(',').filter(|c| !c.is_empty()).collect::<Vec<_>>(),
+        "is_giveable": f.is_giveable,
+        "created_at": b.created_at,
+        "updated_at": b.updated_at,
+    })
+}
+
+/// A plain field: no markup, at most `max` characters.
+fn plain(params: &Params, field: &str, max: usize) -> OcResult<Option<String>> {
+    let Some(v) = params.get(field) else {
+        return Result::Ok(None);
+    };
+    if richtext::contains_markup(v) {
+        return Err(OcError::field(
+            field,
+            "HTML_NOT_ALLOWED",
+            "does not accept HTML",
+        ));
+    }
+    if v.chars().count() > max {
+        return Err(OcError::field(
+            field,
+            "TOO_LONG",
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Result::Ok(Some(v.to_string()))
+}
+
+/// Applies the given parameters to `f` (absent ones keep their value).
+async fn apply_fields(
+    state: &AppState,
+    params: &Params,
+    f: &mut OcBadgeFields,
+    image_required: bool,
+) -> OcResult<()> {
+    if let Some(t) = plain(params, "title", MAX_TITLE)? {
+        f.title = t;
+    }
+    if f.title.is_empty() {
+        return Err(OcError::field("title", "MISSING_PARAMETER", "is required"));
+    }
+    if let Some(s) = plain(params, "short_description", MAX_SHORT_DESCRIPTION)? {
+        f.short_description = s;
+    }
+    for field in RICH_FIELDS {
+        if let Some(v) = params.get(field) {
+            let stored = richtext::sanitize(v, MAX_RICH).map_err(|e| {
+                let mut err = OcError::field(field, "ILLEGAL_HTML", e.to_string());
+                err.more_info = json!({ field: e.to_string(), "illegal_tags": e.tags, "illegal_attributes": e.attributes });
+                err
+            })?;
+            match field {
+                "description" => f.description = stored,
+                "criteria" => f.criteria = stored,
+                _ => f.evidence_prompt = stored,
+            }
+        }
+    }
+    if let Some(n) = params.int("expires_in")? {
+        if !(0..=MAX_EXPIRES_IN).contains(&n) {
+            return Err(OcError::field(
+                "expires_in",
+                "INVALID_PARAMETER",
+                format!("must be between 0 (never) and {MAX_EXPIRES_IN} seconds"),
+            ));
+        }
+        f.expires_in = n;
+    }
+    if let Some(c) = plain(params, "categories", 1000)? {
+        f.categories = c
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    if let Some(g) = params.bool("is_giveable")? {
+        f.is_giveable = g;
+    }
+    let limits = limits(state);
+    match media::upload(params, "attachment", limits)? {
+        Some(bytes) => {
+            let root = &state.config.opencredit.media_root;
+            f.image =
+                Some(media::store(root, ImageKind::Badge, bytes, limits, "attachment").await?);
+        }
+        None if image_required => {
+            return Err(OcError::field(
+                "attachment",
+                "MISSING_PARAMETER",
+                "an image is required (multipart file or base64 string)",
+            ))
+        }
+        None => {}
+    }
+    Result::Ok(())
+}
+
+macro_rules! load {
+    ($state:expr, $headers:expr, $params:expr) => {
+        match Ctx::load(&$state, &$headers, &$params).await {
+            Result::Ok(c) => c,
+            Err(r) => return r,
+        }
+    };
+}
+
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let owner = ctx.acting(&state, &params).await?;
+        let mut fields = OcBadgeFields {
+            is_giveable: true,
+            ..OcBadgeFields::default()
+        };
+        apply_fields(&state, &params, &mut fields, true).await?;
+        let badge = state.store.oc_create_badge(owner, fields).await?;
+        Result::Ok(Ok::new(json!(badge.id), Caching::NoStore))
+    }
+    .await;
+    ctx.finish(result)
+}
+
+async fn owned(state: &AppState, ctx: &Ctx, id: &str) -> OcResult<OcBadge> {
+    let id: i64 = id.parse().map_err(|_| OcError::not_found("badge"))?;
+    let badge = state
+        .store
+        .oc_badge(id)
+        .await?
+        .ok_or_else(|| OcError::not_found("badge"))?;
+    if !ctx.may_manage(state, badge.member_id).await? {
+        return Err(OcError::forbidden(
+            "NOT_OWNER",
+            "only the member that created the badge (or a user managing it) may change it",
+        ));
+    }
+    Result::Ok(badge)
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let badge = owned(&state, &ctx, &id).await?;
+        let mut fields = badge.fields.clone();
+        apply_fields(&state, &params, &mut fields, false).await?;
+        let badge = state.store.oc_update_badge(badge.id, fields).await?;
+        Result::Ok(Ok::new(json!(badge.id), Caching::NoStore))
+    }
+    .await;
+    ctx.finish(result)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let id: i64 = id.parse().map_err(|_| OcError::not_found("badge"))?;
+        let badge = state
+            .store
+            .oc_badge(id)
+            .await?
+            .ok_or_else(|| OcError::not_found("badge"))?;
+        Result::Ok(Ok::new(
+            badge_json(&badge, ctx.allow_html, &base_url(&state, &headers)),
+            Caching::NoStore,
+        ))
+    }
+    .await;
+    ctx.finish(result)
+}
+
+async fn list_of(
+    state: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    params: &Params,
+    member: Option<i64>,
+) -> OcResult {
+    let (page, number) = paging(params)?;
+    let (badges, total) = state.store.oc_list_badges(member, page).await?;
+    let base = base_url(state, headers);
+    Result::Ok(Ok::list(
+        badges
+            .iter()
+            .map(|b| badge_json(b, ctx.allow_html, &base))
+            .collect(),
+        Paging {
+            page: number,
+            per_page: u64::from(page.limit),
+            total_results: total,
+        },
+        Caching::NoStore,
+    ))
+}
+
+pub async fn list(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let member = params.int("member_id")?;
+        list_of(&state, &ctx, &headers, &params, member).await
+    }
+    .await;
+    ctx.finish(result)
+}
+
+pub async fn created(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let member = ctx.acting(&state, &params).await?;
+        list_of(&state, &ctx, &headers, &params, Some(member)).await
+    }
+    .await;
+    ctx.finish(result)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let badge = owned(&state, &ctx, &id).await?;
+        state.store.oc_delete_badge(badge.id).await?;
+        Result::Ok(Ok::new(json!(badge.id), Caching::NoStore))
+    }
+    .await;
+    ctx.finish(result)
+}

@@ -1,0 +1,116 @@
+//! The Open Credit-style badge platform API under `/v1.1` (seed 001; facts in
+//! `reference/open-credit-api.md`).
+//!
+//! Apps call it with `X-Api-Key` + `X-Api-Secret`; members act through an `access_token`
+//! parameter. Every answer is the `{meta, data}` envelope (`envelope.rs`), parameters come from
+//! the query string and a form, JSON or multipart body (`params.rs`), and every request is
+//! counted against the app's rate-limit tier (`limiter.rs`, applied in `ctx.rs`).
+
+pub mod apps;
+pub mod badges;
+pub mod ctx;
+pub mod envelope;
+pub mod limiter;
+pub mod mail;
+pub mod media;
+pub mod members;
+pub mod params;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use accolade_store::{OcMember, OcToken, Store, StoreError};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use parking_lot::Mutex;
+
+use crate::config::OpenCreditConfig;
+use crate::state::AppState;
+
+/// Tokens kept in memory at most (they never change, so the cache is only bounded).
+const TOKEN_CACHE_MAX: usize = 100_000;
+/// Members are re-read after this long (profiles change, seed 001: cache them briefly).
+const MEMBER_TTL: Duration = Duration::from_secs(2);
+
+/// What the `/v1.1` handlers share.
+pub struct OpenCredit {
+    pub limiter: limiter::Limiter,
+    pub mailer: mail::Mailer,
+    tokens: Mutex<HashMap<String, OcToken>>,
+    members: Mutex<HashMap<i64, (Instant, OcMember)>>,
+}
+
+impl OpenCredit {
+    pub fn new(config: &OpenCreditConfig) -> anyhow::Result<OpenCredit> {
+        Ok(OpenCredit {
+            limiter: limiter::Limiter::new(&config.rate_limit_redis_url)?,
+            mailer: mail::Mailer::new(&config.mail)?,
+            tokens: Mutex::new(HashMap::new()),
+            members: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A token by hash, from memory when it was seen before.
+    pub async fn token(
+        &self,
+        store: &dyn Store,
+        hash: &str,
+    ) -> Result<Option<OcToken>, StoreError> {
+        if let Some(t) = self.tokens.lock().get(hash) {
+            return Ok(Some(t.clone()));
+        }
+        let found = store.oc_token(hash).await?;
+        if let Some(t) = &found {
+            let mut cache = self.tokens.lock();
+            if cache.len() >= TOKEN_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(hash.to_string(), t.clone());
+        }
+        Ok(found)
+    }
+
+    /// A member by id, from memory when read within the last two seconds.
+    pub async fn member(&self, store: &dyn Store, id: i64) -> Result<Option<OcMember>, StoreError> {
+        if let Some((at, m)) = self.members.lock().get(&id) {
+            if at.elapsed() < MEMBER_TTL {
+                return Ok(Some(m.clone()));
+            }
+        }
+        let found = store.oc_member(id).await?;
+        if let Some(m) = &found {
+            let mut cache = self.members.lock();
+            if cache.len() >= TOKEN_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(id, (Instant::now(), m.clone()));
+        }
+        Ok(found)
+    }
+}
+
+async fn not_found() -> Response {
+    envelope::OcError::not_found("endpoint").into_response()
+}
+
+/// The `/v1.1` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/authenticate", post(members::authenticate))
+        .route("/authenticate/register", post(members::register))
+        .route("/authenticate/refresh", post(members::refresh))
+        .route("/verify", get(members::verify))
+        .route("/me", get(members::me))
+        .route("/me/emails", post(members::add_email))
+        .route("/me/badges/created", get(badges::created))
+        .route("/members", get(members::search))
+        .route("/members/{id}", get(members::get_member))
+        .route("/badges", get(badges::list).post(badges::create))
+        .route(
+            "/badges/{id}",
+            get(badges::get).post(badges::update).delete(badges::delete),
+        )
+        .route("/media/{kind}/{file}", get(media::serve))
+        .fallback(not_found)
+}
