@@ -648,7 +648,38 @@ impl Store for PgStore {
     }
 
     async fn oc_delete_badge(&self, id: i64) -> Result<bool> {
-        opencredit::delete_badge(&mut *self.conn().await?, id).await
+        in_tx!(self.write().await?, |c| opencredit::delete_badge(c, id))
+    }
+
+    async fn oc_email(&self, email: &str) -> Result<Option<OcEmail>> {
+        opencredit::get_email(&mut *self.conn().await?, email).await
+    }
+
+    async fn oc_give(&self, new: NewOcMemberBadge) -> Result<OcMemberBadge> {
+        in_tx!(self.write().await?, |c| opencredit::give(c, new))
+    }
+
+    async fn oc_member_badge(&self, id: i64) -> Result<Option<OcMemberBadge>> {
+        opencredit::get_member_badge(&mut *self.conn().await?, id).await
+    }
+
+    async fn oc_member_badges(
+        &self,
+        member_id: i64,
+        status: Option<&str>,
+        page: Page,
+    ) -> Result<(Vec<OcMemberBadge>, u64)> {
+        in_tx!(self.snapshot().await?, |c| opencredit::member_badges(
+            c, member_id, status, page
+        ))
+    }
+
+    async fn oc_set_member_badge_status(&self, id: i64, status: &str) -> Result<OcMemberBadge> {
+        opencredit::set_member_badge_status(&mut *self.conn().await?, id, status).await
+    }
+
+    async fn oc_delete_member_badge(&self, id: i64) -> Result<bool> {
+        opencredit::delete_member_badge(&mut *self.conn().await?, id).await
     }
 
     async fn create_admin_user(&self, username: &str, password_hash: &str) -> Result<AdminUser> {

@@ -4,7 +4,8 @@
 //! link) runs in one transaction opened by the store.
 
 use accolade_store::{
-    NewOcMember, OcApp, OcBadge, OcBadgeFields, OcEmail, OcMember, OcToken, Page, StoreError,
+    NewOcMember, NewOcMemberBadge, OcApp, OcBadge, OcBadgeFields, OcEmail, OcMember, OcMemberBadge,
+    OcToken, Page, StoreError,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -30,6 +31,11 @@ macro_rules! badge_columns {
     () => {
         "id, member_id, title, short_description, description, criteria, evidence_prompt, \
          image, expires_in, categories, is_giveable, created_at, updated_at"
+    };
+}
+macro_rules! member_badge_columns {
+    () => {
+        "id, badge_id, giver_id, email, status, testimonial, evidence, created_at, updated_at"
     };
 }
 macro_rules! member_filter {
@@ -513,7 +519,145 @@ pub async fn list_badges(
 }
 
 pub async fn delete_badge(c: &mut PgConnection, id: i64) -> Result<bool> {
+    let given: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM oc_member_badges WHERE badge_id = $1")
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(db)?;
+    if given > 0 {
+        return Err(StoreError::Conflict {
+            code: "badge_given",
+            detail: format!(
+                "the badge was given {given} times; given badges are never deleted with it"
+            ),
+        });
+    }
     let done = sqlx::query("DELETE FROM oc_badges WHERE id = $1")
+        .bind(id)
+        .execute(c)
+        .await
+        .map_err(db)?;
+    Ok(done.rows_affected() > 0)
+}
+
+fn member_badge(r: &PgRow) -> std::result::Result<OcMemberBadge, sqlx::Error> {
+    Ok(OcMemberBadge {
+        id: r.try_get("id")?,
+        badge_id: r.try_get("badge_id")?,
+        giver_id: r.try_get("giver_id")?,
+        email: r.try_get("email")?,
+        status: r.try_get("status")?,
+        testimonial: r.try_get("testimonial")?,
+        evidence: r.try_get("evidence")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub async fn get_email(c: &mut PgConnection, address: &str) -> Result<Option<OcEmail>> {
+    let row =
+        sqlx::query("SELECT member_id, email, verified_at FROM oc_emails WHERE email = lower($1)")
+            .bind(text(address))
+            .fetch_optional(c)
+            .await
+            .map_err(db)?;
+    row.as_ref().map(email).transpose().map_err(db)
+}
+
+pub async fn give(c: &mut PgConnection, new: NewOcMemberBadge) -> Result<OcMemberBadge> {
+    if get_badge(&mut *c, new.badge_id).await?.is_none() {
+        return Err(StoreError::not_found("badge"));
+    }
+    if get_member(&mut *c, new.giver_id).await?.is_none() {
+        return Err(StoreError::not_found("member"));
+    }
+    let row = sqlx::query(concat!(
+        "INSERT INTO oc_member_badges (badge_id, giver_id, email, status, testimonial, evidence, \
+         created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6) RETURNING ",
+        member_badge_columns!()
+    ))
+    .bind(new.badge_id)
+    .bind(new.giver_id)
+    .bind(text(&new.email))
+    .bind(text(&new.testimonial))
+    .bind(text(&new.evidence))
+    .bind(micros(Utc::now()))
+    .fetch_one(c)
+    .await
+    .map_err(db)?;
+    member_badge(&row).map_err(db)
+}
+
+pub async fn get_member_badge(c: &mut PgConnection, id: i64) -> Result<Option<OcMemberBadge>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        member_badge_columns!(),
+        " FROM oc_member_badges WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(member_badge).transpose().map_err(db)
+}
+
+pub async fn member_badges(
+    c: &mut PgConnection,
+    member_id: i64,
+    status: Option<&str>,
+    page: Page,
+) -> Result<(Vec<OcMemberBadge>, u64)> {
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM oc_member_badges WHERE email IN \
+         (SELECT email FROM oc_emails WHERE member_id = $1) AND ($2::text IS NULL OR status = $2)",
+    )
+    .bind(member_id)
+    .bind(opt_text(status))
+    .fetch_one(&mut *c)
+    .await
+    .map_err(db)?;
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        member_badge_columns!(),
+        " FROM oc_member_badges WHERE email IN (SELECT email FROM oc_emails WHERE member_id = $1) \
+         AND ($2::text IS NULL OR status = $2) ORDER BY id LIMIT $3 OFFSET $4"
+    ))
+    .bind(member_id)
+    .bind(opt_text(status))
+    .bind(i64::from(page.limit))
+    .bind(page.offset as i64)
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    let items = rows
+        .iter()
+        .map(member_badge)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(db)?;
+    Ok((items, total as u64))
+}
+
+pub async fn set_member_badge_status(
+    c: &mut PgConnection,
+    id: i64,
+    status: &str,
+) -> Result<OcMemberBadge> {
+    let row = sqlx::query(concat!(
+        "UPDATE oc_member_badges SET status = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+        member_badge_columns!()
+    ))
+    .bind(id)
+    .bind(text(status))
+    .bind(micros(Utc::now()))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    member_badge(&row.ok_or_else(|| StoreError::not_found("member badge"))?).map_err(db)
+}
+
+pub async fn delete_member_badge(c: &mut PgConnection, id: i64) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM oc_member_badges WHERE id = $1")
         .bind(id)
         .execute(c)
         .await

@@ -60,3 +60,19 @@ CREATE TABLE oc_badges (
     updated_at        TEXT NOT NULL
 );
 CREATE INDEX oc_badges_member ON oc_badges (member_id);
+
+-- Credit given: a badge issued to a recipient address. The recipient is whichever member has
+-- (or later adds) that address; it accepts or rejects the badge once the address is verified.
+CREATE TABLE oc_member_badges (
+    id              INTEGER PRIMARY KEY,
+    badge_id        INTEGER NOT NULL REFERENCES oc_badges (id),
+    giver_id        INTEGER NOT NULL REFERENCES oc_members (id),
+    email           TEXT NOT NULL,
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'rejected')),
+    testimonial     TEXT NOT NULL,
+    evidence        TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL
+);
+CREATE INDEX oc_member_badges_email ON oc_member_badges (email);
+CREATE INDEX oc_member_badges_badge ON oc_member_badges (badge_id);

@@ -915,6 +915,42 @@ impl Store for SqliteStore {
         self.write(move |c| opencredit::delete_badge(c, id)).await
     }
 
+    async fn oc_email(&self, email: &str) -> Result<Option<OcEmail>> {
+        let e = email.to_string();
+        self.read(move |c| opencredit::get_email(c, &e)).await
+    }
+
+    async fn oc_give(&self, new: NewOcMemberBadge) -> Result<OcMemberBadge> {
+        self.write(move |c| opencredit::give(c, new)).await
+    }
+
+    async fn oc_member_badge(&self, id: i64) -> Result<Option<OcMemberBadge>> {
+        self.read(move |c| opencredit::get_member_badge(c, id))
+            .await
+    }
+
+    async fn oc_member_badges(
+        &self,
+        member_id: i64,
+        status: Option<&str>,
+        page: Page,
+    ) -> Result<(Vec<OcMemberBadge>, u64)> {
+        let st = status.map(str::to_string);
+        self.read(move |c| opencredit::member_badges(c, member_id, st.as_deref(), page))
+            .await
+    }
+
+    async fn oc_set_member_badge_status(&self, id: i64, status: &str) -> Result<OcMemberBadge> {
+        let st = status.to_string();
+        self.write(move |c| opencredit::set_member_badge_status(c, id, &st))
+            .await
+    }
+
+    async fn oc_delete_member_badge(&self, id: i64) -> Result<bool> {
+        self.write(move |c| opencredit::delete_member_badge(c, id))
+            .await
+    }
+
     async fn create_admin_user(&self, username: &str, password_hash: &str) -> Result<AdminUser> {
         let (u, h) = (username.to_string(), password_hash.to_string());
         self.write(move |c| admin::create_user(c, &u, &h)).await

@@ -4,7 +4,8 @@
 //! registration's user, organization, addresses and management link commit together.
 
 use accolade_store::{
-    NewOcMember, OcApp, OcBadge, OcBadgeFields, OcEmail, OcMember, OcToken, Page, StoreError,
+    NewOcMember, NewOcMemberBadge, OcApp, OcBadge, OcBadgeFields, OcEmail, OcMember, OcMemberBadge,
+    OcToken, Page, StoreError,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -439,8 +440,133 @@ pub fn list_badges(
 }
 
 pub fn delete_badge(c: &Connection, id: i64) -> Result<bool> {
+    let given: i64 = c
+        .query_row(
+            "SELECT count(*) FROM oc_member_badges WHERE badge_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    if given > 0 {
+        return Err(StoreError::Conflict {
+            code: "badge_given",
+            detail: format!(
+                "the badge was given {given} times; given badges are never deleted with it"
+            ),
+        });
+    }
     let n = c
         .execute("DELETE FROM oc_badges WHERE id = ?1", [id])
+        .map_err(db)?;
+    Ok(n > 0)
+}
+
+const MEMBER_BADGE_COLUMNS: &str =
+    "id, badge_id, giver_id, email, status, testimonial, evidence, created_at, updated_at";
+
+fn member_badge(r: &Row<'_>) -> rusqlite::Result<OcMemberBadge> {
+    Ok(OcMemberBadge {
+        id: r.get(0)?,
+        badge_id: r.get(1)?,
+        giver_id: r.get(2)?,
+        email: r.get(3)?,
+        status: r.get(4)?,
+        testimonial: r.get(5)?,
+        evidence: r.get(6)?,
+        created_at: parse_ts(&r.get::<_, String>(7)?)?,
+        updated_at: parse_ts(&r.get::<_, String>(8)?)?,
+    })
+}
+
+pub fn get_email(c: &Connection, address: &str) -> Result<Option<OcEmail>> {
+    c.prepare_cached("SELECT member_id, email, verified_at FROM oc_emails WHERE email = lower(?1)")
+        .and_then(|mut s| s.query_row([address], email).optional())
+        .map_err(db)
+}
+
+pub fn give(c: &Connection, new: NewOcMemberBadge) -> Result<OcMemberBadge> {
+    if get_badge(c, new.badge_id)?.is_none() {
+        return Err(StoreError::not_found("badge"));
+    }
+    if get_member(c, new.giver_id)?.is_none() {
+        return Err(StoreError::not_found("member"));
+    }
+    let now = ts(Utc::now());
+    c.query_row(
+        &format!(
+            "INSERT INTO oc_member_badges (badge_id, giver_id, email, status, testimonial, \
+             evidence, created_at, updated_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?6) \
+             RETURNING {MEMBER_BADGE_COLUMNS}"
+        ),
+        params![
+            new.badge_id,
+            new.giver_id,
+            new.email,
+            new.testimonial,
+            new.evidence,
+            now
+        ],
+        member_badge,
+    )
+    .map_err(db)
+}
+
+pub fn get_member_badge(c: &Connection, id: i64) -> Result<Option<OcMemberBadge>> {
+    c.prepare_cached(&format!(
+        "SELECT {MEMBER_BADGE_COLUMNS} FROM oc_member_badges WHERE id = ?1"
+    ))
+    .and_then(|mut s| s.query_row([id], member_badge).optional())
+    .map_err(db)
+}
+
+pub fn member_badges(
+    c: &Connection,
+    member_id: i64,
+    status: Option<&str>,
+    page: Page,
+) -> Result<(Vec<OcMemberBadge>, u64)> {
+    let filter = "email IN (SELECT email FROM oc_emails WHERE member_id = ?1) \
+                  AND (?2 IS NULL OR status = ?2)";
+    let total: i64 = c
+        .query_row(
+            &format!("SELECT count(*) FROM oc_member_badges WHERE {filter}"),
+            params![member_id, status],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    let mut s = c
+        .prepare_cached(&format!(
+            "SELECT {MEMBER_BADGE_COLUMNS} FROM oc_member_badges WHERE {filter} \
+             ORDER BY id LIMIT ?3 OFFSET ?4"
+        ))
+        .map_err(db)?;
+    let rows = s
+        .query_map(
+            params![member_id, status, page.limit, page.offset as i64],
+            member_badge,
+        )
+        .map_err(db)?;
+    let items = rows.collect::<rusqlite::Result<_>>().map_err(db)?;
+    Ok((items, total as u64))
+}
+
+pub fn set_member_badge_status(c: &Connection, id: i64, status: &str) -> Result<OcMemberBadge> {
+    c.query_row(
+        &format!(
+            "UPDATE oc_member_badges SET status = ?2, updated_at = ?3 WHERE id = ?1 \
+             RETURNING {MEMBER_BADGE_COLUMNS}"
+        ),
+        params![id, status, ts(Utc::now())],
+        member_badge,
+    )
+    .optional()
+    .map_err(db)?
+    .ok_or_else(|| StoreError::not_found("member badge"))
+}
+
+pub fn delete_member_badge(c: &Connection, id: i64) -> Result<bool> {
+    let n = c
+        .execute("DELETE FROM oc_member_badges WHERE id = ?1", [id])
         .map_err(db)?;
     Ok(n > 0)
 }

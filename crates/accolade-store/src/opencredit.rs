@@ -94,3 +94,30 @@ pub struct OcBadge {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// Credit given: a badge issued to a recipient address.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OcMemberBadge {
+    pub id: i64,
+    pub badge_id: i64,
+    /// The member that gave it (an organization when given on its behalf).
+    pub giver_id: i64,
+    /// The recipient's address (lower-case); its owner is the recipient.
+    pub email: String,
+    /// `pending`, `accepted` or `rejected`.
+    pub status: String,
+    pub testimonial: String,
+    pub evidence: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A badge to give.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOcMemberBadge {
+    pub badge_id: i64,
+    pub giver_id: i64,
+    pub email: String,
+    pub testimonial: String,
+    pub evidence: String,
+}

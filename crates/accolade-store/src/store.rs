@@ -429,6 +429,29 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a badge; false when it did not exist.
     async fn oc_delete_badge(&self, id: i64) -> Result<bool>;
 
+    /// An address and its owner, if any member has it.
+    async fn oc_email(&self, email: &str) -> Result<Option<OcEmail>>;
+
+    /// Gives a badge; not found for an unknown badge or giver.
+    async fn oc_give(&self, new: NewOcMemberBadge) -> Result<OcMemberBadge>;
+
+    async fn oc_member_badge(&self, id: i64) -> Result<Option<OcMemberBadge>>;
+
+    /// Badges given to any address of `member_id`, optionally of one status, oldest first,
+    /// with the total count.
+    async fn oc_member_badges(
+        &self,
+        member_id: i64,
+        status: Option<&str>,
+        page: Page,
+    ) -> Result<(Vec<OcMemberBadge>, u64)>;
+
+    /// Sets the status of a member badge; not found when it does not exist.
+    async fn oc_set_member_badge_status(&self, id: i64, status: &str) -> Result<OcMemberBadge>;
+
+    /// Deletes a member badge; false when it did not exist.
+    async fn oc_delete_member_badge(&self, id: i64) -> Result<bool>;
+
     // ---- admin tokens, stats ---------------------------------------------------------------
 
     async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken>;

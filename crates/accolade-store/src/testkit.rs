@@ -168,6 +168,7 @@ macro_rules! conformance_suite {
             oc_addresses_verify_once,
             oc_tokens_are_found_by_hash,
             oc_badges_crud_and_list_by_creator,
+            oc_member_badges_follow_the_recipient_address,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

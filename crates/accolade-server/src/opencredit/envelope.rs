@@ -185,6 +185,7 @@ fn conflict_status(code: &str) -> &'static str {
     match code {
         "email_taken" => "EMAIL_TAKEN",
         "oc_app_exists" => "APP_EXISTS",
+        "badge_given" => "BADGE_GIVEN",
         _ => "CONFLICT",
     }
 }

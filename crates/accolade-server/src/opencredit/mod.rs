@@ -8,6 +8,7 @@
 
 pub mod apps;
 pub mod badges;
+pub mod credit;
 pub mod ctx;
 pub mod envelope;
 pub mod limiter;
@@ -104,6 +105,15 @@ pub fn router() -> Router<AppState> {
         .route("/me", get(members::me))
         .route("/me/emails", post(members::add_email))
         .route("/me/badges/created", get(badges::created))
+        .route("/me/badges", get(credit::mine))
+        .route("/members/{id}/badges", get(credit::of_member))
+        .route("/member_badges", post(credit::give))
+        .route(
+            "/member_badges/{id}",
+            get(credit::get).delete(credit::delete),
+        )
+        .route("/member_badges/{id}/accept", post(credit::accept))
+        .route("/member_badges/{id}/reject", post(credit::reject))
         .route("/members", get(members::search))
         .route("/members/{id}", get(members::get_member))
         .route("/badges", get(badges::list).post(badges::create))

@@ -1240,3 +1240,194 @@ async fn json_bodies_and_query_parameters_are_accepted_too() {
         StatusCode::PAYLOAD_TOO_LARGE
     );
 }
+
+// ---- giving credit ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unverified_members_can_neither_give_nor_accept() {
+    let oc = Oc::new("light").await;
+    let (_, giver) = oc.member("giver@example.org", &[]).await;
+    let (ada, ada_token) = oc.member("ada@example.org", &[]).await;
+    let image = b64(&png(40, 40));
+    let badge = oc
+        .call(
+            "POST",
+            "/v1.1/badges",
+            &[
+                ("access_token", &giver),
+                ("title", "Credit"),
+                ("attachment", &image),
+            ],
+            &[],
+        )
+        .await
+        .body["data"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let form = [
+        ("access_token", giver.as_str()),
+        ("badge_id", badge.as_str()),
+        ("email", "ada@example.org"),
+        ("testimonial", "Great work"),
+    ];
+    let give = || oc.call("POST", "/v1.1/member_badges", &form, &[]);
+    let refused = give().await;
+    assert_eq!(
+        (refused.status, refused.body["meta"]["status"].as_str()),
+        (StatusCode::FORBIDDEN, Some("EMAIL_NOT_VERIFIED")),
+        "{}",
+        refused.body
+    );
+    let link = link_in(&oc.mails(), "giver@example.org");
+    assert_eq!(
+        send(&oc.app, Request::get(&link).body(Body::empty()).unwrap())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let given = give().await;
+    assert_eq!(given.status, StatusCode::OK, "{}", given.body);
+    let mb = given.body["data"].as_i64().unwrap();
+    // The recipient sees it but cannot accept before verifying its address.
+    let mine = oc
+        .get(&format!("/v1.1/me/badges?access_token={ada_token}"))
+        .await;
+    assert_eq!(mine.body["data"][0]["status"], "pending");
+    assert_eq!(mine.body["data"][0]["badge"]["title"], "Credit");
+    let accept = format!("/v1.1/member_badges/{mb}/accept");
+    let early = oc
+        .call("POST", &accept, &[("access_token", &ada_token)], &[])
+        .await;
+    assert_eq!(
+        (early.status, early.body["meta"]["status"].as_str()),
+        (StatusCode::FORBIDDEN, Some("EMAIL_NOT_VERIFIED"))
+    );
+    let public = oc.get(&format!("/v1.1/members/{ada}/badges")).await;
+    assert_eq!(
+        public.body["paging"]["total_results"], 0,
+        "pending badges are not public"
+    );
+    let link = link_in(&oc.mails(), "ada@example.org");
+    assert_eq!(
+        send(&oc.app, Request::get(&link).body(Body::empty()).unwrap())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // Only the recipient decides.
+    let by_giver = oc
+        .call("POST", &accept, &[("access_token", &giver)], &[])
+        .await;
+    assert_eq!(by_giver.body["meta"]["status"], "NOT_RECIPIENT");
+    let ok = oc
+        .call("POST", &accept, &[("access_token", &ada_token)], &[])
+        .await;
+    assert_eq!(ok.body["data"], json!({"id": mb, "status": "accepted"}));
+    let got = oc
+        .get(&format!(
+            "/v1.1/member_badges/{mb}?access_token={ada_token}"
+        ))
+        .await;
+    assert_eq!(got.body["data"]["testimonial"], "Great work");
+    assert_eq!(
+        header(&got, "cache-control"),
+        "private, max-age=3600",
+        "accepted member badges: private"
+    );
+    let public = oc.get(&format!("/v1.1/members/{ada}/badges")).await;
+    assert_eq!(public.body["data"][0]["id"], mb);
+    assert_eq!(header(&public, "cache-control"), "private, max-age=3600");
+    // A stranger does not see it; the recipient can delete it.
+    let (_, stranger) = oc.member("eve@example.org", &[]).await;
+    assert_eq!(
+        oc.get(&format!("/v1.1/member_badges/{mb}?access_token={stranger}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let deleted = oc
+        .call(
+            "DELETE",
+            &format!("/v1.1/member_badges/{mb}?access_token={ada_token}"),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK);
+    assert_eq!(
+        oc.get(&format!(
+            "/v1.1/member_badges/{mb}?access_token={ada_token}"
+        ))
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_recipient_rejects_and_a_given_badge_survives_its_definition() {
+    let oc = Oc::new("enterprise").await;
+    let (_, giver) = oc.member("giver@example.org", &[("verified", "1")]).await;
+    let (_, ada) = oc.member("ada@example.org", &[("verified", "1")]).await;
+    let badge = badge_with(&oc, &giver, &[]).await.body["data"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let given = oc
+        .call(
+            "POST",
+            "/v1.1/member_badges",
+            &[
+                ("access_token", &giver),
+                ("badge_id", &badge),
+                ("email", "ADA@example.org"),
+                ("notify", "1"),
+            ],
+            &[],
+        )
+        .await;
+    let mb = given.body["data"].as_i64().unwrap();
+    assert!(oc
+        .mails()
+        .iter()
+        .any(|m| m.contains("To: ada@example.org") && m.contains("You received a badge")));
+    let r = oc
+        .call(
+            "POST",
+            &format!("/v1.1/member_badges/{mb}/reject"),
+            &[("access_token", &ada)],
+            &[],
+        )
+        .await;
+    assert_eq!(r.body["data"]["status"], "rejected");
+    let refused = oc
+        .call(
+            "DELETE",
+            &format!("/v1.1/badges/{badge}?access_token={giver}"),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.body["meta"]["status"].as_str()),
+        (StatusCode::CONFLICT, Some("BADGE_GIVEN"))
+    );
+    let bad = oc
+        .call(
+            "POST",
+            "/v1.1/member_badges",
+            &[
+                ("access_token", &giver),
+                ("badge_id", "999999"),
+                ("email", "x@example.org"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::NOT_FOUND);
+    let status = oc
+        .get(&format!("/v1.1/me/badges?status=bogus&access_token={ada}"))
+        .await;
+    assert_eq!(status.body["meta"]["status"], "INVALID_PARAMETER");
+}

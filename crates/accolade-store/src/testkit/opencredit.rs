@@ -261,3 +261,99 @@ pub async fn oc_badges_crud_and_list_by_creator(store: Arc<dyn Store>) {
         Err(StoreError::NotFound { .. })
     ));
 }
+
+pub async fn oc_member_badges_follow_the_recipient_address(store: Arc<dyn Store>) {
+    let (giver, _) = store
+        .oc_register(registration("giver@example.org", None, true))
+        .await
+        .unwrap();
+    let badge = store
+        .oc_create_badge(giver.id, fields("Given"))
+        .await
+        .unwrap();
+    let give = |email: &str| crate::NewOcMemberBadge {
+        badge_id: badge.id,
+        giver_id: giver.id,
+        email: email.into(),
+        testimonial: "Well done".into(),
+        evidence: "https://example.org/work".into(),
+    };
+    // Given before the recipient has an account at that address.
+    let early = store.oc_give(give("ada@work.example.org")).await.unwrap();
+    assert_eq!(
+        (early.status.as_str(), early.giver_id),
+        ("pending", giver.id)
+    );
+    let (ada, _) = store
+        .oc_register(registration("ada@example.org", None, true))
+        .await
+        .unwrap();
+    let direct = store.oc_give(give("ada@example.org")).await.unwrap();
+    let page = Page::new(None, None);
+    let (mine, total) = store.oc_member_badges(ada.id, None, page).await.unwrap();
+    assert_eq!(
+        (mine.iter().map(|m| m.id).collect::<Vec<_>>(), total),
+        (vec![direct.id], 1)
+    );
+    // Adding the address brings the earlier badge along.
+    store
+        .oc_add_email(ada.id, "ada@work.example.org", "link-w")
+        .await
+        .unwrap();
+    let (mine, total) = store.oc_member_badges(ada.id, None, page).await.unwrap();
+    assert_eq!(
+        (mine.iter().map(|m| m.id).collect::<Vec<_>>(), total),
+        (vec![early.id, direct.id], 2)
+    );
+    let accepted = store
+        .oc_set_member_badge_status(direct.id, "accepted")
+        .await
+        .unwrap();
+    assert_eq!(accepted.status, "accepted");
+    let (only, total) = store
+        .oc_member_badges(ada.id, Some("accepted"), page)
+        .await
+        .unwrap();
+    assert_eq!((only.len(), total), (1, 1));
+    assert_eq!(
+        store.oc_member_badge(direct.id).await.unwrap(),
+        Some(accepted)
+    );
+    assert_eq!(
+        store
+            .oc_email("ADA@example.org")
+            .await
+            .unwrap()
+            .unwrap()
+            .member_id,
+        ada.id
+    );
+    assert_eq!(store.oc_email("nobody@example.org").await.unwrap(), None);
+    // A given badge is not deleted with its definition.
+    let refused = store.oc_delete_badge(badge.id).await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Conflict {
+                code: "badge_given",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(store.oc_delete_member_badge(early.id).await.unwrap());
+    assert!(!store.oc_delete_member_badge(early.id).await.unwrap());
+    assert!(matches!(
+        store.oc_set_member_badge_status(early.id, "accepted").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .oc_give(crate::NewOcMemberBadge {
+                badge_id: 999_999,
+                ..give("x@example.org")
+            })
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}

@@ -1,0 +1,345 @@
+//! Giving credit: member badges issued to a recipient address, listed, accepted, rejected and
+//! deleted.
+//!
+//! Seed 001: a member must verify an address before using it to give or receive credit. The
+//! giving user's own address must be verified (also when giving for an organization it
+//! manages), and a recipient accepts only through a verified address. Accepted member badges may
+//! be cached within a session (`Cache-Control: private`); anything else is `no-store`.
+
+use accolade_store::{NewOcMemberBadge, OcMemberBadge};
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::badges::badge_json;
+use super::ctx::Ctx;
+use super::envelope::{Caching, OcError, OcResult, Ok, Paging};
+use super::members::{base_url, paging};
+use super::params::Params;
+use crate::state::AppState;
+
+const MAX_TESTIMONIAL: usize = 1000;
+const MAX_EVIDENCE: usize = 2000;
+
+macro_rules! load {
+    ($state:expr, $headers:expr, $params:expr) => {
+        match Ctx::load(&$state, &$headers, &$params).await {
+            Result::Ok(c) => c,
+            Err(r) => return r,
+        }
+    };
+}
+
+async fn json_of(
+    state: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    mb: &OcMemberBadge,
+) -> OcResult<Value> {
+    let badge = state.store.oc_badge(mb.badge_id).await?;
+    Result::Ok(json!({
+        "id": mb.id,
+        "badge_id": mb.badge_id,
+        "badge": badge.map(|b| badge_json(&b, ctx.allow_html, &base_url(state, headers))),
+        "giver_id": mb.giver_id,
+        "email": mb.email,
+        "status": mb.status,
+        "testimonial": mb.testimonial,
+        "evidence": mb.evidence,
+        "created_at": mb.created_at,
+        "updated_at": mb.updated_at,
+    }))
+}
+
+fn not_verified(what: &str) -> OcError {
+    OcError::forbidden(
+        "EMAIL_NOT_VERIFIED",
+        format!("{what} must be verified first: open the link sent to it"),
+    )
+}
+
+fn plain(params: &Params, field: &str, max: usize) -> OcResult<String> {
+    let v = params.get(field).unwrap_or("").to_string();
+    if accolade_opencredit::richtext::contains_markup(&v) {
+        return Err(OcError::field(
+            field,
+            "HTML_NOT_ALLOWED",
+            "does not accept HTML",
+        ));
+    }
+    if v.chars().count() > max {
+        return Err(OcError::field(
+            field,
+            "TOO_LONG",
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Result::Ok(v)
+}
+
+pub async fn give(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let user = ctx.user()?;
+        let giver = ctx.acting(&state, &params).await?;
+        let own = user.email.as_deref().unwrap_or("");
+        let verified = state
+            .store
+            .oc_email(own)
+            .await?
+            .is_some_and(|e| e.verified_at.is_some());
+        if !verified {
+            return Err(not_verified(&format!("the giver's address {own}")));
+        }
+        let badge_id = params
+            .int("badge_id")?
+            .ok_or_else(|| OcError::field("badge_id", "MISSING_PARAMETER", "is required"))?;
+        let badge = state
+            .store
+            .oc_badge(badge_id)
+            .await?
+            .ok_or_else(|| OcError::not_found("badge"))?;
+        if !badge.fields.is_giveable && !ctx.may_manage(&state, badge.member_id).await? {
+            return Err(OcError::forbidden(
+                "NOT_GIVEABLE",
+                "only its creator may give this badge",
+            ));
+        }
+        let email = match (params.non_empty("email"), params.int("member_id")?) {
+            (Some(e), _) => {
+                let e = e.to_lowercase();
+                if e.parse::<lettre::Address>().is_err() {
+                    return Err(OcError::field(
+                        "email",
+                        "INVALID_EMAIL",
+                        "is not a valid email address",
+                    ));
+                }
+                e
+            }
+            (None, Some(id)) => state
+                .store
+                .oc_member(id)
+                .await?
+                .and_then(|m| m.email)
+                .ok_or_else(|| OcError::not_found("member"))?,
+            (None, None) => {
+                return Err(OcError::field(
+                    "email",
+                    "MISSING_PARAMETER",
+                    "email or member_id is required",
+                ))
+            }
+        };
+        let given = state
+            .store
+            .oc_give(NewOcMemberBadge {
+                badge_id,
+                giver_id: giver,
+                email: email.clone(),
+                testimonial: plain(&params, "testimonial", MAX_TESTIMONIAL)?,
+                evidence: plain(&params, "evidence", MAX_EVIDENCE)?,
+            })
+            .await?;
+        if params.bool("notify")?.unwrap_or(false) {
+            let body = format!(
+                "You received the badge \"{}\". Sign in to accept it.",
+                badge.fields.title
+            );
+            if let Err(e) = state
+                .opencredit
+                .mailer
+                .send(&email, "You received a badge", body)
+                .await
+            {
+                tracing::error!(error = %e, "cannot send the badge notification");
+            }
+        }
+        Result::Ok(Ok::new(json!(given.id), Caching::NoStore))
+    }
+    .await;
+    ctx.finish(result)
+}
+
+/// The member badge, if the user may see it: its giver (or a user managing the giver) or the
+/// owner of its address.
+async fn visible(state: &AppState, ctx: &Ctx, id: &str) -> OcResult<(OcMemberBadge, bool)> {
+    let id: i64 = id.parse().map_err(|_| OcError::not_found("member badge"))?;
+    let mb = state
+        .store
+        .oc_member_badge(id)
+        .await?
+        .ok_or_else(|| OcError::not_found("member badge"))?;
+    let user = ctx.user()?;
+    let recipient = state
+        .store
+        .oc_email(&mb.email)
+        .await?
+        .is_some_and(|e| e.member_id == user.id);
+    if recipient || ctx.may_manage(state, mb.giver_id).await? {
+        Result::Ok((mb, recipient))
+    } else {
+        Err(OcError::not_found("member badge"))
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let (mb, _) = visible(&state, &ctx, &id).await?;
+        let caching = if mb.status == "accepted" {
+            Caching::PrivateSession
+        } else {
+            Caching::NoStore
+        };
+        Result::Ok(Ok::new(
+            json_of(&state, &ctx, &headers, &mb).await?,
+            caching,
+        ))
+    }
+    .await;
+    ctx.finish(result)
+}
+
+async fn decide(state: &AppState, ctx: &Ctx, id: &str, status: &str) -> OcResult {
+    let (mb, recipient) = visible(state, ctx, id).await?;
+    if !recipient {
+        return Err(OcError::forbidden(
+            "NOT_RECIPIENT",
+            "only the recipient may accept or reject a badge",
+        ));
+    }
+    if status == "accepted" {
+        let verified = state
+            .store
+            .oc_email(&mb.email)
+            .await?
+            .is_some_and(|e| e.verified_at.is_some());
+        if !verified {
+            return Err(not_verified(&format!("the address {}", mb.email)));
+        }
+    }
+    let mb = state
+        .store
+        .oc_set_member_badge_status(mb.id, status)
+        .await?;
+    Result::Ok(Ok::new(
+        json!({"id": mb.id, "status": mb.status}),
+        Caching::NoStore,
+    ))
+}
+
+pub async fn accept(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let ctx = load!(state, headers, params);
+    ctx.finish(decide(&state, &ctx, &id, "accepted").await)
+}
+
+pub async fn reject(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let ctx = load!(state, headers, params);
+    ctx.finish(decide(&state, &ctx, &id, "rejected").await)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let (mb, _) = visible(&state, &ctx, &id).await?;
+        state.store.oc_delete_member_badge(mb.id).await?;
+        Result::Ok(Ok::new(json!(mb.id), Caching::NoStore))
+    }
+    .await;
+    ctx.finish(result)
+}
+
+async fn list(
+    state: &AppState,
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    params: &Params,
+    member: i64,
+    status: Option<&str>,
+) -> OcResult {
+    let (page, number) = paging(params)?;
+    let (items, total) = state.store.oc_member_badges(member, status, page).await?;
+    let mut data = Vec::with_capacity(items.len());
+    for mb in &items {
+        data.push(json_of(state, ctx, headers, mb).await?);
+    }
+    let caching = if status == Some("accepted") {
+        Caching::PrivateSession
+    } else {
+        Caching::NoStore
+    };
+    Result::Ok(Ok::list(
+        data,
+        Paging {
+            page: number,
+            per_page: u64::from(page.limit),
+            total_results: total,
+        },
+        caching,
+    ))
+}
+
+/// The user's own received badges (any status, or `status=`).
+pub async fn mine(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let user = ctx.user()?;
+        let status = match params.non_empty("status") {
+            None => None,
+            Some(s @ ("pending" | "accepted" | "rejected")) => Some(s),
+            Some(_) => {
+                return Err(OcError::field(
+                    "status",
+                    "INVALID_PARAMETER",
+                    "must be pending, accepted or rejected",
+                ))
+            }
+        };
+        list(&state, &ctx, &headers, &params, user.id, status).await
+    }
+    .await;
+    ctx.finish(result)
+}
+
+/// A member's badges as others see them: the accepted ones.
+pub async fn of_member(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let id: i64 = id.parse().map_err(|_| OcError::not_found("member"))?;
+        state
+            .opencredit
+            .member(&*state.store, id)
+            .await?
+            .ok_or_else(|| OcError::not_found("member"))?;
+        list(&state, &ctx, &headers, &params, id, Some("accepted")).await
+    }
+    .await;
+    ctx.finish(result)
+}
