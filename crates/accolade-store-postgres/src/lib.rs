@@ -682,6 +682,10 @@ impl Store for PgStore {
         opencredit::delete_member_badge(&mut *self.conn().await?, id).await
     }
 
+    async fn oc_sync_awards(&self, limit: u32) -> Result<OcAwardSync> {
+        in_tx!(self.write().await?, |c| opencredit::sync_awards(c, limit))
+    }
+
     async fn create_admin_user(&self, username: &str, password_hash: &str) -> Result<AdminUser> {
         admin::create_user(&mut *self.conn().await?, username, password_hash).await
     }

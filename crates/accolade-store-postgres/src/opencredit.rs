@@ -4,8 +4,8 @@
 //! link) runs in one transaction opened by the store.
 
 use accolade_store::{
-    NewOcMember, NewOcMemberBadge, OcApp, OcBadge, OcBadgeFields, OcEmail, OcMember, OcMemberBadge,
-    OcToken, Page, StoreError,
+    NewOcMember, NewOcMemberBadge, OcApp, OcAwardSync, OcBadge, OcBadgeFields, OcEmail, OcMember,
+    OcMemberBadge, OcToken, Page, StoreError,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -30,12 +30,13 @@ macro_rules! member_columns {
 macro_rules! badge_columns {
     () => {
         "id, member_id, title, short_description, description, criteria, evidence_prompt, \
-         image, expires_in, categories, is_giveable, created_at, updated_at"
+         image, expires_in, categories, is_giveable, created_at, updated_at, template_id"
     };
 }
 macro_rules! member_badge_columns {
     () => {
-        "id, badge_id, giver_id, email, status, testimonial, evidence, created_at, updated_at"
+        "id, badge_id, giver_id, email, status, testimonial, evidence, created_at, updated_at, \
+         award_id"
     };
 }
 macro_rules! member_filter {
@@ -83,6 +84,7 @@ fn badge(r: &PgRow) -> std::result::Result<OcBadge, sqlx::Error> {
             expires_in: r.try_get("expires_in")?,
             categories: r.try_get("categories")?,
             is_giveable: r.try_get("is_giveable")?,
+            template_id: r.try_get("template_id")?,
         },
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -102,6 +104,17 @@ fn email_taken(e: sqlx::Error) -> StoreError {
         StoreError::Conflict {
             code: "email_taken",
             detail: "a member already uses this email address".into(),
+        }
+    } else {
+        db(e)
+    }
+}
+
+fn template_linked(e: sqlx::Error) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict {
+            code: "template_linked",
+            detail: "another badge already stands for this template".into(),
         }
     } else {
         db(e)
@@ -428,8 +441,8 @@ pub async fn create_badge(
     }
     let row = sqlx::query(concat!(
         "INSERT INTO oc_badges (member_id, title, short_description, description, criteria, \
-         evidence_prompt, image, expires_in, categories, is_giveable, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING ",
+         evidence_prompt, image, expires_in, categories, is_giveable, created_at, updated_at, \
+         template_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) RETURNING ",
         badge_columns!()
     ))
     .bind(member_id)
@@ -443,9 +456,10 @@ pub async fn create_badge(
     .bind(text(&f.categories))
     .bind(f.is_giveable)
     .bind(micros(Utc::now()))
+    .bind(opt_text(f.template_id.as_deref()))
     .fetch_one(c)
     .await
-    .map_err(db)?;
+    .map_err(template_linked)?;
     badge(&row).map_err(db)
 }
 
@@ -453,7 +467,7 @@ pub async fn update_badge(c: &mut PgConnection, id: i64, f: OcBadgeFields) -> Re
     let row = sqlx::query(concat!(
         "UPDATE oc_badges SET title = $2, short_description = $3, description = $4, \
          criteria = $5, evidence_prompt = $6, image = $7, expires_in = $8, categories = $9, \
-         is_giveable = $10, updated_at = $11 WHERE id = $1 RETURNING ",
+         is_giveable = $10, updated_at = $11, template_id = $12 WHERE id = $1 RETURNING ",
         badge_columns!()
     ))
     .bind(id)
@@ -467,9 +481,10 @@ pub async fn update_badge(c: &mut PgConnection, id: i64, f: OcBadgeFields) -> Re
     .bind(text(&f.categories))
     .bind(f.is_giveable)
     .bind(micros(Utc::now()))
+    .bind(opt_text(f.template_id.as_deref()))
     .fetch_optional(c)
     .await
-    .map_err(db)?;
+    .map_err(template_linked)?;
     badge(&row.ok_or_else(|| StoreError::not_found("badge"))?).map_err(db)
 }
 
@@ -552,6 +567,7 @@ fn member_badge(r: &PgRow) -> std::result::Result<OcMemberBadge, sqlx::Error> {
         evidence: r.try_get("evidence")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        award_id: r.try_get("award_id")?,
     })
 }
 
@@ -663,4 +679,33 @@ pub async fn delete_member_badge(c: &mut PgConnection, id: i64) -> Result<bool> 
         .await
         .map_err(db)?;
     Ok(done.rows_affected() > 0)
+}
+
+pub async fn sync_awards(c: &mut PgConnection, limit: u32) -> Result<OcAwardSync> {
+    let given = sqlx::query(
+        "INSERT INTO oc_member_badges (badge_id, giver_id, email, status, testimonial, evidence, \
+         created_at, updated_at, award_id) \
+         SELECT b.id, b.member_id, lower(l.email), 'pending', '', '', $1, $1, a.id \
+         FROM oc_badges b \
+         JOIN awards a ON a.template_id = b.template_id AND a.state <> 'revoked' \
+         JOIN learners l ON l.username = a.learner \
+         WHERE b.template_id IS NOT NULL AND coalesce(l.email, '') <> '' \
+         AND NOT EXISTS (SELECT 1 FROM oc_member_badges m WHERE m.award_id = a.id) \
+         LIMIT $2 ON CONFLICT (award_id) DO NOTHING",
+    )
+    .bind(micros(Utc::now()))
+    .bind(i64::from(limit))
+    .execute(&mut *c)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    let withdrawn = sqlx::query(
+        "DELETE FROM oc_member_badges m USING awards a \
+         WHERE m.award_id = a.id AND a.state = 'revoked'",
+    )
+    .execute(c)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    Ok(OcAwardSync { given, withdrawn })
 }

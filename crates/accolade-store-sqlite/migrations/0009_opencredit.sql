@@ -56,6 +56,8 @@ CREATE TABLE oc_badges (
     expires_in        INTEGER NOT NULL,
     categories        TEXT NOT NULL,
     is_giveable       INTEGER NOT NULL,
+    -- The local rules-engine template this badge stands for: its awards become member badges.
+    template_id       TEXT UNIQUE,
     created_at        TEXT NOT NULL,
     updated_at        TEXT NOT NULL
 );
@@ -71,6 +73,8 @@ CREATE TABLE oc_member_badges (
     status          TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'rejected')),
     testimonial     TEXT NOT NULL,
     evidence        TEXT NOT NULL,
+    -- The rules-engine award this member badge was given for (automatic awards only).
+    award_id        TEXT UNIQUE,
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL
 );

@@ -951,6 +951,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn oc_sync_awards(&self, limit: u32) -> Result<OcAwardSync> {
+        self.write(move |c| opencredit::sync_awards(c, limit)).await
+    }
+
     async fn create_admin_user(&self, username: &str, password_hash: &str) -> Result<AdminUser> {
         let (u, h) = (username.to_string(), password_hash.to_string());
         self.write(move |c| admin::create_user(c, &u, &h)).await

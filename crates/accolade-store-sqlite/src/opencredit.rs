@@ -4,8 +4,8 @@
 //! registration's user, organization, addresses and management link commit together.
 
 use accolade_store::{
-    NewOcMember, NewOcMemberBadge, OcApp, OcBadge, OcBadgeFields, OcEmail, OcMember, OcMemberBadge,
-    OcToken, Page, StoreError,
+    NewOcMember, NewOcMemberBadge, OcApp, OcAwardSync, OcBadge, OcBadgeFields, OcEmail, OcMember,
+    OcMemberBadge, OcToken, Page, StoreError,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -18,7 +18,8 @@ const APP_COLUMNS: &str = "id, name, api_key, secret_hash, tier, created_at";
 const MEMBER_COLUMNS: &str =
     "id, is_organization, email, first_name, last_name, display_name, created_at";
 const BADGE_COLUMNS: &str = "id, member_id, title, short_description, description, criteria, \
-     evidence_prompt, image, expires_in, categories, is_giveable, created_at, updated_at";
+     evidence_prompt, image, expires_in, categories, is_giveable, created_at, updated_at, \
+     template_id";
 
 fn app(r: &Row<'_>) -> rusqlite::Result<OcApp> {
     Ok(OcApp {
@@ -57,6 +58,7 @@ fn badge(r: &Row<'_>) -> rusqlite::Result<OcBadge> {
             expires_in: r.get(8)?,
             categories: r.get(9)?,
             is_giveable: r.get(10)?,
+            template_id: r.get(13)?,
         },
         created_at: parse_ts(&r.get::<_, String>(11)?)?,
         updated_at: parse_ts(&r.get::<_, String>(12)?)?,
@@ -76,6 +78,17 @@ fn email_taken(e: rusqlite::Error) -> StoreError {
         StoreError::Conflict {
             code: "email_taken",
             detail: "a member already uses this email address".into(),
+        }
+    } else {
+        db(e)
+    }
+}
+
+fn template_linked(e: rusqlite::Error) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict {
+            code: "template_linked",
+            detail: "another badge already stands for this template".into(),
         }
     } else {
         db(e)
@@ -358,8 +371,9 @@ pub fn create_badge(c: &Connection, member_id: i64, f: OcBadgeFields) -> Result<
     c.query_row(
         &format!(
             "INSERT INTO oc_badges (member_id, title, short_description, description, criteria, \
-             evidence_prompt, image, expires_in, categories, is_giveable, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11) RETURNING {BADGE_COLUMNS}"
+             evidence_prompt, image, expires_in, categories, is_giveable, created_at, updated_at, \
+             template_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12) \
+             RETURNING {BADGE_COLUMNS}"
         ),
         params![
             member_id,
@@ -372,11 +386,12 @@ pub fn create_badge(c: &Connection, member_id: i64, f: OcBadgeFields) -> Result<
             f.expires_in,
             f.categories,
             f.is_giveable,
-            now
+            now,
+            f.template_id
         ],
         badge,
     )
-    .map_err(db)
+    .map_err(template_linked)
 }
 
 pub fn update_badge(c: &Connection, id: i64, f: OcBadgeFields) -> Result<OcBadge> {
@@ -384,7 +399,8 @@ pub fn update_badge(c: &Connection, id: i64, f: OcBadgeFields) -> Result<OcBadge
         &format!(
             "UPDATE oc_badges SET title = ?2, short_description = ?3, description = ?4, \
              criteria = ?5, evidence_prompt = ?6, image = ?7, expires_in = ?8, categories = ?9, \
-             is_giveable = ?10, updated_at = ?11 WHERE id = ?1 RETURNING {BADGE_COLUMNS}"
+             is_giveable = ?10, updated_at = ?11, template_id = ?12 WHERE id = ?1 \
+             RETURNING {BADGE_COLUMNS}"
         ),
         params![
             id,
@@ -397,12 +413,13 @@ pub fn update_badge(c: &Connection, id: i64, f: OcBadgeFields) -> Result<OcBadge
             f.expires_in,
             f.categories,
             f.is_giveable,
-            ts(Utc::now())
+            ts(Utc::now()),
+            f.template_id
         ],
         badge,
     )
     .optional()
-    .map_err(db)?
+    .map_err(template_linked)?
     .ok_or_else(|| StoreError::not_found("badge"))
 }
 
@@ -461,8 +478,8 @@ pub fn delete_badge(c: &Connection, id: i64) -> Result<bool> {
     Ok(n > 0)
 }
 
-const MEMBER_BADGE_COLUMNS: &str =
-    "id, badge_id, giver_id, email, status, testimonial, evidence, created_at, updated_at";
+const MEMBER_BADGE_COLUMNS: &str = "id, badge_id, giver_id, email, status, testimonial, \
+     evidence, created_at, updated_at, award_id";
 
 fn member_badge(r: &Row<'_>) -> rusqlite::Result<OcMemberBadge> {
     Ok(OcMemberBadge {
@@ -475,6 +492,7 @@ fn member_badge(r: &Row<'_>) -> rusqlite::Result<OcMemberBadge> {
         evidence: r.get(6)?,
         created_at: parse_ts(&r.get::<_, String>(7)?)?,
         updated_at: parse_ts(&r.get::<_, String>(8)?)?,
+        award_id: r.get(9)?,
     })
 }
 
@@ -569,4 +587,36 @@ pub fn delete_member_badge(c: &Connection, id: i64) -> Result<bool> {
         .execute("DELETE FROM oc_member_badges WHERE id = ?1", [id])
         .map_err(db)?;
     Ok(n > 0)
+}
+
+pub fn sync_awards(c: &Connection, limit: u32) -> Result<OcAwardSync> {
+    let now = ts(Utc::now());
+    // Awards of linked templates come from the partial index awards_one_active
+    // (template_id, learner) WHERE state <> 'revoked'.
+    let given = c
+        .execute(
+            "INSERT INTO oc_member_badges (badge_id, giver_id, email, status, testimonial, \
+             evidence, created_at, updated_at, award_id) \
+             SELECT b.id, b.member_id, lower(l.email), 'pending', '', '', ?1, ?1, a.id \
+             FROM oc_badges b \
+             JOIN awards a ON a.template_id = b.template_id AND a.state <> 'revoked' \
+             JOIN learners l ON l.username = a.learner \
+             WHERE b.template_id IS NOT NULL AND coalesce(l.email, '') <> '' \
+             AND NOT EXISTS (SELECT 1 FROM oc_member_badges m WHERE m.award_id = a.id) \
+             LIMIT ?2",
+            params![now, limit],
+        )
+        .map_err(db)?;
+    let withdrawn = c
+        .execute(
+            "DELETE FROM oc_member_badges WHERE award_id IS NOT NULL AND award_id IN \
+             (SELECT a.id FROM awards a WHERE a.id = oc_member_badges.award_id \
+              AND a.state = 'revoked')",
+            [],
+        )
+        .map_err(db)?;
+    Ok(OcAwardSync {
+        given: given as u64,
+        withdrawn: withdrawn as u64,
+    })
 }

@@ -82,6 +82,9 @@ pub struct OcBadgeFields {
     /// Comma-separated category names.
     pub categories: String,
     pub is_giveable: bool,
+    /// The local rules-engine template this badge stands for, if any: awards of the template
+    /// become member badges of this badge.
+    pub template_id: Option<String>,
 }
 
 /// A badge (the credit definition) created by a member.
@@ -108,8 +111,19 @@ pub struct OcMemberBadge {
     pub status: String,
     pub testimonial: String,
     pub evidence: String,
+    /// The rules-engine award it was given for (automatic awards), if any.
+    pub award_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What one pass of the award bridge did (`Store::oc_sync_awards`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OcAwardSync {
+    /// Member badges given for new awards.
+    pub given: u64,
+    /// Member badges withdrawn because their award was revoked.
+    pub withdrawn: u64,
 }
 
 /// A badge to give.

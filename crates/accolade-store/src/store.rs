@@ -452,6 +452,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a member badge; false when it did not exist.
     async fn oc_delete_member_badge(&self, id: i64) -> Result<bool>;
 
+    /// The award bridge: gives a member badge (pending, to the learner's email) for up to
+    /// `limit` unrevoked awards of templates linked to a badge that have none yet, and
+    /// withdraws (deletes) the member badges of revoked awards. Idempotent.
+    async fn oc_sync_awards(&self, limit: u32) -> Result<OcAwardSync>;
+
     // ---- admin tokens, stats ---------------------------------------------------------------
 
     async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken>;

@@ -169,6 +169,7 @@ macro_rules! conformance_suite {
             oc_tokens_are_found_by_hash,
             oc_badges_crud_and_list_by_creator,
             oc_member_badges_follow_the_recipient_address,
+            oc_awards_of_linked_templates_become_member_badges,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -90,9 +90,14 @@ pub fn build_app(state: AppState) -> Router {
         );
     let limit = state.config.http.max_body_bytes;
     let timeout = Duration::from_secs(state.config.http.request_timeout_secs);
+    let open_credit = if state.config.opencredit.enabled {
+        crate::opencredit::router()
+    } else {
+        Router::new()
+    };
     Router::new()
         .nest("/api/v1", api)
-        .nest("/v1.1", crate::opencredit::router())
+        .nest("/v1.1", open_credit)
         .merge(health::router())
         .merge(credly::webhook_router())
         .merge(crate::web::router())

@@ -754,6 +754,9 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
         tokio::spawn(crate::service::worker::run(state.clone()));
         tokio::spawn(crate::service::credly::worker::run(state.clone()));
         tokio::spawn(crate::service::webhooks::worker::run(state.clone()));
+        if state.config.opencredit.enabled {
+            tokio::spawn(crate::opencredit::awards::run(state.clone()));
+        }
         if let Some(every) = state.config.credly.sync_every()? {
             tokio::spawn(crate::service::credly::sync::run_periodic(
                 state.clone(),

@@ -56,6 +56,7 @@ pub fn badge_json(b: &OcBadge, allow_html: bool, base: &str) -> Value {
         "expires_in": f.expires_in,
         "categories": f.categories.split(',').filter(|c| !c.is_empty()).collect::<Vec<_>>(),
         "is_giveable": f.is_giveable,
+        "template_id": f.template_id,
         "created_at": b.created_at,
         "updated_at": b.updated_at,
     })
@@ -81,6 +82,25 @@ fn plain(params: &Params, field: &str, max: usize) -> OcResult<Option<String>> {
         ));
     }
     Result::Ok(Some(v.to_string()))
+}
+
+/// The id of a local rules-engine template (the badge then stands for it: its awards become
+/// member badges); 400 for unknown ids and Credly templates.
+async fn local_template(state: &AppState, id: &str) -> OcResult<String> {
+    let unknown = || {
+        OcError::field(
+            "template_id",
+            "UNKNOWN_TEMPLATE",
+            "is not the id of a local badge template",
+        )
+    };
+    match state.store.get_template(id).await {
+        Result::Ok(t) if t.template.origin == accolade_domain::template::Origin::Local => {
+            Result::Ok(t.template.id)
+        }
+        Result::Ok(_) | Err(accolade_store::StoreError::NotFound { .. }) => Err(unknown()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Applies the given parameters to `f` (absent ones keep their value).
@@ -133,6 +153,13 @@ async fn apply_fields(
     }
     if let Some(g) = params.bool("is_giveable")? {
         f.is_giveable = g;
+    }
+    if let Some(t) = params.get("template_id") {
+        f.template_id = if t.is_empty() {
+            None
+        } else {
+            Some(local_template(state, t).await?)
+        };
     }
     let limits = limits(state);
     match media::upload(params, "attachment", limits)? {

@@ -47,6 +47,7 @@ async fn json_of(
         "status": mb.status,
         "testimonial": mb.testimonial,
         "evidence": mb.evidence,
+        "award_id": mb.award_id,
         "created_at": mb.created_at,
         "updated_at": mb.updated_at,
     }))

@@ -7,6 +7,7 @@
 //! counted against the app's rate-limit tier (`limiter.rs`, applied in `ctx.rs`).
 
 pub mod apps;
+pub mod awards;
 pub mod badges;
 pub mod credit;
 pub mod ctx;

@@ -1431,3 +1431,88 @@ async fn a_recipient_rejects_and_a_given_badge_survives_its_definition() {
         .await;
     assert_eq!(status.body["meta"]["status"], "INVALID_PARAMETER");
 }
+
+// ---- the award bridge ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn awards_of_a_linked_local_template_become_member_badges() {
+    let oc = Oc::new("enterprise").await;
+    let template = oc
+        .app
+        .template("Demo passed", &[("A", rules_passed(DEMO))])
+        .await;
+    let (_, school) = oc
+        .member(
+            "school@example.org",
+            &[
+                ("verified", "1"),
+                ("is_organization", "1"),
+                ("organization_name", "School"),
+            ],
+        )
+        .await;
+    let linked = badge_with(&oc, &school, &[("template_id", &template)]).await;
+    assert_eq!(linked.status, StatusCode::OK, "{}", linked.body);
+    let badge = linked.body["data"].as_i64().unwrap();
+    assert_eq!(
+        oc.get(&format!("/v1.1/badges/{badge}")).await.body["data"]["template_id"],
+        template.as_str()
+    );
+    let unknown = badge_with(&oc, &school, &[("template_id", "no-such-template")]).await;
+    assert_eq!(unknown.body["meta"]["status"], "UNKNOWN_TEMPLATE");
+    // The learner passes the course: the rules engine awards the template...
+    let r = oc
+        .app
+        .send(json!([passing("ev-1", "ada", DEMO, true)]))
+        .await;
+    assert_eq!(r["accepted"], 1, "{r}");
+    // ...and the bridge gives the member badge to the learner's address.
+    assert_eq!(
+        accolade_server::opencredit::awards::run_once(&oc.app.state)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        accolade_server::opencredit::awards::run_once(&oc.app.state)
+            .await
+            .unwrap(),
+        0
+    );
+    let (_, ada) = oc.member("ada@example.com", &[("verified", "1")]).await;
+    let mine = oc.get(&format!("/v1.1/me/badges?access_token={ada}")).await;
+    assert_eq!(mine.body["paging"]["total_results"], 1, "{}", mine.body);
+    let mb = mine.body["data"][0]["id"].as_i64().unwrap();
+    assert_eq!(mine.body["data"][0]["badge"]["id"], badge);
+    assert!(mine.body["data"][0]["award_id"].is_string());
+    let accepted = oc
+        .call(
+            "POST",
+            &format!("/v1.1/member_badges/{mb}/accept"),
+            &[("access_token", &ada)],
+            &[],
+        )
+        .await;
+    assert_eq!(accepted.body["data"]["status"], "accepted");
+    // Revoking the award (by hand here) makes the bridge withdraw the member badge.
+    let award = oc.app.awards("ada").await[0]["id"]
+        .as_str()
+        .map(str::to_string);
+    let award = award.expect("award id");
+    let (status, _) = oc
+        .app
+        .post(
+            &format!("/api/v1/awards/{award}/revoke"),
+            json!({"reason": "test"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        accolade_server::opencredit::awards::run_once(&oc.app.state)
+            .await
+            .unwrap(),
+        1
+    );
+    let mine = oc.get(&format!("/v1.1/me/badges?access_token={ada}")).await;
+    assert_eq!(mine.body["paging"]["total_results"], 0);
+}

@@ -33,6 +33,7 @@ fn fields(title: &str) -> OcBadgeFields {
         expires_in: 3600,
         categories: "science,math".into(),
         is_giveable: true,
+        template_id: None,
     }
 }
 
@@ -356,4 +357,117 @@ pub async fn oc_member_badges_follow_the_recipient_address(store: Arc<dyn Store>
             .await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+pub async fn oc_awards_of_linked_templates_become_member_badges(store: Arc<dyn Store>) {
+    use super::support::*;
+    let index = crate::IndexCache::new();
+    let (template, _) = configure_active(
+        &store,
+        "Linked",
+        vec![passed_course("course-v1:X+Y+Z", None)],
+    )
+    .await;
+    let (unlinked, _) = configure_active(
+        &store,
+        "Unlinked",
+        vec![passed_course("course-v1:X+Y+Z", None)],
+    )
+    .await;
+    let (org_user, org) = store
+        .oc_register(registration("org@example.org", Some("School"), true))
+        .await
+        .unwrap();
+    let org = org.unwrap();
+    let mut linked = fields("Course passed");
+    linked.template_id = Some(template.id.clone());
+    let badge = store.oc_create_badge(org.id, linked.clone()).await.unwrap();
+    assert_eq!(
+        badge.fields.template_id.as_deref(),
+        Some(template.id.as_str())
+    );
+    let twice = store.oc_create_badge(org_user.id, linked).await;
+    assert!(
+        matches!(
+            twice,
+            Err(StoreError::Conflict {
+                code: "template_linked",
+                ..
+            })
+        ),
+        "{twice:?}"
+    );
+    send(
+        &store,
+        &index,
+        vec![passing("e1", "ada", "course-v1:X+Y+Z", true)],
+    )
+    .await;
+    let sync = store.oc_sync_awards(100).await.unwrap();
+    assert_eq!(
+        sync,
+        crate::OcAwardSync {
+            given: 1,
+            withdrawn: 0
+        },
+        "one linked award (of two)"
+    );
+    assert_eq!(
+        store.oc_sync_awards(100).await.unwrap(),
+        crate::OcAwardSync::default(),
+        "idempotent"
+    );
+    // The learner's address (ada@example.com) finds the member badge once a member owns it.
+    let (ada, _) = store
+        .oc_register(registration("ada@example.com", None, true))
+        .await
+        .unwrap();
+    let (mine, _) = store
+        .oc_member_badges(ada.id, None, Page::new(None, None))
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    let filter = crate::AwardFilter {
+        learner: Some("ada".into()),
+        ..Default::default()
+    };
+    let award = store
+        .list_awards(&filter, Page::new(None, None))
+        .await
+        .unwrap()
+        .items;
+    let linked_award = award.iter().find(|a| a.template_id == template.id).unwrap();
+    assert!(award.iter().any(|a| a.template_id == unlinked.id));
+    assert_eq!(
+        (
+            mine[0].badge_id,
+            mine[0].giver_id,
+            mine[0].award_id.as_deref(),
+            mine[0].status.as_str()
+        ),
+        (badge.id, org.id, Some(linked_award.id.as_str()), "pending")
+    );
+    // Revoking the award withdraws the member badge.
+    store
+        .revoke_award(
+            &linked_award.id,
+            crate::ManualChange {
+                reason: "test".into(),
+                at: chrono::Utc::now(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.oc_sync_awards(100).await.unwrap(),
+        crate::OcAwardSync {
+            given: 0,
+            withdrawn: 1
+        }
+    );
+    let (mine, _) = store
+        .oc_member_badges(ada.id, None, Page::new(None, None))
+        .await
+        .unwrap();
+    assert!(mine.is_empty());
 }
