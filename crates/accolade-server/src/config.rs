@@ -56,6 +56,7 @@ pub struct OpenCreditConfig {
     pub max_image_bytes: usize,
     pub max_image_side: u32,
     pub access_token_days: i64,
+    pub rate_limits: bool,
     pub rate_limit_redis_url: String,
     pub mail: MailConfig,
 }

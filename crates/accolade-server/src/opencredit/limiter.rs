@@ -49,6 +49,18 @@ pub struct Decision {
     pub reset_secs: u64,
 }
 
+impl Decision {
+    /// The decision for unlimited tiers (and when limiting is off).
+    pub fn unlimited() -> Decision {
+        Decision {
+            allowed: true,
+            limit: None,
+            remaining: 0,
+            reset_secs: 0,
+        }
+    }
+}
+
 /// Shards of the in-process counter (one lock each, so concurrent requests rarely wait).
 const SHARDS: usize = 16;
 
@@ -100,12 +112,7 @@ impl Limiter {
     /// Counts one request of `subject` against `tier`.
     pub async fn check(&self, tier: Tier, subject: &Subject) -> Decision {
         let Some(limit) = tier.per_minute() else {
-            return Decision {
-                allowed: true,
-                limit: None,
-                remaining: 0,
-                reset_secs: 0,
-            };
+            return Decision::unlimited();
         };
         // The tier is part of the key: a tier change starts a fresh count under the new limit.
         let key = format!("{}:{}", tier.as_str(), subject.key());
