@@ -431,6 +431,24 @@ pub async fn token(c: &mut PgConnection, token_hash: &str) -> Result<Option<OcTo
     .map_err(db)
 }
 
+/// Binds $2..$12 of the badge insert and update: the fields, the time, the template link.
+fn bind_fields<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    f: &'q OcBadgeFields,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    q.bind(text(&f.title))
+        .bind(text(&f.short_description))
+        .bind(text(&f.description))
+        .bind(text(&f.criteria))
+        .bind(text(&f.evidence_prompt))
+        .bind(opt_text(f.image.as_deref()))
+        .bind(f.expires_in)
+        .bind(text(&f.categories))
+        .bind(f.is_giveable)
+        .bind(micros(Utc::now()))
+        .bind(opt_text(f.template_id.as_deref()))
+}
+
 pub async fn create_badge(
     c: &mut PgConnection,
     member_id: i64,
@@ -439,52 +457,32 @@ pub async fn create_badge(
     if get_member(&mut *c, member_id).await?.is_none() {
         return Err(StoreError::not_found("member"));
     }
-    let row = sqlx::query(concat!(
+    let query = sqlx::query(concat!(
         "INSERT INTO oc_badges (member_id, title, short_description, description, criteria, \
          evidence_prompt, image, expires_in, categories, is_giveable, created_at, updated_at, \
          template_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) RETURNING ",
         badge_columns!()
     ))
-    .bind(member_id)
-    .bind(text(&f.title))
-    .bind(text(&f.short_description))
-    .bind(text(&f.description))
-    .bind(text(&f.criteria))
-    .bind(text(&f.evidence_prompt))
-    .bind(opt_text(f.image.as_deref()))
-    .bind(f.expires_in)
-    .bind(text(&f.categories))
-    .bind(f.is_giveable)
-    .bind(micros(Utc::now()))
-    .bind(opt_text(f.template_id.as_deref()))
-    .fetch_one(c)
-    .await
-    .map_err(template_linked)?;
+    .bind(member_id);
+    let row = bind_fields(query, &f)
+        .fetch_one(c)
+        .await
+        .map_err(template_linked)?;
     badge(&row).map_err(db)
 }
 
 pub async fn update_badge(c: &mut PgConnection, id: i64, f: OcBadgeFields) -> Result<OcBadge> {
-    let row = sqlx::query(concat!(
+    let query = sqlx::query(concat!(
         "UPDATE oc_badges SET title = $2, short_description = $3, description = $4, \
          criteria = $5, evidence_prompt = $6, image = $7, expires_in = $8, categories = $9, \
          is_giveable = $10, updated_at = $11, template_id = $12 WHERE id = $1 RETURNING ",
         badge_columns!()
     ))
-    .bind(id)
-    .bind(text(&f.title))
-    .bind(text(&f.short_description))
-    .bind(text(&f.description))
-    .bind(text(&f.criteria))
-    .bind(text(&f.evidence_prompt))
-    .bind(opt_text(f.image.as_deref()))
-    .bind(f.expires_in)
-    .bind(text(&f.categories))
-    .bind(f.is_giveable)
-    .bind(micros(Utc::now()))
-    .bind(opt_text(f.template_id.as_deref()))
-    .fetch_optional(c)
-    .await
-    .map_err(template_linked)?;
+    .bind(id);
+    let row = bind_fields(query, &f)
+        .fetch_optional(c)
+        .await
+        .map_err(template_linked)?;
     badge(&row.ok_or_else(|| StoreError::not_found("badge"))?).map_err(db)
 }
 

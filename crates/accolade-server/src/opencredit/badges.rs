@@ -62,28 +62,6 @@ pub fn badge_json(b: &OcBadge, allow_html: bool, base: &str) -> Value {
     })
 }
 
-/// A plain field: no markup, at most `max` characters.
-fn plain(params: &Params, field: &str, max: usize) -> OcResult<Option<String>> {
-    let Some(v) = params.get(field) else {
-        return Result::Ok(None);
-    };
-    if richtext::contains_markup(v) {
-        return Err(OcError::field(
-            field,
-            "HTML_NOT_ALLOWED",
-            "does not accept HTML",
-        ));
-    }
-    if v.chars().count() > max {
-        return Err(OcError::field(
-            field,
-            "TOO_LONG",
-            format!("must be at most {max} characters"),
-        ));
-    }
-    Result::Ok(Some(v.to_string()))
-}
-
 /// The id of a local rules-engine template (the badge then stands for it: its awards become
 /// member badges); 400 for unknown ids and Credly templates.
 async fn local_template(state: &AppState, id: &str) -> OcResult<String> {
@@ -110,13 +88,13 @@ async fn apply_fields(
     f: &mut OcBadgeFields,
     image_required: bool,
 ) -> OcResult<()> {
-    if let Some(t) = plain(params, "title", MAX_TITLE)? {
+    if let Some(t) = params.plain("title", MAX_TITLE)? {
         f.title = t;
     }
     if f.title.is_empty() {
         return Err(OcError::field("title", "MISSING_PARAMETER", "is required"));
     }
-    if let Some(s) = plain(params, "short_description", MAX_SHORT_DESCRIPTION)? {
+    if let Some(s) = params.plain("short_description", MAX_SHORT_DESCRIPTION)? {
         f.short_description = s;
     }
     for field in RICH_FIELDS {
@@ -143,7 +121,7 @@ async fn apply_fields(
         }
         f.expires_in = n;
     }
-    if let Some(c) = plain(params, "categories", 1000)? {
+    if let Some(c) = params.plain("categories", 1000)? {
         f.categories = c
             .split(',')
             .map(str::trim)
@@ -180,15 +158,6 @@ async fn apply_fields(
     Result::Ok(())
 }
 
-macro_rules! load {
-    ($state:expr, $headers:expr, $params:expr) => {
-        match Ctx::load(&$state, &$headers, &$params).await {
-            Result::Ok(c) => c,
-            Err(r) => return r,
-        }
-    };
-}
-
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
     let ctx = load!(state, headers, params);
     let result = async {
@@ -206,7 +175,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, params: P
 }
 
 async fn owned(state: &AppState, ctx: &Ctx, id: &str) -> OcResult<OcBadge> {
-    let id: i64 = id.parse().map_err(|_| OcError::not_found("badge"))?;
+    let id = super::params::parse_id(id, "badge")?;
     let badge = state
         .store
         .oc_badge(id)
@@ -247,7 +216,7 @@ pub async fn get(
 ) -> Response {
     let ctx = load!(state, headers, params);
     let result = async {
-        let id: i64 = id.parse().map_err(|_| OcError::not_found("badge"))?;
+        let id = super::params::parse_id(&id, "badge")?;
         let badge = state
             .store
             .oc_badge(id)

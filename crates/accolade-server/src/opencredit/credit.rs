@@ -22,15 +22,6 @@ use crate::state::AppState;
 const MAX_TESTIMONIAL: usize = 1000;
 const MAX_EVIDENCE: usize = 2000;
 
-macro_rules! load {
-    ($state:expr, $headers:expr, $params:expr) => {
-        match Ctx::load(&$state, &$headers, &$params).await {
-            Result::Ok(c) => c,
-            Err(r) => return r,
-        }
-    };
-}
-
 async fn json_of(
     state: &AppState,
     ctx: &Ctx,
@@ -58,25 +49,6 @@ fn not_verified(what: &str) -> OcError {
         "EMAIL_NOT_VERIFIED",
         format!("{what} must be verified first: open the link sent to it"),
     )
-}
-
-fn plain(params: &Params, field: &str, max: usize) -> OcResult<String> {
-    let v = params.get(field).unwrap_or("").to_string();
-    if accolade_opencredit::richtext::contains_markup(&v) {
-        return Err(OcError::field(
-            field,
-            "HTML_NOT_ALLOWED",
-            "does not accept HTML",
-        ));
-    }
-    if v.chars().count() > max {
-        return Err(OcError::field(
-            field,
-            "TOO_LONG",
-            format!("must be at most {max} characters"),
-        ));
-    }
-    Result::Ok(v)
 }
 
 pub async fn give(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
@@ -139,8 +111,10 @@ pub async fn give(State(state): State<AppState>, headers: HeaderMap, params: Par
                 badge_id,
                 giver_id: giver,
                 email: email.clone(),
-                testimonial: plain(&params, "testimonial", MAX_TESTIMONIAL)?,
-                evidence: plain(&params, "evidence", MAX_EVIDENCE)?,
+                testimonial: params
+                    .plain("testimonial", MAX_TESTIMONIAL)?
+                    .unwrap_or_default(),
+                evidence: params.plain("evidence", MAX_EVIDENCE)?.unwrap_or_default(),
             })
             .await?;
         if params.bool("notify")?.unwrap_or(false) {
@@ -166,7 +140,7 @@ pub async fn give(State(state): State<AppState>, headers: HeaderMap, params: Par
 /// The member badge, if the user may see it: its giver (or a user managing the giver) or the
 /// owner of its address.
 async fn visible(state: &AppState, ctx: &Ctx, id: &str) -> OcResult<(OcMemberBadge, bool)> {
-    let id: i64 = id.parse().map_err(|_| OcError::not_found("member badge"))?;
+    let id = super::params::parse_id(id, "member badge")?;
     let mb = state
         .store
         .oc_member_badge(id)
@@ -333,7 +307,7 @@ pub async fn of_member(
 ) -> Response {
     let ctx = load!(state, headers, params);
     let result = async {
-        let id: i64 = id.parse().map_err(|_| OcError::not_found("member"))?;
+        let id = super::params::parse_id(&id, "member")?;
         state
             .opencredit
             .member(&*state.store, id)

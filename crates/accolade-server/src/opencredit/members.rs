@@ -2,7 +2,6 @@
 //! manages), authentication to access and refresh tokens, the profile (`/me`), public profiles,
 //! search, additional addresses and the verification link.
 
-use accolade_opencredit::richtext;
 use accolade_store::{NewOcMember, OcMember, OcToken, Page};
 use axum::extract::{Path, Query, State};
 use axum::http::header::{AUTHORIZATION, HOST};
@@ -58,28 +57,13 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-/// A plain-text name field: no markup, at most `MAX_NAME` characters.
+/// A name field: no markup, at most `MAX_NAME` characters; empty when absent and optional.
 fn name_field(params: &Params, field: &str, required: bool) -> OcResult<String> {
-    let value = match params.non_empty(field) {
-        Some(v) => v.to_string(),
-        None if required => return Err(OcError::field(field, "MISSING_PARAMETER", "is required")),
-        None => String::new(),
-    };
-    if richtext::contains_markup(&value) {
-        return Err(OcError::field(
-            field,
-            "HTML_NOT_ALLOWED",
-            "does not accept HTML",
-        ));
+    match params.plain(field, MAX_NAME)?.filter(|v| !v.is_empty()) {
+        Some(v) => Result::Ok(v),
+        None if required => Err(OcError::field(field, "MISSING_PARAMETER", "is required")),
+        None => Result::Ok(String::new()),
     }
-    if value.chars().count() > MAX_NAME {
-        return Err(OcError::field(
-            field,
-            "TOO_LONG",
-            format!("must be at most {MAX_NAME} characters"),
-        ));
-    }
-    Ok(value)
 }
 
 fn email_field(params: &Params, field: &str) -> OcResult<String> {
@@ -116,10 +100,7 @@ pub async fn register(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let ctx = match Ctx::load(&state, &headers, &params).await {
-        Result::Ok(c) => c,
-        Err(r) => return r,
-    };
+    let ctx = load!(state, headers, params);
     ctx.finish(register_inner(&state, &ctx, &headers, &params).await)
 }
 
@@ -220,10 +201,7 @@ pub async fn authenticate(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let ctx = match Ctx::load(&state, &headers, &params).await {
-        Result::Ok(c) => c,
-        Err(r) => return r,
-    };
+    let ctx = load!(state, headers, params);
     ctx.finish(authenticate_inner(&state, &ctx, &headers, &params).await)
 }
 
@@ -305,10 +283,7 @@ pub async fn refresh(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let ctx = match Ctx::load(&state, &headers, &params).await {
-        Result::Ok(c) => c,
-        Err(r) => return r,
-    };
+    let ctx = load!(state, headers, params);
     let result = async {
         let raw = params.required("refresh_token")?.to_string();
         let invalid =
@@ -328,10 +303,7 @@ pub async fn refresh(
 }
 
 pub async fn me(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
-    let ctx = match Ctx::load(&state, &headers, &params).await {
-        Result::Ok(c) => c,
-        Err(r) => return r,
-    };
+    let ctx = load!(state, headers, params);
     let result = async {
         let user = ctx.user()?;
         let emails = state.store.oc_member_emails(user.id).await?;
@@ -354,10 +326,7 @@ pub async fn add_email(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let ctx = match Ctx::load(&state, &headers, &params).await {
-        Result::Ok(c) => c,
-        Err(r) => return r,
-    };
+    let ctx = load!(state, headers, params);
     let result = async {
         let user = ctx.user()?;
         let email = email_field(&params, "email")?;
@@ -382,12 +351,9 @@ pub async fn get_member(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let ctx = match Ctx::load(&state, &headers, &params).await {
-        Result::Ok(c) => c,
-        Err(r) => return r,
-    };
+    let ctx = load!(state, headers, params);
     let result = async {
-        let id: i64 = id.parse().map_err(|_| OcError::not_found("member"))?;
+        let id = super::params::parse_id(&id, "member")?;
         let m = state
             .opencredit
             .member(&*state.store, id)
@@ -428,10 +394,7 @@ pub fn paging(params: &Params) -> OcResult<(Page, u64)> {
 }
 
 pub async fn search(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
-    let ctx = match Ctx::load(&state, &headers, &params).await {
-        Result::Ok(c) => c,
-        Err(r) => return r,
-    };
+    let ctx = load!(state, headers, params);
     let result = async {
         let (page, number) = paging(&params)?;
         let email = params.non_empty("email").map(str::to_lowercase);

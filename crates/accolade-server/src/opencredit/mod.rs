@@ -6,6 +6,17 @@
 //! the query string and a form, JSON or multipart body (`params.rs`), and every request is
 //! counted against the app's rate-limit tier (`limiter.rs`, applied in `ctx.rs`).
 
+/// Starts a `/v1.1` handler: `let ctx = load!(state, headers, params);` authenticates the app
+/// and token and counts the request, or returns the finished error answer.
+macro_rules! load {
+    ($state:expr, $headers:expr, $params:expr) => {
+        match $crate::opencredit::ctx::Ctx::load(&$state, &$headers, &$params).await {
+            Result::Ok(c) => c,
+            Err(r) => return r,
+        }
+    };
+}
+
 pub mod apps;
 pub mod awards;
 pub mod badges;

@@ -62,6 +62,28 @@ impl Params {
         }
     }
 
+    /// A plain-text field (no markup, at most `max` characters); `None` when absent.
+    pub fn plain(&self, name: &str, max: usize) -> Result<Option<String>, OcError> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        if accolade_opencredit::richtext::contains_markup(v) {
+            return Err(OcError::field(
+                name,
+                "HTML_NOT_ALLOWED",
+                "does not accept HTML",
+            ));
+        }
+        if v.chars().count() > max {
+            return Err(OcError::field(
+                name,
+                "TOO_LONG",
+                format!("must be at most {max} characters"),
+            ));
+        }
+        Ok(Some(v.to_string()))
+    }
+
     /// A file part of a multipart body.
     pub fn file(&self, name: &str) -> Option<&Bytes> {
         self.files.get(name)
@@ -72,6 +94,11 @@ impl Params {
             self.values.insert(k.into_owned(), v.into_owned());
         }
     }
+}
+
+/// An id from the path; anything but an integer is an unknown `what` (404).
+pub fn parse_id(id: &str, what: &str) -> Result<i64, OcError> {
+    id.parse().map_err(|_| OcError::not_found(what))
 }
 
 fn bad_body(message: impl Into<String>) -> OcError {
