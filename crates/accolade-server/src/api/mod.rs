@@ -42,7 +42,7 @@ use crate::state::AppState;
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
     tags((name = "events"), (name = "templates"), (name = "requirements"), (name = "penalties"),
-         (name = "learners"), (name = "awards"), (name = "jobs"), (name = "credly"), (name = "webhooks"))
+         (name = "learners"), (name = "awards"), (name = "jobs"), (name = "credly"), (name = "webhooks"), (name = "opencredit"))
 )]
 struct ApiDoc;
 
@@ -69,6 +69,7 @@ fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(jobs::router())
         .merge(credly::router())
         .merge(webhooks::router())
+        .merge(crate::opencredit::apps::admin_router())
         .split_for_parts()
 }
 
@@ -82,7 +83,6 @@ pub fn build_app(state: AppState) -> Router {
     let (api, doc) = api_v1();
     let doc = std::sync::Arc::new(doc);
     let api = api
-        .merge(crate::opencredit::apps::admin_router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route(
             "/openapi.json",

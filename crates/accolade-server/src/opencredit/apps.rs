@@ -6,10 +6,11 @@ use std::str::FromStr;
 use accolade_opencredit::tiers::Tier;
 use accolade_store::{OcApp, Store, StoreError};
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ctx::digest;
 use super::members::new_secret;
@@ -31,14 +32,36 @@ pub async fn create(
     Ok((app, secret))
 }
 
-pub fn app_json(app: &OcApp) -> Value {
-    json!({
-        "id": app.id,
-        "name": app.name,
-        "api_key": app.api_key,
-        "tier": app.tier,
-        "created_at": app.created_at,
-    })
+/// An app of the Open Credit API (its secret is never shown again).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppBody {
+    id: i64,
+    name: String,
+    api_key: String,
+    /// sandbox, light, medium, heavy or enterprise.
+    tier: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    /// Only in the answer to the creation (shown once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_secret: Option<String>,
+}
+
+impl AppBody {
+    fn of(app: OcApp, api_secret: Option<String>) -> AppBody {
+        AppBody {
+            id: app.id,
+            name: app.name,
+            api_key: app.api_key,
+            tier: app.tier,
+            created_at: app.created_at,
+            api_secret,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppList {
+    data: Vec<AppBody>,
 }
 
 fn parse_tier(tier: &str) -> Result<Tier, ApiError> {
@@ -48,23 +71,27 @@ fn parse_tier(tier: &str) -> Result<Tier, ApiError> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewApp {
+pub struct NewApp {
     name: String,
     tier: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TierChange {
+pub struct TierChange {
     tier: String,
 }
 
+#[utoipa::path(post, path = "/opencredit/apps", tag = "opencredit", request_body = NewApp,
+    responses((status = 201, body = AppBody, description = "the app with its api_secret (shown once)"),
+              (status = 400, description = "malformed_json, invalid_body, invalid_name, invalid_tier", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
 async fn create_app(
     State(state): State<AppState>,
     crate::api::extract::ApiJson(body): crate::api::extract::ApiJson<NewApp>,
-) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+) -> Result<(axum::http::StatusCode, Json<AppBody>), ApiError> {
     if body.name.trim().is_empty() || body.name.len() > 200 {
         return Err(ApiError::BadRequest {
             code: "invalid_name",
@@ -73,31 +100,39 @@ async fn create_app(
     }
     let tier = parse_tier(&body.tier)?;
     let (app, secret) = create(&*state.store, &body.name, tier).await?;
-    let mut data = app_json(&app);
-    data["api_secret"] = json!(secret);
-    Ok((axum::http::StatusCode::CREATED, Json(data)))
-}
-
-async fn list_apps(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let apps = state.store.oc_list_apps().await?;
-    Ok(Json(
-        json!({"data": apps.iter().map(app_json).collect::<Vec<_>>()}),
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(AppBody::of(app, Some(secret))),
     ))
 }
 
+#[utoipa::path(get, path = "/opencredit/apps", tag = "opencredit",
+    responses((status = 200, body = AppList)), security(("bearer" = [])))]
+async fn list_apps(State(state): State<AppState>) -> Result<Json<AppList>, ApiError> {
+    let apps = state.store.oc_list_apps().await?;
+    Ok(Json(AppList {
+        data: apps.into_iter().map(|a| AppBody::of(a, None)).collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/opencredit/apps/{app}/tier", tag = "opencredit",
+    params(("app" = String, Path, description = "the app's id or API key")), request_body = TierChange,
+    responses((status = 200, body = AppBody), (status = 400, description = "invalid_tier", body = crate::error::ErrorBody),
+              (status = 404, description = "app_not_found", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
 async fn set_tier(
     State(state): State<AppState>,
     Path(app): Path<String>,
     crate::api::extract::ApiJson(body): crate::api::extract::ApiJson<TierChange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AppBody>, ApiError> {
     let tier = parse_tier(&body.tier)?;
     let app = state.store.oc_set_app_tier(&app, tier.as_str()).await?;
-    Ok(Json(app_json(&app)))
+    Ok(Json(AppBody::of(app, None)))
 }
 
-/// Admin routes (mounted under `/api/v1`, behind the bearer token).
-pub fn admin_router() -> Router<AppState> {
-    Router::new()
-        .route("/opencredit/apps", get(list_apps).post(create_app))
-        .route("/opencredit/apps/{app}/tier", post(set_tier))
+/// Admin routes (under `/api/v1`, behind the bearer token, in the OpenAPI document).
+pub fn admin_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_apps, create_app))
+        .routes(routes!(set_tier))
 }

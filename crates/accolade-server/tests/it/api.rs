@@ -400,6 +400,8 @@ async fn openapi_document_lists_the_resources() {
         "/awards/{id}/revoke",
         "/jobs/{id}/retry",
         "/learners/{username}/progress",
+        "/opencredit/apps",
+        "/opencredit/apps/{app}/tier",
     ] {
         assert!(paths.contains_key(p), "openapi documents {p}");
     }
