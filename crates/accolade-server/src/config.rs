@@ -58,7 +58,34 @@ pub struct OpenCreditConfig {
     pub access_token_days: i64,
     pub rate_limits: bool,
     pub rate_limit_redis_url: String,
+    pub s3: S3Config,
     pub mail: MailConfig,
+}
+
+/// S3-compatible image storage (`[opencredit.s3]`); on when `bucket` is set.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for S3Config {
+    // The secret never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
 }
 
 /// Outgoing mail of the Open Credit API (`[opencredit.mail]`).
@@ -433,6 +460,13 @@ impl Config {
             bail!(
                 "opencredit.rate_limit_redis_url must be empty or start with redis:// or rediss://"
             );
+        }
+        let endpoint = &oc.s3.endpoint;
+        let endpoint_ok = endpoint.is_empty()
+            || endpoint.starts_with("http://")
+            || endpoint.starts_with("https://");
+        if !oc.s3.bucket.is_empty() && !endpoint_ok {
+            bail!("opencredit.s3.endpoint must be empty (AWS) or an http(s) URL");
         }
         match oc.mail.transport.as_str() {
             "file" => {}

@@ -142,9 +142,9 @@ async fn apply_fields(
     let limits = limits(state);
     match media::upload(params, "attachment", limits)? {
         Some(bytes) => {
-            let root = &state.config.opencredit.media_root;
+            let store = &state.opencredit.media;
             f.image =
-                Some(media::store(root, ImageKind::Badge, bytes, limits, "attachment").await?);
+                Some(media::store(store, ImageKind::Badge, bytes, limits, "attachment").await?);
         }
         None if image_required => {
             return Err(OcError::field(

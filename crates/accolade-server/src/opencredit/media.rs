@@ -1,11 +1,13 @@
 //! Stored images: every upload is decoded within limits, rendered at each size code of its
-//! kind and written under `opencredit.media_root` as `<kind>/<name>.png` and
-//! `<kind>/<name>_<code>.png`; `GET /v1.1/media/<kind>/<file>` serves them.
+//! kind and written as `<kind>/<name>.png` and `<kind>/<name>_<code>.png`, under
+//! `opencredit.media_root` or, when `opencredit.s3.bucket` is set, in an S3-compatible bucket
+//! ([`MediaStore`]); `GET /v1.1/media/<kind>/<file>` serves them from either.
 //!
 //! Names are random and never reused (a new upload gets a new name), so the files can be cached
 //! by anyone forever.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use accolade_opencredit::images::{self, ImageKind, Limits};
 use axum::body::Bytes;
@@ -14,9 +16,93 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 
+use object_store::ObjectStore;
+
 use super::envelope::OcError;
 use super::params::Params;
+use crate::config::OpenCreditConfig;
 use crate::state::AppState;
+
+/// Where images live.
+pub enum MediaStore {
+    Local(PathBuf),
+    S3 {
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+    },
+}
+
+impl MediaStore {
+    pub fn new(config: &OpenCreditConfig) -> anyhow::Result<MediaStore> {
+        let s3 = &config.s3;
+        if s3.bucket.is_empty() {
+            return Ok(MediaStore::Local(config.media_root.clone()));
+        }
+        let mut builder = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&s3.bucket)
+            .with_region(&s3.region);
+        if !s3.endpoint.is_empty() {
+            builder = builder
+                .with_endpoint(&s3.endpoint)
+                .with_allow_http(s3.endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        if !s3.access_key_id.is_empty() {
+            builder = builder
+                .with_access_key_id(&s3.access_key_id)
+                .with_secret_access_key(&s3.secret_access_key);
+        }
+        Ok(MediaStore::S3 {
+            store: Arc::new(builder.build()?),
+            prefix: s3.prefix.trim_matches('/').to_string(),
+        })
+    }
+
+    fn key(prefix: &str, relative: &str) -> object_store::path::Path {
+        if prefix.is_empty() {
+            object_store::path::Path::from(relative)
+        } else {
+            object_store::path::Path::from(format!("{prefix}/{relative}"))
+        }
+    }
+
+    /// Writes `<relative>` (e.g. `badges/b…_3.png`).
+    pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        match self {
+            MediaStore::Local(root) => {
+                let path = root.join(relative);
+                if let Some(dir) = path.parent() {
+                    tokio::fs::create_dir_all(dir).await?;
+                }
+                tokio::fs::write(path, bytes).await?;
+            }
+            MediaStore::S3 { store, prefix } => {
+                store
+                    .put(&Self::key(prefix, relative), bytes.into())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `<relative>`; `None` when it does not exist.
+    pub async fn get(&self, relative: &str) -> anyhow::Result<Option<Bytes>> {
+        match self {
+            MediaStore::Local(root) => match tokio::fs::read(root.join(relative)).await {
+                Ok(data) => Ok(Some(Bytes::from(data))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            MediaStore::S3 { store, prefix } => {
+                match store.get(&Self::key(prefix, relative)).await {
+                    Ok(found) => Ok(Some(found.bytes().await?)),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+}
 
 fn folder(kind: ImageKind) -> &'static str {
     match kind {
@@ -52,14 +138,13 @@ fn image_status(e: &images::ImageError) -> &'static str {
 
 /// Decodes, renders and stores an upload; returns the stored name.
 pub async fn store(
-    root: &Path,
+    media: &MediaStore,
     kind: ImageKind,
     bytes: Vec<u8>,
     limits: Limits,
     field: &str,
 ) -> Result<String, OcError> {
     let name = format!("{}{}", &folder(kind)[..1], uuid::Uuid::new_v4().simple());
-    let dir = root.join(folder(kind));
     let field_name = field.to_string();
     let rendered = tokio::task::spawn_blocking(move || {
         let img = images::decode(&bytes, limits)
@@ -74,11 +159,9 @@ pub async fn store(
     })
     .await
     .map_err(OcError::internal)??;
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(OcError::internal)?;
     for (suffix, png) in rendered {
-        tokio::fs::write(dir.join(format!("{name}{suffix}.png")), png)
+        media
+            .put(&format!("{}/{name}{suffix}.png", folder(kind)), png)
             .await
             .map_err(OcError::internal)?;
     }
@@ -91,7 +174,7 @@ pub fn url(base: &str, kind: ImageKind, name: &str) -> String {
 }
 
 /// Whether `file` is a name this module writes: `<letter><32 hex>[_<code>].png`.
-fn valid_file(kind: ImageKind, file: &str) -> Option<PathBuf> {
+fn valid_file(kind: ImageKind, file: &str) -> Option<String> {
     let stem = file.strip_suffix(".png")?;
     let (name, code) = match stem.split_once('_') {
         Some((n, c)) => (n, Some(c.parse::<u8>().ok()?)),
@@ -105,7 +188,7 @@ fn valid_file(kind: ImageKind, file: &str) -> Option<PathBuf> {
     if !ok_name || code.is_some_and(|c| kind.side(c).is_none()) {
         return None;
     }
-    Some(PathBuf::from(folder(kind)).join(file))
+    Some(format!("{}/{file}", folder(kind)))
 }
 
 pub async fn serve(
@@ -120,9 +203,9 @@ pub async fn serve(
     let Some(relative) = valid_file(kind, &file) else {
         return OcError::not_found("image").into_response();
     };
-    match tokio::fs::read(state.config.opencredit.media_root.join(relative)).await {
-        Ok(data) => {
-            let mut r = Bytes::from(data).into_response();
+    match state.opencredit.media.get(&relative).await {
+        Ok(Some(data)) => {
+            let mut r = data.into_response();
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("image/png"));
             r.headers_mut().insert(
@@ -131,7 +214,8 @@ pub async fn serve(
             );
             r
         }
-        Err(_) => OcError::not_found("image").into_response(),
+        Ok(None) => OcError::not_found("image").into_response(),
+        Err(e) => OcError::internal(format!("reading image {relative}: {e}")).into_response(),
     }
 }
 

@@ -50,6 +50,8 @@ const MEMBER_TTL: Duration = Duration::from_secs(2);
 pub struct OpenCredit {
     pub limiter: limiter::Limiter,
     pub mailer: mail::Mailer,
+    /// Where images are stored (media_root or an S3-compatible bucket).
+    pub media: media::MediaStore,
     tokens: Mutex<HashMap<String, OcToken>>,
     members: Mutex<HashMap<i64, (Instant, OcMember)>>,
 }
@@ -59,6 +61,7 @@ impl OpenCredit {
         Ok(OpenCredit {
             limiter: limiter::Limiter::new(&config.rate_limit_redis_url)?,
             mailer: mail::Mailer::new(&config.mail)?,
+            media: media::MediaStore::new(config)?,
             tokens: Mutex::new(HashMap::new()),
             members: Mutex::new(HashMap::new()),
         })

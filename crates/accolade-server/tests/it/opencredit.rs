@@ -1516,3 +1516,92 @@ async fn awards_of_a_linked_local_template_become_member_badges() {
     let mine = oc.get(&format!("/v1.1/me/badges?access_token={ada}")).await;
     assert_eq!(mine.body["paging"]["total_results"], 0);
 }
+
+// ---- S3-compatible image storage ---------------------------------------------------------------
+
+type Objects = std::sync::Arc<parking_lot::Mutex<std::collections::HashMap<String, Vec<u8>>>>;
+
+/// A minimal S3-compatible server on 127.0.0.1 (path-style PUT and GET of objects; signatures
+/// are not checked).
+async fn fake_s3() -> (String, Objects) {
+    use axum::extract::{Path as UrlPath, State};
+    use axum::response::IntoResponse;
+    let objects: Objects = Default::default();
+    async fn put(
+        State(o): State<Objects>,
+        UrlPath(key): UrlPath<String>,
+        body: axum::body::Bytes,
+    ) -> impl IntoResponse {
+        o.lock().insert(key, body.to_vec());
+        (StatusCode::OK, [("etag", "\"0123\"")])
+    }
+    async fn get(
+        State(o): State<Objects>,
+        UrlPath(key): UrlPath<String>,
+    ) -> axum::response::Response {
+        match o.lock().get(&key) {
+            Some(data) => (
+                StatusCode::OK,
+                [
+                    ("etag", "\"0123\"".to_string()),
+                    ("last-modified", "Sun, 29 Nov 2026 10:00:00 GMT".to_string()),
+                    ("content-length", data.len().to_string()),
+                ],
+                data.clone(),
+            )
+                .into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                "<Error><Code>NoSuchKey</Code></Error>",
+            )
+                .into_response(),
+        }
+    }
+    let app = axum::Router::new()
+        .route("/{*key}", axum::routing::put(put).get(get))
+        .with_state(objects.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    (format!("http://{addr}"), objects)
+}
+
+#[tokio::test]
+async fn images_can_live_in_an_s3_compatible_bucket() {
+    let (endpoint, objects) = fake_s3().await;
+    let dir = test_dir();
+    let mut config = oc_config(&dir);
+    config.opencredit.s3.bucket = "badges-bucket".into();
+    config.opencredit.s3.endpoint = endpoint;
+    config.opencredit.s3.access_key_id = "test-key".into();
+    config.opencredit.s3.secret_access_key = "test-secret".into();
+    config.validate().unwrap();
+    assert!(
+        !format!("{:?}", config.opencredit.s3).contains("test-secret"),
+        "the secret is not in Debug output"
+    );
+    let oc = Oc::with_config("enterprise", config, dir).await;
+    let (_, token) = oc.member("ada@example.org", &[("verified", "1")]).await;
+    let created = badge_with(&oc, &token, &[]).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let stored: Vec<String> = objects.lock().keys().cloned().collect();
+    assert_eq!(
+        stored.len(),
+        10,
+        "the original and 9 size codes: {stored:?}"
+    );
+    assert!(
+        stored
+            .iter()
+            .all(|k| k.starts_with("badges-bucket/accolade/badges/b")),
+        "{stored:?}"
+    );
+    assert!(
+        !oc.dir.join("media").exists(),
+        "nothing written to media_root"
+    );
+    let got = oc
+        .get(&format!("/v1.1/badges/{}", created.body["data"]))
+        .await;
+    assert_every_size_code(&oc, got.body["data"]["image_url"].as_str().unwrap()).await;
+}
