@@ -17,6 +17,8 @@ CREATE TABLE oc_members (
     first_name      TEXT NOT NULL,
     last_name       TEXT NOT NULL,
     display_name    TEXT NOT NULL,
+    -- Base name of the stored avatar image (size codes as for badges), if any.
+    avatar          TEXT,
     created_at      TIMESTAMPTZ NOT NULL
 );
 

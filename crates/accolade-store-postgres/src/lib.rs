@@ -578,6 +578,10 @@ impl Store for PgStore {
         opencredit::get_member(&mut *self.conn().await?, id).await
     }
 
+    async fn oc_set_avatar(&self, member_id: i64, avatar: Option<&str>) -> Result<OcMember> {
+        opencredit::set_avatar(&mut *self.conn().await?, member_id, avatar).await
+    }
+
     async fn oc_login(&self, email: &str) -> Result<Option<(OcMember, String)>> {
         opencredit::login(&mut *self.conn().await?, email).await
     }

@@ -24,7 +24,7 @@ macro_rules! app_columns {
 }
 macro_rules! member_columns {
     () => {
-        "id, is_organization, email, first_name, last_name, display_name, created_at"
+        "id, is_organization, email, first_name, last_name, display_name, created_at, avatar"
     };
 }
 macro_rules! badge_columns {
@@ -67,6 +67,7 @@ fn member(r: &PgRow) -> std::result::Result<OcMember, sqlx::Error> {
         last_name: r.try_get("last_name")?,
         display_name: r.try_get("display_name")?,
         created_at: r.try_get("created_at")?,
+        avatar: r.try_get("avatar")?,
     })
 }
 
@@ -277,10 +278,27 @@ pub async fn get_member(c: &mut PgConnection, id: i64) -> Result<Option<OcMember
     row.as_ref().map(member).transpose().map_err(db)
 }
 
+pub async fn set_avatar(
+    c: &mut PgConnection,
+    member_id: i64,
+    avatar: Option<&str>,
+) -> Result<OcMember> {
+    let row = sqlx::query(concat!(
+        "UPDATE oc_members SET avatar = $2 WHERE id = $1 RETURNING ",
+        member_columns!()
+    ))
+    .bind(member_id)
+    .bind(opt_text(avatar))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    member(&row.ok_or_else(|| StoreError::not_found("member"))?).map_err(db)
+}
+
 pub async fn login(c: &mut PgConnection, address: &str) -> Result<Option<(OcMember, String)>> {
     let row = sqlx::query(
         "SELECT m.id, m.is_organization, m.email, m.first_name, m.last_name, m.display_name, \
-         m.created_at, m.password_hash FROM oc_emails e JOIN oc_members m ON m.id = e.member_id \
+         m.created_at, m.avatar, m.password_hash FROM oc_emails e JOIN oc_members m ON m.id = e.member_id \
          WHERE e.email = lower($1) AND m.password_hash IS NOT NULL",
     )
     .bind(text(address))

@@ -837,6 +837,12 @@ impl Store for SqliteStore {
         self.read(move |c| opencredit::get_member(c, id)).await
     }
 
+    async fn oc_set_avatar(&self, member_id: i64, avatar: Option<&str>) -> Result<OcMember> {
+        let a = avatar.map(str::to_string);
+        self.write(move |c| opencredit::set_avatar(c, member_id, a.as_deref()))
+            .await
+    }
+
     async fn oc_login(&self, email: &str) -> Result<Option<(OcMember, String)>> {
         let e = email.to_string();
         self.read(move |c| opencredit::login(c, &e)).await

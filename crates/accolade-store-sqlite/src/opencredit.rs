@@ -16,7 +16,7 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 const APP_COLUMNS: &str = "id, name, api_key, secret_hash, tier, created_at";
 const MEMBER_COLUMNS: &str =
-    "id, is_organization, email, first_name, last_name, display_name, created_at";
+    "id, is_organization, email, first_name, last_name, display_name, created_at, avatar";
 const BADGE_COLUMNS: &str = "id, member_id, title, short_description, description, criteria, \
      evidence_prompt, image, expires_in, categories, is_giveable, created_at, updated_at, \
      template_id";
@@ -41,6 +41,7 @@ fn member(r: &Row<'_>) -> rusqlite::Result<OcMember> {
         last_name: r.get(4)?,
         display_name: r.get(5)?,
         created_at: parse_ts(&r.get::<_, String>(6)?)?,
+        avatar: r.get(7)?,
     })
 }
 
@@ -228,13 +229,25 @@ pub fn get_member(c: &Connection, id: i64) -> Result<Option<OcMember>> {
     .map_err(db)
 }
 
+pub fn set_avatar(c: &Connection, member_id: i64, avatar: Option<&str>) -> Result<OcMember> {
+    c.query_row(
+        &format!("UPDATE oc_members SET avatar = ?2 WHERE id = ?1 RETURNING {MEMBER_COLUMNS}"),
+        params![member_id, avatar],
+        member,
+    )
+    .optional()
+    .map_err(db)?
+    .ok_or_else(|| StoreError::not_found("member"))
+}
+
 pub fn login(c: &Connection, address: &str) -> Result<Option<(OcMember, String)>> {
     c.query_row(
         "SELECT m.id, m.is_organization, m.email, m.first_name, m.last_name, m.display_name, \
-         m.created_at, m.password_hash FROM oc_emails e JOIN oc_members m ON m.id = e.member_id \
+         m.created_at, m.avatar, m.password_hash FROM oc_emails e \
+         JOIN oc_members m ON m.id = e.member_id \
          WHERE e.email = lower(?1) AND m.password_hash IS NOT NULL",
         [address],
-        |r| Ok((member(r)?, r.get::<_, String>(7)?)),
+        |r| Ok((member(r)?, r.get::<_, String>(8)?)),
     )
     .optional()
     .map_err(db)

@@ -30,6 +30,8 @@ pub struct OcMember {
     pub first_name: String,
     pub last_name: String,
     pub display_name: String,
+    /// Base name of the stored avatar image, if any.
+    pub avatar: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -382,6 +382,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn oc_member(&self, id: i64) -> Result<Option<OcMember>>;
 
+    /// Sets (or clears) a member's avatar; not found for an unknown member.
+    async fn oc_set_avatar(&self, member_id: i64, avatar: Option<&str>) -> Result<OcMember>;
+
     /// A user by any of its addresses (case-insensitive), with its password hash.
     async fn oc_login(&self, email: &str) -> Result<Option<(OcMember, String)>>;
 

@@ -28,7 +28,7 @@ pub const MAX_RICH: usize = 500;
 pub const MAX_EXPIRES_IN: i64 = 1_609_462_800;
 const RICH_FIELDS: [&str; 3] = ["description", "criteria", "evidence_prompt"];
 
-fn limits(state: &AppState) -> Limits {
+pub fn limits(state: &AppState) -> Limits {
     Limits {
         max_bytes: state.config.opencredit.max_image_bytes,
         max_side: state.config.opencredit.max_image_side,

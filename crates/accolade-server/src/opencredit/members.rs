@@ -2,6 +2,7 @@
 //! manages), authentication to access and refresh tokens, the profile (`/me`), public profiles,
 //! search, additional addresses and the verification link.
 
+use accolade_opencredit::images::ImageKind;
 use accolade_store::{NewOcMember, OcMember, OcToken, Page};
 use axum::extract::{Path, Query, State};
 use axum::http::header::{AUTHORIZATION, HOST};
@@ -28,14 +29,15 @@ pub fn new_secret() -> String {
     hex::encode(bytes)
 }
 
-/// The public view of a member.
-pub fn member_json(m: &OcMember) -> Value {
+/// The public view of a member (`base`: see [`base_url`]).
+pub fn member_json(m: &OcMember, base: &str) -> Value {
     json!({
         "id": m.id,
         "is_organization": m.is_organization,
         "display_name": m.display_name,
         "first_name": m.first_name,
         "last_name": m.last_name,
+        "avatar_url": m.avatar.as_deref().map(|n| super::media::url(base, ImageKind::Avatar, n)),
         "created_at": m.created_at,
     })
 }
@@ -158,13 +160,14 @@ async fn register_inner(
             verify_token_hash: (!verified).then(|| digest(&link)),
         })
         .await?;
+    let base = base_url(state, headers);
     if !verified {
-        send_verification(state, &base_url(state, headers), &email, &link).await;
+        send_verification(state, &base, &email, &link).await;
     }
-    let mut data = member_json(&user);
+    let mut data = member_json(&user, &base);
     data["email"] = json!(email);
     data["verified"] = json!(verified);
-    data["organization"] = org.as_ref().map_or(Value::Null, member_json);
+    data["organization"] = org.as_ref().map_or(Value::Null, |o| member_json(o, &base));
     Result::Ok(Ok::new(data, Caching::NoStore))
 }
 
@@ -308,7 +311,7 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap, params: Param
         let user = ctx.user()?;
         let emails = state.store.oc_member_emails(user.id).await?;
         let manages = state.store.oc_managed(user.id).await?;
-        let mut data = member_json(user);
+        let mut data = member_json(user, &base_url(&state, &headers));
         data["email"] = json!(user.email);
         data["emails"] = emails
             .iter()
@@ -359,7 +362,10 @@ pub async fn get_member(
             .member(&*state.store, id)
             .await?
             .ok_or_else(|| OcError::not_found("member"))?;
-        Result::Ok(Ok::new(member_json(&m), Caching::Profile))
+        Result::Ok(Ok::new(
+            member_json(&m, &base_url(&state, &headers)),
+            Caching::Profile,
+        ))
     }
     .await;
     ctx.finish(result)
@@ -403,7 +409,10 @@ pub async fn search(State(state): State<AppState>, headers: HeaderMap, params: P
             .oc_search_members(email.as_deref(), params.non_empty("query"), page)
             .await?;
         Result::Ok(Ok::list(
-            members.iter().map(member_json).collect(),
+            members
+                .iter()
+                .map(|m| member_json(m, &base_url(&state, &headers)))
+                .collect(),
             Paging {
                 page: number,
                 per_page: u64::from(page.limit),
@@ -444,4 +453,42 @@ fn html_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// `POST /me/avatar`: `attachment` (multipart file or base64) becomes the avatar of the acting
+/// member (the user, or with `behalf_of` / by default an organization it manages), stored at
+/// every avatar size code.
+pub async fn set_avatar(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let member = ctx.acting(&state, &params).await?;
+        let limits = super::badges::limits(&state);
+        let bytes = super::media::upload(&params, "attachment", limits)?.ok_or_else(|| {
+            OcError::field(
+                "attachment",
+                "MISSING_PARAMETER",
+                "an image is required (multipart file or base64 string)",
+            )
+        })?;
+        let name = super::media::store(
+            &state.opencredit.media,
+            ImageKind::Avatar,
+            bytes,
+            limits,
+            "attachment",
+        )
+        .await?;
+        let m = state.store.oc_set_avatar(member, Some(&name)).await?;
+        state.opencredit.forget_member(m.id);
+        Result::Ok(Ok::new(
+            member_json(&m, &base_url(&state, &headers)),
+            Caching::NoStore,
+        ))
+    }
+    .await;
+    ctx.finish(result)
 }

@@ -87,6 +87,11 @@ impl OpenCredit {
         Ok(found)
     }
 
+    /// Drops a member from the cache (after a change made here).
+    pub fn forget_member(&self, id: i64) {
+        self.members.lock().remove(&id);
+    }
+
     /// A member by id, from memory when read within the last two seconds.
     pub async fn member(&self, store: &dyn Store, id: i64) -> Result<Option<OcMember>, StoreError> {
         if let Some((at, m)) = self.members.lock().get(&id) {
@@ -119,6 +124,7 @@ pub fn router() -> Router<AppState> {
         .route("/verify", get(members::verify))
         .route("/me", get(members::me))
         .route("/me/emails", post(members::add_email))
+        .route("/me/avatar", post(members::set_avatar))
         .route("/me/badges/created", get(badges::created))
         .route("/me/badges", get(credit::mine))
         .route("/members/{id}/badges", get(credit::of_member))

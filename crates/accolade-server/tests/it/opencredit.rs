@@ -1605,3 +1605,54 @@ async fn images_can_live_in_an_s3_compatible_bucket() {
         .await;
     assert_every_size_code(&oc, got.body["data"]["image_url"].as_str().unwrap()).await;
 }
+
+#[tokio::test]
+async fn an_avatar_is_served_at_every_avatar_size_code() {
+    let oc = Oc::new("enterprise").await;
+    let (id, token) = oc.member("ada@example.org", &[("verified", "1")]).await;
+    let r = oc
+        .call(
+            "POST",
+            "/v1.1/me/avatar",
+            &[
+                ("access_token", &token),
+                ("attachment", &b64(&png(200, 150))),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let url = r.body["data"]["avatar_url"].as_str().unwrap().to_string();
+    assert_eq!(
+        oc.get(&format!("/v1.1/members/{id}")).await.body["data"]["avatar_url"],
+        url.as_str()
+    );
+    let path = &url[url.find("/v1.1/").unwrap()..];
+    assert!(path.starts_with("/v1.1/media/avatars/a"), "{path}");
+    for (code, side) in [
+        (1, 28),
+        (3, 40),
+        (5, 55),
+        (7, 60),
+        (9, 70),
+        (11, 80),
+        (13, 120),
+        (15, 138),
+        (17, 140),
+        (19, 170),
+    ] {
+        let sized = path.replace(".png", &format!("_{code}.png"));
+        let a = send(&oc.app, Request::get(&sized).body(Body::empty()).unwrap()).await;
+        assert_eq!(a.status, StatusCode::OK, "{sized}");
+        let img = image::load_from_memory(&a.bytes).unwrap();
+        assert_eq!(
+            (img.width(), img.height()),
+            (side, side),
+            "avatar size code _{code}"
+        );
+    }
+    let missing = oc
+        .call("POST", "/v1.1/me/avatar", &[("access_token", &token)], &[])
+        .await;
+    assert_eq!(missing.body["meta"]["status"], "MISSING_PARAMETER");
+}

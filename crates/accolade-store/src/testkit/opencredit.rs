@@ -96,6 +96,26 @@ pub async fn oc_register_creates_the_user_and_its_organization(store: Arc<dyn St
     );
     // Organizations have no password and cannot log in; unknown addresses find nothing.
     assert_eq!(store.oc_login("nobody@example.org").await.unwrap(), None);
+    assert_eq!(user.avatar, None);
+    let with_avatar = store
+        .oc_set_avatar(user.id, Some("a_avatar"))
+        .await
+        .unwrap();
+    assert_eq!(with_avatar.avatar.as_deref(), Some("a_avatar"));
+    assert_eq!(
+        store
+            .oc_member(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .avatar
+            .as_deref(),
+        Some("a_avatar")
+    );
+    assert!(matches!(
+        store.oc_set_avatar(999_999, None).await,
+        Err(StoreError::NotFound { .. })
+    ));
     let (solo, none) = store
         .oc_register(registration("solo@example.org", None, true))
         .await
