@@ -1656,3 +1656,55 @@ async fn an_avatar_is_served_at_every_avatar_size_code() {
         .await;
     assert_eq!(missing.body["meta"]["status"], "MISSING_PARAMETER");
 }
+
+// ---- the CLI ------------------------------------------------------------------------------------
+
+#[test]
+fn the_cli_creates_apps_changes_tiers_and_refuses_unknown_tiers() {
+    let dir = test_dir();
+    let db = format!("sqlite://{}/cli.db", dir.display());
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_accolade"))
+            .args(args)
+            .args(["--database-url", &db])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&[
+        "opencredit",
+        "create-app",
+        "--name",
+        "LMS plugin",
+        "--tier",
+        "light",
+    ]);
+    assert!(ok, "{err}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Api-Key: "))
+        .expect("the key")
+        .to_string();
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Api-Secret: "))
+        .expect("the secret")
+        .to_string();
+    assert!(key.starts_with("ak_") && secret.len() == 64, "{out}");
+    assert!(err.contains("shown once"), "{err}");
+    let (ok, out, _) = run(&["opencredit", "set-tier", &key, "heavy"]);
+    assert!(ok && out.contains("now on tier heavy"), "{out}");
+    let (ok, out, _) = run(&["opencredit", "list-apps"]);
+    assert!(
+        ok && out.contains(&key) && out.contains("heavy") && !out.contains(&secret),
+        "{out}"
+    );
+    let (ok, _, err) = run(&["opencredit", "create-app", "--name", "x", "--tier", "gold"]);
+    assert!(!ok && err.contains("unknown tier"), "{err}");
+    let (ok, _, err) = run(&["opencredit", "set-tier", "ak_missing", "light"]);
+    assert!(!ok, "{err}");
+}
