@@ -611,6 +611,15 @@ impl Store for PgStore {
         ))
     }
 
+    async fn oc_reissue_email_link(
+        &self,
+        member_id: i64,
+        email: &str,
+        token_hash: &str,
+    ) -> Result<Option<OcEmail>> {
+        opencredit::reissue_email_link(&mut *self.conn().await?, member_id, email, token_hash).await
+    }
+
     async fn oc_verify_email(
         &self,
         token_hash: &str,

@@ -395,6 +395,25 @@ pub async fn add_email(
     email(&row).map_err(db)
 }
 
+pub async fn reissue_email_link(
+    c: &mut PgConnection,
+    member_id: i64,
+    address: &str,
+    token_hash: &str,
+) -> Result<Option<OcEmail>> {
+    let row = sqlx::query(
+        "UPDATE oc_emails SET token_hash = $3 WHERE member_id = $1 AND email = lower($2) \
+         AND verified_at IS NULL RETURNING member_id, email, verified_at",
+    )
+    .bind(member_id)
+    .bind(text(address))
+    .bind(text(token_hash))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    row.as_ref().map(email).transpose().map_err(db)
+}
+
 pub async fn verify_email(
     c: &mut PgConnection,
     token_hash: &str,

@@ -874,6 +874,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn oc_reissue_email_link(
+        &self,
+        member_id: i64,
+        email: &str,
+        token_hash: &str,
+    ) -> Result<Option<OcEmail>> {
+        let (e, h) = (email.to_string(), token_hash.to_string());
+        self.write(move |c| opencredit::reissue_email_link(c, member_id, &e, &h))
+            .await
+    }
+
     async fn oc_verify_email(
         &self,
         token_hash: &str,

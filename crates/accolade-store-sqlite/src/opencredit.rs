@@ -326,6 +326,22 @@ pub fn add_email(
     .map_err(email_taken)
 }
 
+pub fn reissue_email_link(
+    c: &Connection,
+    member_id: i64,
+    address: &str,
+    token_hash: &str,
+) -> Result<Option<OcEmail>> {
+    c.query_row(
+        "UPDATE oc_emails SET token_hash = ?3 WHERE member_id = ?1 AND email = lower(?2) \
+         AND verified_at IS NULL RETURNING member_id, email, verified_at",
+        params![member_id, address, token_hash],
+        email,
+    )
+    .optional()
+    .map_err(db)
+}
+
 pub fn verify_email(
     c: &Connection,
     token_hash: &str,

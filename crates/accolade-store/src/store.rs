@@ -404,6 +404,15 @@ pub trait Store: Send + Sync + 'static {
     /// Adds an unverified address; `email_taken` (conflict) when any member has it.
     async fn oc_add_email(&self, member_id: i64, email: &str, token_hash: &str) -> Result<OcEmail>;
 
+    /// Replaces the verification link of one of the member's unverified addresses (the old link
+    /// stops working); `None` when the member has no such unverified address.
+    async fn oc_reissue_email_link(
+        &self,
+        member_id: i64,
+        email: &str,
+        token_hash: &str,
+    ) -> Result<Option<OcEmail>>;
+
     /// Marks the address of a verification link verified (once); `None` for an unknown link.
     async fn oc_verify_email(
         &self,

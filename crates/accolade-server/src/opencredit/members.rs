@@ -348,6 +348,41 @@ pub async fn add_email(
     ctx.finish(result)
 }
 
+/// `POST /me/emails/resend`: a new verification link for one of the user's unverified
+/// addresses (the previous link stops working).
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let ctx = load!(state, headers, params);
+    let result = async {
+        let user = ctx.user()?;
+        let email = email_field(&params, "email")?;
+        let link = new_secret();
+        match state
+            .store
+            .oc_reissue_email_link(user.id, &email, &digest(&link))
+            .await?
+        {
+            Some(_) => {
+                send_verification(&state, &base_url(&state, &headers), &email, &link).await;
+                Result::Ok(Ok::new(
+                    json!({"email": email, "verified": false}),
+                    Caching::NoStore,
+                ))
+            }
+            None => Err(OcError::field(
+                "email",
+                "NOT_AN_UNVERIFIED_ADDRESS",
+                "is not an unverified address of this member",
+            )),
+        }
+    }
+    .await;
+    ctx.finish(result)
+}
+
 pub async fn get_member(
     State(state): State<AppState>,
     Path(id): Path<String>,

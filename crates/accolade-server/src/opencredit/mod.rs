@@ -124,6 +124,7 @@ pub fn router() -> Router<AppState> {
         .route("/verify", get(members::verify))
         .route("/me", get(members::me))
         .route("/me/emails", post(members::add_email))
+        .route("/me/emails/resend", post(members::resend_verification))
         .route("/me/avatar", post(members::set_avatar))
         .route("/me/badges/created", get(badges::created))
         .route("/me/badges", get(credit::mine))
