@@ -308,7 +308,14 @@ pub fn strip(html: &str) -> String {
         }
     }
     out.push_str(&decode_entities(&html[text_start.min(html.len())..]));
-    out.trim().to_string()
+    let text = out.trim().to_string();
+    // Decoding `&lt;img …&gt;` gives markup back; plain text must never contain a tag, so
+    // then every `<` stays escaped.
+    if contains_markup(&text) {
+        text.replace('<', "&lt;")
+    } else {
+        text
+    }
 }
 
 /// Decodes the character references an HTML serialiser writes (`&amp; &lt; &gt; &quot; &#39;
@@ -504,6 +511,15 @@ mod tests {
         );
         assert_eq!(strip("a<br>b &amp; c"), "a\nb & c");
         assert_eq!(strip("no markup"), "no markup");
+    }
+
+    #[test]
+    fn escaped_markup_does_not_come_back_as_a_tag() {
+        let stored = sanitize("&lt;img src=x onerror=alert(1)&gt;", 500).unwrap();
+        let text = strip(&stored);
+        assert!(!contains_markup(&text), "{text}");
+        assert_eq!(text, "&lt;img src=x onerror=alert(1)>");
+        assert_eq!(strip("a &lt;/b&gt; c"), "a &lt;/b> c");
     }
 
     #[test]

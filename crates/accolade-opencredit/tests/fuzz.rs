@@ -64,6 +64,8 @@ proptest! {
                 // Stored output is stable: sanitising it again changes nothing.
                 let again = richtext::sanitize(&out, max);
                 prop_assert_eq!(again.as_deref(), Ok(out.as_str()));
+                let text = richtext::strip(&out);
+                prop_assert!(!richtext::contains_markup(&text), "stripped text holds markup: {text:?}");
             }
             Err(e) => {
                 prop_assert!(!e.tags.is_empty() || !e.attributes.is_empty());

@@ -692,7 +692,9 @@ impl Store for PgStore {
     }
 
     async fn oc_delete_member_badge(&self, id: i64) -> Result<bool> {
-        opencredit::delete_member_badge(&mut *self.conn().await?, id).await
+        in_tx!(self.write().await?, |c| opencredit::delete_member_badge(
+            c, id
+        ))
     }
 
     async fn oc_sync_awards(&self, limit: u32) -> Result<OcAwardSync> {

@@ -644,7 +644,7 @@ pub async fn get_member_badge(c: &mut PgConnection, id: i64) -> Result<Option<Oc
     let row = sqlx::query(concat!(
         "SELECT ",
         member_badge_columns!(),
-        " FROM oc_member_badges WHERE id = $1"
+        " FROM oc_member_badges WHERE id = $1 AND status <> 'deleted'"
     ))
     .bind(id)
     .fetch_optional(c)
@@ -659,9 +659,11 @@ pub async fn member_badges(
     status: Option<&str>,
     page: Page,
 ) -> Result<(Vec<OcMemberBadge>, u64)> {
+    // Only verified addresses make a member the recipient; deleted award badges are tombstones.
     let total: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM oc_member_badges WHERE email IN \
-         (SELECT email FROM oc_emails WHERE member_id = $1) AND ($2::text IS NULL OR status = $2)",
+         (SELECT email FROM oc_emails WHERE member_id = $1 AND verified_at IS NOT NULL) \
+         AND status <> 'deleted' AND ($2::text IS NULL OR status = $2)",
     )
     .bind(member_id)
     .bind(opt_text(status))
@@ -671,7 +673,8 @@ pub async fn member_badges(
     let rows = sqlx::query(concat!(
         "SELECT ",
         member_badge_columns!(),
-        " FROM oc_member_badges WHERE email IN (SELECT email FROM oc_emails WHERE member_id = $1) \
+        " FROM oc_member_badges WHERE email IN (SELECT email FROM oc_emails WHERE member_id = $1 \
+         AND verified_at IS NOT NULL) AND status <> 'deleted' \
          AND ($2::text IS NULL OR status = $2) ORDER BY id LIMIT $3 OFFSET $4"
     ))
     .bind(member_id)
@@ -695,7 +698,8 @@ pub async fn set_member_badge_status(
     status: &str,
 ) -> Result<OcMemberBadge> {
     let row = sqlx::query(concat!(
-        "UPDATE oc_member_badges SET status = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+        "UPDATE oc_member_badges SET status = $2, updated_at = $3 WHERE id = $1 \
+         AND status <> 'deleted' RETURNING ",
         member_badge_columns!()
     ))
     .bind(id)
@@ -708,7 +712,21 @@ pub async fn set_member_badge_status(
 }
 
 pub async fn delete_member_badge(c: &mut PgConnection, id: i64) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM oc_member_badges WHERE id = $1")
+    // A badge given for an award stays as a tombstone, so the award bridge does not give it
+    // again; others are deleted.
+    let done = sqlx::query(
+        "UPDATE oc_member_badges SET status = 'deleted', updated_at = $2 \
+         WHERE id = $1 AND award_id IS NOT NULL AND status <> 'deleted'",
+    )
+    .bind(id)
+    .bind(micros(Utc::now()))
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() > 0 {
+        return Ok(true);
+    }
+    let done = sqlx::query("DELETE FROM oc_member_badges WHERE id = $1 AND award_id IS NULL")
         .bind(id)
         .execute(c)
         .await

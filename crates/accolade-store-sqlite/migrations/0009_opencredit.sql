@@ -66,13 +66,14 @@ CREATE TABLE oc_badges (
 CREATE INDEX oc_badges_member ON oc_badges (member_id);
 
 -- Credit given: a badge issued to a recipient address. The recipient is whichever member has
--- (or later adds) that address; it accepts or rejects the badge once the address is verified.
+-- (or later adds and verifies) that address; it accepts or rejects the badge once verified.
+-- A deleted badge given for an award stays as status 'deleted' (so it is not given again).
 CREATE TABLE oc_member_badges (
     id              INTEGER PRIMARY KEY,
     badge_id        INTEGER NOT NULL REFERENCES oc_badges (id),
     giver_id        INTEGER NOT NULL REFERENCES oc_members (id),
     email           TEXT NOT NULL,
-    status          TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'rejected')),
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'accepted', 'rejected', 'deleted')),
     testimonial     TEXT NOT NULL,
     evidence        TEXT NOT NULL,
     -- The rules-engine award this member badge was given for (automatic awards only).

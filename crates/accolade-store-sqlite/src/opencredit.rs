@@ -245,7 +245,7 @@ pub fn login(c: &Connection, address: &str) -> Result<Option<(OcMember, String)>
         "SELECT m.id, m.is_organization, m.email, m.first_name, m.last_name, m.display_name, \
          m.created_at, m.avatar, m.password_hash FROM oc_emails e \
          JOIN oc_members m ON m.id = e.member_id \
-         WHERE e.email = lower(?1) AND m.password_hash IS NOT NULL",
+         WHERE e.email = fold(?1) AND m.password_hash IS NOT NULL",
         [address],
         |r| Ok((member(r)?, r.get::<_, String>(8)?)),
     )
@@ -259,8 +259,8 @@ pub fn search_members(
     query: Option<&str>,
     page: Page,
 ) -> Result<(Vec<OcMember>, u64)> {
-    let filter = "(?1 IS NULL OR m.id IN (SELECT member_id FROM oc_emails WHERE email = lower(?1))) \
-         AND (?2 IS NULL OR instr(lower(m.display_name || ' ' || m.first_name || ' ' || m.last_name), lower(?2)) > 0)";
+    let filter = "(?1 IS NULL OR m.id IN (SELECT member_id FROM oc_emails WHERE email = fold(?1))) \
+         AND (?2 IS NULL OR instr(fold(m.display_name || ' ' || m.first_name || ' ' || m.last_name), fold(?2)) > 0)";
     let total: i64 = c
         .query_row(
             &format!("SELECT count(*) FROM oc_members m WHERE {filter}"),
@@ -333,7 +333,7 @@ pub fn reissue_email_link(
     token_hash: &str,
 ) -> Result<Option<OcEmail>> {
     c.query_row(
-        "UPDATE oc_emails SET token_hash = ?3 WHERE member_id = ?1 AND email = lower(?2) \
+        "UPDATE oc_emails SET token_hash = ?3 WHERE member_id = ?1 AND email = fold(?2) \
          AND verified_at IS NULL RETURNING member_id, email, verified_at",
         params![member_id, address, token_hash],
         email,
@@ -526,7 +526,7 @@ fn member_badge(r: &Row<'_>) -> rusqlite::Result<OcMemberBadge> {
 }
 
 pub fn get_email(c: &Connection, address: &str) -> Result<Option<OcEmail>> {
-    c.prepare_cached("SELECT member_id, email, verified_at FROM oc_emails WHERE email = lower(?1)")
+    c.prepare_cached("SELECT member_id, email, verified_at FROM oc_emails WHERE email = fold(?1)")
         .and_then(|mut s| s.query_row([address], email).optional())
         .map_err(db)
 }
@@ -560,7 +560,7 @@ pub fn give(c: &Connection, new: NewOcMemberBadge) -> Result<OcMemberBadge> {
 
 pub fn get_member_badge(c: &Connection, id: i64) -> Result<Option<OcMemberBadge>> {
     c.prepare_cached(&format!(
-        "SELECT {MEMBER_BADGE_COLUMNS} FROM oc_member_badges WHERE id = ?1"
+        "SELECT {MEMBER_BADGE_COLUMNS} FROM oc_member_badges WHERE id = ?1 AND status <> 'deleted'"
     ))
     .and_then(|mut s| s.query_row([id], member_badge).optional())
     .map_err(db)
@@ -572,7 +572,10 @@ pub fn member_badges(
     status: Option<&str>,
     page: Page,
 ) -> Result<(Vec<OcMemberBadge>, u64)> {
-    let filter = "email IN (SELECT email FROM oc_emails WHERE member_id = ?1) \
+    // Only verified addresses make a member the recipient (an unverified one may be a claim
+    // on somebody else's address); deleted award badges are tombstones, never listed.
+    let filter = "email IN (SELECT email FROM oc_emails WHERE member_id = ?1 \
+                  AND verified_at IS NOT NULL) AND status <> 'deleted' \
                   AND (?2 IS NULL OR status = ?2)";
     let total: i64 = c
         .query_row(
@@ -601,7 +604,7 @@ pub fn set_member_badge_status(c: &Connection, id: i64, status: &str) -> Result<
     c.query_row(
         &format!(
             "UPDATE oc_member_badges SET status = ?2, updated_at = ?3 WHERE id = ?1 \
-             RETURNING {MEMBER_BADGE_COLUMNS}"
+             AND status <> 'deleted' RETURNING {MEMBER_BADGE_COLUMNS}"
         ),
         params![id, status, ts(Utc::now())],
         member_badge,
@@ -612,8 +615,23 @@ pub fn set_member_badge_status(c: &Connection, id: i64, status: &str) -> Result<
 }
 
 pub fn delete_member_badge(c: &Connection, id: i64) -> Result<bool> {
+    // A badge given for an award stays as a tombstone, so the award bridge does not give it
+    // again; others are deleted.
     let n = c
-        .execute("DELETE FROM oc_member_badges WHERE id = ?1", [id])
+        .execute(
+            "UPDATE oc_member_badges SET status = 'deleted', updated_at = ?2 \
+             WHERE id = ?1 AND award_id IS NOT NULL AND status <> 'deleted'",
+            params![id, ts(Utc::now())],
+        )
+        .map_err(db)?;
+    if n > 0 {
+        return Ok(true);
+    }
+    let n = c
+        .execute(
+            "DELETE FROM oc_member_badges WHERE id = ?1 AND award_id IS NULL",
+            [id],
+        )
         .map_err(db)?;
     Ok(n > 0)
 }
@@ -626,7 +644,7 @@ pub fn sync_awards(c: &Connection, limit: u32) -> Result<OcAwardSync> {
         .execute(
             "INSERT INTO oc_member_badges (badge_id, giver_id, email, status, testimonial, \
              evidence, created_at, updated_at, award_id) \
-             SELECT b.id, b.member_id, lower(l.email), 'pending', '', '', ?1, ?1, a.id \
+             SELECT b.id, b.member_id, fold(l.email), 'pending', '', '', ?1, ?1, a.id \
              FROM oc_badges b \
              JOIN awards a ON a.template_id = b.template_id AND a.state <> 'revoked' \
              JOIN learners l ON l.username = a.learner \

@@ -84,6 +84,7 @@ async fn local_template(state: &AppState, id: &str) -> OcResult<String> {
 /// Applies the given parameters to `f` (absent ones keep their value).
 async fn apply_fields(
     state: &AppState,
+    ctx: &Ctx,
     params: &Params,
     f: &mut OcBadgeFields,
     image_required: bool,
@@ -133,6 +134,14 @@ async fn apply_fields(
         f.is_giveable = g;
     }
     if let Some(t) = params.get("template_id") {
+        // Linking makes the badge's creator the giver of every award of the template (with the
+        // learners' addresses): only the operator's own, Enterprise apps may do it.
+        if ctx.tier != accolade_opencredit::tiers::Tier::Enterprise {
+            return Err(OcError::forbidden(
+                "TEMPLATE_LINK_NOT_ALLOWED",
+                "only Enterprise apps may link a badge to a rules-engine template",
+            ));
+        }
         f.template_id = if t.is_empty() {
             None
         } else {
@@ -166,7 +175,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, params: P
             is_giveable: true,
             ..OcBadgeFields::default()
         };
-        apply_fields(&state, &params, &mut fields, true).await?;
+        apply_fields(&state, &ctx, &params, &mut fields, true).await?;
         let badge = state.store.oc_create_badge(owner, fields).await?;
         Result::Ok(Ok::new(json!(badge.id), Caching::NoStore))
     }
@@ -200,7 +209,7 @@ pub async fn update(
     let result = async {
         let badge = owned(&state, &ctx, &id).await?;
         let mut fields = badge.fields.clone();
-        apply_fields(&state, &params, &mut fields, false).await?;
+        apply_fields(&state, &ctx, &params, &mut fields, false).await?;
         let badge = state.store.oc_update_badge(badge.id, fields).await?;
         Result::Ok(Ok::new(json!(badge.id), Caching::NoStore))
     }

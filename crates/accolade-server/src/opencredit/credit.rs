@@ -22,11 +22,14 @@ use crate::state::AppState;
 const MAX_TESTIMONIAL: usize = 1000;
 const MAX_EVIDENCE: usize = 2000;
 
+/// A member badge as JSON; `show_email` only for its giver and recipient (the public list of a
+/// member's badges must not reveal the member's addresses).
 async fn json_of(
     state: &AppState,
     ctx: &Ctx,
     headers: &HeaderMap,
     mb: &OcMemberBadge,
+    show_email: bool,
 ) -> OcResult<Value> {
     let badge = state.store.oc_badge(mb.badge_id).await?;
     Result::Ok(json!({
@@ -34,7 +37,7 @@ async fn json_of(
         "badge_id": mb.badge_id,
         "badge": badge.map(|b| badge_json(&b, ctx.allow_html, &base_url(state, headers))),
         "giver_id": mb.giver_id,
-        "email": mb.email,
+        "email": show_email.then_some(mb.email.as_str()),
         "status": mb.status,
         "testimonial": mb.testimonial,
         "evidence": mb.evidence,
@@ -147,11 +150,13 @@ async fn visible(state: &AppState, ctx: &Ctx, id: &str) -> OcResult<(OcMemberBad
         .await?
         .ok_or_else(|| OcError::not_found("member badge"))?;
     let user = ctx.user()?;
+    // Only a verified address makes the user the recipient: an unverified one may be a claim
+    // on somebody else's address.
     let recipient = state
         .store
         .oc_email(&mb.email)
         .await?
-        .is_some_and(|e| e.member_id == user.id);
+        .is_some_and(|e| e.member_id == user.id && e.verified_at.is_some());
     if recipient || ctx.may_manage(state, mb.giver_id).await? {
         Result::Ok((mb, recipient))
     } else {
@@ -174,7 +179,7 @@ pub async fn get(
             Caching::NoStore
         };
         Result::Ok(Ok::new(
-            json_of(&state, &ctx, &headers, &mb).await?,
+            json_of(&state, &ctx, &headers, &mb, true).await?,
             caching,
         ))
     }
@@ -183,22 +188,28 @@ pub async fn get(
 }
 
 async fn decide(state: &AppState, ctx: &Ctx, id: &str, status: &str) -> OcResult {
-    let (mb, recipient) = visible(state, ctx, id).await?;
-    if !recipient {
-        return Err(OcError::forbidden(
-            "NOT_RECIPIENT",
-            "only the recipient may accept or reject a badge",
-        ));
-    }
-    if status == "accepted" {
-        let verified = state
-            .store
-            .oc_email(&mb.email)
-            .await?
-            .is_some_and(|e| e.verified_at.is_some());
-        if !verified {
+    let user = ctx.user()?;
+    let member_badge_id = super::params::parse_id(id, "member badge")?;
+    let mb = state
+        .store
+        .oc_member_badge(member_badge_id)
+        .await?
+        .ok_or_else(|| OcError::not_found("member badge"))?;
+    let address = state.store.oc_email(&mb.email).await?;
+    match address {
+        // The user holds the address but has not verified it yet (seed 001: no credit
+        // through an unverified address, rejecting included).
+        Some(e) if e.member_id == user.id && e.verified_at.is_none() => {
             return Err(not_verified(&format!("the address {}", mb.email)));
         }
+        Some(e) if e.member_id == user.id => {}
+        _ if ctx.may_manage(state, mb.giver_id).await? => {
+            return Err(OcError::forbidden(
+                "NOT_RECIPIENT",
+                "only the recipient may accept or reject a badge",
+            ));
+        }
+        _ => return Err(OcError::not_found("member badge")),
     }
     let mb = state
         .store
@@ -253,12 +264,13 @@ async fn list(
     params: &Params,
     member: i64,
     status: Option<&str>,
+    show_email: bool,
 ) -> OcResult {
     let (page, number) = paging(params)?;
     let (items, total) = state.store.oc_member_badges(member, status, page).await?;
     let mut data = Vec::with_capacity(items.len());
     for mb in &items {
-        data.push(json_of(state, ctx, headers, mb).await?);
+        data.push(json_of(state, ctx, headers, mb, show_email).await?);
     }
     let caching = if status == Some("accepted") {
         Caching::PrivateSession
@@ -292,7 +304,7 @@ pub async fn mine(State(state): State<AppState>, headers: HeaderMap, params: Par
                 ))
             }
         };
-        list(&state, &ctx, &headers, &params, user.id, status).await
+        list(&state, &ctx, &headers, &params, user.id, status, true).await
     }
     .await;
     ctx.finish(result)
@@ -313,7 +325,7 @@ pub async fn of_member(
             .member(&*state.store, id)
             .await?
             .ok_or_else(|| OcError::not_found("member"))?;
-        list(&state, &ctx, &headers, &params, id, Some("accepted")).await
+        list(&state, &ctx, &headers, &params, id, Some("accepted"), false).await
     }
     .await;
     ctx.finish(result)

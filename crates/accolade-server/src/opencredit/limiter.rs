@@ -61,6 +61,9 @@ impl Decision {
     }
 }
 
+/// Longest wait for Redis (connect, or one answer) before a request is let through.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// Shards of the in-process counter (one lock each, so concurrent requests rarely wait).
 const SHARDS: usize = 16;
 
@@ -151,7 +154,9 @@ impl Limiter {
     fn count_local(&self, key: String, minute: u64) -> u64 {
         let shard_index = self.hasher.hash_one(&key) as usize % SHARDS;
         let mut shard = self.local[shard_index].lock();
-        if shard.minute != minute {
+        // Only a newer minute resets: a request that read the clock just before the minute
+        // turned, and locks after a request of the new minute, counts in the new one.
+        if minute > shard.minute {
             shard.minute = minute;
             shard.counts.clear();
         }
@@ -167,12 +172,23 @@ impl RedisCounter {
     async fn count(&self, key: &str) -> anyhow::Result<(u64, u64)> {
         let (minute, reset) = window();
         let redis_key = format!("accolade:oc:rl:{key}:{minute}");
-        let mut guard = self.conn.lock().await;
-        if guard.is_none() {
-            *guard = Some(self.client.get_multiplexed_async_connection().await?);
-        }
-        let mut conn = guard.clone().expect("connection set above");
-        drop(guard);
+        let existing = self.conn.lock().await.clone();
+        let mut conn = match existing {
+            Some(c) => c,
+            None => {
+                // Connect without holding the lock, with short timeouts: an unreachable Redis
+                // must cost a request at most this long, not stall every request behind it.
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(REDIS_TIMEOUT)
+                    .set_response_timeout(REDIS_TIMEOUT);
+                let c = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                *self.conn.lock().await = Some(c.clone());
+                c
+            }
+        };
         let result: redis::RedisResult<(u64, i64)> = redis::pipe()
             .atomic()
             .incr(&redis_key, 1u64)

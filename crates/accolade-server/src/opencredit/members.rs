@@ -113,7 +113,10 @@ async fn register_inner(
     params: &Params,
 ) -> OcResult {
     let email = email_field(params, "email")?;
-    let password = params.required("password")?;
+    let password = params
+        .raw("password")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| OcError::field("password", "MISSING_PARAMETER", "is required"))?;
     password::check_strength(password)
         .map_err(|m| OcError::field("password", "WEAK_PASSWORD", m))?;
     let first_name = name_field(params, "first_name", true)?;
@@ -194,7 +197,7 @@ fn credentials(headers: &HeaderMap, params: &Params) -> Option<(String, String)>
     basic.or_else(|| {
         Some((
             params.non_empty("email")?.to_string(),
-            params.get("password")?.to_string(),
+            params.raw("password")?.to_string(),
         ))
     })
 }
@@ -424,7 +427,10 @@ pub fn paging(params: &Params) -> OcResult<(Page, u64)> {
             "must be between 1 and 1000",
         ));
     }
-    let offset = (page as u64 - 1) * per_page as u64;
+    let offset = (page as u64 - 1)
+        .checked_mul(per_page as u64)
+        .filter(|o| *o <= i64::MAX as u64)
+        .ok_or_else(|| OcError::field("page", "INVALID_PARAMETER", "is too large"))?;
     Result::Ok((
         Page {
             limit: per_page as u32,
@@ -465,20 +471,44 @@ pub struct VerifyQuery {
     token: Option<String>,
 }
 
-/// The link in the verification mail (opened in a browser: answers a small page).
-pub async fn verify(State(state): State<AppState>, Query(q): Query<VerifyQuery>) -> Response {
+/// The link in the verification mail, opened in a browser: a page with a button. Opening the
+/// link changes nothing (mail scanners follow links); pressing the button posts the token.
+pub async fn verify_page(Query(q): Query<VerifyQuery>) -> Response {
     let token = q.token.unwrap_or_default();
-    match state.store.oc_verify_email(&digest(token.trim()), Utc::now()).await {
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return (StatusCode::NOT_FOUND, Html(UNKNOWN_LINK.to_string())).into_response();
+    }
+    Html(format!(
+        "<!doctype html><title>Verify your address</title>\
+         <form method=\"post\" action=\"/v1.1/verify\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+         <p>Confirm that this email address is yours.</p>\
+         <button type=\"submit\">Verify my address</button></form>"
+    ))
+    .into_response()
+}
+
+const UNKNOWN_LINK: &str = "<!doctype html><title>Unknown link</title>\
+    <p>This verification link is unknown or was already used.</p>";
+
+/// The verification itself (the form of [`verify_page`]).
+pub async fn verify(
+    State(state): State<AppState>,
+    axum::Form(q): axum::Form<VerifyQuery>,
+) -> Response {
+    let token = q.token.unwrap_or_default();
+    match state
+        .store
+        .oc_verify_email(&digest(token.trim()), Utc::now())
+        .await
+    {
         Result::Ok(Some(e)) => Html(format!(
-            "<!doctype html><title>Address verified</title><p>The address {} is verified. You can now give and receive badges.</p>",
+            "<!doctype html><title>Address verified</title><p>The address {} is verified. \
+             You can now give and receive badges.</p>",
             html_escape(&e.email)
         ))
         .into_response(),
-        Result::Ok(None) => (
-            StatusCode::NOT_FOUND,
-            Html("<!doctype html><title>Unknown link</title><p>This verification link is unknown or was already used.</p>".to_string()),
-        )
-            .into_response(),
+        Result::Ok(None) => (StatusCode::NOT_FOUND, Html(UNKNOWN_LINK.to_string())).into_response(),
         Err(e) => OcError::from(e).into_response(),
     }
 }

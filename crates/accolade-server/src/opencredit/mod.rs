@@ -121,7 +121,7 @@ pub fn router() -> Router<AppState> {
         .route("/authenticate", post(members::authenticate))
         .route("/authenticate/register", post(members::register))
         .route("/authenticate/refresh", post(members::refresh))
-        .route("/verify", get(members::verify))
+        .route("/verify", get(members::verify_page).post(members::verify))
         .route("/me", get(members::me))
         .route("/me/emails", post(members::add_email))
         .route("/me/emails/resend", post(members::resend_verification))

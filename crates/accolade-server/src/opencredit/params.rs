@@ -26,6 +26,11 @@ impl Params {
         self.values.get(name).map(|s| s.trim())
     }
 
+    /// The value of `name` exactly as sent (passwords: spaces are part of them).
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
     /// The value of `name` when present and not empty.
     pub fn non_empty(&self, name: &str) -> Option<&str> {
         self.get(name).filter(|s| !s.is_empty())

@@ -194,6 +194,24 @@ fn link_in(mails: &[String], email: &str) -> String {
     format!("/v1.1/verify?token={token}")
 }
 
+/// Opens a verification link like a browser: the page (which changes nothing), then its button.
+async fn verify(oc: &Oc, link: &str) -> Answer {
+    let page = send(&oc.app, Request::get(link).body(Body::empty()).unwrap()).await;
+    let token = link.rsplit('=').next().unwrap();
+    if page.status == StatusCode::OK {
+        let html = String::from_utf8_lossy(&page.bytes).into_owned();
+        assert!(
+            html.contains("method=\"post\"") && html.contains(token),
+            "{html}"
+        );
+    }
+    let req = Request::post("/v1.1/verify")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!("token={token}")))
+        .unwrap();
+    send(&oc.app, req).await
+}
+
 fn png(width: u32, height: u32) -> Vec<u8> {
     let img = image::RgbaImage::from_fn(width, height, |x, y| {
         image::Rgba([x as u8, y as u8, 90, 255])
@@ -614,12 +632,17 @@ async fn a_new_address_is_verified_through_the_mailed_link() {
         json!([{"email": "ada@example.org", "verified": false}])
     );
     let link = link_in(&oc.mails(), "ada@example.org");
-    let page = send(&oc.app, Request::get(&link).body(Body::empty()).unwrap()).await;
+    // Opening the link (as a mail scanner would) verifies nothing; the page's button does.
+    let opened = send(&oc.app, Request::get(&link).body(Body::empty()).unwrap()).await;
+    assert_eq!(opened.status, StatusCode::OK);
+    let me = oc.get(&format!("/v1.1/me?access_token={token}")).await;
+    assert_eq!(me.body["data"]["emails"][0]["verified"], false);
+    let page = verify(&oc, &link).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&page.bytes).contains("is verified"));
     let me = oc.get(&format!("/v1.1/me?access_token={token}")).await;
     assert_eq!(me.body["data"]["emails"][0]["verified"], true);
-    let again = send(&oc.app, Request::get(&link).body(Body::empty()).unwrap()).await;
+    let again = verify(&oc, &link).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND, "a link works once");
     // An additional address needs its own verification.
     let added = oc
@@ -643,12 +666,7 @@ async fn a_new_address_is_verified_through_the_mailed_link() {
         .cloned();
     assert_eq!(work.unwrap()["verified"], false);
     let link = link_in(&oc.mails(), "ada@work.example.org");
-    assert_eq!(
-        send(&oc.app, Request::get(&link).body(Body::empty()).unwrap())
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(verify(&oc, &link).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -746,12 +764,7 @@ async fn verification_mail_goes_through_smtp_when_configured() {
         .unwrap();
     assert!(mail.contains("To: ada@example.org"), "{mail}");
     let link = link_in(&[mail], "ada@example.org");
-    assert_eq!(
-        send(&oc.app, Request::get(&link).body(Body::empty()).unwrap())
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(verify(&oc, &link).await.status, StatusCode::OK);
     assert!(oc.mails().is_empty(), "nothing written to the mail folder");
 }
 
@@ -1280,21 +1293,15 @@ async fn unverified_members_can_neither_give_nor_accept() {
         refused.body
     );
     let link = link_in(&oc.mails(), "giver@example.org");
-    assert_eq!(
-        send(&oc.app, Request::get(&link).body(Body::empty()).unwrap())
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(verify(&oc, &link).await.status, StatusCode::OK);
     let given = give().await;
     assert_eq!(given.status, StatusCode::OK, "{}", given.body);
     let mb = given.body["data"].as_i64().unwrap();
-    // The recipient sees it but cannot accept before verifying its address.
+    // Through an unverified address the recipient neither sees nor accepts it.
     let mine = oc
         .get(&format!("/v1.1/me/badges?access_token={ada_token}"))
         .await;
-    assert_eq!(mine.body["data"][0]["status"], "pending");
-    assert_eq!(mine.body["data"][0]["badge"]["title"], "Credit");
+    assert_eq!(mine.body["paging"]["total_results"], 0);
     let accept = format!("/v1.1/member_badges/{mb}/accept");
     let early = oc
         .call("POST", &accept, &[("access_token", &ada_token)], &[])
@@ -1309,12 +1316,12 @@ async fn unverified_members_can_neither_give_nor_accept() {
         "pending badges are not public"
     );
     let link = link_in(&oc.mails(), "ada@example.org");
-    assert_eq!(
-        send(&oc.app, Request::get(&link).body(Body::empty()).unwrap())
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(verify(&oc, &link).await.status, StatusCode::OK);
+    let mine = oc
+        .get(&format!("/v1.1/me/badges?access_token={ada_token}"))
+        .await;
+    assert_eq!(mine.body["data"][0]["status"], "pending");
+    assert_eq!(mine.body["data"][0]["badge"]["title"], "Credit");
     // Only the recipient decides.
     let by_giver = oc
         .call("POST", &accept, &[("access_token", &giver)], &[])
@@ -1337,6 +1344,20 @@ async fn unverified_members_can_neither_give_nor_accept() {
     );
     let public = oc.get(&format!("/v1.1/members/{ada}/badges")).await;
     assert_eq!(public.body["data"][0]["id"], mb);
+    assert_eq!(
+        public.body["data"][0]["email"],
+        Value::Null,
+        "no address in the public list"
+    );
+    assert_eq!(
+        public.body["data"][0]["email"],
+        Value::Null,
+        "no address in the public list"
+    );
+    assert_eq!(
+        got.body["data"]["email"], "ada@example.org",
+        "the recipient sees it"
+    );
     assert_eq!(header(&public, "cache-control"), "private, max-age=3600");
     // A stranger does not see it; the recipient can delete it.
     let (_, stranger) = oc.member("eve@example.org", &[]).await;
@@ -1707,4 +1728,190 @@ fn the_cli_creates_apps_changes_tiers_and_refuses_unknown_tiers() {
     assert!(!ok && err.contains("unknown tier"), "{err}");
     let (ok, _, err) = run(&["opencredit", "set-tier", "ak_missing", "light"]);
     assert!(!ok, "{err}");
+}
+
+// ---- findings of the review -------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_unverified_claim_on_an_address_grants_nothing() {
+    let oc = Oc::new("enterprise").await;
+    let (_, giver) = oc.member("giver@example.org", &[("verified", "1")]).await;
+    let (_, mallory) = oc.member("mallory@example.org", &[("verified", "1")]).await;
+    // Mallory claims the victim's address before the victim registers.
+    let claim = oc
+        .call(
+            "POST",
+            "/v1.1/me/emails",
+            &[("access_token", &mallory), ("email", "victim@corp.example")],
+            &[],
+        )
+        .await;
+    assert_eq!(claim.status, StatusCode::OK);
+    let badge = badge_with(&oc, &giver, &[]).await.body["data"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let form = [
+        ("access_token", giver.as_str()),
+        ("badge_id", badge.as_str()),
+        ("email", "victim@corp.example"),
+    ];
+    let mb = oc
+        .call("POST", "/v1.1/member_badges", &form, &[])
+        .await
+        .body["data"]
+        .as_i64()
+        .unwrap();
+    let listed = oc
+        .get(&format!("/v1.1/me/badges?access_token={mallory}"))
+        .await;
+    assert_eq!(listed.body["paging"]["total_results"], 0);
+    assert_eq!(
+        oc.get(&format!("/v1.1/member_badges/{mb}?access_token={mallory}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let reject = oc
+        .call(
+            "POST",
+            &format!("/v1.1/member_badges/{mb}/reject"),
+            &[("access_token", &mallory)],
+            &[],
+        )
+        .await;
+    assert_eq!(reject.body["meta"]["status"], "EMAIL_NOT_VERIFIED");
+    let delete = oc
+        .call(
+            "DELETE",
+            &format!("/v1.1/member_badges/{mb}?access_token={mallory}"),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(delete.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        oc.get(&format!("/v1.1/member_badges/{mb}?access_token={giver}"))
+            .await
+            .body["data"]["status"],
+        "pending"
+    );
+}
+
+#[tokio::test]
+async fn escaped_markup_never_comes_back_as_a_tag() {
+    let oc = Oc::new("enterprise").await;
+    let (_, token) = oc.member("ada@example.org", &[("verified", "1")]).await;
+    let r = badge_with(
+        &oc,
+        &token,
+        &[("description", "&lt;img src=x onerror=alert(1)&gt;")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let got = oc.get(&format!("/v1.1/badges/{}", r.body["data"])).await;
+    let text = got.body["data"]["description"].as_str().unwrap();
+    assert!(!text.contains("<img"), "{text}");
+}
+
+#[tokio::test]
+async fn passwords_keep_their_spaces_and_huge_pages_are_refused() {
+    let oc = Oc::new("enterprise").await;
+    let password = "  a passphrase with spaces  ";
+    let r = oc
+        .call(
+            "POST",
+            "/v1.1/authenticate/register",
+            &[
+                ("email", "ada@example.org"),
+                ("password", password),
+                ("first_name", "A"),
+                ("last_name", "L"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let basic = b64(format!("ada@example.org:{password}").as_bytes());
+    let t = oc
+        .call(
+            "POST",
+            "/v1.1/authenticate",
+            &[],
+            &[("authorization", &format!("Basic {basic}"))],
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::OK, "{}", t.body);
+    let huge = oc
+        .get("/v1.1/badges?page=9223372036854775807&per_page=2")
+        .await;
+    assert_eq!(
+        (huge.status, huge.body["meta"]["more_info"]["page"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("is too large"))
+    );
+}
+
+#[tokio::test]
+async fn only_enterprise_apps_link_badges_to_templates() {
+    let oc = Oc::new("heavy").await;
+    let template = oc
+        .app
+        .template("Linked", &[("A", rules_passed(DEMO))])
+        .await;
+    let (_, token) = oc.member("ada@example.org", &[("verified", "1")]).await;
+    let r = badge_with(&oc, &token, &[("template_id", &template)]).await;
+    assert_eq!(
+        (r.status, r.body["meta"]["status"].as_str()),
+        (StatusCode::FORBIDDEN, Some("TEMPLATE_LINK_NOT_ALLOWED"))
+    );
+}
+
+#[tokio::test]
+async fn a_new_link_replaces_a_lost_one() {
+    let oc = Oc::new("light").await;
+    let (_, token) = oc.member("ada@example.org", &[]).await;
+    let first = link_in(&oc.mails(), "ada@example.org");
+    let resend = oc
+        .call(
+            "POST",
+            "/v1.1/me/emails/resend",
+            &[("access_token", &token), ("email", "ADA@example.org")],
+            &[],
+        )
+        .await;
+    assert_eq!(resend.status, StatusCode::OK, "{}", resend.body);
+    let links: Vec<String> = oc
+        .mails()
+        .iter()
+        .map(|m| link_in(std::slice::from_ref(m), "ada@example.org"))
+        .collect();
+    assert_eq!(links.len(), 2, "two messages");
+    let second = links
+        .into_iter()
+        .find(|l| *l != first)
+        .expect("a different link");
+    assert_eq!(
+        verify(&oc, &first).await.status,
+        StatusCode::NOT_FOUND,
+        "the old link is dead"
+    );
+    assert_eq!(verify(&oc, &second).await.status, StatusCode::OK);
+    let again = oc
+        .call(
+            "POST",
+            "/v1.1/me/emails/resend",
+            &[("access_token", &token), ("email", "ada@example.org")],
+            &[],
+        )
+        .await;
+    assert_eq!(again.body["meta"]["status"], "NOT_AN_UNVERIFIED_ADDRESS");
+    let foreign = oc
+        .call(
+            "POST",
+            "/v1.1/me/emails/resend",
+            &[("access_token", &token), ("email", "someone@example.org")],
+            &[],
+        )
+        .await;
+    assert_eq!(foreign.body["meta"]["status"], "NOT_AN_UNVERIFIED_ADDRESS");
 }

@@ -316,10 +316,18 @@ pub async fn oc_member_badges_follow_the_recipient_address(store: Arc<dyn Store>
         (mine.iter().map(|m| m.id).collect::<Vec<_>>(), total),
         (vec![direct.id], 1)
     );
-    // Adding the address brings the earlier badge along.
+    // Adding the address brings the earlier badge along, once it is verified (an unverified
+    // address may be a claim on somebody else's).
     store
         .oc_add_email(ada.id, "ada@work.example.org", "link-w")
         .await
+        .unwrap();
+    let (_, total) = store.oc_member_badges(ada.id, None, page).await.unwrap();
+    assert_eq!(total, 1, "not through an unverified address");
+    store
+        .oc_verify_email("link-w", chrono::Utc::now())
+        .await
+        .unwrap()
         .unwrap();
     let (mine, total) = store.oc_member_badges(ada.id, None, page).await.unwrap();
     assert_eq!(
@@ -447,6 +455,22 @@ pub async fn oc_awards_of_linked_templates_become_member_badges(store: Arc<dyn S
         .await
         .unwrap();
     assert_eq!(mine.len(), 1);
+    // Deleting it leaves a tombstone: the bridge does not give it again.
+    assert!(store.oc_delete_member_badge(mine[0].id).await.unwrap());
+    assert_eq!(store.oc_member_badge(mine[0].id).await.unwrap(), None);
+    assert_eq!(
+        store.oc_sync_awards(100).await.unwrap(),
+        crate::OcAwardSync::default()
+    );
+    let (gone, _) = store
+        .oc_member_badges(ada.id, None, Page::new(None, None))
+        .await
+        .unwrap();
+    assert!(gone.is_empty());
+    assert!(
+        !store.oc_delete_member_badge(mine[0].id).await.unwrap(),
+        "deleted once"
+    );
     let filter = crate::AwardFilter {
         learner: Some("ada".into()),
         ..Default::default()
