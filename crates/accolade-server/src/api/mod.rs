@@ -112,6 +112,9 @@ pub fn build_app(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
+        .layer(middleware::from_fn(
+            crate::opencredit::envelope::envelope_everything,
+        ))
 }
 
 async fn not_found() -> Response {

@@ -190,6 +190,39 @@ fn conflict_status(code: &str) -> &'static str {
     }
 }
 
+/// Marks a response that already is an Open Credit envelope.
+#[derive(Debug, Clone, Copy)]
+pub struct Enveloped;
+
+/// Outermost middleware: an error answer under `/v1.1` that did not come from a handler (405
+/// from routing, 408 from the timeout, 500 from a caught panic) becomes an envelope too. The
+/// verification page answers HTML on purpose and is left alone.
+pub async fn envelope_everything(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    let wrap = path.starts_with("/v1.1/") && !path.starts_with("/v1.1/verify");
+    let res = next.run(req).await;
+    let status = res.status();
+    if !wrap
+        || res.extensions().get::<Enveloped>().is_some()
+        || !(status.is_client_error() || status.is_server_error())
+    {
+        return res;
+    }
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::REQUEST_TIMEOUT => "REQUEST_TIMEOUT",
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        s if s.is_server_error() => "INTERNAL_ERROR",
+        _ => "BAD_REQUEST",
+    };
+    let message = status.canonical_reason().unwrap_or("error").to_string();
+    OcError::new(status, code, message).into_response()
+}
+
 impl IntoResponse for OcError {
     fn into_response(self) -> Response {
         let body = json!({
@@ -202,6 +235,7 @@ impl IntoResponse for OcError {
         if let Some(secs) = self.retry_after {
             r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
         }
+        r.extensions_mut().insert(Enveloped);
         r
     }
 }

@@ -1915,3 +1915,17 @@ async fn a_new_link_replaces_a_lost_one() {
         .await;
     assert_eq!(foreign.body["meta"]["status"], "NOT_AN_UNVERIFIED_ADDRESS");
 }
+
+#[tokio::test]
+async fn routing_errors_under_v1_1_keep_the_envelope() {
+    let oc = Oc::new("enterprise").await;
+    let wrong_method = oc.call("PUT", "/v1.1/badges", &[], &[]).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.body["meta"]["status"], "METHOD_NOT_ALLOWED");
+    assert_eq!(wrong_method.body["meta"]["status_code"], 405);
+    assert_eq!(wrong_method.body["data"], Value::Null);
+    // The admin API keeps its own error shape.
+    let (status, admin) = oc.app.request("PUT", "/api/v1/opencredit/apps", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(admin.get("meta").is_none(), "{admin}");
+}
