@@ -27,7 +27,9 @@ CREATE TABLE oc_emails (
     email       TEXT COLLATE "C" PRIMARY KEY,
     member_id   BIGINT NOT NULL REFERENCES oc_members (id),
     verified_at TIMESTAMPTZ,
-    token_hash  TEXT COLLATE "C" UNIQUE
+    token_hash  TEXT COLLATE "C" UNIQUE,
+    -- When the address was added: an unverified claim older than a week gives way to a new one.
+    claimed_at  TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX oc_emails_member ON oc_emails (member_id);
 

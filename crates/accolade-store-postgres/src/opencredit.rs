@@ -235,8 +235,10 @@ pub async fn register(
         now,
     )
     .await?;
+    release_stale_claim(&mut *c, &new.email, new.verified, now).await?;
     sqlx::query(
-        "INSERT INTO oc_emails (email, member_id, verified_at, token_hash) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO oc_emails (email, member_id, verified_at, token_hash, claimed_at) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(text(&new.email))
     .bind(user.id)
@@ -246,6 +248,7 @@ pub async fn register(
     } else {
         new.verify_token_hash.as_deref().map(text)
     })
+    .bind(now)
     .execute(&mut *c)
     .await
     .map_err(email_taken)?;
@@ -382,17 +385,50 @@ pub async fn add_email(
     if get_member(&mut *c, member_id).await?.is_none() {
         return Err(StoreError::not_found("member"));
     }
+    let now = micros(Utc::now());
+    release_stale_claim(&mut *c, address, false, now).await?;
     let row = sqlx::query(
-        "INSERT INTO oc_emails (email, member_id, token_hash) VALUES ($1, $2, $3) \
+        "INSERT INTO oc_emails (email, member_id, token_hash, claimed_at) VALUES ($1, $2, $3, $4) \
          RETURNING member_id, email, verified_at",
     )
     .bind(text(address))
     .bind(member_id)
     .bind(text(token_hash))
+    .bind(now)
     .fetch_one(c)
     .await
     .map_err(email_taken)?;
     email(&row).map_err(db)
+}
+
+/// Removes an unverified claim on `address` that is older than `UNVERIFIED_CLAIM_DAYS` (or any
+/// unverified claim, when the new one is verified), so the new claim can take the address.
+async fn release_stale_claim(
+    c: &mut PgConnection,
+    address: &str,
+    verified: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let before = now - chrono::Duration::days(accolade_store::UNVERIFIED_CLAIM_DAYS);
+    let released: Option<i64> = sqlx::query_scalar(
+        "DELETE FROM oc_emails WHERE email = $1 AND verified_at IS NULL \
+         AND ($3 OR claimed_at < $2) RETURNING member_id",
+    )
+    .bind(text(address))
+    .bind(before)
+    .bind(verified)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db)?;
+    if let Some(member) = released {
+        sqlx::query("UPDATE oc_members SET email = NULL WHERE id = $1 AND email = $2")
+            .bind(member)
+            .bind(text(address))
+            .execute(c)
+            .await
+            .map_err(db)?;
+    }
+    Ok(())
 }
 
 pub async fn reissue_email_link(

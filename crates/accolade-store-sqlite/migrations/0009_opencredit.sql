@@ -27,7 +27,9 @@ CREATE TABLE oc_emails (
     email       TEXT PRIMARY KEY,
     member_id   INTEGER NOT NULL REFERENCES oc_members (id),
     verified_at TEXT,
-    token_hash  TEXT UNIQUE
+    token_hash  TEXT UNIQUE,
+    -- When the address was added: an unverified claim older than a week gives way to a new one.
+    claimed_at  TEXT NOT NULL
 );
 CREATE INDEX oc_emails_member ON oc_emails (member_id);
 

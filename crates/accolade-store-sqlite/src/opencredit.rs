@@ -192,8 +192,10 @@ pub fn register(c: &Connection, new: NewOcMember) -> Result<(OcMember, Option<Oc
         (&new.first_name, &new.last_name, &new.display_name),
         &now_text,
     )?;
+    release_stale_claim(c, &new.email, new.verified, now)?;
     c.execute(
-        "INSERT INTO oc_emails (email, member_id, verified_at, token_hash) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO oc_emails (email, member_id, verified_at, token_hash, claimed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             new.email,
             user.id,
@@ -203,6 +205,7 @@ pub fn register(c: &Connection, new: NewOcMember) -> Result<(OcMember, Option<Oc
             } else {
                 new.verify_token_hash
             },
+            now_text,
         ],
     )
     .map_err(email_taken)?;
@@ -317,13 +320,43 @@ pub fn add_email(
     if get_member(c, member_id)?.is_none() {
         return Err(StoreError::not_found("member"));
     }
+    let now = Utc::now();
+    release_stale_claim(c, address, false, now)?;
     c.query_row(
-        "INSERT INTO oc_emails (email, member_id, token_hash) VALUES (?1, ?2, ?3) \
+        "INSERT INTO oc_emails (email, member_id, token_hash, claimed_at) VALUES (?1, ?2, ?3, ?4) \
          RETURNING member_id, email, verified_at",
-        params![address, member_id, token_hash],
+        params![address, member_id, token_hash, ts(now)],
         email,
     )
     .map_err(email_taken)
+}
+
+/// Removes an unverified claim on `address` that is older than [`UNVERIFIED_CLAIM_DAYS`] (or
+/// any unverified claim, when the new one is verified), so the new claim can take the address.
+fn release_stale_claim(
+    c: &Connection,
+    address: &str,
+    verified: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let before = ts(now - chrono::Duration::days(accolade_store::UNVERIFIED_CLAIM_DAYS));
+    let released: Option<i64> = c
+        .query_row(
+            "DELETE FROM oc_emails WHERE email = ?1 AND verified_at IS NULL \
+             AND (?3 OR claimed_at < ?2) RETURNING member_id",
+            params![address, before, verified],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db)?;
+    if let Some(member) = released {
+        c.execute(
+            "UPDATE oc_members SET email = NULL WHERE id = ?1 AND email = ?2",
+            params![member, address],
+        )
+        .map_err(db)?;
+    }
+    Ok(())
 }
 
 pub fn reissue_email_link(

@@ -35,6 +35,11 @@ pub struct OcMember {
     pub created_at: DateTime<Utc>,
 }
 
+/// How long an unverified claim on an address holds: after it, a new registration or addition
+/// of the address takes it over (an address must not be blocked by someone who cannot verify
+/// it). A verified new claim (Heavy and Enterprise apps) takes over at once.
+pub const UNVERIFIED_CLAIM_DAYS: i64 = 7;
+
 /// A registration: a user, and with `organization_name` also the organization the user manages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOcMember {

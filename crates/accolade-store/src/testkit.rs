@@ -170,6 +170,7 @@ macro_rules! conformance_suite {
             oc_badges_crud_and_list_by_creator,
             oc_member_badges_follow_the_recipient_address,
             oc_awards_of_linked_templates_become_member_badges,
+            oc_a_verified_claim_takes_an_address_from_an_unverified_one,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -515,3 +515,68 @@ pub async fn oc_awards_of_linked_templates_become_member_badges(store: Arc<dyn S
         .unwrap();
     assert!(mine.is_empty());
 }
+
+pub async fn oc_a_verified_claim_takes_an_address_from_an_unverified_one(store: Arc<dyn Store>) {
+    // Mallory registers with an address she cannot verify.
+    let (mallory, _) = store
+        .oc_register(registration("victim@corp.example", None, false))
+        .await
+        .unwrap();
+    // Another unverified claim is refused while hers is fresh...
+    let again = store
+        .oc_register(registration("victim@corp.example", None, false))
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(StoreError::Conflict {
+                code: "email_taken",
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    // ...but a verified one (a Heavy or Enterprise app vouching for it) takes it over.
+    let (victim, _) = store
+        .oc_register(registration("victim@corp.example", None, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .oc_email("victim@corp.example")
+            .await
+            .unwrap()
+            .unwrap()
+            .member_id,
+        victim.id
+    );
+    assert!(store.oc_member_emails(mallory.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.oc_member(mallory.id).await.unwrap().unwrap().email,
+        None
+    );
+    assert_eq!(
+        store
+            .oc_login("victim@corp.example")
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .id,
+        victim.id
+    );
+    // A verified address is never taken over.
+    let taken = store
+        .oc_register(registration("victim@corp.example", None, true))
+        .await;
+    assert!(
+        matches!(
+            taken,
+            Err(StoreError::Conflict {
+                code: "email_taken",
+                ..
+            })
+        ),
+        "{taken:?}"
+    );
+}
