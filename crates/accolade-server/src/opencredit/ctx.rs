@@ -11,17 +11,13 @@ use accolade_store::{OcApp, OcMember};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use sha2::{Digest, Sha256};
 
 use super::envelope::{OcError, OcResult};
 use super::limiter::{Decision, Subject};
 use super::params::Params;
 use crate::state::AppState;
 
-/// Hex SHA-256, the stored form of app secrets, tokens and verification links.
-pub fn digest(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
+pub use crate::service::auth::hash_secret as digest;
 
 /// Compares two digests without leaking where they differ.
 pub fn same_digest(a: &str, b: &str) -> bool {

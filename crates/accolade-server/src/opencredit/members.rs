@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use chrono::{Duration, Utc};
-use rand::RngCore;
 use serde_json::{json, Value};
 
 use super::ctx::{digest, Ctx};
@@ -22,12 +21,7 @@ use crate::web::password;
 /// Longest name field.
 const MAX_NAME: usize = 100;
 
-/// A new random secret (tokens, verification links): 32 bytes, hex.
-pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
-}
+pub use crate::service::auth::random_secret as new_secret;
 
 /// The public view of a member (`base`: see [`base_url`]).
 pub fn member_json(m: &OcMember, base: &str) -> Value {

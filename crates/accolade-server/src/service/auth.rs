@@ -15,8 +15,17 @@ pub const TOKEN_PREFIX: &str = "acl_";
 const CACHE_TTL: Duration = Duration::from_secs(60);
 const CACHE_MAX: usize = 10_000;
 
+/// Hex SHA-256: the stored form of every secret (admin tokens, app secrets, Open Credit tokens
+/// and verification links).
 pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// 32 random bytes as hex: the body of every secret this service hands out.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 /// Creates a token; returns it with the secret, which is never retrievable again.
@@ -25,9 +34,7 @@ pub async fn create_token(store: &dyn Store, name: &str) -> anyhow::Result<(ApiT
     if name.is_empty() || name.len() > 100 {
         anyhow::bail!("token name must be 1-100 characters");
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
+    let secret = format!("{TOKEN_PREFIX}{}", random_secret());
     let token = store.create_api_token(name, &hash_secret(&secret)).await?;
     Ok((token, secret))
 }
