@@ -731,6 +731,9 @@ pub async fn checks(state: &AppState) -> anyhow::Result<Vec<(Level, String)>> {
             ),
         ));
     }
+    if state.config.opencredit.enabled {
+        out.extend(crate::opencredit::checks(state).await);
+    }
     Ok(out)
 }
 

@@ -44,6 +44,24 @@ impl Mailer {
         })
     }
 
+    /// Whether mail can go out (for `accolade doctor`): the folder can be created, or the SMTP
+    /// server answers.
+    pub async fn check(&self) -> anyhow::Result<String> {
+        match self {
+            Mailer::File { folder, .. } => {
+                tokio::fs::create_dir_all(folder).await?;
+                Ok(format!("written to the folder {}", folder.display()))
+            }
+            Mailer::Smtp { transport, .. } => {
+                if transport.test_connection().await? {
+                    Ok("the SMTP server answers".into())
+                } else {
+                    anyhow::bail!("the SMTP server did not accept a connection")
+                }
+            }
+        }
+    }
+
     /// Sends a plain-text message.
     pub async fn send(&self, to: &str, subject: &str, body: String) -> anyhow::Result<()> {
         let to: Mailbox = to.parse()?;

@@ -111,6 +111,41 @@ impl OpenCredit {
     }
 }
 
+/// `accolade doctor`'s checks of the Open Credit API: the image store takes a write and gives
+/// it back, and the mail transport works (the folder is writable, or the SMTP server answers).
+pub async fn checks(state: &AppState) -> Vec<(crate::cli::Level, String)> {
+    use crate::cli::Level;
+    let mut out = Vec::new();
+    let probe = "doctor/probe.txt";
+    let media = &state.opencredit.media;
+    let written = async {
+        media.put(probe, b"accolade doctor".to_vec()).await?;
+        anyhow::ensure!(
+            media.get(probe).await?.as_deref() == Some(&b"accolade doctor"[..]),
+            "the probe did not read back"
+        );
+        Ok(())
+    }
+    .await;
+    let where_ = if state.config.opencredit.s3.bucket.is_empty() {
+        format!("folder {}", state.config.opencredit.media_root.display())
+    } else {
+        format!("S3 bucket {}", state.config.opencredit.s3.bucket)
+    };
+    match written {
+        Ok(()) => out.push((
+            Level::Ok,
+            format!("Open Credit images: {where_} is writable"),
+        )),
+        Err(e) => out.push((Level::Fail, format!("Open Credit images: {where_}: {e:#}"))),
+    }
+    match state.opencredit.mailer.check().await {
+        Ok(what) => out.push((Level::Ok, format!("Open Credit mail: {what}"))),
+        Err(e) => out.push((Level::Fail, format!("Open Credit mail: {e:#}"))),
+    }
+    out
+}
+
 async fn not_found() -> Response {
     envelope::OcError::not_found("endpoint").into_response()
 }

@@ -87,6 +87,19 @@ impl TestApp {
             // Never touch ./accolade-data from tests: a fixed key in memory.
             config.secrets.key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into();
         }
+        // Nor for Open Credit images and mail: a temp folder unless the test chose one.
+        let defaults = Config::defaults();
+        if config.opencredit.media_root == defaults.opencredit.media_root
+            || config.opencredit.mail.folder == defaults.opencredit.mail.folder
+        {
+            let dir = std::env::temp_dir().join(format!("accolade-it-{}", unique()));
+            if config.opencredit.media_root == defaults.opencredit.media_root {
+                config.opencredit.media_root = dir.join("media");
+            }
+            if config.opencredit.mail.folder == defaults.opencredit.mail.folder {
+                config.opencredit.mail.folder = dir.join("mail");
+            }
+        }
         let store = fresh_store(&config).await;
         let (_, token) = auth::create_token(&*store, "tests").await.unwrap();
         let state = AppState::new(store, config).unwrap();

@@ -47,6 +47,8 @@ fn oc_config(dir: &Path) -> Config {
     let mut config = Config::defaults();
     config.opencredit.media_root = dir.join("media");
     config.opencredit.mail.folder = dir.join("mail");
+    // A key in memory: a second AppState built from this config must not create a key file.
+    config.secrets.key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into();
     config
 }
 
@@ -1928,4 +1930,32 @@ async fn routing_errors_under_v1_1_keep_the_envelope() {
     let (status, admin) = oc.app.request("PUT", "/api/v1/opencredit/apps", None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(admin.get("meta").is_none(), "{admin}");
+}
+
+#[tokio::test]
+async fn doctor_checks_the_image_store_and_the_mail_transport() {
+    use accolade_server::cli::Level;
+    let oc = Oc::new("light").await;
+    let report = accolade_server::cli::checks(&oc.app.state).await.unwrap();
+    let line = |prefix: &str| report.iter().find(|(_, l)| l.starts_with(prefix)).cloned();
+    assert!(
+        matches!(line("Open Credit images"), Some((Level::Ok, _))),
+        "{report:?}"
+    );
+    assert!(
+        matches!(line("Open Credit mail"), Some((Level::Ok, _))),
+        "{report:?}"
+    );
+    // An SMTP server that is not there is a failure.
+    let dir = test_dir();
+    let mut config = oc_config(&dir);
+    config.opencredit.mail.transport = "smtp".into();
+    config.opencredit.mail.smtp_url = format!("smtp://127.0.0.1:{}", free_port());
+    let oc = Oc::with_config("light", config, dir).await;
+    let report = accolade_server::cli::checks(&oc.app.state).await.unwrap();
+    let mail = report
+        .iter()
+        .find(|(_, l)| l.starts_with("Open Credit mail"))
+        .cloned();
+    assert!(matches!(mail, Some((Level::Fail, _))), "{report:?}");
 }
