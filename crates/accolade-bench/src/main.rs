@@ -331,13 +331,34 @@ async fn settle(client: &reqwest::Client, s: &Server) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // A moment for the background WAL checkpoint to copy the burst into the database file.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Steady state also means the background WAL checkpoint has copied the burst into the
+    // database file: wait until the server writes less than 1 MiB per half second (at most two
+    // minutes). Right after a 200,000-event burst that copy competes with every commit's fsync.
+    let pid = s.pid();
+    let mut last = written_bytes(pid).unwrap_or(0);
+    let quiet_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = written_bytes(pid).unwrap_or(0);
+        if now.saturating_sub(last) < 1 << 20 || quiet_since.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        last = now;
+    }
     println!(
-        "settled: outbox drained {:.1}s after the previous phase",
+        "settled: outbox drained and disk writes quiet {:.1}s after the previous phase",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Bytes the process has caused to be written to storage (`/proc/<pid>/io`).
+fn written_bytes(pid: u32) -> anyhow::Result<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no write_bytes in /proc/{pid}/io"))
 }
 
 #[tokio::main]

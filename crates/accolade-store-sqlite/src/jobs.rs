@@ -59,10 +59,37 @@ pub fn retry_job(c: &Connection, id: &str) -> Result<Job> {
     get_job(c, id)
 }
 
-/// A job is due when it is pending and its time has come, or running with an expired lease (its
-/// worker died). Both placeholders take "now".
-const DUE: &str =
-    "((status = 'pending' AND run_at <= ?) OR (status = 'running' AND locked_until <= ?))";
+/// The ids of due jobs of the given kinds, oldest first: pending jobs whose time has come, and
+/// running jobs whose lease expired (their worker died). Each half is a range of the `jobs_due`
+/// index (an OR of the two made SQLite scan the whole table, which grows with every award, so
+/// every poll of the local worker held the write lock longer). Placeholders, in order: now,
+/// the kinds, now, the kinds, the limit; see [`due_args`].
+fn due_ids(kinds: usize) -> String {
+    let marks = vec!["?"; kinds].join(", ");
+    format!(
+        "SELECT id FROM (\
+           SELECT id, run_at FROM jobs INDEXED BY jobs_due \
+           WHERE status = 'pending' AND run_at <= ? AND kind IN ({marks}) \
+           UNION ALL \
+           SELECT id, run_at FROM jobs INDEXED BY jobs_due \
+           WHERE status = 'running' AND locked_until <= ? AND kind IN ({marks})\
+         ) ORDER BY run_at LIMIT ?"
+    )
+}
+
+fn due_args(kinds: &[&str], now: &str, limit: u32) -> Vec<rusqlite::types::Value> {
+    let mut args: Vec<rusqlite::types::Value> = Vec::with_capacity(kinds.len() * 2 + 3);
+    for _ in 0..2 {
+        args.push(now.to_string().into());
+        args.extend(
+            kinds
+                .iter()
+                .map(|k| rusqlite::types::Value::from(k.to_string())),
+        );
+    }
+    args.push(i64::from(limit).into());
+    args
+}
 
 pub fn claim_jobs(
     c: &Connection,
@@ -74,22 +101,14 @@ pub fn claim_jobs(
     if kinds.is_empty() {
         return Ok(Vec::new());
     }
-    let marks = vec!["?"; kinds.len()].join(", ");
     let sql = format!(
         "UPDATE jobs SET status = 'running', locked_until = ?, attempts = attempts + 1, updated_at = ? \
-         WHERE id IN (SELECT id FROM jobs WHERE kind IN ({marks}) AND {DUE} \
-         ORDER BY run_at LIMIT ?) RETURNING {JOB_COLUMNS}"
+         WHERE id IN ({}) RETURNING {JOB_COLUMNS}",
+        due_ids(kinds.len())
     );
     let now = ts(now);
     let mut args: Vec<rusqlite::types::Value> = vec![ts(lease_until).into(), now.clone().into()];
-    args.extend(
-        kinds
-            .iter()
-            .map(|k| rusqlite::types::Value::from(k.to_string())),
-    );
-    args.push(now.clone().into());
-    args.push(now.into());
-    args.push(i64::from(limit).into());
+    args.extend(due_args(kinds, &now, limit));
     c.prepare_cached(&sql)
         .and_then(|mut s| s.query_map(params_from_iter(args), rows::job)?.collect())
         .map_err(db)
@@ -103,18 +122,11 @@ pub fn finish_job(c: &Connection, id: &str, result: JobResult, now: DateTime<Utc
 /// they will be after this attempt (`attempts + 1`), without claiming them: for
 /// [`complete_due`], which records their results in the same transaction.
 fn due_jobs(c: &Connection, kinds: &[&str], limit: u32, now: DateTime<Utc>) -> Result<Vec<Job>> {
-    let marks = vec!["?"; kinds.len()].join(", ");
     let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE kind IN ({marks}) AND {DUE} ORDER BY run_at LIMIT ?"
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({}) ORDER BY run_at",
+        due_ids(kinds.len())
     );
-    let now = ts(now);
-    let mut args: Vec<rusqlite::types::Value> = kinds
-        .iter()
-        .map(|k| rusqlite::types::Value::from(k.to_string()))
-        .collect();
-    args.push(now.clone().into());
-    args.push(now.into());
-    args.push(i64::from(limit).into());
+    let args = due_args(kinds, &ts(now), limit);
     let mut jobs: Vec<Job> = c
         .prepare_cached(&sql)
         .and_then(|mut s| s.query_map(params_from_iter(args), rows::job)?.collect())
@@ -223,4 +235,48 @@ pub fn stats(c: &Connection) -> Result<StoreStats> {
         )?,
         awards_revoked: count("SELECT value FROM counters WHERE name = 'awards_revoked'")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every half of the due-jobs query is an index range: the jobs table keeps every finished
+    /// job, and a scan of it under the write lock would grow with every award.
+    #[test]
+    fn due_jobs_are_found_through_the_index() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::migrate::run(&mut c).unwrap();
+        for i in 0..2_000 {
+            c.execute(
+                "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
+                 VALUES (?1, 'award.issue', '{}', 'succeeded', 1, ?2, ?2, ?2)",
+                params![format!("job_{i}"), ts(Utc::now())],
+            )
+            .unwrap();
+        }
+        c.execute_batch("ANALYZE").unwrap();
+        let kinds = ["award.issue", "award.revoke"];
+        let plan: Vec<String> = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", due_ids(kinds.len())))
+            .unwrap()
+            .query_map(
+                params_from_iter(due_args(&kinds, &ts(Utc::now()), 10)),
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().all(|step| !step.starts_with("SCAN jobs")),
+            "{plan:?}"
+        );
+        assert_eq!(
+            plan.iter()
+                .filter(|s| s.contains("USING INDEX jobs_due"))
+                .count(),
+            2,
+            "{plan:?}"
+        );
+    }
 }
