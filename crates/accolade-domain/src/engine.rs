@@ -38,11 +38,12 @@ impl TemplateInfo {
     /// Number of groups with at least one fulfilled requirement (ids of removed requirements
     /// are ignored).
     pub fn fulfilled_groups<'a>(&self, fulfilled: impl IntoIterator<Item = &'a str>) -> usize {
+        // Groups are letters A-Z: a bit each (no set to allocate on the event path).
         fulfilled
             .into_iter()
             .filter_map(|r| self.requirement_groups.get(r))
-            .collect::<HashSet<_>>()
-            .len()
+            .fold(0u32, |mask, g| mask | g.bit())
+            .count_ones() as usize
     }
 }
 
@@ -315,26 +316,35 @@ impl Step {
 /// upstream processing order.
 pub fn step(hit: &TemplateHit<'_>, before: &HashSet<String>) -> Step {
     let info = hit.template;
-    let mut after: HashSet<&str> = before.iter().map(String::as_str).collect();
-    let mut added = Vec::new();
-    for r in &hit.fulfilled {
-        if after.insert(r) {
+    // Most hits change nothing (the requirement is already fulfilled): no set is built, and
+    // completeness is computed once.
+    let mut added: Vec<String> = Vec::new();
+    for &r in &hit.fulfilled {
+        if !before.contains(r) && !added.iter().any(|a| a == r) {
             added.push(r.to_string());
         }
     }
-    let mut removed = Vec::new();
-    for r in &hit.reset {
-        if after.remove(r) {
-            if let Some(pos) = added.iter().position(|a| a == r) {
-                added.remove(pos);
-            } else {
-                removed.push(r.to_string());
-            }
+    let mut removed: Vec<String> = Vec::new();
+    for &r in &hit.reset {
+        if let Some(pos) = added.iter().position(|a| a == r) {
+            added.remove(pos);
+        } else if before.contains(r) && !removed.iter().any(|x| x == r) {
+            removed.push(r.to_string());
         }
     }
+    let was_complete = info.is_complete(before.iter().map(String::as_str));
+    let is_complete = if added.is_empty() && removed.is_empty() {
+        was_complete
+    } else {
+        let kept = before
+            .iter()
+            .map(String::as_str)
+            .filter(|r| !removed.iter().any(|x| x == r));
+        info.is_complete(kept.chain(added.iter().map(String::as_str)))
+    };
     Step {
-        was_complete: info.is_complete(before.iter().map(String::as_str)),
-        is_complete: info.is_complete(after.iter().copied()),
+        was_complete,
+        is_complete,
         added,
         removed,
     }

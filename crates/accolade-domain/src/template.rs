@@ -70,6 +70,10 @@ impl Group {
     pub fn letter(self) -> char {
         self.0
     }
+    /// This group's bit in a set of groups held as a `u32` (A = bit 0 … Z = bit 25).
+    pub fn bit(self) -> u32 {
+        1 << (self.0 as u32 - 'A' as u32)
+    }
     /// The first letter not in `used`.
     pub fn next_free(used: impl IntoIterator<Item = Group>) -> Result<Group, DomainError> {
         let used: std::collections::HashSet<Group> = used.into_iter().collect();

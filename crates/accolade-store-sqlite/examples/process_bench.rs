@@ -109,14 +109,39 @@ async fn main() {
         })
         .collect();
     let index = IndexCache::new();
+    // Batches are cut before the clock starts: only the store's work is timed.
+    let batches: Vec<Vec<IncomingEvent>> = events.chunks(batch).map(<[_]>::to_vec).collect();
     let started = Instant::now();
-    for chunk in events.chunks(batch) {
-        store.process_events(chunk.to_vec(), &index).await.unwrap();
+    for chunk in batches {
+        store.process_events(chunk, &index).await.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
         "process_events: {total} events in {secs:.2}s = {:.0} events/s (batches of {batch})",
         total as f64 / secs
     );
+    // WAL_PROBE=1: keep the database and leave one more batch's frames alone in the WAL, for
+    // attributing a steady-state commit's pages to tables (scripts/lib/wal_pages.py).
+    if std::env::var_os("WAL_PROBE").is_some() {
+        rusqlite::Connection::open(dir.join("b.db"))
+            .unwrap()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        let probe: Vec<IncomingEvent> = events[..batch]
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let mut e = e.clone();
+                e.id = format!("probe-{i:012}");
+                e
+            })
+            .collect();
+        store.process_events(probe, &index).await.unwrap();
+        // Copied now: closing the store checkpoints and deletes the WAL.
+        std::fs::copy(dir.join("b.db"), dir.join("probe.db")).unwrap();
+        std::fs::copy(dir.join("b.db-wal"), dir.join("probe.db-wal")).unwrap();
+        println!("kept: {}", dir.join("probe.db").display());
+        return;
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -68,10 +68,10 @@ pub async fn ingest_events(
     let mut events = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     let mut records = Vec::new();
-    for (index, item) in items.iter().enumerate() {
-        match IncomingEvent::from_json(item) {
+    for (index, item) in items.into_iter().enumerate() {
+        match IncomingEvent::from_value(item) {
             Ok(ev) => events.push(ev),
-            Err(e) => {
+            Err((e, item)) => {
                 m::event_rejected(e.code());
                 records.push(RejectedEvent {
                     event_id: item

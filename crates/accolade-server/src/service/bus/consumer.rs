@@ -232,16 +232,17 @@ impl Consumer {
                         ignored += 1;
                         continue;
                     }
-                    match IncomingEvent::from_json(&json) {
+                    let event_type = event_type.to_string();
+                    match IncomingEvent::from_value(json) {
                         Ok(ev) => events.push(ev),
-                        Err(err) => {
+                        Err((err, json)) => {
                             m::event_rejected(err.code());
                             dead.push(RejectedEvent {
                                 event_id: json
                                     .get("id")
                                     .and_then(|v| v.as_str())
                                     .map(str::to_string),
-                                event_type: Some(event_type.to_string()),
+                                event_type: Some(event_type),
                                 code: err.code().to_string(),
                                 detail: err.to_string(),
                                 source,
