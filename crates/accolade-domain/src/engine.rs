@@ -315,6 +315,16 @@ impl Step {
 /// first, then penalties reset (so a penalty wins when one event does both), matching the
 /// upstream processing order.
 pub fn step(hit: &TemplateHit<'_>, before: &HashSet<String>) -> Step {
+    step_from(
+        hit,
+        before,
+        hit.template.is_complete(before.iter().map(String::as_str)),
+    )
+}
+
+/// [`step`] for a caller that knows whether `before` is complete (it keeps that with the
+/// progress): a hit that changes nothing then costs no completeness check at all.
+pub fn step_from(hit: &TemplateHit<'_>, before: &HashSet<String>, was_complete: bool) -> Step {
     let info = hit.template;
     // Most hits change nothing (the requirement is already fulfilled): no set is built, and
     // completeness is computed once.
@@ -332,7 +342,6 @@ pub fn step(hit: &TemplateHit<'_>, before: &HashSet<String>) -> Step {
             removed.push(r.to_string());
         }
     }
-    let was_complete = info.is_complete(before.iter().map(String::as_str));
     let is_complete = if added.is_empty() && removed.is_empty() {
         was_complete
     } else {

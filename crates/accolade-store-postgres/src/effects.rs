@@ -17,7 +17,7 @@ use accolade_store::StoreError;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use crate::rows::{self, award_columns, db, json_text, micros, text};
+use crate::rows::{self, award_columns, db, json_str, micros, text};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -304,7 +304,7 @@ impl Changes {
             )
             .bind(j.iter().map(|(job, _)| job.id.as_str()).collect::<Vec<_>>())
             .bind(j.iter().map(|(job, _)| job.kind).collect::<Vec<_>>())
-            .bind(j.iter().map(|(job, _)| json_text(&job.payload)).collect::<Vec<_>>())
+            .bind(j.iter().map(|(job, _)| json_str(&job.payload)).collect::<Vec<_>>())
             .bind(j.iter().map(|(_, at)| micros(*at)).collect::<Vec<_>>())
             .execute(&mut *c)
             .await?;
@@ -321,7 +321,7 @@ impl Changes {
             .bind(e.iter().map(|e| e.event_type).collect::<Vec<_>>())
             .bind(e.iter().map(|e| e.award_id.as_str()).collect::<Vec<_>>())
             .bind(e.iter().map(|e| micros(e.time)).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| json_text(&e.payload)).collect::<Vec<_>>())
+            .bind(e.iter().map(|e| json_str(&e.payload)).collect::<Vec<_>>())
             .execute(&mut *c)
             .await?;
         }

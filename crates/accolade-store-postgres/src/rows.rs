@@ -60,6 +60,15 @@ pub fn scrub_json(v: &mut Value) {
     }
 }
 
+/// JSON text already serialised, made fit for a `$n::jsonb` bind (see [`json_text`]).
+pub fn json_str(s: &str) -> String {
+    if s.contains("\\u0000") {
+        serde_json::from_str::<Value>(s).map_or_else(|_| s.to_string(), |v| json_text(&v))
+    } else {
+        s.to_string()
+    }
+}
+
 /// JSON text for a `$n::jsonb` bind (see [`text`]).
 pub fn json_text(v: &Value) -> String {
     if json_has_nul(v) {

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use accolade_domain::award::{Award, AwardState};
-use accolade_domain::engine::{step, RuleIndex, TemplateInfo};
+use accolade_domain::engine::{step_from, RuleIndex, TemplateInfo};
 use accolade_domain::event::{IncomingEvent, LearnerData};
 use accolade_domain::outbox::{effects_of, NewJob, OutgoingEvent};
 use accolade_store::{EventOutcome, Page, Paged, RejectedEvent, StoreError, StoredEvent};
@@ -83,15 +83,24 @@ pub fn process(
         }
         let mut awarded = Vec::new();
         let mut revoked = Vec::new();
-        for hit in index.evaluate(&ev.event_type, &ev.payload) {
+        let hits = index.evaluate(&ev.event_type, &ev.payload);
+        if !hits.is_empty() {
+            progress.load_learner(username, prev.is_none(), || all_fulfilled(c, username))?;
+        }
+        for hit in hits {
             let info = hit.template;
             let entry = progress.entry(&ev.learner.username, &info.id, || {
                 Ok::<_, StoreError>(Entry {
                     fulfilled: fulfilled(c, &ev.learner.username, &info.id)?,
-                    ever_awarded: false,
+                    ..Entry::default()
                 })
             })?;
-            let s = step(&hit, &entry.fulfilled);
+            let was_complete = match entry.complete {
+                Some((version, complete)) if version == index.version => complete,
+                _ => info.is_complete(entry.fulfilled.iter().map(String::as_str)),
+            };
+            let s = step_from(&hit, &entry.fulfilled, was_complete);
+            entry.complete = Some((index.version, s.is_complete));
             for r in &s.added {
                 entry.fulfilled.insert(r.clone());
             }
@@ -203,6 +212,16 @@ pub fn ensure_learner(c: &Connection, username: &str) -> Result<LearnerData> {
             Ok(l)
         }
     }
+}
+
+/// All of a learner's fulfilments: (template id, requirement id).
+fn all_fulfilled(c: &Connection, learner: &str) -> Result<Vec<(String, String)>> {
+    c.prepare_cached("SELECT template_id, requirement_id FROM fulfillments WHERE learner = ?1")
+        .and_then(|mut s| {
+            s.query_map([learner], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(db)
 }
 
 fn fulfilled(c: &Connection, learner: &str, template_id: &str) -> Result<HashSet<String>> {
@@ -362,13 +381,13 @@ fn enqueue(c: &Connection, job: &NewJob, event: &OutgoingEvent, now: DateTime<Ut
         "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
          VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?4)",
     )
-    .and_then(|mut s| s.execute(params![job.id, job.kind, job.payload.to_string(), now]))
+    .and_then(|mut s| s.execute(params![job.id, job.kind, job.payload, now]))
     .map_err(db)?;
     c.prepare_cached(
         "INSERT INTO outgoing_events (id, event_type, award_id, time, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
     .and_then(|mut s| {
-        s.execute(params![event.id, event.event_type, event.award_id, ts(event.time), event.payload.to_string()])
+        s.execute(params![event.id, event.event_type, event.award_id, ts(event.time), event.payload])
     })
     .map_err(db)?;
     Ok(())
