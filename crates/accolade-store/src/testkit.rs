@@ -91,6 +91,7 @@ macro_rules! conformance_suite {
             d5_issued_at_is_the_completing_event_time,
             d6_requirement_without_rules_matches_any_event_of_its_type,
             deleted_requirement_does_not_strand_learners,
+            group_added_after_the_award_is_no_edge_for_a_penalty,
             replay_in_same_batch_is_duplicate,
             replay_in_later_batch_is_duplicate,
             earned_at_is_time_of_completing_event,

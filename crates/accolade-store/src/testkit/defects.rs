@@ -490,3 +490,36 @@ pub async fn deleted_requirement_does_not_strand_learners(store: Arc<dyn Store>)
     let third = send_one(&store, &index, passing("s3", "jdoe", DEMO_COURSE, true)).await;
     assert!(third.awarded.is_empty(), "and only once");
 }
+
+/// A group added to an active template makes a holder's progress incomplete without an event;
+/// a penalty after that is no complete→incomplete edge, so it revokes nothing. (The SQLite
+/// writer keeps completeness with its cached progress: this fails if that is not recomputed
+/// after a configuration change.)
+pub async fn group_added_after_the_award_is_no_edge_for_a_penalty(store: Arc<dyn Store>) {
+    let index = IndexCache::new();
+    let (t, reqs) =
+        configure_active(&store, "A", vec![passed_course(DEMO_COURSE, Some("A"))]).await;
+    store
+        .add_penalty(&t.id, failed_course_penalty(&[reqs[0].id.as_str()]))
+        .await
+        .unwrap();
+    let first = send_one(&store, &index, passing("g1", "jdoe", DEMO_COURSE, true)).await;
+    assert_eq!(first.awarded.len(), 1, "A alone completes the template");
+    store
+        .add_requirement(&t.id, passed_course(OTHER_COURSE, Some("B")))
+        .await
+        .unwrap();
+    assert_nothing(
+        &send_one(&store, &index, passing("g2", "jdoe", DEMO_COURSE, false)).await,
+        "progress was already incomplete (A of A and B): the penalty is no edge",
+    );
+    assert_eq!(holders(&store, &t.id).await, set(&["jdoe"]));
+    assert_nothing(
+        &send_one(&store, &index, passing("g3", "jdoe", OTHER_COURSE, true)).await,
+        "B alone, A was reset",
+    );
+    assert_nothing(
+        &send_one(&store, &index, passing("g4", "jdoe", DEMO_COURSE, true)).await,
+        "complete again, but the badge was never revoked",
+    );
+}
