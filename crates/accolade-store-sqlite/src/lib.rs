@@ -127,6 +127,9 @@ fn register_functions(c: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Event batches at least this large are freed off the writer's path.
+const FREE_ELSEWHERE: usize = 256;
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and its folder.
     pub fn open(path: &Path, options: &SqliteOptions) -> Result<Self> {
@@ -249,9 +252,12 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Other(format!("sqlite worker panicked: {e}")))?;
-        // Freeing thousands of parsed payloads took a twentieth of the writer's time; it happens
-        // elsewhere while the writer goes on with the next batch.
-        tokio::task::spawn_blocking(move || drop(events));
+        // Freeing thousands of parsed payloads took a twentieth of the writer's time; a large
+        // batch is freed elsewhere while the writer goes on with the next one (a small one is
+        // cheaper to free here than to hand over).
+        if events.len() >= FREE_ELSEWHERE {
+            tokio::task::spawn_blocking(move || drop(events));
+        }
         if let Some(index_now) = rebuilt {
             index.set(index_now);
         }
