@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::config;
-use crate::progress_cache::{Entry, ProgressCache};
+use crate::progress_cache::ProgressCache;
 use crate::rows::{self, db, ts, AWARD_COLUMNS};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -83,17 +83,10 @@ pub fn process(
         }
         let mut awarded = Vec::new();
         let mut revoked = Vec::new();
-        let hits = index.evaluate(&ev.event_type, &ev.payload);
-        if !hits.is_empty() {
-            progress.load_learner(username, prev.is_none(), || all_fulfilled(c, username))?;
-        }
-        for hit in hits {
+        for hit in index.evaluate(&ev.event_type, &ev.payload) {
             let info = hit.template;
-            let entry = progress.entry(&ev.learner.username, &info.id, || {
-                Ok::<_, StoreError>(Entry {
-                    fulfilled: fulfilled(c, &ev.learner.username, &info.id)?,
-                    ..Entry::default()
-                })
+            let entry = progress.entry(username, &info.id, prev.is_none(), || {
+                all_fulfilled(c, username)
             })?;
             let was_complete = match entry.complete {
                 Some((version, complete)) if version == index.version => complete,
@@ -222,17 +215,6 @@ fn all_fulfilled(c: &Connection, learner: &str) -> Result<Vec<(String, String)>>
                 .collect()
         })
         .map_err(db)
-}
-
-fn fulfilled(c: &Connection, learner: &str, template_id: &str) -> Result<HashSet<String>> {
-    c.prepare_cached(
-        "SELECT requirement_id FROM fulfillments WHERE learner = ?1 AND template_id = ?2",
-    )
-    .and_then(|mut s| {
-        s.query_map(params![learner, template_id], |r| r.get(0))?
-            .collect()
-    })
-    .map_err(db)
 }
 
 /// The learner's latest award episode of a template.

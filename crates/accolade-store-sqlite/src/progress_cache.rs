@@ -34,21 +34,13 @@ pub struct Entry {
     pub complete: Option<(i64, bool)>,
 }
 
-/// What is cached of one learner.
-#[derive(Debug, Default)]
-struct LearnerProgress {
-    /// template id → entry.
-    templates: HashMap<String, Entry>,
-    /// Every fulfilment of the learner is in `templates` (a template missing there has none), so
-    /// a rule hit on a template not seen yet needs no read.
-    whole: bool,
-}
-
 #[derive(Debug, Default)]
 pub struct ProgressCache {
     data_version: Option<i64>,
     entries: usize,
-    learners: HashMap<String, LearnerProgress>,
+    /// learner → template id → entry. A learner present here is cached whole: a template
+    /// missing from their map has no fulfilment.
+    learners: HashMap<String, HashMap<String, Entry>>,
     /// learner → seq of their newest event (None: no event yet).
     heads: HashMap<String, Option<i64>>,
 }
@@ -74,67 +66,35 @@ impl ProgressCache {
         self.data_version = None;
     }
 
-    /// Makes sure all of the learner's progress is cached: one read of all their fulfilments
-    /// (`load`: template id, requirement id) instead of one per template at its first rule hit,
-    /// and none at all for a learner who never sent an event before (`no_events`), who has none.
-    /// Entries already cached are kept: they are the truth (they hold this batch's changes).
-    pub fn load_learner<E>(
-        &mut self,
-        learner: &str,
-        no_events: bool,
-        load: impl FnOnce() -> Result<Vec<(String, String)>, E>,
-    ) -> Result<(), E> {
-        if self.learners.get(learner).is_some_and(|l| l.whole) {
-            return Ok(());
-        }
-        let rows = if no_events { Vec::new() } else { load()? };
-        let cached = self.learners.entry(learner.to_string()).or_default();
-        let mut loaded: HashMap<String, Entry> = HashMap::new();
-        for (template, requirement) in rows {
-            loaded
-                .entry(template)
-                .or_default()
-                .fulfilled
-                .insert(requirement);
-        }
-        for (template, entry) in loaded {
-            if let std::collections::hash_map::Entry::Vacant(slot) =
-                cached.templates.entry(template)
-            {
-                slot.insert(entry);
-                self.entries += 1;
-            }
-        }
-        cached.whole = true;
-        Ok(())
-    }
-
-    /// The entry of `learner` and `template`, read with `load` when it is not cached (and the
-    /// learner's progress was not loaded whole).
+    /// The entry of `learner` and `template`. The first time the learner is seen, all their
+    /// fulfilments (`load`: template id, requirement id) are read at once, or none when the
+    /// learner never sent an event before (`no_events`), since they have none.
     pub fn entry<E>(
         &mut self,
         learner: &str,
         template: &str,
-        load: impl FnOnce() -> Result<Entry, E>,
+        no_events: bool,
+        load: impl FnOnce() -> Result<Vec<(String, String)>, E>,
     ) -> Result<&mut Entry, E> {
         if !self.learners.contains_key(learner) {
-            self.learners
-                .insert(learner.to_string(), LearnerProgress::default());
+            let rows = if no_events { Vec::new() } else { load()? };
+            let mut templates: HashMap<String, Entry> = HashMap::new();
+            for (template, requirement) in rows {
+                templates
+                    .entry(template)
+                    .or_default()
+                    .fulfilled
+                    .insert(requirement);
+            }
+            self.entries += templates.len();
+            self.learners.insert(learner.to_string(), templates);
         }
-        let cached = self.learners.get_mut(learner).expect("inserted just above");
-        if !cached.templates.contains_key(template) {
-            let entry = if cached.whole {
-                Entry::default()
-            } else {
-                load()?
-            };
-            cached.templates.insert(template.to_string(), entry);
+        let templates = self.learners.get_mut(learner).expect("inserted just above");
+        if !templates.contains_key(template) {
+            templates.insert(template.to_string(), Entry::default());
             self.entries += 1;
         }
-        Ok(cached
-            .templates
-            .get_mut(template)
-            .expect("inserted just above"))
+        Ok(templates.get_mut(template).expect("inserted just above"))
     }
 
     /// The head of the learner's event chain, read with `load` when it is not cached.
@@ -171,15 +131,21 @@ impl ProgressCache {
 mod tests {
     use super::*;
 
-    fn load_empty() -> Result<Entry, ()> {
-        Ok(Entry::default())
+    type Rows = Result<Vec<(String, String)>, &'static str>;
+
+    fn none() -> Rows {
+        Ok(Vec::new())
+    }
+
+    fn never() -> Rows {
+        panic!("read again")
     }
 
     #[test]
     fn a_new_data_version_drops_the_cache() {
         let mut c = ProgressCache::default();
         c.validate(1);
-        c.entry("ann", "t", load_empty).unwrap();
+        c.entry("ann", "t", false, none).unwrap();
         c.validate(1);
         assert_eq!(c.len(), 1);
         c.validate(2);
@@ -190,46 +156,38 @@ mod tests {
     fn cached_entries_are_not_loaded_again_and_keep_changes() {
         let mut c = ProgressCache::default();
         c.validate(1);
-        c.entry("ann", "t", load_empty)
+        c.entry("ann", "t", false, none)
             .unwrap()
             .fulfilled
             .insert("r1".into());
-        let e = c
-            .entry("ann", "t", || -> Result<Entry, ()> {
-                panic!("loaded twice")
-            })
-            .unwrap();
+        let e = c.entry("ann", "t", false, never).unwrap();
         assert!(e.fulfilled.contains("r1"));
         c.clear();
         assert_eq!(c.len(), 0);
     }
 
     #[test]
-    fn a_learner_loaded_whole_needs_no_read_per_template() {
+    fn a_learner_is_read_whole_once_not_per_template() {
         let mut c = ProgressCache::default();
         c.validate(1);
-        c.entry("ann", "t1", load_empty)
-            .unwrap()
-            .fulfilled
-            .insert("changed-in-batch".into());
-        c.load_learner("ann", false, || {
-            Ok::<_, ()>(vec![
-                ("t1".into(), "stale".into()),
+        let rows = || -> Rows {
+            Ok(vec![
+                ("t1".into(), "r1".into()),
                 ("t2".into(), "r2".into()),
                 ("t2".into(), "r3".into()),
             ])
-        })
-        .unwrap();
-        let never = || -> Result<Entry, ()> { panic!("read again") };
-        let t1 = c.entry("ann", "t1", never).unwrap().fulfilled.clone();
-        assert_eq!(t1, HashSet::from(["changed-in-batch".to_string()]));
-        let t2 = c.entry("ann", "t2", never).unwrap().fulfilled.clone();
-        assert_eq!(t2.len(), 2);
-        assert!(c.entry("ann", "t3", never).unwrap().fulfilled.is_empty());
-        c.load_learner("ann", false, || -> Result<Vec<(String, String)>, ()> {
-            panic!("loaded twice")
-        })
-        .unwrap();
+        };
+        let t1 = c.entry("ann", "t1", false, rows).unwrap().fulfilled.clone();
+        assert_eq!(t1, HashSet::from(["r1".to_string()]));
+        assert_eq!(
+            c.entry("ann", "t2", false, never).unwrap().fulfilled.len(),
+            2
+        );
+        assert!(c
+            .entry("ann", "t3", false, never)
+            .unwrap()
+            .fulfilled
+            .is_empty());
         assert_eq!(c.len(), 3);
     }
 
@@ -237,21 +195,18 @@ mod tests {
     fn a_learner_without_events_is_not_read_at_all() {
         let mut c = ProgressCache::default();
         c.validate(1);
-        c.load_learner("new", true, || -> Result<Vec<(String, String)>, ()> {
+        let e = c.entry("new", "t", true, || -> Rows {
             panic!("a learner with no event has no fulfilment")
-        })
-        .unwrap();
-        let e = c
-            .entry("new", "t", || -> Result<Entry, ()> { panic!("read") })
-            .unwrap();
-        assert!(e.fulfilled.is_empty());
+        });
+        assert!(e.unwrap().fulfilled.is_empty());
     }
 
     #[test]
     fn a_failed_load_caches_nothing() {
         let mut c = ProgressCache::default();
         c.validate(1);
-        assert!(c.entry("ann", "t", || Err::<Entry, _>("db")).is_err());
+        assert!(c.entry("ann", "t", false, || Err("db")).is_err());
         assert_eq!(c.len(), 0);
+        assert!(c.entry("ann", "t", false, none).is_ok());
     }
 }
