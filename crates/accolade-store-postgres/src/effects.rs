@@ -167,7 +167,7 @@ impl Changes {
             state: AwardState::Awarded,
             earned_at,
             awarded_at: now,
-            issued_at: None,
+            issued_at: accolade_domain::outbox::done_in_place(info.origin).then_some(now),
             revoked_at: None,
             revoke_reason: None,
             event_id: event_id.map(str::to_string),
@@ -276,10 +276,10 @@ impl Changes {
             let a = &self.awards;
             sqlx::query(
                 "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, \
-                 revoked_at, revoke_reason, event_id, updated_at) \
+                 revoked_at, revoke_reason, event_id, updated_at, issued_at) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], \
                  $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], \
-                 $11::timestamptz[])",
+                 $11::timestamptz[], $12::timestamptz[])",
             )
             .bind(a.iter().map(|a| a.id.as_str()).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.template_id.as_str()).collect::<Vec<_>>())
@@ -292,6 +292,7 @@ impl Changes {
             .bind(a.iter().map(|a| a.revoke_reason.as_deref().map(text)).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.event_id.as_deref()).collect::<Vec<_>>())
             .bind(a.iter().map(|a| micros(a.revoked_at.unwrap_or(a.awarded_at))).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| a.issued_at.map(micros)).collect::<Vec<_>>())
             .execute(&mut *c)
             .await?;
         }
@@ -299,13 +300,16 @@ impl Changes {
             let j = &self.jobs;
             sqlx::query(
                 "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
-                 SELECT j.id, j.kind, j.payload::jsonb, 'pending', 0, j.at, j.at, j.at \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS j(id, kind, payload, at)",
+                 SELECT j.id, j.kind, j.payload::jsonb, \
+                 CASE WHEN j.done THEN 'succeeded' ELSE 'pending' END, j.done::int, j.at, j.at, j.at \
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[]) \
+                 AS j(id, kind, payload, at, done)",
             )
             .bind(j.iter().map(|(job, _)| job.id.as_str()).collect::<Vec<_>>())
             .bind(j.iter().map(|(job, _)| job.kind).collect::<Vec<_>>())
             .bind(j.iter().map(|(job, _)| json_str(&job.payload)).collect::<Vec<_>>())
             .bind(j.iter().map(|(_, at)| micros(*at)).collect::<Vec<_>>())
+            .bind(j.iter().map(|(job, _)| job.done).collect::<Vec<_>>())
             .execute(&mut *c)
             .await?;
         }

@@ -283,7 +283,7 @@ pub fn insert_award(
         state: AwardState::Awarded,
         earned_at,
         awarded_at: now,
-        issued_at: None,
+        issued_at: accolade_domain::outbox::done_in_place(info.origin).then_some(now),
         revoked_at: None,
         revoke_reason: None,
         event_id: event_id.map(str::to_string),
@@ -291,11 +291,11 @@ pub fn insert_award(
         external_state: None,
     };
     c.prepare_cached(
-        "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, event_id, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, 'awarded', ?5, ?6, ?7, ?6)",
+        "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, issued_at, event_id, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, 'awarded', ?5, ?6, ?7, ?8, ?6)",
     )
     .and_then(|mut s| {
-        s.execute(params![award.id, award.template_id, award.learner, episode, ts(earned_at), ts(now), award.event_id])
+        s.execute(params![award.id, award.template_id, award.learner, episode, ts(earned_at), ts(now), award.issued_at.map(ts), award.event_id])
     })
     .map_err(|e| {
         if crate::rows::is_unique_violation(&e) {
@@ -361,9 +361,23 @@ fn enqueue(c: &Connection, job: &NewJob, event: &OutgoingEvent, now: DateTime<Ut
     let now = ts(now);
     c.prepare_cached(
         "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, 'pending', 0, ?4, ?4, ?4)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
     )
-    .and_then(|mut s| s.execute(params![job.id, job.kind, job.payload, now]))
+    .and_then(|mut s| {
+        let (status, attempts) = if job.done {
+            ("succeeded", 1)
+        } else {
+            ("pending", 0)
+        };
+        s.execute(params![
+            job.id,
+            job.kind,
+            job.payload,
+            status,
+            attempts,
+            now
+        ])
+    })
     .map_err(db)?;
     c.prepare_cached(
         "INSERT INTO outgoing_events (id, event_type, award_id, time, payload) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -95,6 +95,7 @@ macro_rules! conformance_suite {
             replay_in_same_batch_is_duplicate,
             replay_in_later_batch_is_duplicate,
             earned_at_is_time_of_completing_event,
+            local_jobs_are_done_in_the_awarding_transaction,
             inactive_template_is_ignored,
             deactivating_keeps_awards_and_reactivating_resumes,
             rule_change_applies_to_next_batch,

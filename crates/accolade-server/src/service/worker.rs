@@ -3,7 +3,9 @@
 //! last delay a job is `dead` (visible in the API, retryable by hand).
 //!
 //! This runner handles the jobs of local templates (Accolade is the issuer, so issuing is
-//! recording the issue time). Credly jobs (`credly.*`) are left for the Credly worker.
+//! recording the issue time). Those are normally done in the transaction that writes them
+//! (`outbox::done_in_place`), so it only meets local jobs left pending by an earlier version.
+//! Credly jobs (`credly.*`) are left for the Credly worker.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,5 +154,44 @@ where
             return Ok(total);
         }
         total += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accolade_domain::outbox::JobStatus;
+    use serde_json::json;
+
+    fn job(kind: &str, payload: serde_json::Value) -> Job {
+        Job {
+            id: "job_1".into(),
+            kind: kind.into(),
+            payload,
+            status: JobStatus::Pending,
+            attempts: 1,
+            run_at: Utc::now(),
+            locked_until: None,
+            last_error: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_pending_local_issue_records_the_issue_time_and_a_revoke_needs_nothing() {
+        let at = Utc::now();
+        let (award, delivery) = execute(&job(kind::ISSUE_AWARD, json!({"award_id": "a1"})), at)
+            .unwrap()
+            .unwrap();
+        assert_eq!(award, "a1");
+        assert_eq!(delivery.issued_at, Some(at));
+        assert_eq!(delivery.state, AwardState::Awarded);
+        assert!(
+            execute(&job(kind::REVOKE_AWARD, json!({"award_id": "a1"})), at)
+                .unwrap()
+                .is_none()
+        );
+        assert!(execute(&job(kind::ISSUE_AWARD, json!({})), at).is_err());
+        assert!(execute(&job("other.kind", json!({"award_id": "a1"})), at).is_err());
     }
 }

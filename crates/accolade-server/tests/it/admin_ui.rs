@@ -819,7 +819,9 @@ async fn the_template_page_explains_the_switch_and_activates_only_with_the_form_
 #[tokio::test]
 async fn awards_jobs_and_events_pages_show_state_and_act_only_with_the_form_token() {
     let app = admin_app("ann").await;
-    app.template("Demo", &[("A", rules_passed(DEMO))]).await;
+    // A Credly template: its jobs wait in the outbox (a local template's are done at once).
+    app.credly_template("Demo", &[("A", rules_passed(DEMO))])
+        .await;
     app.send(passing("ev-1", "bob", DEMO, true)).await;
     // An event without user data is rejected with a reason.
     let mut bad = passing("ev-2", "bob", DEMO, true);
@@ -905,7 +907,7 @@ async fn awards_jobs_and_events_pages_show_state_and_act_only_with_the_form_toke
 
     let jobs = send(&app, "GET", "/admin/jobs?status=pending", &cookies, None).await;
     assert_eq!(jobs.status, StatusCode::OK);
-    assert!(jobs.body.contains("award.issue") && jobs.body.contains("award.revoke"));
+    assert!(jobs.body.contains("credly.issue") && jobs.body.contains("credly.revoke"));
     let job_id = jobs
         .body
         .split("<code>job_")
@@ -1328,7 +1330,8 @@ async fn the_award_page_shows_its_jobs_and_retries_a_dead_delivery_with_the_form
     use accolade_domain::outbox::kind;
     use accolade_store::JobResult;
     let app = admin_app("ann").await;
-    app.template("Demo", &[("A", rules_passed(DEMO))]).await;
+    app.credly_template("Demo", &[("A", rules_passed(DEMO))])
+        .await;
     app.send(passing("ev-1", "bob", DEMO, true)).await;
     let award_id = app.awards("bob").await[0]["id"]
         .as_str()
@@ -1339,7 +1342,7 @@ async fn the_award_page_shows_its_jobs_and_retries_a_dead_delivery_with_the_form
     let now = chrono::Utc::now();
     let claimed = store
         .claim_jobs(
-            &[kind::ISSUE_AWARD],
+            &[kind::CREDLY_ISSUE],
             10,
             now,
             now + chrono::Duration::minutes(1),
@@ -1364,7 +1367,7 @@ async fn the_award_page_shows_its_jobs_and_retries_a_dead_delivery_with_the_form
     let uri = format!("/admin/awards/{award_id}");
     let page = send(&app, "GET", &uri, &cookies, None).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("award.issue") && page.body.contains(">dead<"));
+    assert!(page.body.contains("credly.issue") && page.body.contains(">dead<"));
     assert!(
         page.body
             .contains("&#60;b&#62;503&#60;/b&#62; from the provider"),
@@ -1386,7 +1389,7 @@ async fn the_award_page_shows_its_jobs_and_retries_a_dead_delivery_with_the_form
     );
     let done = send(&app, "POST", &retry, &cookies, Some(&[("csrf", &csrf)])).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.body);
-    assert!(done.body.contains("Retrying now: award.issue."));
+    assert!(done.body.contains("Retrying now: credly.issue."));
     let job = &store.jobs_of_award(&award_id).await.unwrap()[0];
     assert_eq!(job.status.as_str(), "pending");
     assert_eq!(job.attempts, 1, "a retry keeps the attempt count");
@@ -1413,7 +1416,7 @@ async fn the_award_page_shows_its_jobs_and_retries_a_dead_delivery_with_the_form
     assert!(revoked
         .body
         .contains("Revoked the award of bob (episode 1)."));
-    assert!(revoked.body.contains("award.revoke") && revoked.body.contains("Outbox jobs"));
+    assert!(revoked.body.contains("credly.revoke") && revoked.body.contains("Outbox jobs"));
     assert!(
         !revoked.body.contains("Revoke this badge"),
         "no second revoke form"

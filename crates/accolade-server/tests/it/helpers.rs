@@ -166,6 +166,28 @@ impl TestApp {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{t}");
         let id = t["id"].as_str().unwrap().to_string();
+        self.add_requirements_and_activate(id, requirements).await
+    }
+
+    /// Like [`TestApp::template`], for a Credly template (as a sync would create it): its jobs
+    /// call Credly, so they wait in the outbox (no worker runs in these tests).
+    pub async fn credly_template(&self, name: &str, requirements: &[(&str, Value)]) -> String {
+        let t = self
+            .state
+            .store
+            .create_template(accolade_store::testkit::support::credly_template(
+                name, false,
+            ))
+            .await
+            .unwrap();
+        self.add_requirements_and_activate(t.id, requirements).await
+    }
+
+    async fn add_requirements_and_activate(
+        &self,
+        id: String,
+        requirements: &[(&str, Value)],
+    ) -> String {
         for (group, rules) in requirements {
             let (s, r) = self
                 .post(

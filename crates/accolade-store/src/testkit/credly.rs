@@ -983,7 +983,7 @@ pub async fn credly_notification_finish_and_list(store: Arc<dyn Store>) {
 /// The provider state of an award is set by its external id; an unknown external id is `None`.
 pub async fn credly_award_external_state_is_set_by_external_id(store: Arc<dyn Store>) {
     let index = IndexCache::new();
-    configure_active(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
+    configure_active_on_credly(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
     let id = send_one(&store, &index, passing("e1", "ann", DEMO_COURSE, true))
         .await
         .awarded
@@ -1045,11 +1045,11 @@ pub async fn credly_award_external_state_is_set_by_external_id(store: Arc<dyn St
 /// without using up an attempt; it is not claimable before that time.
 pub async fn defer_job_keeps_its_attempts(store: Arc<dyn Store>) {
     let index = IndexCache::new();
-    configure_active(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
+    configure_active_on_credly(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
     send_one(&store, &index, passing("e1", "ann", DEMO_COURSE, true)).await;
     let now = (Utc::now() + Duration::seconds(1)).trunc_subsecs(6);
     let claimed = store
-        .claim_jobs(&[kind::ISSUE_AWARD], 10, now, now + Duration::seconds(30))
+        .claim_jobs(&[kind::CREDLY_ISSUE], 10, now, now + Duration::seconds(30))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -1079,7 +1079,7 @@ pub async fn defer_job_keeps_its_attempts(store: Arc<dyn Store>) {
     assert!(
         store
             .claim_jobs(
-                &[kind::ISSUE_AWARD],
+                &[kind::CREDLY_ISSUE],
                 10,
                 just_before,
                 just_before + Duration::seconds(30)
@@ -1091,7 +1091,7 @@ pub async fn defer_job_keeps_its_attempts(store: Arc<dyn Store>) {
     );
     let again = store
         .claim_jobs(
-            &[kind::ISSUE_AWARD],
+            &[kind::CREDLY_ISSUE],
             10,
             run_at,
             run_at + Duration::seconds(30),
@@ -1117,7 +1117,7 @@ pub async fn defer_job_keeps_its_attempts(store: Arc<dyn Store>) {
         .unwrap();
     let claimed = store
         .claim_jobs(
-            &[kind::ISSUE_AWARD],
+            &[kind::CREDLY_ISSUE],
             10,
             later,
             later + Duration::seconds(30),
@@ -1157,12 +1157,12 @@ pub async fn defer_job_keeps_its_attempts(store: Arc<dyn Store>) {
 /// awards as recorded, skips jobs and awards that no longer exist, and never un-revokes.
 pub async fn finish_jobs_records_results_with_deliveries(store: Arc<dyn Store>) {
     let index = IndexCache::new();
-    configure_active(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
+    configure_active_on_credly(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
     send_one(&store, &index, passing("e1", "ann", DEMO_COURSE, true)).await;
     send_one(&store, &index, passing("e2", "bob", DEMO_COURSE, true)).await;
     let now = (Utc::now() + Duration::seconds(1)).trunc_subsecs(6);
     let claimed = store
-        .claim_jobs(&[kind::ISSUE_AWARD], 10, now, now + Duration::seconds(30))
+        .claim_jobs(&[kind::CREDLY_ISSUE], 10, now, now + Duration::seconds(30))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);

@@ -9,7 +9,8 @@ use chrono::{Duration, Utc};
 use serde_json::json;
 
 use super::support::*;
-use crate::{EventOutcome, IndexCache, JobFilter, JobResult, Store, TemplatePatch};
+use crate::{EventOutcome, IndexCache, JobFilter, JobResult, NewTemplate, Store, TemplatePatch};
+use accolade_domain::template::Origin;
 
 /// D1: with groups A AND B, completing A alone awards nothing (no award, no job); completing
 /// both awards exactly once.
@@ -256,11 +257,23 @@ pub async fn d3_requalifying_after_revocation_awards_again(store: Arc<dyn Store>
     );
 }
 
-/// D4: an award always comes with a pending `award.issue` job written with it; a job made dead
-/// can be retried by an operator and claimed again; replaying the event never awards twice.
+/// D4: an award of a provider's (Credly) template always comes with a pending `credly.issue` job
+/// written with it; a job made dead can be retried by an operator and claimed again; replaying
+/// the event never awards twice.
 pub async fn d4_award_leaves_a_retryable_issue_job(store: Arc<dyn Store>) {
     let index = IndexCache::new();
-    let (t, _) = configure_active(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
+    let t = store
+        .create_template(NewTemplate {
+            origin: Origin::Credly,
+            organization_id: Some("org-1".into()),
+            ..local_template("Demo on Credly", true)
+        })
+        .await
+        .unwrap();
+    store
+        .add_requirement(&t.id, passed_course(DEMO_COURSE, None))
+        .await
+        .unwrap();
     let event = passing("e1", "jdoe", DEMO_COURSE, true);
     let effects = send_one(&store, &index, event.clone()).await;
     let award_id = effects.awarded[0].clone();
@@ -275,7 +288,7 @@ pub async fn d4_award_leaves_a_retryable_issue_job(store: Arc<dyn Store>) {
     .await;
     assert_eq!(pending.len(), 1, "exactly one job: {pending:?}");
     let job = &pending[0];
-    assert_eq!(job.kind, kind::ISSUE_AWARD);
+    assert_eq!(job.kind, kind::CREDLY_ISSUE);
     assert_eq!(job.attempts, 0);
     assert_eq!(job.payload["award_id"], json!(award_id));
     assert_eq!(job.payload["template_id"], json!(t.id));
@@ -285,7 +298,7 @@ pub async fn d4_award_leaves_a_retryable_issue_job(store: Arc<dyn Store>) {
     // A worker claims it, the provider fails for good: dead.
     let now = Utc::now() + Duration::seconds(1);
     let claimed = store
-        .claim_jobs(&[kind::ISSUE_AWARD], 10, now, now + Duration::seconds(60))
+        .claim_jobs(&[kind::CREDLY_ISSUE], 10, now, now + Duration::seconds(60))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -309,7 +322,7 @@ pub async fn d4_award_leaves_a_retryable_issue_job(store: Arc<dyn Store>) {
     assert!(
         store
             .claim_jobs(
-                &[kind::ISSUE_AWARD],
+                &[kind::CREDLY_ISSUE],
                 10,
                 later,
                 later + Duration::seconds(60)
@@ -346,7 +359,7 @@ pub async fn d4_award_leaves_a_retryable_issue_job(store: Arc<dyn Store>) {
     );
     let now = Utc::now() + Duration::seconds(1);
     let again = store
-        .claim_jobs(&[kind::ISSUE_AWARD], 10, now, now + Duration::seconds(60))
+        .claim_jobs(&[kind::CREDLY_ISSUE], 10, now, now + Duration::seconds(60))
         .await
         .unwrap();
     assert_eq!(again.len(), 1);

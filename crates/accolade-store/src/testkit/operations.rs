@@ -32,15 +32,15 @@ fn now_after_writes() -> DateTime<Utc> {
     (Utc::now() + Duration::seconds(1)).trunc_subsecs(6)
 }
 
-/// An active template on the demo course awarded to `n` learners: `n` pending issue jobs.
+/// An active Credly template on the demo course awarded to `n` learners: `n` pending issue jobs.
 async fn issue_jobs(store: &Arc<dyn Store>, n: usize) -> Vec<Job> {
     let index = IndexCache::new();
-    configure_active(store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
+    configure_active_on_credly(store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
     let events = (0..n)
         .map(|i| passing(&format!("e{i}"), &format!("learner{i}"), DEMO_COURSE, true))
         .collect();
     send(store, &index, events).await;
-    let jobs = jobs_of_kind(store, kind::ISSUE_AWARD).await;
+    let jobs = jobs_of_kind(store, kind::CREDLY_ISSUE).await;
     assert_eq!(jobs.len(), n);
     assert!(jobs
         .iter()
@@ -83,7 +83,12 @@ pub async fn manual_award_and_conflict(store: Arc<dyn Store>) {
     let jobs = jobs_of_kind(&store, kind::ISSUE_AWARD).await;
     assert_eq!(jobs.len(), 1, "a manual award writes its issue job");
     assert_eq!(jobs[0].payload["award_id"], json!(a.id));
-    assert_eq!(jobs[0].status, JobStatus::Pending);
+    assert_eq!(
+        (jobs[0].status, jobs[0].attempts),
+        (JobStatus::Succeeded, 1),
+        "a local template's issue is done as it is written"
+    );
+    assert_eq!(a.issued_at, Some(a.awarded_at));
 
     assert_conflict(
         store
@@ -316,7 +321,7 @@ pub async fn claim_jobs_returns_each_due_job_once(store: Arc<dyn Store>) {
     let lease = now + Duration::seconds(30);
     assert!(
         store
-            .claim_jobs(&[kind::REVOKE_AWARD], 10, now, lease)
+            .claim_jobs(&[kind::CREDLY_REVOKE], 10, now, lease)
             .await
             .unwrap()
             .is_empty(),
@@ -334,7 +339,7 @@ pub async fn claim_jobs_returns_each_due_job_once(store: Arc<dyn Store>) {
     assert!(
         store
             .claim_jobs(
-                &[kind::ISSUE_AWARD],
+                &[kind::CREDLY_ISSUE],
                 10,
                 early,
                 early + Duration::seconds(30)
@@ -346,7 +351,7 @@ pub async fn claim_jobs_returns_each_due_job_once(store: Arc<dyn Store>) {
     );
 
     let first = store
-        .claim_jobs(&[kind::ISSUE_AWARD], 2, now, lease)
+        .claim_jobs(&[kind::CREDLY_ISSUE], 2, now, lease)
         .await
         .unwrap();
     assert_eq!(first.len(), 2, "the limit is respected");
@@ -357,12 +362,12 @@ pub async fn claim_jobs_returns_each_due_job_once(store: Arc<dyn Store>) {
         assert_eq!(store.get_job(&j.id).await.unwrap(), *j);
     }
     let second = store
-        .claim_jobs(&[kind::ISSUE_AWARD, kind::REVOKE_AWARD], 2, now, lease)
+        .claim_jobs(&[kind::CREDLY_ISSUE, kind::CREDLY_REVOKE], 2, now, lease)
         .await
         .unwrap();
     assert_eq!(second.len(), 1);
     assert!(store
-        .claim_jobs(&[kind::ISSUE_AWARD], 10, now, lease)
+        .claim_jobs(&[kind::CREDLY_ISSUE], 10, now, lease)
         .await
         .unwrap()
         .is_empty());
@@ -376,7 +381,7 @@ pub async fn expired_lease_is_claimable_again(store: Arc<dyn Store>) {
     let jobs = issue_jobs(&store, 2).await;
     let now = now_after_writes();
     let claimed = store
-        .claim_jobs(&[kind::ISSUE_AWARD], 10, now, now + Duration::seconds(30))
+        .claim_jobs(&[kind::CREDLY_ISSUE], 10, now, now + Duration::seconds(30))
         .await
         .unwrap();
     assert_eq!(ids(&claimed), ids(&jobs));
@@ -384,7 +389,7 @@ pub async fn expired_lease_is_claimable_again(store: Arc<dyn Store>) {
     assert!(
         store
             .claim_jobs(
-                &[kind::ISSUE_AWARD],
+                &[kind::CREDLY_ISSUE],
                 10,
                 during,
                 during + Duration::seconds(30)
@@ -397,7 +402,7 @@ pub async fn expired_lease_is_claimable_again(store: Arc<dyn Store>) {
     let after = now + Duration::seconds(31);
     let reclaimed = store
         .claim_jobs(
-            &[kind::ISSUE_AWARD],
+            &[kind::CREDLY_ISSUE],
             10,
             after,
             after + Duration::seconds(30),
@@ -420,7 +425,7 @@ pub async fn finish_job_succeeded_retry_dead(store: Arc<dyn Store>) {
     issue_jobs(&store, 3).await;
     let now = now_after_writes();
     let claimed = store
-        .claim_jobs(&[kind::ISSUE_AWARD], 3, now, now + Duration::seconds(30))
+        .claim_jobs(&[kind::CREDLY_ISSUE], 3, now, now + Duration::seconds(30))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 3);
@@ -468,7 +473,7 @@ pub async fn finish_job_succeeded_retry_dead(store: Arc<dyn Store>) {
     let mid = now + Duration::minutes(30);
     assert!(
         store
-            .claim_jobs(&[kind::ISSUE_AWARD], 10, mid, mid + Duration::seconds(30))
+            .claim_jobs(&[kind::CREDLY_ISSUE], 10, mid, mid + Duration::seconds(30))
             .await
             .unwrap()
             .is_empty(),
@@ -477,7 +482,7 @@ pub async fn finish_job_succeeded_retry_dead(store: Arc<dyn Store>) {
     let later = now + Duration::hours(2);
     let due = store
         .claim_jobs(
-            &[kind::ISSUE_AWARD],
+            &[kind::CREDLY_ISSUE],
             10,
             later,
             later + Duration::seconds(30),
@@ -538,7 +543,7 @@ pub async fn complete_due_jobs_runs_due_jobs_once(store: Arc<dyn Store>) {
         })
     };
     let ran = store
-        .complete_due_jobs(&[kind::ISSUE_AWARD], 10, now, decide.clone())
+        .complete_due_jobs(&[kind::CREDLY_ISSUE], 10, now, decide.clone())
         .await
         .unwrap();
     assert_eq!(ran, 3);
@@ -570,7 +575,7 @@ pub async fn complete_due_jobs_runs_due_jobs_once(store: Arc<dyn Store>) {
 
     let ran = store
         .complete_due_jobs(
-            &[kind::ISSUE_AWARD],
+            &[kind::CREDLY_ISSUE],
             10,
             now + Duration::minutes(30),
             decide.clone(),
@@ -580,7 +585,7 @@ pub async fn complete_due_jobs_runs_due_jobs_once(store: Arc<dyn Store>) {
     assert_eq!(ran, 0, "nothing is due before the retry time");
     let later = now + Duration::hours(2);
     let ran = store
-        .complete_due_jobs(&[kind::ISSUE_AWARD], 10, later, decide)
+        .complete_due_jobs(&[kind::CREDLY_ISSUE], 10, later, decide)
         .await
         .unwrap();
     assert_eq!(ran, 1, "only the retried job comes back");
@@ -603,7 +608,7 @@ pub async fn list_jobs_filters_by_status_and_kind(store: Arc<dyn Store>) {
         .unwrap();
     let now = now_after_writes();
     let claimed = store
-        .claim_jobs(&[kind::ISSUE_AWARD], 3, now, now + Duration::seconds(30))
+        .claim_jobs(&[kind::CREDLY_ISSUE], 3, now, now + Duration::seconds(30))
         .await
         .unwrap();
     store
@@ -646,17 +651,17 @@ pub async fn list_jobs_filters_by_status_and_kind(store: Arc<dyn Store>) {
         "one unclaimed issue job and the revoke job"
     );
     assert!(pending.iter().all(|j| j.status == JobStatus::Pending));
-    let revokes = jobs_of_kind(&store, kind::REVOKE_AWARD).await;
+    let revokes = jobs_of_kind(&store, kind::CREDLY_REVOKE).await;
     assert_eq!(revokes.len(), 1);
     assert_eq!(
-        jobs_of_kind(&store, kind::ISSUE_AWARD).await.len(),
+        jobs_of_kind(&store, kind::CREDLY_ISSUE).await.len(),
         jobs.len()
     );
     let both = jobs_where(
         &store,
         &JobFilter {
             status: Some(JobStatus::Pending),
-            kind: Some(kind::ISSUE_AWARD.into()),
+            kind: Some(kind::CREDLY_ISSUE.into()),
         },
     )
     .await;
@@ -688,7 +693,7 @@ pub async fn concurrent_claims_never_share_a_job(store: Arc<dyn Store>) {
             // Bounded, so a store that hands jobs out again fails instead of looping forever.
             for _ in 0..20 {
                 let got = store_ref
-                    .claim_jobs(&[kind::ISSUE_AWARD], 3, now, lease)
+                    .claim_jobs(&[kind::CREDLY_ISSUE], 3, now, lease)
                     .await
                     .unwrap();
                 if got.is_empty() {
@@ -1029,7 +1034,8 @@ pub async fn rejected_events_are_recorded(store: Arc<dyn Store>) {
 pub async fn stats_follow_events_awards_and_jobs(store: Arc<dyn Store>) {
     assert_eq!(store.stats().await.unwrap(), StoreStats::default());
     let index = IndexCache::new();
-    let (t, reqs) = configure(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
+    let (t, reqs) =
+        configure_on_credly(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
     store
         .add_penalty(&t.id, failed_course_penalty(&[&reqs[0].id]))
         .await
@@ -1054,7 +1060,7 @@ pub async fn stats_follow_events_awards_and_jobs(store: Arc<dyn Store>) {
     assert_eq!(s.outbox_dead, 0);
     let now = now_after_writes();
     let claimed = store
-        .claim_jobs(&[kind::ISSUE_AWARD], 1, now, now + Duration::seconds(30))
+        .claim_jobs(&[kind::CREDLY_ISSUE], 1, now, now + Duration::seconds(30))
         .await
         .unwrap();
     store

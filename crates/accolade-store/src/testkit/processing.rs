@@ -146,10 +146,57 @@ pub async fn earned_at_is_time_of_completing_event(store: Arc<dyn Store>) {
         "awarded_at is the processing time"
     );
     assert_eq!(
-        award.issued_at, None,
-        "not issued before a worker delivers it"
+        award.issued_at,
+        Some(award.awarded_at),
+        "a local template's award is issued as it is awarded (Accolade is the issuer)"
     );
     assert_eq!(award.revoked_at, None);
+}
+
+/// A local template's outbox jobs are written already done: the award is issued in the same
+/// transaction and a revocation has nothing external to call, so no worker pass is needed and
+/// none is pending. The jobs are still written, one per award and one per revocation.
+pub async fn local_jobs_are_done_in_the_awarding_transaction(store: Arc<dyn Store>) {
+    let index = IndexCache::new();
+    let (_, reqs) = configure_active(&store, "Demo", vec![passed_course(DEMO_COURSE, None)]).await;
+    store
+        .add_penalty(&reqs[0].template_id, failed_course_penalty(&[&reqs[0].id]))
+        .await
+        .unwrap();
+    let awarded = send_one(&store, &index, passing("e1", "jdoe", DEMO_COURSE, true)).await;
+    let revoked = send_one(&store, &index, passing("e2", "jdoe", DEMO_COURSE, false)).await;
+    assert_eq!(revoked.revoked, awarded.awarded);
+    let award = store.get_award(&awarded.awarded[0]).await.unwrap();
+    assert_eq!(award.issued_at, Some(award.awarded_at));
+    let jobs = all_jobs(&store).await;
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    for job in &jobs {
+        assert!(
+            job.kind == kind::ISSUE_AWARD || job.kind == kind::REVOKE_AWARD,
+            "{job:?}"
+        );
+        assert_eq!(
+            job.status,
+            accolade_domain::outbox::JobStatus::Succeeded,
+            "{job:?}"
+        );
+        assert_eq!(job.attempts, 1, "{job:?}");
+        assert_eq!(job.payload["award_id"], serde_json::json!(award.id));
+    }
+    let now = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert!(
+        store
+            .claim_jobs(
+                &[kind::ISSUE_AWARD, kind::REVOKE_AWARD],
+                10,
+                now,
+                now + chrono::Duration::seconds(60)
+            )
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing left for a worker"
+    );
 }
 
 /// An inactive template takes no part: no fulfilment, no award.

@@ -232,16 +232,40 @@ pub fn local_template(name: &str, active: bool) -> NewTemplate {
     }
 }
 
+/// A new template of a Credly organization, active or not: its jobs call Credly, so they wait
+/// in the outbox for a worker (a local template's jobs are done as they are written).
+pub fn credly_template(name: &str, active: bool) -> NewTemplate {
+    NewTemplate {
+        origin: Origin::Credly,
+        organization_id: Some("org-1".into()),
+        ..local_template(name, active)
+    }
+}
+
 /// Creates an inactive template with `requirements`, as an operator would before activating it.
 pub async fn configure(
     store: &Arc<dyn Store>,
     name: &str,
     requirements: Vec<NewRequirement>,
 ) -> (Template, Vec<Requirement>) {
-    let template = store
-        .create_template(local_template(name, false))
-        .await
-        .unwrap();
+    configure_template(store, local_template(name, false), requirements).await
+}
+
+/// [`configure`] with a Credly template, whose jobs wait in the outbox.
+pub async fn configure_on_credly(
+    store: &Arc<dyn Store>,
+    name: &str,
+    requirements: Vec<NewRequirement>,
+) -> (Template, Vec<Requirement>) {
+    configure_template(store, credly_template(name, false), requirements).await
+}
+
+async fn configure_template(
+    store: &Arc<dyn Store>,
+    new: NewTemplate,
+    requirements: Vec<NewRequirement>,
+) -> (Template, Vec<Requirement>) {
+    let template = store.create_template(new).await.unwrap();
     let mut created = Vec::new();
     for r in requirements {
         created.push(store.add_requirement(&template.id, r).await.unwrap());
@@ -262,6 +286,17 @@ pub async fn configure_active(
     requirements: Vec<NewRequirement>,
 ) -> (Template, Vec<Requirement>) {
     let (t, r) = configure(store, name, requirements).await;
+    activate(store, &t.id).await;
+    (t, r)
+}
+
+/// [`configure_active`] with a Credly template, whose jobs wait in the outbox.
+pub async fn configure_active_on_credly(
+    store: &Arc<dyn Store>,
+    name: &str,
+    requirements: Vec<NewRequirement>,
+) -> (Template, Vec<Requirement>) {
+    let (t, r) = configure_on_credly(store, name, requirements).await;
     activate(store, &t.id).await;
     (t, r)
 }
