@@ -252,6 +252,8 @@ pub struct DatabaseConfig {
     pub auto_migrate: bool,
     /// SQLite `PRAGMA synchronous` (FULL or NORMAL).
     pub sqlite_synchronous: String,
+    /// SQLite page size of a new database file.
+    pub sqlite_page_size: u32,
     /// PostgreSQL pool size.
     pub max_connections: u32,
 }
@@ -262,6 +264,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("url", &redact_url(&self.url))
             .field("auto_migrate", &self.auto_migrate)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("sqlite_page_size", &self.sqlite_page_size)
             .field("max_connections", &self.max_connections)
             .finish()
     }
@@ -415,6 +418,10 @@ impl Config {
             "FULL" | "NORMAL" | "EXTRA"
         ) {
             bail!("database.sqlite_synchronous must be FULL, NORMAL or EXTRA");
+        }
+        let page = self.database.sqlite_page_size;
+        if !(512..=65536).contains(&page) || !page.is_power_of_two() {
+            bail!("database.sqlite_page_size must be a power of two from 512 to 65536, not {page}");
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be at least 1");
@@ -604,6 +611,15 @@ mod tests {
         let mut c = Config::defaults();
         c.http.bind = "nope".into();
         assert!(c.validate().unwrap_err().to_string().contains("http.bind"));
+        for page in [0, 1000, 131072] {
+            let mut c = Config::defaults();
+            c.database.sqlite_page_size = page;
+            assert!(c
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("database.sqlite_page_size"));
+        }
         let mut c = Config::defaults();
         c.worker.retry_schedule = vec!["10 parsecs".into()];
         assert!(c

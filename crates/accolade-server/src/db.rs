@@ -15,6 +15,7 @@ pub async fn open(db: &DatabaseConfig) -> anyhow::Result<Arc<dyn Store>> {
         let options = SqliteOptions {
             auto_migrate: db.auto_migrate,
             synchronous: db.sqlite_synchronous.to_ascii_uppercase(),
+            page_size: db.sqlite_page_size,
             ..Default::default()
         };
         let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, &options))
@@ -43,7 +44,10 @@ pub async fn migrate(db: &DatabaseConfig) -> anyhow::Result<usize> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let options = SqliteOptions::default();
+        let options = SqliteOptions {
+            page_size: db.sqlite_page_size,
+            ..Default::default()
+        };
         Ok(tokio::task::spawn_blocking(move || SqliteStore::migrate(&path, &options)).await??)
     } else {
         Ok(PgStore::migrate(&db.url).await?)

@@ -77,6 +77,11 @@ pub struct SqliteOptions {
     /// `PRAGMA synchronous`: `FULL` (default; every commit reaches the disk) or `NORMAL`.
     pub synchronous: String,
     pub busy_timeout_ms: u64,
+    /// Page size of a new database file (an existing file keeps its own). Larger pages mean
+    /// fewer WAL frames per commit (each frame is two `write` calls) for more bytes written: on
+    /// the ingest path's random writes 8192 commits ~30% fewer frames than 4096 for ~1.4x the
+    /// bytes (`examples/process_bench` with `WAL_PROBE=1`).
+    pub page_size: u32,
 }
 
 impl Default for SqliteOptions {
@@ -85,6 +90,7 @@ impl Default for SqliteOptions {
             auto_migrate: true,
             synchronous: "FULL".into(),
             busy_timeout_ms: 5000,
+            page_size: 8192,
         }
     }
 }
@@ -101,6 +107,8 @@ pub fn path_from_url(url: &str) -> PathBuf {
 
 fn configure(c: &Connection, o: &SqliteOptions) -> rusqlite::Result<()> {
     c.busy_timeout(std::time::Duration::from_millis(o.busy_timeout_ms))?;
+    // Only takes effect on a new, empty file; an existing database keeps its page size.
+    c.pragma_update(None, "page_size", o.page_size)?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", &o.synchronous)?;
     c.pragma_update(None, "foreign_keys", "ON")?;

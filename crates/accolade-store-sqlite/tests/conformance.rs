@@ -100,3 +100,29 @@ async fn progress_cache_sees_changes_made_by_another_handle() {
         "A was reset through the other handle; B alone must not award"
     );
 }
+
+/// A new file gets the configured page size; an existing file keeps its own when opened with
+/// another (SQLite cannot change it in WAL mode, and the store must not try to rewrite it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_gets_the_configured_page_size_and_an_existing_one_keeps_its_own() {
+    let path = std::env::temp_dir()
+        .join(format!("accolade-conf-{}", uuid_like()))
+        .join("test.db");
+    let page_size = |path: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    };
+    let options = |page_size| SqliteOptions {
+        page_size,
+        ..SqliteOptions::default()
+    };
+    drop(SqliteStore::open(&path, &options(16384)).unwrap());
+    assert_eq!(page_size(&path), 16384);
+    let again = SqliteStore::open(&path, &options(4096)).unwrap();
+    again.config_version().await.unwrap();
+    drop(again);
+    assert_eq!(page_size(&path), 16384);
+    assert_eq!(SqliteOptions::default().page_size, 8192);
+}
