@@ -154,8 +154,21 @@ impl EventTypeMatchers {
 pub struct RuleIndex {
     /// Configuration version this index was built from.
     pub version: i64,
+    /// Unique per built index in this process: [`Matches`] name the index they were made with.
+    build: u64,
     templates: Vec<Arc<TemplateInfo>>,
     by_event_type: HashMap<String, EventTypeMatchers>,
+}
+
+/// Which requirements and penalties matched an event, by position in one built index (see
+/// [`RuleIndex::matches`]). The HTTP handler computes them while parsing, on its own thread, so
+/// the single database writer only assembles the hits; an index rebuilt in between makes them
+/// stale, and the writer evaluates the event again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Matches {
+    build: u64,
+    requirements: Vec<u32>,
+    penalties: Vec<u32>,
 }
 
 /// The effect of one event on one template, before looking at stored progress.
@@ -178,8 +191,10 @@ impl Eq for TemplateInfo {}
 impl RuleIndex {
     /// Builds the index from the active templates. Inactive templates are skipped defensively.
     pub fn build(version: i64, configs: &[TemplateConfig]) -> Self {
+        static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let mut index = RuleIndex {
             version,
+            build: BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ..Default::default()
         };
         let mut rules_by_type: HashMap<String, Vec<Vec<crate::rules::DataRule>>> = HashMap::new();
@@ -249,8 +264,47 @@ impl RuleIndex {
     /// Evaluates an event payload against every active requirement and penalty of its type,
     /// grouped by template (in configuration order).
     pub fn evaluate(&self, event_type: &str, payload: &Value) -> Vec<TemplateHit<'_>> {
+        self.hits(event_type, payload, None)
+    }
+
+    /// The requirements and penalties of the event's type whose rules all match its payload.
+    pub fn matches(&self, event_type: &str, payload: &Value) -> Matches {
+        let mut out = Matches {
+            build: self.build,
+            ..Matches::default()
+        };
+        if let Some(m) = self.by_event_type.get(event_type) {
+            for i in m.candidates(payload) {
+                if all_match(&m.requirements[i].rules, payload) {
+                    out.requirements.push(i as u32);
+                }
+            }
+            for (i, p) in m.penalties.iter().enumerate() {
+                if all_match(&p.rules, payload) {
+                    out.penalties.push(i as u32);
+                }
+            }
+        }
+        out
+    }
+
+    /// [`RuleIndex::evaluate`], reusing `matches` when they were made with this very index.
+    pub fn hits(
+        &self,
+        event_type: &str,
+        payload: &Value,
+        matches: Option<&Matches>,
+    ) -> Vec<TemplateHit<'_>> {
         let Some(m) = self.by_event_type.get(event_type) else {
             return Vec::new();
+        };
+        let fresh;
+        let matched = match matches {
+            Some(x) if x.build == self.build => x,
+            _ => {
+                fresh = self.matches(event_type, payload);
+                &fresh
+            }
         };
         fn slot<'a>(index: &'a RuleIndex, t: usize, hits: &mut Vec<TemplateHit<'a>>) -> usize {
             let template = &index.templates[t];
@@ -267,23 +321,17 @@ impl RuleIndex {
             }
         }
         let mut hits: Vec<TemplateHit<'_>> = Vec::new();
-        for r in m
-            .candidates(payload)
-            .into_iter()
-            .map(|i| &m.requirements[i])
-        {
-            if all_match(&r.rules, payload) {
-                let i = slot(self, r.template, &mut hits);
-                hits[i].fulfilled.push(&r.requirement_id);
-            }
+        for &i in &matched.requirements {
+            let r = &m.requirements[i as usize];
+            let h = slot(self, r.template, &mut hits);
+            hits[h].fulfilled.push(&r.requirement_id);
         }
-        for p in &m.penalties {
-            if all_match(&p.rules, payload) {
-                let i = slot(self, p.template, &mut hits);
-                hits[i]
-                    .reset
-                    .extend(p.requirement_ids.iter().map(String::as_str));
-            }
+        for &i in &matched.penalties {
+            let p = &m.penalties[i as usize];
+            let h = slot(self, p.template, &mut hits);
+            hits[h]
+                .reset
+                .extend(p.requirement_ids.iter().map(String::as_str));
         }
         hits
     }
@@ -439,6 +487,40 @@ mod tests {
             s.removed.len(),
             2,
             "penalty resets both linked requirements"
+        );
+    }
+
+    #[test]
+    fn matches_are_reused_only_by_the_index_that_made_them() {
+        let idx = two_groups();
+        let c1 = json!({"is_passing": true, "course": "c1"});
+        let fail = json!({"is_passing": false, "course": "c2"});
+        let m = idx.matches("pass", &c1);
+        assert_eq!(idx.hits("pass", &c1, Some(&m)), idx.evaluate("pass", &c1));
+        let m = idx.matches("pass", &fail);
+        assert_eq!(idx.hits("pass", &fail, Some(&m))[0].reset, vec!["a", "b"]);
+        // The writer trusts matches made with its own index (they are not recomputed)...
+        assert_eq!(idx.hits("pass", &c1, Some(&m)), idx.evaluate("pass", &fail));
+        // ...and ignores those of any other index, even one of the same version.
+        let same_version = RuleIndex::build(
+            1,
+            &[TemplateConfig {
+                template: template("t", true),
+                requirements: vec![req("a", "A", "c9")],
+                penalties: vec![],
+            }],
+        );
+        let stale = idx.matches("pass", &c1);
+        assert!(same_version.hits("pass", &c1, Some(&stale)).is_empty());
+        let other = same_version.matches("pass", &json!({"is_passing": true, "course": "c9"}));
+        assert_eq!(
+            same_version.hits(
+                "pass",
+                &json!({"is_passing": true, "course": "c9"}),
+                Some(&other)
+            )[0]
+            .fulfilled,
+            vec!["a"]
         );
     }
 

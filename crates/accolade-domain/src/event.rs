@@ -41,6 +41,10 @@ pub struct IncomingEvent {
     /// parser so the single database writer does not spend time on it.
     #[serde(skip)]
     pub raw: String,
+    /// The rules that matched, when the parser had the rules index at hand (the writer checks
+    /// they were made with its index, else it evaluates the event itself).
+    #[serde(skip)]
+    pub matches: Option<crate::engine::Matches>,
 }
 
 impl IncomingEvent {
@@ -80,6 +84,7 @@ impl IncomingEvent {
             payload,
             learner: checked.learner,
             raw: String::new(),
+            matches: None,
         };
         event.raw = event.wire_text();
         // NUL cannot be stored in PostgreSQL text or JSONB; refuse it for every backend alike.

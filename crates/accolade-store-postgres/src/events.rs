@@ -74,7 +74,7 @@ pub async fn process(
         .zip(&accepted)
         .map(|(e, a)| {
             if *a {
-                index.evaluate(&e.event_type, &e.payload)
+                index.hits(&e.event_type, &e.payload, e.matches.as_ref())
             } else {
                 Vec::new()
             }

@@ -68,9 +68,15 @@ pub async fn ingest_events(
     let mut events = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     let mut records = Vec::new();
+    // Rules are matched here, on this request's thread, not on the single database writer's
+    // (which re-evaluates only if the index is rebuilt before the batch commits).
+    let rules = state.index.current();
     for (index, item) in items.into_iter().enumerate() {
         match IncomingEvent::from_value(item) {
-            Ok(ev) => events.push(ev),
+            Ok(mut ev) => {
+                ev.matches = Some(rules.matches(&ev.event_type, &ev.payload));
+                events.push(ev);
+            }
             Err((e, item)) => {
                 m::event_rejected(e.code());
                 records.push(RejectedEvent {

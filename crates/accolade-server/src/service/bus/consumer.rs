@@ -234,7 +234,12 @@ impl Consumer {
                     }
                     let event_type = event_type.to_string();
                     match IncomingEvent::from_value(json) {
-                        Ok(ev) => events.push(ev),
+                        Ok(mut ev) => {
+                            // Matched here, off the single database writer (see api::events).
+                            ev.matches =
+                                Some(state.index.current().matches(&ev.event_type, &ev.payload));
+                            events.push(ev);
+                        }
                         Err((err, json)) => {
                             m::event_rejected(err.code());
                             dead.push(RejectedEvent {
