@@ -10,7 +10,7 @@ use accolade_store::{
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::config;
-use crate::events::{count, ensure_learner, insert_award, latest_award, revoke};
+use crate::events::{count, ensure_learner, insert_award, latest_award, revoke, Statements};
 use crate::rows::{self, db, parse_ts, ts, AWARD_COLUMNS, LEARNER_COLUMNS};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -118,7 +118,7 @@ pub fn award_manually(
 ) -> Result<Award> {
     let info = template_info(c, template_id)?;
     let learner = ensure_learner(c, username)?;
-    let latest = latest_award(c, template_id, username)?;
+    let latest = latest_award(&mut Statements::new(c), template_id, username)?;
     if let Some(a) = &latest {
         if a.state != AwardState::Revoked {
             return Err(StoreError::Conflict {
@@ -128,7 +128,15 @@ pub fn award_manually(
         }
     }
     let episode = latest.map_or(1, |a| a.episode + 1);
-    let award = insert_award(c, &info, &learner, episode, change.at, None, change.at)?;
+    let award = insert_award(
+        &mut Statements::new(c),
+        &info,
+        &learner,
+        episode,
+        change.at,
+        None,
+        change.at,
+    )?;
     count(c, 1, 0)?;
     tracing::info!(award.id = %award.id, reason = %change.reason, "manual award {}", award.id);
     Ok(award)
@@ -144,7 +152,14 @@ pub fn revoke_award(c: &Connection, award_id: &str, change: ManualChange) -> Res
     }
     let info = template_info(c, &award.template_id)?;
     let learner = ensure_learner(c, &award.learner)?;
-    let award = revoke(c, &info, &learner, award, &change.reason, change.at)?;
+    let award = revoke(
+        &mut Statements::new(c),
+        &info,
+        &learner,
+        award,
+        &change.reason,
+        change.at,
+    )?;
     count(c, 0, 1)?;
     Ok(award)
 }

@@ -81,8 +81,16 @@ pub fn group(s: &str) -> rusqlite::Result<Group> {
     Group::parse(s).map_err(|_| conversion(BadValue(s.to_string())))
 }
 
-pub const AWARD_COLUMNS: &str = "id, template_id, learner, episode, state, earned_at, awarded_at, \
-     issued_at, revoked_at, revoke_reason, event_id, external_id, external_state";
+/// The columns [`award`] reads, as a macro so constant SQL can be built with `concat!`.
+macro_rules! award_columns {
+    () => {
+        "id, template_id, learner, episode, state, earned_at, awarded_at, \
+         issued_at, revoked_at, revoke_reason, event_id, external_id, external_state"
+    };
+}
+pub(crate) use award_columns;
+
+pub const AWARD_COLUMNS: &str = award_columns!();
 
 pub fn award(r: &Row<'_>) -> rusqlite::Result<Award> {
     let state: String = r.get(4)?;
