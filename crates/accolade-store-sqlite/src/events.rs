@@ -299,7 +299,9 @@ fn latest_episode(
     learner: &str,
 ) -> Result<Option<(i64, bool)>> {
     st.get(Sql::LatestEpisode)?
-        .query_row(params![template_id, learner], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![template_id, learner], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()
         .map_err(db)
 }
@@ -441,7 +443,14 @@ fn enqueue(
         ("pending", 0)
     };
     st.get(Sql::InsertJob)?
-        .execute(params![job.id, job.kind, job.payload, status, attempts, now])
+        .execute(params![
+            job.id,
+            job.kind,
+            job.payload,
+            status,
+            attempts,
+            now
+        ])
         .map_err(db)?;
     st.get(Sql::InsertOutgoing)?
         .execute(params![
