@@ -170,10 +170,7 @@ pub async fn award_manually(
     let award = changes.award(&info, &learner, episode, change.at, None, change.at);
     changes.flush(c).await.map_err(|e| {
         if is_unique_violation(&e) {
-            StoreError::Conflict {
-                code: "already_awarded",
-                detail: "the learner already holds this badge".into(),
-            }
+            StoreError::already_awarded()
         } else {
             db(e)
         }

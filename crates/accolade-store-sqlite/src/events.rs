@@ -365,10 +365,7 @@ pub fn insert_award(
         ])
         .map_err(|e| {
             if crate::rows::is_unique_violation(&e) {
-                StoreError::Conflict {
-                    code: "already_awarded",
-                    detail: "the learner already holds this badge".into(),
-                }
+                StoreError::already_awarded()
             } else {
                 db(e)
             }

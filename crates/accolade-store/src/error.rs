@@ -23,4 +23,12 @@ impl StoreError {
     pub fn not_found(what: &'static str) -> Self {
         StoreError::NotFound { what }
     }
+
+    /// A second unrevoked award of one template to one learner, refused by the database.
+    pub fn already_awarded() -> Self {
+        StoreError::Conflict {
+            code: "already_awarded",
+            detail: "the learner already holds this badge".into(),
+        }
+    }
 }
