@@ -103,6 +103,13 @@ async fn batch_phase(
         })
         .collect();
     let total = bodies.len() * args.batch_size;
+    if total == 0 || clients == 0 {
+        bail!(
+            "the batch phase needs --batch-events ({}) >= --batch-size ({}) and at least one client",
+            args.batch_events,
+            args.batch_size
+        );
+    }
     let started = Instant::now();
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicU64::new(0));
