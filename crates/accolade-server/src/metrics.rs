@@ -117,6 +117,11 @@ pub fn bus_published(n: usize) {
     counter!("accolade_bus_published_total").increment(n as u64);
 }
 
+/// 1 while this instance holds the event-bus publisher lease, else 0.
+pub fn bus_publisher_leader(leader: bool) {
+    gauge!("accolade_bus_publisher_leader").set(if leader { 1.0 } else { 0.0 });
+}
+
 /// Webhook deliveries created by fan-out (one per event and matching subscription).
 pub fn webhook_deliveries_created(n: u64) {
     counter!("accolade_webhook_deliveries_created_total").increment(n);

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod demo;
+
 use crate::config::{Config, Overrides, DEFAULT_CONFIG};
 use crate::service::{apply, auth};
 use crate::state::AppState;
@@ -60,6 +62,11 @@ pub enum Command {
     },
     /// Print the default configuration with comments.
     DefaultConfig,
+    /// The configuration in effect.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Administration.
     Admin {
         #[command(subcommand)]
@@ -85,9 +92,38 @@ pub enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// The demo of `serve --demo`.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
     /// Check configuration, database and Credly keys; exits non-zero when something needs
     /// attention.
     Doctor,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Play the LMS: send "passed the course" events for a few learners to a running
+    /// `accolade serve --demo`, then show their badges reaching the Credly sandbox.
+    SendEvents {
+        /// The server's address (default: http.bind of the configuration).
+        #[arg(long)]
+        url: Option<String>,
+        /// How many learners (1-1000).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        learners: u16,
+        /// How long to follow the awards, in seconds.
+        #[arg(long, default_value_t = 20)]
+        wait_secs: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings (defaults, file, environment and flags applied) as TOML,
+    /// with secrets masked.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -366,6 +402,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Webhooks { command } => webhooks_command(config, command).await,
         Command::Doctor => doctor(config).await,
         Command::DefaultConfig => Ok(()),
+        Command::Demo {
+            command:
+                DemoCommand::SendEvents {
+                    url,
+                    learners,
+                    wait_secs,
+                },
+        } => {
+            demo::send_events(
+                &config,
+                url,
+                learners as usize,
+                std::time::Duration::from_secs(wait_secs),
+            )
+            .await
+        }
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => {
+            print!("{}", config.show()?);
+            Ok(())
+        }
     }
 }
 
@@ -769,15 +827,17 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
     }
     tokio::spawn(crate::service::credly::orgs::watch_expiry(state.clone()));
     tokio::spawn(crate::web::login::purge_expired_sessions(state.clone()));
-    if state.config.event_bus.enabled {
-        start_consumer(&state)?;
-    }
+    let bus_tasks = if state.config.event_bus.enabled {
+        start_bus(&state)?
+    } else {
+        Vec::new()
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, workers, "accolade listening on http://{}", listener.local_addr()?);
     if let Some(sb) = &sandbox {
-        demo_setup(&state, sb, listener.local_addr()?).await?;
+        demo::setup(&state, sb, listener.local_addr()?).await?;
     }
     let shutdown = state.shutdown.clone();
     let app = crate::build_app(state);
@@ -788,15 +848,26 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
             shutdown.cancel();
         })
         .await?;
+    // The publisher hands its lease over; never wait long.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        futures::future::join_all(bus_tasks),
+    )
+    .await;
     Ok(())
 }
 
-fn start_consumer(state: &AppState) -> anyhow::Result<()> {
+/// The event-bus consumer, and the publisher of badge events when `event_bus.publish` is on
+/// (every instance may run it: one at a time publishes, see `bus::producer`).
+fn start_bus(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     use crate::service::bus;
-    let consumer =
-        bus::consumer::Consumer::new(&state.config.event_bus, bus::registry(&state.config)?);
-    tokio::spawn(bus::consumer::run(state.clone(), consumer));
-    Ok(())
+    let registry = bus::registry(&state.config)?;
+    let consumer = bus::consumer::Consumer::new(&state.config.event_bus, registry.clone());
+    let mut tasks = vec![tokio::spawn(bus::consumer::run(state.clone(), consumer))];
+    if state.config.event_bus.publish {
+        tasks.push(tokio::spawn(bus::producer::run(state.clone(), registry)));
+    }
+    Ok(tasks)
 }
 
 /// `accolade consume`: the event-bus consumer alone (scale consumers apart from the API).
@@ -804,41 +875,16 @@ async fn consume(mut config: Config) -> anyhow::Result<()> {
     config.event_bus.enabled = true;
     let store = db::open(&config.database).await?;
     let state = AppState::new(store, config)?;
-    start_consumer(&state)?;
+    let tasks = start_bus(&state)?;
     shutdown_signal().await;
     state.shutdown.cancel();
-    // Give the consumer a moment to finish the batch in flight (unacknowledged entries are
-    // redelivered anyway).
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    Ok(())
-}
-
-/// `serve --demo`: connects the in-process Credly sandbox (organization, sync, webhooks back to
-/// this server) and tells the operator what to try next.
-async fn demo_setup(
-    state: &AppState,
-    sb: &accolade_credly_sandbox::RunningSandbox,
-    addr: std::net::SocketAddr,
-) -> anyhow::Result<()> {
-    use crate::service::credly::{orgs, sync};
-    use accolade_credly_sandbox::{DEMO_ORG_ID, DEMO_TOKEN};
-    let store = &*state.store;
-    if store.get_credly_org(DEMO_ORG_ID).await.is_err() {
-        orgs::add(&state.credly, store, DEMO_ORG_ID, DEMO_TOKEN).await?;
-    }
-    sb.sandbox.set_webhook_url(
-        DEMO_ORG_ID,
-        Some(format!("http://{addr}/badges/credly/webhook/")),
-    );
-    let s = sync::sync_org(&state.credly, store, DEMO_ORG_ID, false).await?;
-    eprintln!(
-        "\nDemo mode: a Credly sandbox runs at {} (organization {DEMO_ORG_ID}).\n\
-         Synced its active badge templates: {} new, {} updated ({} pages). They start inactive:\n\
-         list them with  curl -H 'Authorization: Bearer <token>' http://{addr}/api/v1/templates?origin=credly\n\
-         then add a requirement and activate one (see README, Quickstart). Awards are issued to the\n\
-         sandbox; its control API is at {}_sandbox/stats.\n",
-        sb.base_url, s.created, s.updated, s.pages, sb.base_url
-    );
+    // Let the consumer finish the batch in flight and the publisher hand its lease over
+    // (unacknowledged entries are redelivered anyway); never wait long.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        futures::future::join_all(tasks),
+    )
+    .await;
     Ok(())
 }
 

@@ -299,15 +299,12 @@ async fn awards_are_published_and_decode_with_the_badge_schema() {
     assert_eq!(s, axum::http::StatusCode::OK, "{body}");
     let pending = app.state.store.unpublished_events(10).await.unwrap();
     assert_eq!(pending.len(), 2, "{pending:?}");
-    let published = bus::producer::run_once(&app.state, &registry, &mut conn)
-        .await
-        .unwrap();
-    assert_eq!(published, 2, "awarded and revoked");
+    let mut publisher = bus::producer::Publisher::new(&app.state, registry.clone());
+    let published = publisher.run_once(&app.state, &mut conn).await.unwrap();
+    assert_eq!(published, Some(2), "awarded and revoked");
     assert_eq!(
-        bus::producer::run_once(&app.state, &registry, &mut conn)
-            .await
-            .unwrap(),
-        0,
+        publisher.run_once(&app.state, &mut conn).await.unwrap(),
+        Some(0),
         "once"
     );
     let stream = app.state.config.event_bus.stream();
@@ -344,6 +341,95 @@ async fn awards_are_published_and_decode_with_the_badge_schema() {
     assert_eq!(badge["template"]["origin"], "local");
     assert_eq!(badge["user"]["pii"]["username"], "ann");
     assert_eq!(badge["user"]["pii"]["email"], "ann@example.com");
+}
+
+/// The badge events on a stream, decoded, in stream order.
+pub async fn badge_events(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+) -> Vec<Value> {
+    let registry = accolade_eventbus::SchemaRegistry::builtin();
+    let entries: redis::streams::StreamRangeReply = redis::AsyncCommands::xrange_all(conn, stream)
+        .await
+        .unwrap();
+    entries
+        .ids
+        .iter()
+        .map(|e| {
+            let fields: Vec<(Vec<u8>, Vec<u8>)> = e
+                .map
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    redis::Value::BulkString(b) => Some((k.clone().into_bytes(), b.clone())),
+                    _ => None,
+                })
+                .collect();
+            accolade_eventbus::decode_entry(&registry, &fields).unwrap()
+        })
+        .filter(|e| {
+            e["event_type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("org.openedx.learning.badge."))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publisher_holds_the_lease_and_a_crash_after_xadd_publishes_nothing_twice() {
+    let Some(mut conn) = redis().await else {
+        return;
+    };
+    let prefix = format!("t{}", unique());
+    let app = TestApp::with_config(bus_config(&prefix)).await;
+    app.template("Demo", &[("A", rules_passed(DEMO))]).await;
+    let registry = bus::registry(&app.state.config).unwrap();
+    let stream = app.state.config.event_bus.stream();
+    let lease = format!("accolade:publisher:{stream}:lease");
+    let mut a = bus::producer::Publisher::new(&app.state, registry.clone());
+    let mut b = bus::producer::Publisher::new(&app.state, registry.clone());
+    app.send(serde_json::json!([passing("e1", "ann", DEMO, true)]))
+        .await;
+
+    // A takes the lease; B stands by and publishes nothing while A holds it.
+    assert_eq!(a.run_once(&app.state, &mut conn).await.unwrap(), Some(1));
+    assert!(a.is_leader());
+    app.send(serde_json::json!([passing("e2", "bob", DEMO, true)]))
+        .await;
+    assert_eq!(b.run_once(&app.state, &mut conn).await.unwrap(), None);
+    assert!(!b.is_leader());
+
+    // A writes bob's event and dies before marking it published; its lease runs out.
+    let written = a.write_batch(&app.state, &mut conn).await.unwrap();
+    assert_eq!(written.map(|ids| ids.len()), Some(1));
+    let _: i64 = redis::cmd("DEL")
+        .arg(&lease)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // B takes over, sees the batch A wrote, and does not write it again.
+    assert_eq!(b.run_once(&app.state, &mut conn).await.unwrap(), Some(0));
+    assert!(b.is_leader());
+    let events = badge_events(&mut conn, &stream).await;
+    let users: Vec<&str> = events
+        .iter()
+        .map(|e| {
+            e["data"]["badge"]["user"]["pii"]["username"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(users, ["ann", "bob"], "each once");
+
+    // A comes back: its lease is gone, so it is fenced off and writes nothing.
+    app.send(serde_json::json!([passing("e3", "cid", DEMO, true)]))
+        .await;
+    assert_eq!(a.write_batch(&app.state, &mut conn).await.unwrap(), None);
+    assert_eq!(b.run_once(&app.state, &mut conn).await.unwrap(), Some(1));
+    // A clean stop hands the lease over at once.
+    b.release(&mut conn).await.unwrap();
+    assert_eq!(a.run_once(&app.state, &mut conn).await.unwrap(), Some(0));
+    assert!(a.is_leader());
+    assert_eq!(badge_events(&mut conn, &stream).await.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

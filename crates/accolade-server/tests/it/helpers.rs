@@ -266,3 +266,38 @@ pub fn cli_token(db: &str, name: &str) -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// A new, empty PostgreSQL database on `ACCOLADE_TEST_PG_URL` (dropped by scripts/test), or
+/// `None` with a SKIPPED note when PostgreSQL is not reachable (a failure under CI=true).
+pub async fn fresh_pg_database() -> Option<String> {
+    let base = std::env::var("ACCOLADE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("accolade_it_{}", unique());
+    let created = std::process::Command::new("psql")
+        .args([
+            base.as_str(),
+            "-q",
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .output();
+    match created {
+        Ok(out) if out.status.success() => {
+            let (prefix, _) = base.rsplit_once('/').expect("a database name in the URL");
+            Some(format!("{prefix}/{name}"))
+        }
+        other => {
+            let why = match other {
+                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "PostgreSQL is not reachable at {base} and CI=true: {why}"
+            );
+            eprintln!("SKIPPED: PostgreSQL not reachable at {base}: {why}");
+            None
+        }
+    }
+}

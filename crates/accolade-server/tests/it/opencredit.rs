@@ -252,7 +252,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 
 /// Waits for the next clock minute when fewer than `secs` seconds are left in this one: the
 /// limits count per clock minute, and a test must not straddle two windows.
-async fn fresh_minute(secs: u64) {
+pub async fn fresh_minute(secs: u64) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

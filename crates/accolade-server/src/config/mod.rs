@@ -8,26 +8,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// The commented defaults, printed by `accolade default-config`.
-pub const DEFAULT_CONFIG: &str = include_str!("../../../config.default.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../../../config.default.toml");
 
-/// Top-level sections; only `ACCOLADE_<SECTION>__…` variables are read, so unrelated
-/// `ACCOLADE_*` variables (e.g. `ACCOLADE_CONFIG`) never collide with settings.
-const SECTIONS: [&str; 10] = [
-    "database",
-    "http",
-    "ingest",
-    "events",
-    "worker",
-    "event_bus",
-    "credly",
-    "webhooks",
-    "secrets",
-    "log",
+pub mod keys;
+pub mod show;
+
+/// `ACCOLADE_*` variables that are not settings: the config file path, and secrets that
+/// commands read from the environment so they stay out of the shell history. `ACCOLADE_TEST_*`
+/// is reserved for the test suite.
+const NOT_SETTINGS: [&str; 3] = [
+    "ACCOLADE_CONFIG",
+    "ACCOLADE_CREDLY_API_KEY",
+    "ACCOLADE_WEBHOOK_SECRET",
 ];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -350,32 +347,25 @@ impl Config {
     /// Loads and validates the configuration.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
         let mut fig = Figment::from(Toml::string(DEFAULT_CONFIG));
-        match file {
-            Some(path) => {
-                if !path.exists() {
-                    bail!("config file {} does not exist", path.display());
-                }
-                fig = fig.merge(Toml::file(path));
-            }
-            None => {
-                let default = PathBuf::from("accolade.toml");
-                if default.exists() {
-                    fig = fig.merge(Toml::file(default));
-                }
-            }
+        let file = match file {
+            Some(path) if !path.exists() => bail!("config file {} does not exist", path.display()),
+            Some(path) => Some(path.to_path_buf()),
+            None => Some(PathBuf::from("accolade.toml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            keys::check_file(&text, &path.display().to_string())?;
+            fig = fig.merge(Toml::string(&text));
         }
         if let Ok(url) = std::env::var("DATABASE_URL") {
             if std::env::var("ACCOLADE_DATABASE__URL").is_err() {
                 fig = fig.merge(Serialized::default("database.url", url));
             }
         }
-        fig = fig.merge(Env::prefixed("ACCOLADE_").split("__").filter(|k| {
-            SECTIONS.iter().any(|s| {
-                k.as_str()
-                    .to_ascii_lowercase()
-                    .starts_with(&format!("{s}."))
-            })
-        }));
+        for (key, value) in keys::from_env(environment()?)? {
+            fig = fig.merge(Serialized::default(&key, value));
+        }
         if let Some(b) = &overrides.bind {
             fig = fig.merge(Serialized::default("http.bind", b));
         }
@@ -561,6 +551,22 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// The process environment; a non-UTF-8 `ACCOLADE_` variable is an error rather than skipped.
+fn environment() -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if !name.starts_with("ACCOLADE_") {
+            continue;
+        }
+        match value.into_string() {
+            Ok(v) => out.push((name, v)),
+            Err(_) => bail!("environment variable {name} is not valid UTF-8"),
+        }
+    }
+    Ok(out)
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h`, `2d`.
