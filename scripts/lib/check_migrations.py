@@ -242,8 +242,10 @@ def ident(s):
     return '"' + s.replace('"', '""') + '"'
 
 
-def psql(url, *commands, timeout=60):
-    """Sends each command as one simple query (`psql -c`), stopping at the first error."""
+def psql(url, *commands, timeout=600):
+    """Sends each command as one simple query (`psql -c`), stopping at the first error. The
+    timeout is generous: DROP DATABASE waits for a checkpoint, which can take minutes on a server
+    busy with other test suites' databases."""
     args = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url]
     for cmd in commands:
         args += ["-c", cmd]
