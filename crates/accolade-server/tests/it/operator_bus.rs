@@ -270,3 +270,71 @@ async fn sigkill_while_publishing_publishes_every_event_exactly_once() {
     assert_eq!(seen.len(), 3000);
     assert!(seen.values().all(|n| *n == 1), "an event published twice");
 }
+
+/// A Redis of the test's own, started late on a port of its own.
+struct LateRedis(std::process::Child);
+
+impl Drop for LateRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publisher_waits_out_a_redis_outage_and_then_publishes() {
+    if redis().await.is_none() {
+        return;
+    }
+    let port = crate::helpers::free_port();
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let (op, stream) = bus_operator("publish-outage");
+    let op = op.set("ACCOLADE_EVENT_BUS__REDIS_URL", &url);
+    apply_demo_rules(&op);
+    let token = op.token();
+    // Redis is down: the server still starts and accepts events over HTTP.
+    let server = op.serve(&[]).await;
+    send(&server, &token, json!([passing("o1", "ann", DEMO, true)])).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _redis = LateRedis(
+        std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH"),
+    );
+    let conn = eventually(Duration::from_secs(10), "the late Redis", || {
+        let url = url.clone();
+        async move {
+            let client = redis::Client::open(url.as_str()).ok()?;
+            client.get_multiplexed_async_connection().await.ok()
+        }
+    })
+    .await;
+    let got = eventually(Duration::from_secs(45), "ann's award published", || {
+        let mut conn = conn.clone();
+        let stream = stream.clone();
+        async move {
+            let got = published(&mut conn, &stream).await;
+            (!got.is_empty()).then_some(got)
+        }
+    })
+    .await;
+    assert_eq!(got, [("awarded.v1".to_string(), "ann".to_string())]);
+    assert!(
+        server
+            .output()
+            .contains("event-bus publisher failed; retrying"),
+        "the outage is logged: {}",
+        server.output()
+    );
+}
