@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{cli_token, free_port, passing, unique, DEMO, PASSING};
+use crate::helpers::{cli_token, free_port, passing, unique, DEMO};
 
 struct Server {
     child: Child,
@@ -53,15 +53,7 @@ async fn sigkill_at_any_moment_loses_nothing_and_duplicates_nothing() {
     let db = format!("sqlite://{}/crash.db", dir.display());
     let token = cli_token(&db, "crash");
     let rules = dir.join("rules.toml");
-    std::fs::write(
-        &rules,
-        format!(
-            "[[template]]\nname = \"Demo\"\nactive = true\n[[template.requirement]]\nkey = \"demo\"\nevent_type = \"{PASSING}\"\n\
-             rules = [ {{ path = \"is_passing\", op = \"=\", value = \"true\" }}, {{ path = \"course.course_key\", op = \"=\", value = \"{DEMO}\" }} ]\n\
-             [[template.penalty]]\nevent_type = \"{PASSING}\"\nrequirements = [\"demo\"]\nrules = [ {{ path = \"is_passing\", op = \"=\", value = \"false\" }} ]\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&rules, crate::helpers::demo_rules_with_penalty()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_accolade"))
         .args([
             "apply",

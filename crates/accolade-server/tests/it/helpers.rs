@@ -301,3 +301,13 @@ pub async fn fresh_pg_database() -> Option<String> {
         }
     }
 }
+
+/// Rules as code for a Demo template: passing the Demo course earns it, failing resets it (so a
+/// fail after a pass revokes).
+pub fn demo_rules_with_penalty() -> String {
+    format!(
+        "[[template]]\nname = \"Demo\"\nactive = true\n[[template.requirement]]\nkey = \"demo\"\nevent_type = \"{PASSING}\"\n\
+         rules = [ {{ path = \"is_passing\", op = \"=\", value = \"true\" }}, {{ path = \"course.course_key\", op = \"=\", value = \"{DEMO}\" }} ]\n\
+         [[template.penalty]]\nevent_type = \"{PASSING}\"\nrequirements = [\"demo\"]\nrules = [ {{ path = \"is_passing\", op = \"=\", value = \"false\" }} ]\n"
+    )
+}

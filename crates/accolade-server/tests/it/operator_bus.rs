@@ -11,7 +11,7 @@ use accolade_eventbus::{encode_entry, SchemaRegistry};
 use serde_json::{json, Value};
 
 use crate::bus::badge_events;
-use crate::helpers::{passing, unique, DEMO, PASSING};
+use crate::helpers::{passing, unique, DEMO};
 use crate::process::{eventually, Operator, Served};
 
 const REDIS: &str = "redis://127.0.0.1:6379/0";
@@ -46,15 +46,7 @@ fn bus_operator(name: &str) -> (Operator, String) {
 
 fn apply_demo_rules(op: &Operator) {
     let rules = op.path("rules.toml");
-    std::fs::write(
-        &rules,
-        format!(
-            "[[template]]\nname = \"Demo\"\nactive = true\n[[template.requirement]]\nkey = \"demo\"\nevent_type = \"{PASSING}\"\n\
-             rules = [ {{ path = \"is_passing\", op = \"=\", value = \"true\" }}, {{ path = \"course.course_key\", op = \"=\", value = \"{DEMO}\" }} ]\n\
-             [[template.penalty]]\nevent_type = \"{PASSING}\"\nrequirements = [\"demo\"]\nrules = [ {{ path = \"is_passing\", op = \"=\", value = \"false\" }} ]\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&rules, crate::helpers::demo_rules_with_penalty()).unwrap();
     op.ok(&["apply", "-f", rules.to_str().unwrap()]);
 }
 

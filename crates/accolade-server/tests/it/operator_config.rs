@@ -9,14 +9,8 @@ use serde_json::Value;
 
 use crate::process::{Operator, SECRETS_KEY};
 
-/// Every setting from the embedded defaults' source, with its default.
-fn default_settings() -> BTreeMap<String, toml::Value> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../config.default.toml"
-    ))
-    .unwrap();
-    let table: toml::Table = text.parse().unwrap();
+/// A TOML document's settings by dotted key (tables flattened, other values are leaves).
+fn flatten(text: &str) -> BTreeMap<String, toml::Value> {
     fn walk(prefix: &str, t: &toml::Table, out: &mut BTreeMap<String, toml::Value>) {
         for (k, v) in t {
             let key = if prefix.is_empty() {
@@ -32,9 +26,21 @@ fn default_settings() -> BTreeMap<String, toml::Value> {
             }
         }
     }
+    let table: toml::Table = text.parse().unwrap_or_else(|e| panic!("{e}: {text}"));
     let mut out = BTreeMap::new();
     walk("", &table, &mut out);
     out
+}
+
+/// Every setting of the defaults file operators read, with its default.
+fn default_settings() -> BTreeMap<String, toml::Value> {
+    flatten(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config.default.toml"
+        ))
+        .unwrap(),
+    )
 }
 
 /// For one setting: the text an operator puts in the environment, the same value as TOML, and
@@ -105,25 +111,7 @@ fn value_for(key: &str, default: &toml::Value) -> (String, toml::Value, toml::Va
 }
 
 fn shown(out: &str) -> BTreeMap<String, toml::Value> {
-    let table: toml::Table = out.parse().unwrap_or_else(|e| panic!("{e}: {out}"));
-    let mut flat = BTreeMap::new();
-    fn walk(prefix: &str, t: &toml::Table, out: &mut BTreeMap<String, toml::Value>) {
-        for (k, v) in t {
-            let key = if prefix.is_empty() {
-                k.clone()
-            } else {
-                format!("{prefix}.{k}")
-            };
-            match v {
-                toml::Value::Table(t) => walk(&key, t, out),
-                leaf => {
-                    out.insert(key, leaf.clone());
-                }
-            }
-        }
-    }
-    walk("", &table, &mut flat);
-    flat
+    flatten(out)
 }
 
 fn env_name(key: &str) -> String {
