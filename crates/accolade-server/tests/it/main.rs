@@ -3,12 +3,14 @@
 
 mod admin_ui;
 mod api;
+mod binary;
 mod browser;
 mod bus;
 mod bus_crash;
 mod crash;
 mod credly;
 mod credly_crash;
+mod credly_keys;
 mod helpers;
 mod ingest;
 mod opencredit;
