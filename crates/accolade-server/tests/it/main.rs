@@ -1,6 +1,7 @@
 //! The one integration-test binary of accolade-server (every file under tests/ would be another
 //! binary to link). Modules group tests by concern; `helpers` builds a `TestApp`.
 
+mod admin_templates;
 mod admin_ui;
 mod api;
 mod binary;
