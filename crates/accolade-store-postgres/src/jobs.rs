@@ -113,7 +113,7 @@ pub async fn finish_job(
     let done = match result {
         JobResult::Succeeded => sqlx::query(
             "UPDATE jobs SET status = 'succeeded', locked_until = NULL, last_error = NULL, \
-             updated_at = $2 WHERE id = $1",
+             updated_at = $2, waiting_for_key = NULL WHERE id = $1",
         )
         .bind(text(id))
         .bind(now)
@@ -121,7 +121,7 @@ pub async fn finish_job(
         .await,
         JobResult::Retry { run_at, error } => sqlx::query(
             "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = $2, last_error = $3, \
-             updated_at = $4 WHERE id = $1",
+             updated_at = $4, waiting_for_key = NULL WHERE id = $1",
         )
         .bind(text(id))
         .bind(micros(run_at))
@@ -129,19 +129,30 @@ pub async fn finish_job(
         .bind(now)
         .execute(c)
         .await,
-        JobResult::Defer { run_at, reason } => sqlx::query(
-            "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = $2, last_error = $3, \
-             attempts = greatest(attempts - 1, 0), updated_at = $4 WHERE id = $1",
+        // A job waiting for a key that is current again (rotated while the job ran) is due now.
+        JobResult::Defer {
+            run_at,
+            reason,
+            waiting_for_key,
+        } => sqlx::query(
+            "UPDATE jobs SET status = 'pending', locked_until = NULL, last_error = $3, \
+             attempts = greatest(attempts - 1, 0), updated_at = $4, \
+             run_at = CASE WHEN rotated.yes THEN $4 ELSE $2 END, \
+             waiting_for_key = CASE WHEN rotated.yes THEN NULL ELSE $5 END \
+             FROM (SELECT EXISTS (SELECT 1 FROM credly_organizations o \
+                 WHERE o.id = $5 AND o.key_expires_at > $4) AS yes) rotated \
+             WHERE id = $1",
         )
         .bind(text(id))
         .bind(micros(run_at))
         .bind(text(&reason))
         .bind(now)
+        .bind(opt_text(waiting_for_key.as_deref()))
         .execute(c)
         .await,
         JobResult::Dead { error } => sqlx::query(
-            "UPDATE jobs SET status = 'dead', locked_until = NULL, last_error = $2, updated_at = $3 \
-             WHERE id = $1",
+            "UPDATE jobs SET status = 'dead', locked_until = NULL, last_error = $2, updated_at = $3, \
+             waiting_for_key = NULL WHERE id = $1",
         )
         .bind(text(id))
         .bind(text(&error))
@@ -154,6 +165,27 @@ pub async fn finish_job(
         return Err(StoreError::not_found("job"));
     }
     Ok(())
+}
+
+/// Makes the pending jobs waiting for `org_id`'s key due now (a job already due keeps its
+/// time) and clears their mark; the `jobs_waiting_for_key` partial index holds only waiting
+/// jobs. A job a worker holds (`FOR UPDATE` by a claim in progress) is waited for, then skipped
+/// if the claim made it `running`.
+pub async fn release_waiting_for_key(
+    c: &mut PgConnection,
+    org_id: &str,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET run_at = least(run_at, $2), waiting_for_key = NULL, updated_at = $2 \
+         WHERE waiting_for_key = $1 AND status = 'pending'",
+    )
+    .bind(text(org_id))
+    .bind(micros(now))
+    .execute(c)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected())
 }
 
 pub async fn create_token(c: &mut PgConnection, name: &str, hash: &str) -> Result<ApiToken> {

@@ -351,6 +351,10 @@ impl Store for PgStore {
         jobs::finish_job(&mut *self.conn().await?, id, result, now).await
     }
 
+    async fn release_jobs_waiting_for_key(&self, org_id: &str, now: DateTime<Utc>) -> Result<u64> {
+        jobs::release_waiting_for_key(&mut *self.conn().await?, org_id, now).await
+    }
+
     async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award> {
         in_tx!(self.write().await?, |c| awards::record_delivery(
             c, award_id, delivery

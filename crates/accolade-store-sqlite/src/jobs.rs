@@ -173,22 +173,32 @@ fn record_result(
     let changed = match result {
         JobResult::Succeeded => c.prepare_cached(
             "UPDATE jobs SET status = 'succeeded', locked_until = NULL, last_error = NULL, updated_at = ?2, \
-             attempts = attempts + ?3 WHERE id = ?1",
+             attempts = attempts + ?3, waiting_for_key = NULL WHERE id = ?1",
         ).and_then(|mut s| s.execute(params![id, now, attempted])),
         JobResult::Retry { run_at, error } => c.execute(
             "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = ?2, last_error = ?3, updated_at = ?4, \
-             attempts = attempts + ?5 WHERE id = ?1",
+             attempts = attempts + ?5, waiting_for_key = NULL WHERE id = ?1",
             params![id, ts(run_at), error, now, attempted],
         ),
         // A deferred job was not attempted: a claim's count is taken back, nothing is added.
-        JobResult::Defer { run_at, reason } => c.execute(
-            "UPDATE jobs SET status = 'pending', locked_until = NULL, run_at = ?2, last_error = ?3, \
-             attempts = max(attempts - 1 + ?5, 0), updated_at = ?4 WHERE id = ?1",
-            params![id, ts(run_at), reason, now, attempted],
+        // A job waiting for a key that is current again (rotated while the job ran) is due now.
+        JobResult::Defer {
+            run_at,
+            reason,
+            waiting_for_key,
+        } => c.execute(
+            "UPDATE jobs SET status = 'pending', locked_until = NULL, last_error = ?3, \
+             attempts = max(attempts - 1 + ?5, 0), updated_at = ?4, \
+             run_at = CASE WHEN EXISTS (SELECT 1 FROM credly_organizations o \
+                 WHERE o.id = ?6 AND o.key_expires_at > ?4) THEN ?4 ELSE ?2 END, \
+             waiting_for_key = CASE WHEN EXISTS (SELECT 1 FROM credly_organizations o \
+                 WHERE o.id = ?6 AND o.key_expires_at > ?4) THEN NULL ELSE ?6 END \
+             WHERE id = ?1",
+            params![id, ts(run_at), reason, now, attempted, waiting_for_key],
         ),
         JobResult::Dead { error } => c.execute(
             "UPDATE jobs SET status = 'dead', locked_until = NULL, last_error = ?2, updated_at = ?3, \
-             attempts = attempts + ?4 WHERE id = ?1",
+             attempts = attempts + ?4, waiting_for_key = NULL WHERE id = ?1",
             params![id, error, now, attempted],
         ),
     }
@@ -197,6 +207,21 @@ fn record_result(
         return Err(StoreError::not_found("job"));
     }
     Ok(())
+}
+
+/// Makes the pending jobs waiting for `org_id`'s key due now (a job already due keeps its
+/// time) and clears their mark. The `jobs_waiting_for_key` partial index holds only waiting
+/// jobs, so this reads no finished ones.
+pub fn release_waiting_for_key(c: &Connection, org_id: &str, now: DateTime<Utc>) -> Result<u64> {
+    let now = ts(now);
+    let n = c
+        .execute(
+            "UPDATE jobs SET run_at = min(run_at, ?2), waiting_for_key = NULL, updated_at = ?2 \
+             WHERE waiting_for_key = ?1 AND status = 'pending'",
+            params![org_id, now],
+        )
+        .map_err(db)?;
+    Ok(n as u64)
 }
 
 pub fn create_token(c: &Connection, name: &str, hash: &str) -> Result<ApiToken> {
@@ -276,6 +301,28 @@ mod tests {
                 .filter(|s| s.contains("USING INDEX jobs_due"))
                 .count(),
             2,
+            "{plan:?}"
+        );
+    }
+
+    /// Releasing the jobs waiting for a key reads the partial index of waiting jobs, not the
+    /// table of every job ever written.
+    #[test]
+    fn waiting_jobs_are_found_through_their_partial_index() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::migrate::run(&mut c).unwrap();
+        let plan: Vec<String> = c
+            .prepare(
+                "EXPLAIN QUERY PLAN UPDATE jobs SET run_at = ?2 \
+                 WHERE waiting_for_key = ?1 AND status = 'pending'",
+            )
+            .unwrap()
+            .query_map(params!["org", ts(Utc::now())], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|s| s.contains("jobs_waiting_for_key")),
             "{plan:?}"
         );
     }

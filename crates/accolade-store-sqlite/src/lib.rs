@@ -584,6 +584,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn release_jobs_waiting_for_key(&self, org_id: &str, now: DateTime<Utc>) -> Result<u64> {
+        let org_id = org_id.to_string();
+        self.write(move |c| jobs::release_waiting_for_key(c, &org_id, now))
+            .await
+    }
+
     async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award> {
         let id = award_id.to_string();
         self.write(move |c| awards::record_delivery(c, &id, delivery))

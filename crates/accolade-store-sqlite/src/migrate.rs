@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0009_opencredit.sql",
         include_str!("../migrations/0009_opencredit.sql"),
     ),
+    (
+        10,
+        "0010_jobs_waiting_for_key.sql",
+        include_str!("../migrations/0010_jobs_waiting_for_key.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

@@ -303,6 +303,11 @@ pub enum JobResult {
     Defer {
         run_at: DateTime<Utc>,
         reason: String,
+        /// The Credly organization whose expired key the job waits for: rotating that key makes
+        /// it due at once ([`crate::Store::release_jobs_waiting_for_key`]). If the stored key
+        /// is already current when the result is recorded (rotated while the job ran), the job
+        /// is due at once and not marked.
+        waiting_for_key: Option<String>,
     },
 }
 

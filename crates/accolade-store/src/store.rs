@@ -202,6 +202,12 @@ pub trait Store: Send + Sync + 'static {
         Ok(n)
     }
 
+    /// Makes the pending jobs that wait for `org_id`'s key (deferred with
+    /// [`JobResult::Defer`]`{ waiting_for_key: Some(org_id), .. }`) due at `now` and clears
+    /// their mark; called once the key was rotated. Jobs of other organizations, running
+    /// (leased) and finished jobs are left alone. Returns how many jobs were released.
+    async fn release_jobs_waiting_for_key(&self, org_id: &str, now: DateTime<Utc>) -> Result<u64>;
+
     /// Records a delivery result on an award (state, provider id and state, issue time).
     /// A revoked award keeps its `revoked` state.
     async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award>;

@@ -20,7 +20,7 @@
 //! - [`operations`]: manual award and revocation, delivery results, the outbox queue, rules as
 //!   code, API tokens, rejected events, counters;
 //! - [`credly`]: Credly organizations and keys, template sync, webhook template changes and
-//!   notifications, provider award states, deferred jobs;
+//!   notifications, provider award states, deferred jobs and their release on a key rotation;
 //! - [`webhooks`]: outbound webhook subscriptions, fan-out, the delivery queue, retries and
 //!   replay;
 //! - [`admin`]: accounts and sessions of the `/admin` web UI: unique usernames, failed-login
@@ -145,6 +145,8 @@ macro_rules! conformance_suite {
             credly_notification_finish_and_list,
             credly_award_external_state_is_set_by_external_id,
             defer_job_keeps_its_attempts,
+            release_jobs_waiting_for_key_frees_only_that_organizations_jobs,
+            deferring_for_a_key_rotated_meanwhile_does_not_wait,
             finish_jobs_records_results_with_deliveries,
             outgoing_events_wait_until_published,
             webhook_subscriptions_crud,

@@ -295,8 +295,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply { file, dry_run } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let desired = apply::parse(&text).with_context(|| format!("in {}", file.display()))?;
-            for d in &desired {
+            let templates =
+                apply::parse(&text).with_context(|| format!("in {}", file.display()))?;
+            for t in &templates {
+                let d = &t.desired;
                 for r in d
                     .requirements
                     .iter()
@@ -305,23 +307,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 {
                     if !config.events.types.contains(r) {
                         anyhow::bail!(
-                            "template `{}` uses event type `{r}`, which is not in events.types",
-                            d.template.name
+                            "in {}: {} uses event type `{r}`, which is not in events.types",
+                            file.display(),
+                            t.at
                         );
                     }
                 }
             }
             let store = db::open(&config.database).await?;
-            let report = apply::apply(&*store, desired, dry_run).await?;
+            let report = apply::apply(&*store, templates, dry_run)
+                .await
+                .with_context(|| format!("in {}", file.display()))?;
             for line in &report.lines {
                 println!("{line}");
             }
             println!(
-                "{}{} created, {} changed, {} unchanged",
+                "{}{} created, {} changed, {} unchanged{}",
                 if dry_run { "dry run: " } else { "" },
                 report.created,
                 report.changed,
-                report.unchanged
+                report.unchanged,
+                if report.ignored > 0 {
+                    format!(
+                        "; {} Credly field(s) in the file not applied (`!` lines)",
+                        report.ignored
+                    )
+                } else {
+                    String::new()
+                }
             );
             Ok(())
         }

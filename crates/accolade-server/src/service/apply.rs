@@ -4,8 +4,11 @@
 //! penalties (which name requirement keys). Applying makes each named template's configuration
 //! equal to the file, idempotently: requirements and penalties are matched by key, so their ids
 //! (and learners' progress) survive; ones missing from the file are removed. A template without
-//! `uuid` is identified by its name among local templates. The format is documented in
-//! `docs/rules-as-code.md`.
+//! `uuid` is identified by its name among local templates. A Credly template is named by its
+//! `uuid` and must have been synced: its name, description and image are Credly's, so the file
+//! sets only its requirements, penalties and switches, and a differing name, description or
+//! image in the file is reported and not applied. Every template is matched to the database
+//! before anything is written. The format is documented in `docs/rules-as-code.md`.
 
 use std::collections::HashSet;
 
@@ -29,9 +32,9 @@ pub struct RulesFile {
 #[serde(deny_unknown_fields)]
 pub struct TemplateSpec {
     pub uuid: Option<String>,
-    pub name: String,
-    #[serde(default)]
-    pub description: String,
+    /// Required for a local template; a Credly template's name comes from Credly.
+    pub name: Option<String>,
+    pub description: Option<String>,
     pub image_url: Option<String>,
     #[serde(default = "local")]
     pub origin: String,
@@ -85,25 +88,63 @@ pub struct RuleSpec {
     pub value: String,
 }
 
-/// Parses and validates a rules file into desired templates (template ids still unresolved).
-pub fn parse(text: &str) -> anyhow::Result<Vec<DesiredTemplate>> {
+/// One `[[template]]` of a rules file, validated but not yet matched to the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileTemplate {
+    /// Where the template is in the file, for messages: ``template #2 (`Name`)``, or
+    /// ``template #3 (uuid `…`)`` for a Credly template.
+    pub at: String,
+    /// What the file asks for. For a Credly template the name, description and image are filled
+    /// in from the synced template when it is applied.
+    pub desired: DesiredTemplate,
+    /// For a Credly template: the name, description and image the file gives, compared with
+    /// Credly's and never applied.
+    pub credly_given: CredlyFields,
+}
+
+/// Fields of a Credly template that belong to Credly (sync keeps them current).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CredlyFields {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub image_url: Option<String>,
+}
+
+/// Parses and validates a rules file (template ids still unresolved).
+pub fn parse(text: &str) -> anyhow::Result<Vec<FileTemplate>> {
     let file: RulesFile = toml::from_str(text).context("the rules file is not valid")?;
     let mut out = Vec::new();
     let mut names = HashSet::new();
     for (ti, t) in file.template.into_iter().enumerate() {
-        let at = format!("template #{} (`{}`)", ti + 1, t.name);
-        accolade_domain::template::validate_name("name", &t.name).with_context(|| at.clone())?;
-        if !names.insert(t.uuid.clone().unwrap_or_else(|| t.name.clone())) {
+        let position = format!("template #{}", ti + 1);
+        let origin = Origin::parse(&t.origin).with_context(|| position.clone())?;
+        let at = match (origin, &t.uuid, &t.name) {
+            (Origin::Credly, Some(u), _) => format!("{position} (uuid `{u}`)"),
+            (Origin::Credly, None, _) => {
+                bail!("{position}: a credly template must name its Credly template uuid")
+            }
+            (Origin::Local, _, Some(name)) => format!("{position} (`{name}`)"),
+            (Origin::Local, _, None) => bail!(
+                "{position}: a local template needs a `name` (only a credly template takes its \
+                 name from Credly)"
+            ),
+        };
+        if origin == Origin::Local {
+            let name = t.name.as_deref().unwrap_or_default();
+            accolade_domain::template::validate_name("name", name).with_context(|| at.clone())?;
+        }
+        let identity = t
+            .uuid
+            .clone()
+            .or_else(|| t.name.clone())
+            .unwrap_or_default();
+        if !names.insert(identity) {
             bail!("{at}: the same template appears twice in the file");
         }
         if let Some(u) = &t.uuid {
             if !accolade_domain::ids::is_uuid(u) {
                 bail!("{at}: uuid `{u}` is not a UUID");
             }
-        }
-        let origin = Origin::parse(&t.origin).with_context(|| at.clone())?;
-        if origin == Origin::Credly && t.uuid.is_none() {
-            bail!("{at}: a credly template must name its Credly template uuid");
         }
         let explicit: Vec<Group> = t
             .requirement
@@ -166,20 +207,32 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<DesiredTemplate>> {
                 requirement_keys: p.requirements,
             });
         }
-        out.push(DesiredTemplate {
-            template: NewTemplate {
-                id: t.uuid.map(|u| u.to_ascii_lowercase()),
-                name: t.name.trim().to_string(),
-                description: t.description,
-                image_url: t.image_url,
-                origin,
-                provider_state: "active".into(),
-                is_active: t.active,
-                allow_reaward: t.allow_reaward,
-                organization_id: None,
+        let credly_given = match origin {
+            Origin::Credly => CredlyFields {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                image_url: t.image_url.clone(),
             },
-            requirements,
-            penalties,
+            Origin::Local => CredlyFields::default(),
+        };
+        out.push(FileTemplate {
+            at,
+            desired: DesiredTemplate {
+                template: NewTemplate {
+                    id: t.uuid.map(|u| u.to_ascii_lowercase()),
+                    name: t.name.unwrap_or_default().trim().to_string(),
+                    description: t.description.unwrap_or_default(),
+                    image_url: t.image_url,
+                    origin,
+                    provider_state: "active".into(),
+                    is_active: t.active,
+                    allow_reaward: t.allow_reaward,
+                    organization_id: None,
+                },
+                requirements,
+                penalties,
+            },
+            credly_given,
         });
     }
     Ok(out)
@@ -360,6 +413,71 @@ pub fn diff(current: Option<&TemplateConfig>, d: &DesiredTemplate) -> Vec<String
     lines
 }
 
+/// Matches a file template to the database and checks that its origin agrees. A Credly
+/// template must exist (synced); it takes its name, description and image from there, and
+/// each one the file gives differently becomes a note. Returns the current configuration, the
+/// template to apply and the notes.
+async fn plan(
+    store: &dyn Store,
+    t: FileTemplate,
+) -> anyhow::Result<(Option<TemplateConfig>, DesiredTemplate, Vec<String>)> {
+    let FileTemplate {
+        at,
+        mut desired,
+        credly_given,
+    } = t;
+    let current = resolve(store, &desired).await.with_context(|| at.clone())?;
+    let origin = desired.template.origin;
+    match &current {
+        Some(c) if c.template.origin != origin => bail!(
+            "{at}: template {} is a {} template, the file says origin = \"{}\"",
+            c.template.id,
+            c.template.origin.as_str(),
+            origin.as_str()
+        ),
+        None if origin == Origin::Credly => bail!(
+            "{at}: there is no Credly template with this uuid; sync its organization first \
+             (`accolade credly sync`): a Credly template's name, description and image come \
+             from Credly"
+        ),
+        _ => {}
+    }
+    let mut notes = Vec::new();
+    if let (Origin::Credly, Some(c)) = (origin, &current) {
+        let synced = &c.template;
+        let label = format!("template `{}` ({})", synced.name, synced.id);
+        let not_applied = "not applied: a Credly template keeps what Credly says (sync updates it)";
+        if let Some(name) = &credly_given.name {
+            if name.trim() != synced.name {
+                notes.push(format!(
+                    "! {label}: the file's name `{}` is {not_applied}",
+                    name.trim()
+                ));
+            }
+        }
+        if credly_given
+            .description
+            .as_ref()
+            .is_some_and(|d| *d != synced.description)
+        {
+            notes.push(format!(
+                "! {label}: the file's description is {not_applied}"
+            ));
+        }
+        if credly_given
+            .image_url
+            .as_ref()
+            .is_some_and(|u| Some(u) != synced.image_url.as_ref())
+        {
+            notes.push(format!("! {label}: the file's image_url is {not_applied}"));
+        }
+        desired.template.name = synced.name.clone();
+        desired.template.description = synced.description.clone();
+        desired.template.image_url = synced.image_url.clone();
+    }
+    Ok((current, desired, notes))
+}
+
 /// The result of an apply run.
 #[derive(Debug, Default)]
 pub struct ApplyReport {
@@ -367,17 +485,25 @@ pub struct ApplyReport {
     pub created: usize,
     pub changed: usize,
     pub unchanged: usize,
+    /// Fields the file gives a Credly template that were not applied (each also has a `!` line).
+    pub ignored: usize,
 }
 
-/// Applies (or with `dry_run` only describes) a parsed rules file.
+/// Applies (or with `dry_run` only describes) a parsed rules file. Every template is matched to
+/// the database first, so a template that cannot be applied stops the run before anything is
+/// written.
 pub async fn apply(
     store: &dyn Store,
-    desired: Vec<DesiredTemplate>,
+    file: Vec<FileTemplate>,
     dry_run: bool,
 ) -> anyhow::Result<ApplyReport> {
     let mut report = ApplyReport::default();
-    for mut d in desired {
-        let current = resolve(store, &d).await?;
+    let mut planned = Vec::with_capacity(file.len());
+    for t in file {
+        planned.push(plan(store, t).await?);
+    }
+    for (current, mut d, notes) in planned {
+        report.ignored += notes.len();
         let lines = diff(current.as_ref(), &d);
         match (&current, lines.is_empty()) {
             (None, _) => report.created += 1,
@@ -386,11 +512,13 @@ pub async fn apply(
                 report
                     .lines
                     .push(format!("= template `{}` unchanged", d.template.name));
+                report.lines.extend(notes);
                 continue;
             }
             (Some(_), false) => report.changed += 1,
         }
         report.lines.extend(lines);
+        report.lines.extend(notes);
         if !dry_run {
             if let Some(c) = &current {
                 d.template.id = Some(c.template.id.clone());
@@ -426,13 +554,59 @@ rules = [ { path = "is_passing", op = "=", value = "false" } ]
 
     #[test]
     fn parses_the_documented_format_and_assigns_free_groups() {
-        let d = parse(SAMPLE).unwrap();
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].requirements[0].group.letter(), 'A');
-        assert_eq!(d[0].requirements[1].group.letter(), 'B');
-        assert_eq!(d[0].penalties[0].key, "penalty-1");
-        assert!(d[0].template.is_active);
-        assert_eq!(diff(None, &d[0]).len(), 4);
+        let f = parse(SAMPLE).unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].at, "template #1 (`Demo course completion`)");
+        let d = &f[0].desired;
+        assert_eq!(d.requirements[0].group.letter(), 'A');
+        assert_eq!(d.requirements[1].group.letter(), 'B');
+        assert_eq!(d.penalties[0].key, "penalty-1");
+        assert!(d.template.is_active);
+        assert_eq!(diff(None, d).len(), 4);
+    }
+
+    const CREDLY: &str = r#"
+[[template]]
+uuid = "6B1C2D3E-4F50-4A6B-8C7D-9E0F1A2B3C4D"
+origin = "credly"
+active = true
+[[template.requirement]]
+key = "demo"
+event_type = "org.openedx.learning.course.passing.status.updated.v1"
+"#;
+
+    #[test]
+    fn a_credly_template_needs_only_its_uuid() {
+        let f = parse(CREDLY).unwrap();
+        assert_eq!(
+            f[0].at,
+            "template #1 (uuid `6B1C2D3E-4F50-4A6B-8C7D-9E0F1A2B3C4D`)"
+        );
+        let t = &f[0].desired.template;
+        assert_eq!(
+            t.id.as_deref(),
+            Some("6b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d")
+        );
+        assert_eq!((t.origin, t.is_active), (Origin::Credly, true));
+        assert_eq!(f[0].credly_given, CredlyFields::default());
+        let named = CREDLY.replace("active = true", "active = true\nname = \"Mine\"");
+        assert_eq!(
+            parse(&named).unwrap()[0].credly_given.name.as_deref(),
+            Some("Mine")
+        );
+        let no_uuid = CREDLY.replace("uuid = \"6B1C2D3E-4F50-4A6B-8C7D-9E0F1A2B3C4D\"\n", "");
+        assert!(format!("{:#}", parse(&no_uuid).unwrap_err())
+            .contains("must name its Credly template uuid"));
+    }
+
+    #[test]
+    fn a_local_template_without_a_name_is_refused_by_position() {
+        let text = format!("{SAMPLE}\n[[template]]\nactive = true\n");
+        let e = format!("{:#}", parse(&text).unwrap_err());
+        assert!(
+            e.starts_with("template #2: a local template needs a `name`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Badge templates: the list with search and filters (organization, origin, active, Credly
 //! state shown per row) and server-side pagination, so it stays fast with tens of thousands of
-//! templates.
+//! templates. Only Credly templates have a Credly state: local ones show none, and filtering on
+//! a Credly state lists Credly templates only.
 
 use accolade_domain::template::Origin;
 use accolade_store::{Page, TemplateFilter};
@@ -36,7 +37,8 @@ pub struct Row {
     pub name: String,
     pub origin: &'static str,
     pub org: String,
-    pub provider_state: String,
+    /// Credly's state of the template; `None` for a local template, which has none.
+    pub credly_state: Option<String>,
     pub active: bool,
     pub updated: String,
 }
@@ -67,7 +69,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Response {
     // Unknown filter values are ignored rather than refused: this is a page a person edits.
-    let filter = TemplateFilter {
+    let mut filter = TemplateFilter {
         origin: match q.origin.as_str() {
             "local" => Some(Origin::Local),
             "credly" => Some(Origin::Credly),
@@ -82,11 +84,28 @@ pub async fn list(
         organization_id: Some(q.org.clone()).filter(|s| !s.is_empty()),
         provider_state: Some(q.state.trim().to_string()).filter(|s| !s.is_empty()),
     };
+    // Local templates have no Credly state (the stored provider state of a local template is
+    // a placeholder), so a Credly state filter means Credly templates; with origin "local" it
+    // matches nothing.
+    let mut none_match = false;
+    if filter.provider_state.is_some() {
+        match filter.origin {
+            Some(Origin::Local) => none_match = true,
+            _ => filter.origin = Some(Origin::Credly),
+        }
+    }
     let page = Page::new(Some(PER_PAGE), Some(q.offset));
-    let (templates, orgs) = match tokio::try_join!(
-        state.store.list_templates(&filter, page),
-        state.store.list_credly_orgs()
-    ) {
+    let listing = async {
+        if none_match {
+            Ok(accolade_store::Paged {
+                items: Vec::new(),
+                next_offset: None,
+            })
+        } else {
+            state.store.list_templates(&filter, page).await
+        }
+    };
+    let (templates, orgs) = match tokio::try_join!(listing, state.store.list_credly_orgs()) {
         Ok(v) => v,
         Err(e) => {
             return unavailable("templates page: cannot read the database", e);
@@ -108,7 +127,7 @@ pub async fn list(
                 .as_deref()
                 .map(|id| names.get(id).copied().unwrap_or(id).to_string())
                 .unwrap_or_default(),
-            provider_state: t.provider_state.clone(),
+            credly_state: (t.origin == Origin::Credly).then(|| t.provider_state.clone()),
             active: t.is_active,
             updated: t.updated_at.format("%Y-%m-%d %H:%M").to_string(),
         })
@@ -173,6 +192,8 @@ pub struct DetailPage {
     pub csrf: String,
     pub t: accolade_domain::template::Template,
     pub org_name: String,
+    /// A Credly template: the page shows its Credly section (a local one has no Credly state).
+    pub credly: bool,
     pub credly_url: Option<String>,
     pub requirements: Vec<RuleSet>,
     pub penalties: Vec<RuleSet>,
@@ -284,6 +305,7 @@ pub async fn detail_page(state: &AppState, admin: Admin, id: &str, extras: Extra
         sample: extras.sample,
         username: admin.session.username,
         csrf: admin.session.csrf_token,
+        credly: t.origin == Origin::Credly,
         credly_url: t.organization_id.as_ref().map(|org| {
             format!(
                 "https://www.credly.com/mgmt/organizations/{org}/badges/templates/{}/details",

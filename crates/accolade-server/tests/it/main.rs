@@ -1,14 +1,17 @@
 //! The one integration-test binary of accolade-server (every file under tests/ would be another
 //! binary to link). Modules group tests by concern; `helpers` builds a `TestApp`.
 
+mod admin_templates;
 mod admin_ui;
 mod api;
+mod binary;
 mod browser;
 mod bus;
 mod bus_crash;
 mod crash;
 mod credly;
 mod credly_crash;
+mod credly_keys;
 mod helpers;
 mod ingest;
 mod opencredit;

@@ -27,18 +27,35 @@ fn doc_blocks() -> Vec<String> {
     blocks
 }
 
+/// The uuid the Credly block of the document names.
+const DOC_CREDLY_UUID: &str = "7f22890d-0af1-4545-a10b-6ab0de74e395";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_block_applies_idempotently() {
     let blocks = doc_blocks();
-    assert_eq!(blocks.len(), 13, "format + 11 examples + penalty example");
+    assert_eq!(
+        blocks.len(),
+        14,
+        "format + Credly template + 11 examples + penalty example"
+    );
     let app = TestApp::new().await;
     let store = &*app.state.store;
+    // The Credly block configures a synced template: here one as a sync would have made it.
+    let synced = store
+        .create_template(accolade_store::NewTemplate {
+            id: Some(DOC_CREDLY_UUID.into()),
+            ..accolade_store::testkit::support::credly_template("Synced on Credly", false)
+        })
+        .await
+        .unwrap();
     for (i, block) in blocks.iter().enumerate() {
         let desired = apply::parse(block)
             .unwrap_or_else(|e| panic!("block {i} does not parse: {e:#}\n{block}"));
+        let credly = block.contains(DOC_CREDLY_UUID);
         let before = store.config_version().await.unwrap();
         let dry = apply::apply(store, desired, true).await.unwrap();
-        assert_eq!(dry.created, 1, "block {i}: {:?}", dry.lines);
+        let new_or_changed = if credly { dry.changed } else { dry.created };
+        assert_eq!(new_or_changed, 1, "block {i}: {:?}", dry.lines);
         assert_eq!(
             store.config_version().await.unwrap(),
             before,
@@ -47,7 +64,12 @@ async fn every_documented_block_applies_idempotently() {
         let report = apply::apply(store, apply::parse(block).unwrap(), false)
             .await
             .unwrap();
-        assert_eq!(report.created, 1);
+        let new_or_changed = if credly {
+            report.changed
+        } else {
+            report.created
+        };
+        assert_eq!(new_or_changed, 1);
         let again = apply::apply(store, apply::parse(block).unwrap(), false)
             .await
             .unwrap();
@@ -58,6 +80,8 @@ async fn every_documented_block_applies_idempotently() {
             again.lines
         );
     }
+    let t = store.get_template(DOC_CREDLY_UUID).await.unwrap().template;
+    assert_eq!((t.name, t.is_active), (synced.name, true));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,4 +153,168 @@ rules = [ { path = "is_passing", op = "=", value = "true" }, { path = "course.co
         report.lines
     );
     let _ = json!({});
+}
+
+const CREDLY_ORG: &str = "c0ffee00-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
+const CREDLY_KEY: &str = "apply-sandbox-key-0001";
+const CREDLY_TEMPLATE: &str = "00000000-0000-4000-8000-00000000a991";
+const NOT_SYNCED: &str = "00000000-0000-4000-8000-00000000dead";
+
+fn credly_seed() -> accolade_credly_sandbox::Seed {
+    use accolade_credly_sandbox::{Seed, SeedOrganization, SeedTemplate, SeedToken};
+    Seed {
+        organizations: vec![SeedOrganization {
+            id: CREDLY_ORG.into(),
+            name: "Apply Org".into(),
+            tokens: vec![SeedToken::new(CREDLY_KEY)],
+            webhook_url: None,
+        }],
+        templates: vec![SeedTemplate {
+            id: Some(CREDLY_TEMPLATE.into()),
+            organization_id: CREDLY_ORG.into(),
+            name: "Cloud Basics".into(),
+            state: "active".into(),
+            description: "Named and described on Credly".into(),
+            image_url: Some("https://images.example/cloud.png".into()),
+            ..Default::default()
+        }],
+        generate: None,
+    }
+}
+
+/// A rules file holding the synced Credly template by uuid (plus `extra` lines on it), with
+/// requirements and `active`.
+fn credly_rules(extra: &str) -> String {
+    format!(
+        "[[template]]\nuuid = \"{CREDLY_TEMPLATE}\"\norigin = \"credly\"\nactive = true\n{extra}\
+         [[template.requirement]]\nkey = \"demo\"\nevent_type = \"{PASSING}\"\n\
+         rules = [ {{ path = \"is_passing\", op = \"=\", value = \"true\" }}, \
+         {{ path = \"course.course_key\", op = \"=\", value = \"{DEMO}\" }} ]\n"
+    )
+}
+
+async fn credly_template(server: &crate::binary::Server) -> serde_json::Value {
+    let (s, t) = server
+        .api("GET", &format!("/templates/{CREDLY_TEMPLATE}"), None)
+        .await;
+    assert_eq!(s, 200, "{t}");
+    t
+}
+
+/// The operator syncs a Credly organization with the CLI, then configures one of its templates
+/// with `accolade apply -f` from a file that gives only its uuid, requirements and `active`:
+/// it applies, and the template keeps Credly's name, description and image. A different name
+/// in the file is reported and not applied; a local template without a name is refused by its
+/// position; an unsynced Credly uuid stops the run before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_configures_a_synced_credly_template_by_uuid_and_keeps_its_name() {
+    use crate::binary::{eventually, write_file, Workdir};
+    let sb = accolade_credly_sandbox::Sandbox::start(credly_seed())
+        .await
+        .unwrap();
+    let work = Workdir::new("apply-credly");
+    let credly_env = [
+        ("ACCOLADE_CREDLY__API_BASE_URL", sb.api_base_url.as_str()),
+        ("ACCOLADE_CREDLY_API_KEY", CREDLY_KEY),
+    ];
+    work.run_ok(&["credly", "add-org", "--uuid", CREDLY_ORG], &credly_env);
+    work.run_ok(&["credly", "sync"], &credly_env);
+
+    let rules = write_file(&work.dir, "rules.toml", &credly_rules(""));
+    let rules = rules.to_str().unwrap();
+    let out = work.run_ok(&["apply", "-f", rules], &[]);
+    assert!(
+        out.contains("~ template `Cloud Basics`") && out.contains("0 created, 1 changed"),
+        "{out}"
+    );
+    assert!(!out.contains('!'), "nothing to report: {out}");
+
+    let token = work.create_token();
+    let server = work
+        .serve(
+            &[
+                ("ACCOLADE_CREDLY__API_BASE_URL", &sb.api_base_url),
+                ("ACCOLADE_CREDLY__RATE_LIMIT_PER_SECOND", "0"),
+                ("ACCOLADE_WORKER__POLL_INTERVAL_MS", "100"),
+            ],
+            &token,
+        )
+        .await;
+    let t = credly_template(&server).await;
+    assert_eq!(t["name"], "Cloud Basics", "{t}");
+    assert_eq!(t["description"], "Named and described on Credly");
+    assert_eq!(t["image_url"], "https://images.example/cloud.png");
+    assert_eq!(
+        (t["origin"].as_str(), t["is_active"].as_bool()),
+        (Some("credly"), Some(true))
+    );
+    assert_eq!(t["organization_id"], CREDLY_ORG);
+    assert_eq!(t["requirements"][0]["key"], "demo", "{t}");
+    // The rule works: a passing learner is awarded and the badge issued on Credly.
+    let (s, r) = server
+        .api("POST", "/events", Some(passing("ap-1", "ada", DEMO, true)))
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let sandbox = &sb.sandbox;
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the badge is issued on Credly",
+        || async move { sandbox.badges(CREDLY_ORG).first().cloned() },
+    )
+    .await;
+
+    // Re-applied: unchanged. With a name of its own: reported, not applied.
+    let out = work.run_ok(&["apply", "-f", rules], &[]);
+    assert!(out.contains("0 created, 0 changed, 1 unchanged"), "{out}");
+    std::fs::write(
+        rules,
+        credly_rules("name = \"Renamed in the file\"\ndescription = \"Ours\"\n"),
+    )
+    .unwrap();
+    let out = work.run_ok(&["apply", "-f", rules], &[]);
+    assert!(
+        out.contains(&format!(
+            "! template `Cloud Basics` ({CREDLY_TEMPLATE}): the file's name `Renamed in the file` is not applied"
+        )) && out.contains("the file's description is not applied"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 unchanged; 2 Credly field(s) in the file not applied"),
+        "{out}"
+    );
+    let t = credly_template(&server).await;
+    assert_eq!(
+        (t["name"].as_str(), t["description"].as_str()),
+        (Some("Cloud Basics"), Some("Named and described on Credly"))
+    );
+
+    // A local template without a name is refused, named by its position.
+    let no_name = format!("{}[[template]]\nactive = true\n", credly_rules(""));
+    std::fs::write(rules, no_name).unwrap();
+    let out = work.run(&["apply", "-f", rules], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("template #2: a local template needs a `name`"),
+        "{err}"
+    );
+
+    // A Credly uuid that was never synced stops the run before the template ahead of it is
+    // written.
+    let unsynced = format!(
+        "[[template]]\nname = \"Written first\"\n\
+         [[template]]\nuuid = \"{NOT_SYNCED}\"\norigin = \"credly\"\n"
+    );
+    std::fs::write(rules, unsynced).unwrap();
+    let out = work.run(&["apply", "-f", rules], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "template #2 (uuid `{NOT_SYNCED}`): there is no Credly template with this uuid"
+        )),
+        "{err}"
+    );
+    let (_, listed) = server.api("GET", "/templates?q=Written", None).await;
+    assert_eq!(listed["data"], json!([]), "nothing was written");
 }

@@ -1,6 +1,6 @@
 //! The Credly bridge: organizations and their encrypted keys, full template sync, templates as
 //! webhooks report them, webhook notifications with their jobs, award states reported by Credly,
-//! and deferring a job without using up an attempt.
+//! deferring a job without using up an attempt, and releasing deferred jobs on a key rotation.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -1063,6 +1063,7 @@ pub async fn defer_job_keeps_its_attempts(store: Arc<dyn Store>) {
             JobResult::Defer {
                 run_at,
                 reason: "credly key expired".into(),
+                waiting_for_key: None,
             },
             now,
         )
@@ -1131,6 +1132,7 @@ pub async fn defer_job_keeps_its_attempts(store: Arc<dyn Store>) {
             JobResult::Defer {
                 run_at: later + Duration::hours(1),
                 reason: "credly key expired".into(),
+                waiting_for_key: None,
             },
             later,
         )
@@ -1145,12 +1147,268 @@ pub async fn defer_job_keeps_its_attempts(store: Arc<dyn Store>) {
                 JobResult::Defer {
                     run_at,
                     reason: "x".into(),
+                    waiting_for_key: None,
                 },
                 now,
             )
             .await,
         "job",
     );
+}
+
+/// An active Credly template of `org` with one requirement (passing `course`).
+async fn credly_template_of(store: &Arc<dyn Store>, name: &str, org: &str, course: &str) {
+    let t = store
+        .create_template(NewTemplate {
+            organization_id: Some(org.to_string()),
+            ..credly_template(name, false)
+        })
+        .await
+        .unwrap();
+    store
+        .add_requirement(&t.id, passed_course(course, None))
+        .await
+        .unwrap();
+    activate(store, &t.id).await;
+}
+
+/// The issue job of `learner`'s (only) award.
+async fn issue_job_of(store: &Arc<dyn Store>, learner: &str) -> accolade_domain::outbox::Job {
+    let award = &awards_of(store, learner).await[0];
+    store.jobs_of_award(&award.id).await.unwrap().remove(0)
+}
+
+fn wait_for_key(run_at: DateTime<Utc>, org: &str) -> JobResult {
+    JobResult::Defer {
+        run_at,
+        reason: format!("the API key of Credly organization {org} expired"),
+        waiting_for_key: Some(org.to_string()),
+    }
+}
+
+/// Releasing the jobs that wait for an organization's key (after a rotation) makes exactly its
+/// pending deferred jobs due: issue and webhook jobs of that organization, not those of another
+/// organization, not a job waiting for a retry, not a running (leased) job, not a dead one.
+/// Released jobs lose their mark, so a second release finds nothing.
+pub async fn release_jobs_waiting_for_key_frees_only_that_organizations_jobs(
+    store: Arc<dyn Store>,
+) {
+    let index = IndexCache::new();
+    credly_template_of(&store, "Demo", ORG, DEMO_COURSE).await;
+    credly_template_of(&store, "Python", OTHER_ORG, OTHER_COURSE).await;
+    for learner in ["ann", "bob", "cid", "eve"] {
+        send_one(&store, &index, passing(learner, learner, DEMO_COURSE, true)).await;
+    }
+    send_one(&store, &index, passing("dan", "dan", OTHER_COURSE, true)).await;
+    let mut hook = notification("evt-1", "badge.state.changed", "2026-03-01T15:00:01+00:00");
+    hook.received_at = Utc::now().trunc_subsecs(6);
+    assert!(store.record_credly_notification(hook).await.unwrap());
+
+    let now = (Utc::now() + Duration::seconds(1)).trunc_subsecs(6);
+    let claimed = store
+        .claim_jobs(
+            &[kind::CREDLY_ISSUE, kind::CREDLY_WEBHOOK],
+            20,
+            now,
+            now + Duration::seconds(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 6);
+    let [ann, bob, cid, eve, dan] = [
+        issue_job_of(&store, "ann").await.id,
+        issue_job_of(&store, "bob").await.id,
+        issue_job_of(&store, "cid").await.id,
+        issue_job_of(&store, "eve").await.id,
+        issue_job_of(&store, "dan").await.id,
+    ];
+    let webhook = jobs_of_kind(&store, kind::CREDLY_WEBHOOK).await[0]
+        .id
+        .clone();
+    let later = now + Duration::minutes(10);
+    // ann and the webhook job wait for ORG's key, dan for OTHER_ORG's; eve waits for a retry.
+    store
+        .finish_job(&ann, wait_for_key(later, ORG), now)
+        .await
+        .unwrap();
+    store
+        .finish_job(&webhook, wait_for_key(later, ORG), now)
+        .await
+        .unwrap();
+    store
+        .finish_job(&dan, wait_for_key(later, OTHER_ORG), now)
+        .await
+        .unwrap();
+    let retry = JobResult::Retry {
+        run_at: later,
+        error: "credly: 503".into(),
+    };
+    store.finish_job(&eve, retry, now).await.unwrap();
+    // bob waited too and is running again (claimed when his deferral ended); cid waited, then
+    // died.
+    store
+        .finish_job(&bob, wait_for_key(now, ORG), now)
+        .await
+        .unwrap();
+    store
+        .finish_job(&cid, wait_for_key(now, ORG), now)
+        .await
+        .unwrap();
+    let lease = now + Duration::seconds(30);
+    let again = store
+        .claim_jobs(&[kind::CREDLY_ISSUE], 20, now, lease)
+        .await
+        .unwrap();
+    assert_eq!(
+        set(&again.iter().map(|j| &j.id).collect::<Vec<_>>()),
+        set(&[&bob, &cid])
+    );
+    let dead = JobResult::Dead {
+        error: "credly: 400".into(),
+    };
+    store.finish_job(&cid, dead, now).await.unwrap();
+    let before: BTreeMap<String, accolade_domain::outbox::Job> = all_jobs(&store)
+        .await
+        .into_iter()
+        .map(|j| (j.id.clone(), j))
+        .collect();
+
+    let rotated = now + Duration::seconds(5);
+    assert_eq!(
+        store
+            .release_jobs_waiting_for_key(ORG, rotated)
+            .await
+            .unwrap(),
+        2,
+        "ann's issue job and the webhook job"
+    );
+    for id in [&ann, &webhook] {
+        let j = store.get_job(id).await.unwrap();
+        assert_eq!(j.status, JobStatus::Pending, "{id}");
+        assert_eq!(j.run_at, rotated, "{id} is due at the rotation");
+        assert_eq!(j.attempts, before[id].attempts, "{id}: no attempt used");
+        assert_eq!(j.last_error, before[id].last_error, "{id}");
+    }
+    for id in [&bob, &cid, &eve, &dan] {
+        let j = store.get_job(id).await.unwrap();
+        let was = &before[id];
+        assert_eq!(
+            (j.status, j.run_at, j.locked_until, j.attempts),
+            (was.status, was.run_at, was.locked_until, was.attempts),
+            "{id} is untouched"
+        );
+    }
+    let due = store
+        .claim_jobs(
+            &[kind::CREDLY_ISSUE, kind::CREDLY_WEBHOOK],
+            20,
+            rotated,
+            rotated + Duration::seconds(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        set(&due.iter().map(|j| &j.id).collect::<Vec<_>>()),
+        set(&[&ann, &webhook]),
+        "only the released jobs are due at the rotation"
+    );
+
+    assert_eq!(
+        store
+            .release_jobs_waiting_for_key(ORG, rotated)
+            .await
+            .unwrap(),
+        0,
+        "released jobs are no longer waiting"
+    );
+    assert_eq!(
+        store
+            .release_jobs_waiting_for_key(UNKNOWN_ORG, rotated)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .release_jobs_waiting_for_key(OTHER_ORG, rotated)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.get_job(&dan).await.unwrap().run_at, rotated);
+}
+
+/// A job deferred for an organization's key after that key was already rotated (the worker
+/// read the old key, the rotation and its release came before the result was recorded) does not
+/// wait: it is due at once. A deferral while the key is still expired waits and is marked.
+pub async fn deferring_for_a_key_rotated_meanwhile_does_not_wait(store: Arc<dyn Store>) {
+    let index = IndexCache::new();
+    let now = Utc::now().trunc_subsecs(6);
+    let expired = CredlyKey {
+        ciphertext: vec![1, 2, 3],
+        last4: "old1".into(),
+        created_at: now - Duration::days(181),
+        expires_at: now - Duration::days(1),
+    };
+    store
+        .add_credly_org(NewCredlyOrganization {
+            id: ORG.into(),
+            name: "Acme".into(),
+            key: expired,
+        })
+        .await
+        .unwrap();
+    credly_template_of(&store, "Demo", ORG, DEMO_COURSE).await;
+    send_one(&store, &index, passing("ann", "ann", DEMO_COURSE, true)).await;
+    send_one(&store, &index, passing("bob", "bob", DEMO_COURSE, true)).await;
+    let (ann, bob) = (
+        issue_job_of(&store, "ann").await.id,
+        issue_job_of(&store, "bob").await.id,
+    );
+    let now = (Utc::now() + Duration::seconds(1)).trunc_subsecs(6);
+    let claimed = store
+        .claim_jobs(&[kind::CREDLY_ISSUE], 10, now, now + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let later = now + Duration::minutes(10);
+
+    // The key is still expired: ann waits.
+    store
+        .finish_job(&ann, wait_for_key(later, ORG), now)
+        .await
+        .unwrap();
+    assert_eq!(store.get_job(&ann).await.unwrap().run_at, later);
+
+    // The key is rotated before bob's deferral is recorded: bob is due at once, unmarked.
+    store
+        .update_credly_org(
+            ORG,
+            None,
+            Some(CredlyKey {
+                ciphertext: vec![4, 5, 6],
+                last4: "new1".into(),
+                created_at: now,
+                expires_at: now + Duration::days(180),
+            }),
+        )
+        .await
+        .unwrap();
+    store
+        .finish_job(&bob, wait_for_key(later, ORG), now)
+        .await
+        .unwrap();
+    let j = store.get_job(&bob).await.unwrap();
+    assert_eq!(
+        (j.status, j.run_at, j.attempts),
+        (JobStatus::Pending, now, 0)
+    );
+    assert_eq!(
+        store.release_jobs_waiting_for_key(ORG, now).await.unwrap(),
+        1,
+        "only ann was still marked"
+    );
+    assert_eq!(store.get_job(&ann).await.unwrap().run_at, now);
 }
 
 /// `finish_jobs` records every job result with its award delivery in one call, returns the

@@ -157,7 +157,9 @@ pub async fn add(
 }
 
 /// Replaces the key (after checking the new one with Credly). Calls in flight keep using the
-/// old key; every later call reads the new one, so there is no downtime.
+/// old key; every later call reads the new one, so there is no downtime. Jobs deferred because
+/// the old key had expired are made due at once. The API, the CLI and the admin UI all rotate
+/// through here.
 pub async fn rotate_key(
     credly: &Credly,
     store: &dyn Store,
@@ -172,6 +174,17 @@ pub async fn rotate_key(
         .await?;
     credly.forget_key(org_id);
     tracing::info!(org = %org.id, key_expires_at = %org.key_expires_at, "Credly API key rotated");
+    // The key is stored: a failure here must not report the rotation as failed. The jobs then
+    // wait out their deferral (at most ten minutes) and run with the new key.
+    match store.release_jobs_waiting_for_key(org_id, Utc::now()).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(org = %org.id, jobs = n, "{n} Credly job(s) waiting for the new key of {} are due now", org.name)
+        }
+        Err(e) => {
+            tracing::error!(org = %org.id, error = %e, "could not release the Credly jobs waiting for the new key; they run when their deferral ends")
+        }
+    }
     Ok(org)
 }
 

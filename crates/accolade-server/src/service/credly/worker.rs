@@ -3,7 +3,8 @@
 //! result:
 //!
 //! - success → `succeeded`;
-//! - expired key → deferred (the attempt does not count; the job waits for a rotation);
+//! - expired key → deferred (the attempt does not count; the job is marked as waiting for that
+//!   organization's key, and rotating the key makes it due at once: `orgs::rotate_key`);
 //! - a transient failure (timeout, connection, 408, 429, 5xx, database hiccup) → retried after
 //!   the next `worker.retry_schedule` delay with ±20% jitter, or later if Credly sent
 //!   `Retry-After`; after the last delay → `dead`;
@@ -34,7 +35,8 @@ pub const KINDS: [&str; 3] = [
 const CLAIM_BATCH: u32 = 256;
 /// Jobs in flight at once (each mostly waits on Credly).
 const CONCURRENCY: usize = 64;
-/// How long a job waits when the organization's key has expired before it looks again.
+/// How long a job waits when the organization's key has expired before it looks again, unless
+/// a rotation of the key releases it first.
 const DEFER_EXPIRED: Duration = Duration::from_secs(600);
 
 /// Runs until shutdown.
@@ -186,12 +188,13 @@ pub fn settle(
         Err(e) => e,
     };
     let (transient, retry_after, code) = match &err {
-        CredlyFailure::KeyExpired { .. } => {
+        CredlyFailure::KeyExpired { org, .. } => {
             crate::metrics::credly_job_failure("credly_key_expired", "deferred");
             tracing::warn!(job.id = %job.id, job.kind = %job.kind, "{err}");
             return JobResult::Defer {
                 run_at: Utc::now() + chrono::Duration::from_std(DEFER_EXPIRED).unwrap_or_default(),
                 reason: err.to_string(),
+                waiting_for_key: Some(org.clone()),
             };
         }
         CredlyFailure::Credly(e) => (!e.is_permanent(), e.retry_after(), e.code()),
