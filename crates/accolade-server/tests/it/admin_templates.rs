@@ -5,7 +5,7 @@
 use accolade_credly_sandbox::{Sandbox, Seed, SeedOrganization, SeedTemplate, SeedToken};
 use serde_json::json;
 
-use crate::binary::Workdir;
+use crate::process::Operator;
 
 const ORG: &str = "a11ce000-2b3c-4d5e-8f60-718293a4b5c6";
 const KEY: &str = "admin-templates-key-01";
@@ -59,15 +59,13 @@ fn row_cells(html: &str, id: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_credly_templates_show_a_credly_state() {
     let sb = Sandbox::start(seed()).await.unwrap();
-    let work = Workdir::new("admin-templates");
+    let work = Operator::new("admin-templates");
     work.create_admin("ann");
-    let token = work.create_token();
+    let token = work.token();
     let server = work
-        .serve(
-            &[("ACCOLADE_CREDLY__API_BASE_URL", &sb.api_base_url)],
-            &token,
-        )
-        .await;
+        .serve_env(&[], &[("ACCOLADE_CREDLY__API_BASE_URL", &sb.api_base_url)])
+        .await
+        .with_token(&token);
     let (s, r) = server
         .api(
             "POST",

@@ -9,8 +9,8 @@ use accolade_credly_sandbox::{RunningSandbox, Sandbox, Seed, SeedOrganization, S
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use crate::binary::{eventually, Server, Workdir};
 use crate::helpers::{passing, rules_passed, DEMO, PASSING};
+use crate::process::{eventually, Operator, Served};
 
 const ORG: &str = "3e9a1f0c-6b2d-4c8e-a7f5-1d0b9c8e7a6f";
 const TEMPLATE: &str = "00000000-0000-4000-8000-0000000be11e";
@@ -48,18 +48,19 @@ async fn sandbox() -> RunningSandbox {
 
 /// A server against the sandbox whose organization's key has expired, with an award of its
 /// Credly template waiting for a new key (its issue job deferred, nothing sent to Credly).
-async fn award_waiting_for_a_new_key(work: &Workdir, sb: &RunningSandbox) -> Server {
-    let token = work.create_token();
+async fn award_waiting_for_a_new_key(work: &Operator, sb: &RunningSandbox) -> Served {
+    let token = work.token();
     let server = work
-        .serve(
+        .serve_env(
+            &[],
             &[
                 ("ACCOLADE_CREDLY__API_BASE_URL", &sb.api_base_url),
                 ("ACCOLADE_CREDLY__RATE_LIMIT_PER_SECOND", "0"),
                 ("ACCOLADE_WORKER__POLL_INTERVAL_MS", "100"),
             ],
-            &token,
         )
-        .await;
+        .await
+        .with_token(&token);
     let expires_at = Utc::now() + SHORT_LIFE;
     sb.sandbox.add_token(ORG, SHORT_KEY, Some(expires_at));
     let (s, org) = server
@@ -125,7 +126,7 @@ async fn award_waiting_for_a_new_key(work: &Workdir, sb: &RunningSandbox) -> Ser
 }
 
 /// Waits until the learner's badge is on Credly and the award records it.
-async fn badge_reaches_credly(server: &Server, sb: &RunningSandbox, how: &str) {
+async fn badge_reaches_credly(server: &Served, sb: &RunningSandbox, how: &str) {
     let badge = eventually(
         RELEASE_WITHIN,
         &format!("the waiting badge reaches Credly after a rotation {how}"),
@@ -153,7 +154,7 @@ async fn badge_reaches_credly(server: &Server, sb: &RunningSandbox, how: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotating_an_expired_key_over_http_releases_the_waiting_award_at_once() {
     let sb = sandbox().await;
-    let work = Workdir::new("credly-rotate-http");
+    let work = Operator::new("credly-rotate-http");
     let server = award_waiting_for_a_new_key(&work, &sb).await;
     let (s, o) = server
         .api(
@@ -170,10 +171,10 @@ async fn rotating_an_expired_key_over_http_releases_the_waiting_award_at_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotating_an_expired_key_with_the_cli_releases_the_waiting_award_at_once() {
     let sb = sandbox().await;
-    let work = Workdir::new("credly-rotate-cli");
+    let work = Operator::new("credly-rotate-cli");
     let server = award_waiting_for_a_new_key(&work, &sb).await;
     // Another process, as an operator would run it next to the server.
-    let out = work.run_ok(
+    let out = work.ok_env(
         &["credly", "rotate-key", "--uuid", ORG],
         &[
             ("ACCOLADE_CREDLY_API_KEY", NEW_KEY),

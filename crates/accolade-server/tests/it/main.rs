@@ -4,7 +4,6 @@
 mod admin_templates;
 mod admin_ui;
 mod api;
-mod binary;
 mod browser;
 mod bus;
 mod bus_crash;

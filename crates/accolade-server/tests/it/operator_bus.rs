@@ -324,9 +324,9 @@ async fn the_publisher_waits_out_a_redis_outage_and_then_publishes() {
     assert_eq!(got, [("awarded.v1".to_string(), "ann".to_string())]);
     assert!(
         server
-            .output()
+            .log()
             .contains("event-bus publisher failed; retrying"),
         "the outage is logged: {}",
-        server.output()
+        server.log()
     );
 }

@@ -1,19 +1,25 @@
 //! The released binary as an operator runs it: `accolade serve` and other commands started as
 //! processes in a scratch directory (their working directory, so `./accolade-data` and
-//! `accolade.toml` are the test's own), configured only through the environment, flags and
-//! files. A served process is SIGKILLed when its handle drops.
+//! `accolade.toml` are the test's own and nothing lands in the source tree), configured only
+//! through the environment, flags and files; a served process is driven over HTTP (the JSON API
+//! with a bearer token, the admin UI through its login form) and SIGKILLed when its handle
+//! drops, so a failing assert leaves no process behind.
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+
+use serde_json::Value;
 
 use crate::helpers::{free_port, unique};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_accolade");
 /// A fixed secrets key, so no test writes a key file it did not ask for.
 pub const SECRETS_KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+/// Password of the admin accounts [`Operator::create_admin`] creates.
+pub const ADMIN_PASSWORD: &str = "operator test password";
 
 /// A scratch directory and the environment every command of one test shares.
 #[derive(Clone)]
@@ -66,7 +72,35 @@ impl Operator {
 
     /// Runs a command to completion.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run accolade")
+        self.run_env(args, &[])
+    }
+
+    /// Runs a command with these variables added for it alone.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run accolade")
+    }
+
+    /// Writes a file into the scratch directory and returns its path.
+    pub fn write_file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `accolade admin create-user --username USER` with [`ADMIN_PASSWORD`] on standard input.
+    pub fn create_admin(&self, username: &str) {
+        let out = self.run_with_input(
+            &["admin", "create-user", "--username", username],
+            &format!("{ADMIN_PASSWORD}\n"),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs a command with `stdin` as its input.
@@ -90,7 +124,12 @@ impl Operator {
 
     /// Runs a command that must succeed; returns its standard output.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.ok_env(args, &[])
+    }
+
+    /// [`Operator::ok`] with these variables added for this command alone.
+    pub fn ok_env(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self.run_env(args, env);
         assert!(
             out.status.success(),
             "accolade {args:?} failed: {}{}",
@@ -109,6 +148,11 @@ impl Operator {
 
     /// `accolade serve` on a free port, ready to answer. Extra arguments follow `serve`.
     pub async fn serve(&self, extra: &[&str]) -> Served {
+        self.serve_env(extra, &[]).await
+    }
+
+    /// [`Operator::serve`] with these variables added for this server alone.
+    pub async fn serve_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Served {
         let port = free_port();
         let bind = format!("127.0.0.1:{port}");
         let mut args = vec!["serve", "--bind", &bind];
@@ -116,16 +160,23 @@ impl Operator {
         let log = self.path(&format!("serve-{port}.log"));
         let child = self
             .command(&args)
+            .envs(env.iter().copied())
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(
                 std::fs::File::options().append(true).open(&log).unwrap(),
             ))
             .spawn()
             .expect("start accolade serve");
-        let served = Served {
+        let mut served = Served {
             child,
             base: format!("http://{bind}"),
             log,
+            token: String::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
         };
         served.wait_ready().await;
         served
@@ -137,13 +188,17 @@ pub struct Served {
     pub child: Child,
     pub base: String,
     pub log: PathBuf,
+    /// The bearer token [`Served::api`] sends (see [`Served::with_token`]).
+    pub token: String,
+    /// A client that does not follow redirects (the admin UI answers with them).
+    pub http: reqwest::Client,
 }
 
 impl Served {
-    async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
-        for _ in 0..400 {
-            if let Ok(r) = client
+    async fn wait_ready(&mut self) {
+        for _ in 0..1200 {
+            if let Ok(r) = self
+                .http
                 .get(format!("{}/health/ready", self.base))
                 .send()
                 .await
@@ -152,13 +207,22 @@ impl Served {
                     return;
                 }
             }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("accolade serve exited with {status}:\n{}", self.log());
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("server did not become ready:\n{}", self.output());
+        panic!("server did not become ready:\n{}", self.log());
+    }
+
+    /// Uses this bearer token for [`Served::api`].
+    pub fn with_token(mut self, token: &str) -> Served {
+        self.token = token.to_string();
+        self
     }
 
     /// What the server printed so far.
-    pub fn output(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -168,16 +232,68 @@ impl Served {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM and wait for a clean exit.
-    pub fn terminate(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `METHOD /api/v1{path}` with the bearer token; returns the status and the JSON body.
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let method: reqwest::Method = method.parse().unwrap();
+        let mut req = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Signs in to the admin UI through its form; the session cookie (`name=value`), or `None`
+    /// when the login is refused.
+    pub async fn sign_in(&self, username: &str, password: &str) -> Option<String> {
+        let form = self
+            .http
+            .get(self.url("/admin/login"))
+            .send()
+            .await
+            .unwrap();
+        let csrf = cookie(&form, "accolade_login_csrf").expect("login CSRF cookie");
+        let r = self
+            .http
+            .post(self.url("/admin/login"))
+            .header("cookie", format!("accolade_login_csrf={csrf}"))
+            .form(&[
+                ("username", username),
+                ("password", password),
+                ("csrf", &csrf),
+                ("next", "/admin"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        cookie(&r, "accolade_session").map(|s| format!("accolade_session={s}"))
+    }
+
+    /// Signs in as an account [`Operator::create_admin`] made.
+    pub async fn admin_session(&self, username: &str) -> String {
+        self.sign_in(username, ADMIN_PASSWORD)
+            .await
+            .expect("signing in with the test password")
+    }
+
+    /// `GET path` of the admin UI with a session cookie; returns the status and the HTML.
+    pub async fn admin_page(&self, session: &str, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .header("cookie", session)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
     }
 }
 
@@ -185,6 +301,17 @@ impl Drop for Served {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The value a response sets for a cookie (none when it clears it).
+fn cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .map(|rest| rest.split(';').next().unwrap_or("").to_string())
+        .filter(|v| !v.is_empty())
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, for at most `limit`.
@@ -201,9 +328,4 @@ where
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Whether a path exists below the scratch directory (files the binary wrote).
-pub fn exists(dir: &Path, file: &str) -> bool {
-    dir.join(file).exists()
 }

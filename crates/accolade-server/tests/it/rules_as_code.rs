@@ -193,7 +193,7 @@ fn credly_rules(extra: &str) -> String {
     )
 }
 
-async fn credly_template(server: &crate::binary::Server) -> serde_json::Value {
+async fn credly_template(server: &crate::process::Served) -> serde_json::Value {
     let (s, t) = server
         .api("GET", &format!("/templates/{CREDLY_TEMPLATE}"), None)
         .await;
@@ -208,38 +208,39 @@ async fn credly_template(server: &crate::binary::Server) -> serde_json::Value {
 /// position; an unsynced Credly uuid stops the run before anything is written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_configures_a_synced_credly_template_by_uuid_and_keeps_its_name() {
-    use crate::binary::{eventually, write_file, Workdir};
+    use crate::process::{eventually, Operator};
     let sb = accolade_credly_sandbox::Sandbox::start(credly_seed())
         .await
         .unwrap();
-    let work = Workdir::new("apply-credly");
+    let work = Operator::new("apply-credly");
     let credly_env = [
         ("ACCOLADE_CREDLY__API_BASE_URL", sb.api_base_url.as_str()),
         ("ACCOLADE_CREDLY_API_KEY", CREDLY_KEY),
     ];
-    work.run_ok(&["credly", "add-org", "--uuid", CREDLY_ORG], &credly_env);
-    work.run_ok(&["credly", "sync"], &credly_env);
+    work.ok_env(&["credly", "add-org", "--uuid", CREDLY_ORG], &credly_env);
+    work.ok_env(&["credly", "sync"], &credly_env);
 
-    let rules = write_file(&work.dir, "rules.toml", &credly_rules(""));
+    let rules = work.write_file("rules.toml", &credly_rules(""));
     let rules = rules.to_str().unwrap();
-    let out = work.run_ok(&["apply", "-f", rules], &[]);
+    let out = work.ok_env(&["apply", "-f", rules], &[]);
     assert!(
         out.contains("~ template `Cloud Basics`") && out.contains("0 created, 1 changed"),
         "{out}"
     );
     assert!(!out.contains('!'), "nothing to report: {out}");
 
-    let token = work.create_token();
+    let token = work.token();
     let server = work
-        .serve(
+        .serve_env(
+            &[],
             &[
                 ("ACCOLADE_CREDLY__API_BASE_URL", &sb.api_base_url),
                 ("ACCOLADE_CREDLY__RATE_LIMIT_PER_SECOND", "0"),
                 ("ACCOLADE_WORKER__POLL_INTERVAL_MS", "100"),
             ],
-            &token,
         )
-        .await;
+        .await
+        .with_token(&token);
     let t = credly_template(&server).await;
     assert_eq!(t["name"], "Cloud Basics", "{t}");
     assert_eq!(t["description"], "Named and described on Credly");
@@ -264,14 +265,14 @@ async fn the_cli_configures_a_synced_credly_template_by_uuid_and_keeps_its_name(
     .await;
 
     // Re-applied: unchanged. With a name of its own: reported, not applied.
-    let out = work.run_ok(&["apply", "-f", rules], &[]);
+    let out = work.ok_env(&["apply", "-f", rules], &[]);
     assert!(out.contains("0 created, 0 changed, 1 unchanged"), "{out}");
     std::fs::write(
         rules,
         credly_rules("name = \"Renamed in the file\"\ndescription = \"Ours\"\n"),
     )
     .unwrap();
-    let out = work.run_ok(&["apply", "-f", rules], &[]);
+    let out = work.ok_env(&["apply", "-f", rules], &[]);
     assert!(
         out.contains(&format!(
             "! template `Cloud Basics` ({CREDLY_TEMPLATE}): the file's name `Renamed in the file` is not applied"
@@ -291,7 +292,7 @@ async fn the_cli_configures_a_synced_credly_template_by_uuid_and_keeps_its_name(
     // A local template without a name is refused, named by its position.
     let no_name = format!("{}[[template]]\nactive = true\n", credly_rules(""));
     std::fs::write(rules, no_name).unwrap();
-    let out = work.run(&["apply", "-f", rules], &[]);
+    let out = work.run_env(&["apply", "-f", rules], &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -306,7 +307,7 @@ async fn the_cli_configures_a_synced_credly_template_by_uuid_and_keeps_its_name(
          [[template]]\nuuid = \"{NOT_SYNCED}\"\norigin = \"credly\"\n"
     );
     std::fs::write(rules, unsynced).unwrap();
-    let out = work.run(&["apply", "-f", rules], &[]);
+    let out = work.run_env(&["apply", "-f", rules], &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
