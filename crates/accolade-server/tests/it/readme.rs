@@ -84,8 +84,9 @@ fn the_readme_quickstart_works_as_written() {
     bash.process_group(0);
     let mut child = bash.spawn().unwrap();
     let kill_group = |pgid: u32| {
+        // `--`: without it kill(1) takes `-PGID` for an option and the group survives.
         let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{pgid}")])
+            .args(["-s", "KILL", "--", &format!("-{pgid}")])
             .status();
     };
     let started = std::time::Instant::now();
@@ -100,6 +101,12 @@ fn the_readme_quickstart_works_as_written() {
     };
     kill_group(child.id());
     let _ = child.wait();
+    // The background server went with its group: nothing keeps answering on the port.
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    assert!(gone, "the Quickstart's server outlived the test");
     let stdout = std::fs::read_to_string(op.path("stdout")).unwrap();
     let stderr = std::fs::read_to_string(op.path("stderr")).unwrap();
     let status = status.unwrap_or_else(|| panic!("the Quickstart hung:\n{stdout}\n{stderr}"));
