@@ -154,6 +154,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
         }
+        create_private(path)?;
         let mut writer = Connection::open(path)
             .map_err(|e| StoreError::Other(format!("cannot open {}: {e}", path.display())))?;
         configure(&writer, options).map_err(rows::db)?;
@@ -284,6 +285,7 @@ impl SqliteStore {
 
     /// Applies pending migrations (for `accolade migrate`).
     pub fn migrate(path: &Path, options: &SqliteOptions) -> Result<usize> {
+        create_private(path)?;
         let mut c = Connection::open(path).map_err(rows::db)?;
         configure(&c, options).map_err(rows::db)?;
         migrate::run(&mut c).map_err(StoreError::Other)
@@ -1050,5 +1052,23 @@ impl Store for SqliteStore {
 
     async fn stats(&self) -> Result<StoreStats> {
         self.read(jobs::stats).await
+    }
+}
+
+/// Creates a new database file readable by its owner only (it holds learners' addresses and
+/// sealed keys); SQLite gives its `-wal` and `-shm` files the same mode. An existing file keeps
+/// the mode its operator gave it.
+fn create_private(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Other(format!(
+            "cannot create {}: {e}",
+            path.display()
+        ))),
     }
 }

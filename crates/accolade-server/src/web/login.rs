@@ -19,6 +19,9 @@ use serde::Deserialize;
 
 use super::pages::{error_page, unavailable, LoginPage};
 use super::session::{csrf_refused, safe_next, Admin};
+
+/// The answer when too many sign-ins wait to be checked (a flood), before any is verified.
+const BUSY: &str = "Too many sign-ins are being checked right now. Try again in a moment.";
 use super::{cookies, password};
 use crate::state::AppState;
 
@@ -94,8 +97,13 @@ pub async fn submit(
     let user = match state.store.get_admin_user(&username).await {
         Ok(u) => u,
         Err(StoreError::NotFound { .. }) => {
-            password::verify_dummy(&f.password);
-            tracing::info!(username = %username, "admin login refused: unknown account");
+            if password::verify_off_runtime(&f.password, None)
+                .await
+                .is_err()
+            {
+                return retry(StatusCode::SERVICE_UNAVAILABLE, BUSY);
+            }
+            tracing::info!(username = ?username, "admin login refused: unknown account");
             return retry(StatusCode::UNAUTHORIZED, "Wrong username or password.");
         }
         Err(e) => {
@@ -104,13 +112,17 @@ pub async fn submit(
     };
     if let Some(until) = user.locked_until.filter(|u| *u > now) {
         let secs = (until - now).num_seconds().max(1);
-        tracing::warn!(username = %username, "admin login refused: account locked");
+        tracing::warn!(username = ?username, "admin login refused: account locked");
         return retry(
             StatusCode::TOO_MANY_REQUESTS,
             &format!("Too many failed sign-ins. Try again in {secs} seconds."),
         );
     }
-    if !password::verify(&f.password, &user.password_hash) {
+    let matches = match password::verify_off_runtime(&f.password, Some(&user.password_hash)).await {
+        Ok(m) => m,
+        Err(password::Busy) => return retry(StatusCode::SERVICE_UNAVAILABLE, BUSY),
+    };
+    if !matches {
         let failures = user.failed_logins + 1;
         let locked = lock_until(failures, now);
         if let Err(e) = state
@@ -125,7 +137,7 @@ pub async fn submit(
         {
             tracing::error!(error = %e, "admin login: cannot record the failure");
         }
-        tracing::warn!(username = %username, failures, locked = locked.is_some(), "admin login refused: wrong password");
+        tracing::warn!(username = ?username, failures, locked = locked.is_some(), "admin login refused: wrong password");
         return retry(StatusCode::UNAUTHORIZED, "Wrong username or password.");
     }
     // A session id the browser brought along (maybe planted) ends here; the new one is fresh.

@@ -38,6 +38,50 @@ pub fn verify_dummy(password: &str) {
     let _ = verify(password, dummy);
 }
 
+/// Most sign-in verifications that wait for a slot before the rest are refused as busy.
+const MAX_WAITING: usize = 64;
+
+/// Verifications run at once: argon2 takes a core for tens of milliseconds (more in debug
+/// builds), so on the async runtime a burst of sign-ins stalls every other request. They run on
+/// the blocking pool instead, at most one core's worth less than the machine has, so requests
+/// keep a core to themselves.
+fn slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+    })
+}
+
+/// Why a sign-in could not be checked.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Busy;
+
+/// [`verify`] (or, with no hash, [`verify_dummy`]) off the async runtime within the sign-in
+/// budget; `Err(Busy)` when too many sign-ins already wait, so a flood costs bounded work.
+pub async fn verify_off_runtime(password: &str, hash: Option<&str>) -> Result<bool, Busy> {
+    static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    use std::sync::atomic::Ordering;
+    if WAITING.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+        return Err(Busy);
+    }
+    let permit = slots().acquire().await;
+    WAITING.fetch_sub(1, Ordering::AcqRel);
+    let _permit = permit.map_err(|_| Busy)?;
+    let password = password.to_string();
+    let hash = hash.map(str::to_string);
+    tokio::task::spawn_blocking(move || match hash {
+        Some(h) => verify(&password, &h),
+        None => {
+            verify_dummy(&password);
+            false
+        }
+    })
+    .await
+    .map_err(|_| Busy)
+}
+
 /// Why a new password is refused, if it is.
 pub fn check_strength(password: &str) -> Result<(), String> {
     if password.chars().count() < MIN_LENGTH {

@@ -113,7 +113,15 @@ fn encode(s: &str) -> String {
 /// Where to go after signing in: only a local `/admin` path, never another site.
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if (n == "/admin" || n.starts_with("/admin/")) && !n.contains("//") => n,
+        // Printable ASCII only: a control character (CR, LF, DEL) cannot go into the Location
+        // header, and answering with it failed after the session was stored.
+        Some(n)
+            if (n == "/admin" || n.starts_with("/admin/"))
+                && !n.contains("//")
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n
+        }
         _ => "/admin",
     }
 }
@@ -133,6 +141,9 @@ mod tests {
         assert_eq!(safe_next(Some("/admin//evil.example")), "/admin");
         assert_eq!(safe_next(Some("/adminx")), "/admin");
         assert_eq!(safe_next(None), "/admin");
+        assert_eq!(safe_next(Some("/admin/x\r\nSet-Cookie: a=b")), "/admin");
+        assert_eq!(safe_next(Some("/admin/\x7f")), "/admin");
+        assert_eq!(safe_next(Some("/admin/a b")), "/admin");
         assert_eq!(encode("/admin?a=1&b"), "/admin%3Fa%3D1%26b");
     }
 }

@@ -11,6 +11,7 @@ mod crash;
 mod credly;
 mod credly_crash;
 mod credly_keys;
+mod hardening;
 mod helpers;
 mod ingest;
 mod opencredit;

@@ -1,0 +1,141 @@
+//! Issue 16's findings reproduced against the released binary: each test is the attack, and
+//! fails on a build without its fix.
+
+use std::time::{Duration, Instant};
+
+use crate::process::{Operator, ADMIN_PASSWORD};
+
+/// Row 17: the database file (learners' addresses, sealed keys) is created readable by its
+/// owner only, and so are SQLite's `-wal` and `-shm` files.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let op = Operator::new("db-mode");
+    op.ok(&["migrate"]);
+    let _server = op.serve(&[]).await;
+    for file in ["accolade.db", "accolade.db-wal", "accolade.db-shm"] {
+        let mode = std::fs::metadata(op.path(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}: {:o}", mode & 0o777);
+    }
+}
+
+/// Row 14: a `next` with CR/LF or DEL after a good sign-in gave a 500 (session stored, no
+/// cookie); it now goes to /admin with the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_next_with_control_characters_goes_to_the_dashboard() {
+    let op = Operator::new("login-next");
+    op.create_admin("ann");
+    let server = op.serve(&[]).await;
+    for next in ["/admin/x\r\nSet-Cookie: evil=1", "/admin/\x7f"] {
+        let form = server
+            .http
+            .get(server.url("/admin/login"))
+            .send()
+            .await
+            .unwrap();
+        let csrf = form
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("accolade_login_csrf="))
+            .map(|c| c.split(';').next().unwrap().to_string())
+            .unwrap();
+        let res = server
+            .http
+            .post(server.url("/admin/login"))
+            .header("cookie", format!("accolade_login_csrf={csrf}"))
+            .form(&[
+                ("username", "ann"),
+                ("password", ADMIN_PASSWORD),
+                ("csrf", &csrf),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 303, "{next:?}");
+        assert_eq!(res.headers()["location"], "/admin", "{next:?}");
+        let cookies: Vec<_> = res.headers().get_all("set-cookie").iter().collect();
+        assert!(
+            cookies
+                .iter()
+                .any(|c| c.to_str().unwrap().starts_with("accolade_session=")),
+            "{cookies:?}"
+        );
+    }
+}
+
+/// Row 5: argon2 ran on the async runtime, so 32 concurrent sign-ins for an unknown account
+/// moved `/health/live` from 1 ms to 502 ms (release build). Verification now runs on the
+/// blocking pool, one core's worth less than the machine has, so requests keep a core.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_sign_ins_does_not_stall_other_requests() {
+    let op = Operator::new("login-burst");
+    let server = op.serve(&[]).await;
+    let base = server.base.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let storm: Vec<_> = (0..32)
+        .map(|i| {
+            let base = base.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap();
+                let form = client
+                    .get(format!("{base}/admin/login"))
+                    .send()
+                    .await
+                    .unwrap();
+                let csrf = form
+                    .headers()
+                    .get_all("set-cookie")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .find_map(|c| c.strip_prefix("accolade_login_csrf="))
+                    .map(|c| c.split(';').next().unwrap().to_string())
+                    .unwrap();
+                // Sign-ins keep coming while the probe below is timed.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = client
+                        .post(format!("{base}/admin/login"))
+                        .header("cookie", format!("accolade_login_csrf={csrf}"))
+                        .form(&[
+                            ("username", format!("nobody{i}")),
+                            ("password", "a wrong password".to_string()),
+                            ("csrf", csrf.clone()),
+                        ])
+                        .send()
+                        .await;
+                }
+            })
+        })
+        .collect();
+    // Let the burst reach the server, then time the liveness probe while it is checked.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = reqwest::Client::new();
+    let mut times = Vec::new();
+    for _ in 0..15 {
+        let start = Instant::now();
+        let res = client.get(server.url("/health/live")).send().await.unwrap();
+        assert!(res.status().is_success());
+        times.push(start.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in storm {
+        s.abort();
+    }
+    assert!(
+        median < Duration::from_millis(150),
+        "/health/live median {median:?} during 32 sign-ins: {times:?}"
+    );
+}
