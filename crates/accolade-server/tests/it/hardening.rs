@@ -139,3 +139,52 @@ async fn a_burst_of_sign_ins_does_not_stall_other_requests() {
         "/health/live median {median:?} during 32 sign-ins: {times:?}"
     );
 }
+
+/// Row 9 (webhook part): the unauthenticated Credly webhook logged `organization_id` and
+/// `event_type` raw and without a length limit, so a sender could forge log lines. They are now
+/// logged escaped, and oversize values are refused with a 400 before anything is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_webhook_fields_cannot_forge_log_lines() {
+    let op = Operator::new("webhook-log");
+    let server = op.serve(&[]).await;
+    let post = |body: serde_json::Value| {
+        let http = server.http.clone();
+        let url = server.url("/badges/credly/webhook/");
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (status, body) = post(serde_json::json!({
+        "id": "e1",
+        "organization_id": "org\nFORGED LINE level=error",
+        "event_type": "badge_template.created\u{1b}[2J",
+        "occurred_at": "2026-12-07T00:00:00Z"
+    }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(serde_json::json!({
+        "id": "e2",
+        "organization_id": "o".repeat(10_000),
+        "event_type": "badge_template.created",
+        "occurred_at": "2026-12-07T00:00:00Z"
+    }))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.log();
+    assert!(log.contains("Credly webhook ignored"), "{log}");
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED LINE")),
+        "a forged line: {log}"
+    );
+    assert!(!log.contains('\u{1b}'), "a raw escape in the log");
+    assert!(
+        !log.contains(&"o".repeat(200)),
+        "the oversize id was logged"
+    );
+}

@@ -42,7 +42,9 @@ pub struct Receipt {
 /// (Credly must not retry them for 25 days) and logged, and change nothing.
 pub async fn receive(store: &dyn Store, n: Notification) -> Result<Receipt, CredlyFailure> {
     let ignored = |reason: String| {
-        tracing::warn!(event.id = %n.id, org = %n.organization_id, event_type = %n.event_type, "Credly webhook ignored: {reason}");
+        // Debug formatting escapes control characters: an unauthenticated sender cannot forge
+        // log lines with `\n` or terminal escapes.
+        tracing::warn!(event.id = ?n.id, org = ?n.organization_id, event_type = ?n.event_type, "Credly webhook ignored: {reason}");
         crate::metrics::credly_webhook("ignored");
         Ok(Receipt {
             status: "ignored",
@@ -55,13 +57,26 @@ pub async fn receive(store: &dyn Store, n: Notification) -> Result<Receipt, Cred
             detail: "`id` must be Credly's event id".into(),
         });
     }
+    // Credly's ids and type names are short; anything long is not from Credly and is refused
+    // before it is logged or looked up.
+    for (field, value) in [
+        ("organization_id", &n.organization_id),
+        ("event_type", &n.event_type),
+    ] {
+        if value.len() > 100 {
+            return Err(CredlyFailure::Invalid {
+                code: "invalid_notification",
+                detail: format!("`{field}` is longer than 100 bytes"),
+            });
+        }
+    }
     if !HANDLED.contains(&n.event_type.as_str()) {
-        return ignored(format!("event type `{}` is not handled", n.event_type));
+        return ignored(format!("event type {:?} is not handled", n.event_type));
     }
     let org_id = super::orgs::normalize_id(&n.organization_id);
     if store.get_credly_org(&org_id).await.is_err() {
         return ignored(format!(
-            "organization {} is not configured",
+            "organization {:?} is not configured",
             n.organization_id
         ));
     }
