@@ -820,6 +820,16 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
     } else {
         None
     };
+    if config.http.public_base_url.trim().is_empty() {
+        tracing::warn!(
+            "http.public_base_url is not set: links in mail and answers start with {}; set it to \
+             the address people reach this service at",
+            config.public_base_url()
+        );
+    }
+    if !config.opencredit.public_url.is_empty() {
+        tracing::warn!("opencredit.public_url is deprecated: set http.public_base_url instead");
+    }
     let store = db::open(&config.database).await?;
     let workers = workers && config.worker.enabled;
     let state = AppState::new(store, config)?;

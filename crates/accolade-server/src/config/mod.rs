@@ -286,6 +286,8 @@ pub fn redact_url(url: &str) -> String {
 pub struct HttpConfig {
     /// Listen address.
     pub bind: String,
+    /// Start of every absolute link (never taken from request headers); empty = from `bind`.
+    pub public_base_url: String,
     /// Largest accepted body in bytes.
     pub max_body_bytes: usize,
     /// Per-request timeout.
@@ -417,6 +419,12 @@ impl Config {
             bail!("database.max_connections must be at least 1");
         }
         self.bind_addr()?;
+        let public = &self.http.public_base_url;
+        if !(public.is_empty() || public.starts_with("http://") || public.starts_with("https://"))
+            || public.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            bail!("http.public_base_url must be empty or an http(s) URL like https://badges.example.org");
+        }
         if self.http.max_body_bytes < 1024 {
             bail!("http.max_body_bytes must be at least 1024");
         }
@@ -526,6 +534,23 @@ impl Config {
             bail!("log.format must be `text` or `json`");
         }
         Ok(())
+    }
+
+    /// The start of every absolute link Accolade writes, without a trailing slash:
+    /// `http.public_base_url`, else the deprecated `opencredit.public_url`, else `http://<bind>`
+    /// (an unspecified address as 127.0.0.1). Never derived from a request.
+    pub fn public_base_url(&self) -> String {
+        for configured in [&self.http.public_base_url, &self.opencredit.public_url] {
+            let trimmed = configured.trim().trim_end_matches('/');
+            if !trimmed.is_empty() {
+                return trimmed.to_string();
+            }
+        }
+        match self.bind_addr() {
+            Ok(addr) if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
+            Ok(addr) => format!("http://{addr}"),
+            Err(_) => format!("http://{}", self.http.bind),
+        }
     }
 
     pub fn bind_addr(&self) -> anyhow::Result<SocketAddr> {

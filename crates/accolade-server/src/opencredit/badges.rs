@@ -232,7 +232,7 @@ pub async fn get(
             .await?
             .ok_or_else(|| OcError::not_found("badge"))?;
         Result::Ok(Ok::new(
-            badge_json(&badge, ctx.allow_html, &base_url(&state, &headers)),
+            badge_json(&badge, ctx.allow_html, &base_url(&state)),
             Caching::NoStore,
         ))
     }
@@ -240,16 +240,10 @@ pub async fn get(
     ctx.finish(result)
 }
 
-async fn list_of(
-    state: &AppState,
-    ctx: &Ctx,
-    headers: &HeaderMap,
-    params: &Params,
-    member: Option<i64>,
-) -> OcResult {
+async fn list_of(state: &AppState, ctx: &Ctx, params: &Params, member: Option<i64>) -> OcResult {
     let (page, number) = paging(params)?;
     let (badges, total) = state.store.oc_list_badges(member, page).await?;
-    let base = base_url(state, headers);
+    let base = base_url(state);
     Result::Ok(Ok::list(
         badges
             .iter()
@@ -268,7 +262,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, params: Par
     let ctx = load!(state, headers, params);
     let result = async {
         let member = params.int("member_id")?;
-        list_of(&state, &ctx, &headers, &params, member).await
+        list_of(&state, &ctx, &params, member).await
     }
     .await;
     ctx.finish(result)
@@ -282,7 +276,7 @@ pub async fn created(
     let ctx = load!(state, headers, params);
     let result = async {
         let member = ctx.acting(&state, &params).await?;
-        list_of(&state, &ctx, &headers, &params, Some(member)).await
+        list_of(&state, &ctx, &params, Some(member)).await
     }
     .await;
     ctx.finish(result)

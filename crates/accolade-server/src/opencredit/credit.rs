@@ -27,7 +27,6 @@ const MAX_EVIDENCE: usize = 2000;
 async fn json_of(
     state: &AppState,
     ctx: &Ctx,
-    headers: &HeaderMap,
     mb: &OcMemberBadge,
     show_email: bool,
 ) -> OcResult<Value> {
@@ -35,7 +34,7 @@ async fn json_of(
     Result::Ok(json!({
         "id": mb.id,
         "badge_id": mb.badge_id,
-        "badge": badge.map(|b| badge_json(&b, ctx.allow_html, &base_url(state, headers))),
+        "badge": badge.map(|b| badge_json(&b, ctx.allow_html, &base_url(state))),
         "giver_id": mb.giver_id,
         "email": show_email.then_some(mb.email.as_str()),
         "status": mb.status,
@@ -178,10 +177,7 @@ pub async fn get(
         } else {
             Caching::NoStore
         };
-        Result::Ok(Ok::new(
-            json_of(&state, &ctx, &headers, &mb, true).await?,
-            caching,
-        ))
+        Result::Ok(Ok::new(json_of(&state, &ctx, &mb, true).await?, caching))
     }
     .await;
     ctx.finish(result)
@@ -260,7 +256,6 @@ pub async fn delete(
 async fn list(
     state: &AppState,
     ctx: &Ctx,
-    headers: &HeaderMap,
     params: &Params,
     member: i64,
     status: Option<&str>,
@@ -270,7 +265,7 @@ async fn list(
     let (items, total) = state.store.oc_member_badges(member, status, page).await?;
     let mut data = Vec::with_capacity(items.len());
     for mb in &items {
-        data.push(json_of(state, ctx, headers, mb, show_email).await?);
+        data.push(json_of(state, ctx, mb, show_email).await?);
     }
     let caching = if status == Some("accepted") {
         Caching::PrivateSession
@@ -304,7 +299,7 @@ pub async fn mine(State(state): State<AppState>, headers: HeaderMap, params: Par
                 ))
             }
         };
-        list(&state, &ctx, &headers, &params, user.id, status, true).await
+        list(&state, &ctx, &params, user.id, status, true).await
     }
     .await;
     ctx.finish(result)
@@ -325,7 +320,7 @@ pub async fn of_member(
             .member(&*state.store, id)
             .await?
             .ok_or_else(|| OcError::not_found("member"))?;
-        list(&state, &ctx, &headers, &params, id, Some("accepted"), false).await
+        list(&state, &ctx, &params, id, Some("accepted"), false).await
     }
     .await;
     ctx.finish(result)

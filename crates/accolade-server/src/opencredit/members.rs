@@ -5,7 +5,7 @@
 use accolade_opencredit::images::ImageKind;
 use accolade_store::{NewOcMember, OcMember, OcToken, Page};
 use axum::extract::{Path, Query, State};
-use axum::http::header::{AUTHORIZATION, HOST};
+use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
@@ -36,21 +36,10 @@ pub fn member_json(m: &OcMember, base: &str) -> Value {
     })
 }
 
-/// The base URL for links in answers and mail: `opencredit.public_url`, else the request's host.
-pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    let configured = state.config.opencredit.public_url.trim_end_matches('/');
-    if !configured.is_empty() {
-        return configured.to_string();
-    }
-    let host = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    format!("http://{host}")
+/// The base URL for links in answers and mail: the configured public address, never the
+/// request's `Host` (a forged one would put an attacker's host into verification links).
+pub fn base_url(state: &AppState) -> String {
+    state.config.public_base_url()
 }
 
 /// A name field: no markup, at most `MAX_NAME` characters; empty when absent and optional.
@@ -97,15 +86,10 @@ pub async fn register(
     params: Params,
 ) -> Response {
     let ctx = load!(state, headers, params);
-    ctx.finish(register_inner(&state, &ctx, &headers, &params).await)
+    ctx.finish(register_inner(&state, &ctx, &params).await)
 }
 
-async fn register_inner(
-    state: &AppState,
-    ctx: &Ctx,
-    headers: &HeaderMap,
-    params: &Params,
-) -> OcResult {
+async fn register_inner(state: &AppState, ctx: &Ctx, params: &Params) -> OcResult {
     let email = email_field(params, "email")?;
     let password = params
         .raw("password")
@@ -157,7 +141,7 @@ async fn register_inner(
             verify_token_hash: (!verified).then(|| digest(&link)),
         })
         .await?;
-    let base = base_url(state, headers);
+    let base = base_url(state);
     if !verified {
         send_verification(state, &base, &email, &link).await;
     }
@@ -308,7 +292,7 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap, params: Param
         let user = ctx.user()?;
         let emails = state.store.oc_member_emails(user.id).await?;
         let manages = state.store.oc_managed(user.id).await?;
-        let mut data = member_json(user, &base_url(&state, &headers));
+        let mut data = member_json(user, &base_url(&state));
         data["email"] = json!(user.email);
         data["emails"] = emails
             .iter()
@@ -335,7 +319,7 @@ pub async fn add_email(
             .store
             .oc_add_email(user.id, &email, &digest(&link))
             .await?;
-        send_verification(&state, &base_url(&state, &headers), &email, &link).await;
+        send_verification(&state, &base_url(&state), &email, &link).await;
         Result::Ok(Ok::new(
             json!({"email": email, "verified": false}),
             Caching::NoStore,
@@ -363,7 +347,7 @@ pub async fn resend_verification(
             .await?
         {
             Some(_) => {
-                send_verification(&state, &base_url(&state, &headers), &email, &link).await;
+                send_verification(&state, &base_url(&state), &email, &link).await;
                 Result::Ok(Ok::new(
                     json!({"email": email, "verified": false}),
                     Caching::NoStore,
@@ -395,7 +379,7 @@ pub async fn get_member(
             .await?
             .ok_or_else(|| OcError::not_found("member"))?;
         Result::Ok(Ok::new(
-            member_json(&m, &base_url(&state, &headers)),
+            member_json(&m, &base_url(&state)),
             Caching::Profile,
         ))
     }
@@ -446,7 +430,7 @@ pub async fn search(State(state): State<AppState>, headers: HeaderMap, params: P
         Result::Ok(Ok::list(
             members
                 .iter()
-                .map(|m| member_json(m, &base_url(&state, &headers)))
+                .map(|m| member_json(m, &base_url(&state)))
                 .collect(),
             Paging {
                 page: number,
@@ -544,7 +528,7 @@ pub async fn set_avatar(
         let m = state.store.oc_set_avatar(member, Some(&name)).await?;
         state.opencredit.forget_member(m.id);
         Result::Ok(Ok::new(
-            member_json(&m, &base_url(&state, &headers)),
+            member_json(&m, &base_url(&state)),
             Caching::NoStore,
         ))
     }

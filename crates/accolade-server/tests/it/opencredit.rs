@@ -1959,3 +1959,48 @@ async fn doctor_checks_the_image_store_and_the_mail_transport() {
         .cloned();
     assert!(matches!(mail, Some((Level::Fail, _))), "{report:?}");
 }
+
+/// Issue 16 row 2: with no public address configured, verification links took their host from
+/// the request's `Host` header, so a forged one mailed a link to the attacker's host. Links now
+/// start with `http.public_base_url` (or the listen address) whatever the request says.
+#[tokio::test]
+async fn verification_links_never_take_their_host_from_the_request() {
+    for (configured, expected) in [
+        ("", "http://127.0.0.1:8080/v1.1/verify?token="),
+        (
+            "https://badges.example.org/",
+            "https://badges.example.org/v1.1/verify?token=",
+        ),
+    ] {
+        let dir = test_dir();
+        let mut config = oc_config(&dir);
+        config.http.public_base_url = configured.into();
+        let oc = Oc::with_config("light", config, dir).await;
+        let reg = oc
+            .call(
+                "POST",
+                "/v1.1/authenticate/register",
+                &[
+                    ("email", "eve@example.org"),
+                    ("password", "correct horse battery staple"),
+                    ("first_name", "Eve"),
+                    ("last_name", "Forger"),
+                ],
+                &[
+                    ("host", "attacker.example"),
+                    ("x-forwarded-host", "attacker.example"),
+                ],
+            )
+            .await;
+        assert_eq!(reg.status, StatusCode::OK, "{}", reg.body);
+        let mails = oc.mails();
+        let mail = mails
+            .iter()
+            .find(|m| m.contains("To: eve@example.org"))
+            .expect("a verification mail")
+            .replace("=\r\n", "")
+            .replace("=3D", "=");
+        assert!(!mail.contains("attacker.example"), "{mail}");
+        assert!(mail.contains(expected), "{configured:?}: {mail}");
+    }
+}

@@ -64,6 +64,7 @@ fn value_for(key: &str, default: &toml::Value) -> (String, toml::Value, toml::Va
         "database.sqlite_synchronous" => text("NORMAL"),
         "database.sqlite_page_size" => ("4096".into(), V::Integer(4096), V::Integer(4096)),
         "http.bind" => text("127.0.0.1:9999"),
+        "http.public_base_url" => text("https://badges.example.org"),
         "events.types" => list(
             "org.openedx.learning.course.enrollment.created.v1, org.openedx.learning.ccx.course.passing.status.updated.v1",
             &[
