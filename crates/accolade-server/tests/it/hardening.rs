@@ -188,3 +188,22 @@ async fn forged_webhook_fields_cannot_forge_log_lines() {
         "the oversize id was logged"
     );
 }
+
+/// Row 10: at debug level the request span logged the whole URI, with the access token an Open
+/// Credit member may pass in the query string. Only the path is logged now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_string_tokens_never_reach_the_log() {
+    let op = Operator::new("log-query").set("ACCOLADE_LOG__LEVEL", "debug");
+    let server = op.serve(&[]).await;
+    let res = server
+        .http
+        .get(server.url("/v1.1/me?access_token=sekrit-token-in-query"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.log();
+    assert!(log.contains("/v1.1/me"), "the request is logged: {log}");
+    assert!(!log.contains("sekrit-token-in-query"), "{log}");
+}
