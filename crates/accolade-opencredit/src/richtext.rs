@@ -174,6 +174,18 @@ fn href_allowed(href: &str) -> bool {
         .filter(|c| !c.is_ascii_whitespace() && !c.is_ascii_control())
         .collect();
     let cleaned = decode_entities(&cleaned);
+    // An entity this decoder does not know may be one a browser decodes (HTML5 has `&colon;`,
+    // `&sol;`, …): such an href is refused rather than guessed at.
+    if has_unknown_entity(&cleaned) {
+        return false;
+    }
+    // `//host` and `\\host` (browsers read `\` as `/`) leave the site: not relative links.
+    let mut lead = cleaned.chars().take(2);
+    if lead.next().is_some_and(|c| c == '/' || c == '\\')
+        && lead.next().is_some_and(|c| c == '/' || c == '\\')
+    {
+        return false;
+    }
     match cleaned.find(':') {
         None => true,
         Some(colon) => {
@@ -187,6 +199,18 @@ fn href_allowed(href: &str) -> bool {
                 .any(|s| s.eq_ignore_ascii_case(scheme))
         }
     }
+}
+
+/// Whether `s` still holds something shaped like a character reference (`&name;`, `&#…;`).
+fn has_unknown_entity(s: &str) -> bool {
+    s.match_indices('&').any(|(at, _)| {
+        let rest = &s[at + 1..];
+        let name_len = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '#')
+            .count();
+        name_len > 0 && rest[name_len..].starts_with(';')
+    })
 }
 
 /// Names the illegal markup of a rich-text field; `Ok` when it only uses the whitelist.
@@ -439,6 +463,12 @@ mod tests {
             ("<a href=\"java\tscript:alert(1)\">x</a>", "a.href"),
             (r#"<a href="data:text/html,<b>x">x</a>"#, "a.href"),
             (r#"<p href="/">x</p>"#, "p.href"),
+            // Issue 16 row 15: an HTML5 entity for the colon, and links leaving the site.
+            (r#"<a href="javascript&colon;alert(1)">x</a>"#, "a.href"),
+            (r#"<a href="javascript&#x3a;alert(1)">x</a>"#, "a.href"),
+            (r#"<a href="//evil.example">x</a>"#, "a.href"),
+            (r#"<a href="\\evil.example">x</a>"#, "a.href"),
+            (r#"<a href="/\evil.example">x</a>"#, "a.href"),
         ] {
             let err = sanitize(input, 500).unwrap_err();
             assert_eq!(err.attributes, vec![attr.to_string()], "{input}");
