@@ -2,8 +2,8 @@
 //! Prometheus metrics.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -38,7 +38,25 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn render_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let wanted = state.config.http.metrics_token.as_bytes();
+    if !wanted.is_empty() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("")
+            .as_bytes();
+        if !same_secret(given, wanted) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({"code": "metrics_token_required",
+                            "detail": "GET /metrics needs Authorization: Bearer <http.metrics_token>"})),
+            )
+                .into_response();
+        }
+    }
     match state.store.stats().await {
         Ok(stats) => metrics::set_store_gauges(&stats),
         Err(e) => tracing::warn!(error = %e, "could not read store stats for /metrics"),
@@ -47,4 +65,15 @@ async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics::handle().render(),
     )
+        .into_response()
+}
+
+/// Compares two secrets in time that depends on their lengths only, not on where they differ.
+fn same_secret(given: &[u8], wanted: &[u8]) -> bool {
+    given.len() == wanted.len()
+        && given
+            .iter()
+            .zip(wanted)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }

@@ -288,6 +288,8 @@ pub struct HttpConfig {
     pub bind: String,
     /// Start of every absolute link (never taken from request headers); empty = from `bind`.
     pub public_base_url: String,
+    /// Bearer token `/metrics` requires; empty = public.
+    pub metrics_token: String,
     /// Largest accepted body in bytes.
     pub max_body_bytes: usize,
     /// Per-request timeout.

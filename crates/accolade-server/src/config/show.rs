@@ -17,6 +17,7 @@ impl Config {
         };
         hide(&mut c.secrets.key);
         hide(&mut c.opencredit.s3.secret_access_key);
+        hide(&mut c.http.metrics_token);
         for url in [
             &mut c.database.url,
             &mut c.event_bus.redis_url,

@@ -207,3 +207,36 @@ async fn query_string_tokens_never_reach_the_log() {
     assert!(log.contains("/v1.1/me"), "the request is logged: {log}");
     assert!(!log.contains("sekrit-token-in-query"), "{log}");
 }
+
+/// Row 13: `/metrics` was public, and its series name Credly organizations. With
+/// `http.metrics_token` set it answers only with that bearer token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_kept_behind_a_token() {
+    let op = Operator::new("metrics-token").set("ACCOLADE_HTTP__METRICS_TOKEN", "scrape-me-please");
+    let server = op.serve(&[]).await;
+    let get = |auth: Option<&str>| {
+        let mut req = server.http.get(server.url("/metrics"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    let refused = get(None).await;
+    assert_eq!(refused.status().as_u16(), 401);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "metrics_token_required");
+    assert_eq!(
+        get(Some("Bearer wrong-token-value"))
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+    let ok = get(Some("Bearer scrape-me-please")).await;
+    assert_eq!(ok.status().as_u16(), 200);
+    assert!(ok.text().await.unwrap().contains("accolade_"));
+    // Without the setting it stays public (the default, for a scraper on a private network).
+    let open = Operator::new("metrics-open").serve(&[]).await;
+    let res = open.http.get(open.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+}

@@ -65,6 +65,7 @@ fn value_for(key: &str, default: &toml::Value) -> (String, toml::Value, toml::Va
         "database.sqlite_page_size" => ("4096".into(), V::Integer(4096), V::Integer(4096)),
         "http.bind" => text("127.0.0.1:9999"),
         "http.public_base_url" => text("https://badges.example.org"),
+        "http.metrics_token" => masked("metrics-very-secret", "***"),
         "events.types" => list(
             "org.openedx.learning.course.enrollment.created.v1, org.openedx.learning.ccx.course.passing.status.updated.v1",
             &[
@@ -131,7 +132,14 @@ fn check_all(out: &str, settings: &BTreeMap<String, toml::Value>, how: &str) {
         assert_ne!(&expected, default, "{key}: the test value must differ");
         assert_eq!(shown[key], expected, "{how}: {key}");
     }
-    for secret in ["pw-db", "pw-redis", "pw-mail", "s3-very-secret", "AgICAgIC"] {
+    for secret in [
+        "pw-db",
+        "pw-redis",
+        "pw-mail",
+        "s3-very-secret",
+        "AgICAgIC",
+        "metrics-very-secret",
+    ] {
         assert!(!out.contains(secret), "{how}: {secret} printed:\n{out}");
     }
 }
