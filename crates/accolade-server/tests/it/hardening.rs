@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::process::{Operator, ADMIN_PASSWORD};
+use crate::process::{login_csrf, Operator, ADMIN_PASSWORD};
 
 /// Row 17: the database file (learners' addresses, sealed keys) is created readable by its
 /// owner only, and so are SQLite's `-wal` and `-shm` files.
@@ -31,20 +31,7 @@ async fn a_login_next_with_control_characters_goes_to_the_dashboard() {
     op.create_admin("ann");
     let server = op.serve(&[]).await;
     for next in ["/admin/x\r\nSet-Cookie: evil=1", "/admin/\x7f"] {
-        let form = server
-            .http
-            .get(server.url("/admin/login"))
-            .send()
-            .await
-            .unwrap();
-        let csrf = form
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| c.strip_prefix("accolade_login_csrf="))
-            .map(|c| c.split(';').next().unwrap().to_string())
-            .unwrap();
+        let csrf = login_csrf(&server.http, &server.base).await;
         let res = server
             .http
             .post(server.url("/admin/login"))
@@ -88,19 +75,7 @@ async fn a_burst_of_sign_ins_does_not_stall_other_requests() {
                     .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .unwrap();
-                let form = client
-                    .get(format!("{base}/admin/login"))
-                    .send()
-                    .await
-                    .unwrap();
-                let csrf = form
-                    .headers()
-                    .get_all("set-cookie")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .find_map(|c| c.strip_prefix("accolade_login_csrf="))
-                    .map(|c| c.split(';').next().unwrap().to_string())
-                    .unwrap();
+                let csrf = login_csrf(&client, &base).await;
                 // Sign-ins keep coming while the probe below is timed.
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let _ = client

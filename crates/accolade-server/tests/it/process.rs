@@ -254,13 +254,7 @@ impl Served {
     /// Signs in to the admin UI through its form; the session cookie (`name=value`), or `None`
     /// when the login is refused.
     pub async fn sign_in(&self, username: &str, password: &str) -> Option<String> {
-        let form = self
-            .http
-            .get(self.url("/admin/login"))
-            .send()
-            .await
-            .unwrap();
-        let csrf = cookie(&form, "accolade_login_csrf").expect("login CSRF cookie");
+        let csrf = login_csrf(&self.http, &self.base).await;
         let r = self
             .http
             .post(self.url("/admin/login"))
@@ -301,6 +295,16 @@ impl Drop for Served {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Opens the admin login form; returns its CSRF token (the cookie the form must echo).
+pub async fn login_csrf(http: &reqwest::Client, base: &str) -> String {
+    let form = http
+        .get(format!("{base}/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    cookie(&form, "accolade_login_csrf").expect("login CSRF cookie")
 }
 
 /// The value a response sets for a cookie (none when it clears it).
