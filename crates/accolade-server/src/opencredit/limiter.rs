@@ -118,7 +118,13 @@ impl Limiter {
             return Decision::unlimited();
         };
         // The tier is part of the key: a tier change starts a fresh count under the new limit.
-        let key = format!("{}:{}", tier.as_str(), subject.key());
+        self.count(format!("{}:{}", tier.as_str(), subject.key()), limit)
+            .await
+    }
+
+    /// Counts one event under `key` against `limit` per clock minute (shared through Redis
+    /// when configured, like the tiers).
+    pub async fn count(&self, key: String, limit: u32) -> Decision {
         if let Some(redis) = &self.redis {
             match redis.count(&key).await {
                 Ok((count, reset_secs)) => {

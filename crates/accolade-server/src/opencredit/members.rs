@@ -230,6 +230,9 @@ async fn issue_tokens(
     ))
 }
 
+/// Sign-in attempts per member address and clock minute (`POST /v1.1/authenticate`).
+const SIGN_INS_PER_MINUTE: u32 = 10;
+
 async fn authenticate_inner(
     state: &AppState,
     ctx: &Ctx,
@@ -243,19 +246,23 @@ async fn authenticate_inner(
             "send the member's email and password as HTTP Basic authentication",
         )
     })?;
-    let found = state.store.oc_login(&email.to_lowercase()).await?;
-    let ok = {
-        let hash = found.as_ref().map(|(_, h)| h.clone());
-        tokio::task::spawn_blocking(move || match hash {
-            Some(h) => password::verify(&pass, &h),
-            None => {
-                password::verify_dummy(&pass);
-                false
-            }
-        })
-        .await
-        .map_err(OcError::internal)?
-    };
+    // Password guessing: at most SIGN_INS_PER_MINUTE tries per address, whatever the app or
+    // instance, before any password work.
+    let address = email.to_lowercase();
+    let attempt = state
+        .opencredit
+        .limiter
+        .count(format!("signin:{address}"), SIGN_INS_PER_MINUTE)
+        .await;
+    if !attempt.allowed {
+        return Err(OcError::throttled(attempt.reset_secs));
+    }
+    let found = state.store.oc_login(&address).await?;
+    // argon2 off the async runtime, within the same budget as the admin sign-in.
+    let ok =
+        crate::web::password::verify_off_runtime(&pass, found.as_ref().map(|(_, h)| h.as_str()))
+            .await
+            .map_err(|_| OcError::throttled(1))?;
     match found {
         Some((member, _)) if ok => issue_tokens(state, ctx, member.id, None).await,
         _ => Err(invalid()),

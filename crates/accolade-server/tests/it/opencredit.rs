@@ -2004,3 +2004,38 @@ async fn verification_links_never_take_their_host_from_the_request() {
         assert!(mail.contains(expected), "{configured:?}: {mail}");
     }
 }
+
+/// Issue 16 row 7: `/v1.1/authenticate` answered 200 wrong passwords and then the right one.
+/// Each address now gets 10 attempts per clock minute (across apps and, with Redis, instances);
+/// further ones are refused before any password is checked.
+#[tokio::test]
+async fn password_guessing_is_cut_off_per_address() {
+    let oc = Oc::new("enterprise").await;
+    let reg = oc.register("gus@example.org", &[("verified", "1")]).await;
+    assert_eq!(reg.status, StatusCode::OK, "{}", reg.body);
+    fresh_minute(20).await;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode("gus@example.org:not the password");
+    for i in 0..10 {
+        let wrong = oc
+            .call(
+                "POST",
+                "/v1.1/authenticate",
+                &[],
+                &[("authorization", &format!("Basic {basic}"))],
+            )
+            .await;
+        assert_eq!(
+            wrong.body["meta"]["status"], "INVALID_CREDENTIALS",
+            "attempt {i}: {}",
+            wrong.body
+        );
+    }
+    let right = oc.login("gus@example.org").await;
+    assert_eq!(right.status, StatusCode::UNAUTHORIZED, "{}", right.body);
+    assert_eq!(right.body["meta"]["status"], "REQUEST_LIMIT_EXCEEDED");
+    // Another address is not affected.
+    let other = oc.register("ida@example.org", &[("verified", "1")]).await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(oc.login("ida@example.org").await.status, StatusCode::OK);
+}
