@@ -6,6 +6,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod login;
 pub mod outbox;
 pub mod rules;
 pub mod template;

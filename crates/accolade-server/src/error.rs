@@ -33,6 +33,20 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     Unavailable(String),
+    /// The sender exceeded its budget (429, with `Retry-After`).
+    #[error("{detail}")]
+    TooManyRequests {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
+    /// Too much work is waiting to accept more now (503, with `Retry-After`).
+    #[error("{detail}")]
+    Overloaded {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// An upstream service (Credly) failed or could not be reached.
     #[error("{detail}")]
     BadGateway { code: &'static str, detail: String },
@@ -61,6 +75,8 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            ApiError::Overloaded { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             ApiError::BadGateway { code, .. } => (StatusCode::BAD_GATEWAY, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -114,14 +130,29 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (
+        let retry_after = match &self {
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            }
+            | ApiError::Overloaded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut response = (
             status,
             Json(ErrorBody {
                 code: code.to_string(),
                 detail,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

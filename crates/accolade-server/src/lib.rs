@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod listener;
 pub mod metrics;
 pub mod opencredit;
 pub mod service;

@@ -5,7 +5,8 @@
 //! with a single `UPDATE … RETURNING` each, the failure count incremented in SQL, so concurrent
 //! attempts on one account cannot lose a failure.
 
-use accolade_store::{AdminSession, AdminUser, LoginOutcome, StoreError};
+use accolade_domain::login::lock_until;
+use accolade_store::{AdminSession, AdminUser, LoginAttempt, LoginOutcome, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -114,32 +115,52 @@ pub async fn record_login(
     user_id: &str,
     outcome: LoginOutcome,
 ) -> Result<AdminUser> {
-    let row = match outcome {
-        LoginOutcome::Succeeded { at } => {
-            sqlx::query(concat!(
-                "UPDATE admin_users SET failed_logins = 0, locked_until = NULL, \
-                 last_login_at = $2 WHERE id = $1 RETURNING ",
-                user_columns!()
-            ))
-            .bind(text(user_id))
-            .bind(micros(at))
-            .fetch_optional(c)
-            .await
-        }
-        LoginOutcome::Failed { locked_until } => {
-            sqlx::query(concat!(
-                "UPDATE admin_users SET failed_logins = failed_logins + 1, locked_until = $2 \
-                 WHERE id = $1 RETURNING ",
-                user_columns!()
-            ))
-            .bind(text(user_id))
-            .bind(locked_until.map(micros))
-            .fetch_optional(c)
-            .await
-        }
-    }
+    let LoginOutcome::Succeeded { at } = outcome;
+    let row = sqlx::query(concat!(
+        "UPDATE admin_users SET failed_logins = 0, locked_until = NULL, \
+         last_login_at = $2 WHERE id = $1 RETURNING ",
+        user_columns!()
+    ))
+    .bind(text(user_id))
+    .bind(micros(at))
+    .fetch_optional(c)
+    .await
     .map_err(db)?;
     found(row)
+}
+
+/// Runs in a transaction that holds the account's row lock (`FOR UPDATE`) from the lock check
+/// to the increment, so concurrent attempts are counted one after the other.
+pub async fn count_attempt(
+    c: &mut PgConnection,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<LoginAttempt> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM admin_users WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(text(user_id))
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db)?;
+    let current = found(row)?;
+    if let Some(until) = current.locked_until.filter(|u| *u > now) {
+        return Ok(LoginAttempt::Locked { until });
+    }
+    let failures = current.failed_logins + 1;
+    let row = sqlx::query(concat!(
+        "UPDATE admin_users SET failed_logins = $2, locked_until = $3 WHERE id = $1 RETURNING ",
+        user_columns!()
+    ))
+    .bind(text(user_id))
+    .bind(failures)
+    .bind(lock_until(failures, now).map(micros))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    found(row).map(LoginAttempt::Counted)
 }
 
 pub async fn create_session(c: &mut PgConnection, session: AdminSession) -> Result<()> {

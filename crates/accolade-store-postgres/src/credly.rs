@@ -14,7 +14,7 @@ use accolade_store::{
     NewCredlyOrganization, Page, Paged, ProviderTemplate, StoreError, SyncSummary, TemplateChange,
     PROVIDER_STATE_GONE,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
@@ -457,6 +457,38 @@ pub async fn record_notification(c: &mut PgConnection, n: NewCredlyNotification)
     .await
     .map_err(db)?;
     Ok(true)
+}
+
+pub async fn count_pending_notifications(
+    c: &mut PgConnection,
+    organization_id: &str,
+) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM credly_notifications WHERE organization_id = $1 AND status = 'received'",
+    )
+    .bind(text(organization_id))
+    .fetch_one(c)
+    .await
+    .map_err(db)?;
+    Ok(n as u64)
+}
+
+pub async fn prune_notifications(c: &mut PgConnection, before: DateTime<Utc>) -> Result<u64> {
+    let deleted = sqlx::query(
+        "DELETE FROM credly_notifications WHERE status <> 'received' AND processed_at < $1",
+    )
+    .bind(micros(before))
+    .execute(&mut *c)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    sqlx::query("DELETE FROM jobs WHERE kind = $1 AND status = 'succeeded' AND updated_at < $2")
+        .bind(kind::CREDLY_WEBHOOK)
+        .bind(micros(before))
+        .execute(c)
+        .await
+        .map_err(db)?;
+    Ok(deleted)
 }
 
 pub async fn finish_notification(

@@ -469,6 +469,17 @@ impl Store for PgStore {
         credly::list_notifications(&mut *self.conn().await?, page).await
     }
 
+    async fn count_pending_credly_notifications(&self, organization_id: &str) -> Result<u64> {
+        credly::count_pending_notifications(&mut *self.conn().await?, organization_id).await
+    }
+
+    async fn prune_credly_notifications(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let deleted = credly::prune_notifications(&mut tx, before).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(deleted)
+    }
+
     async fn set_award_external_state(
         &self,
         external_id: &str,
@@ -724,6 +735,17 @@ impl Store for PgStore {
 
     async fn record_admin_login(&self, user_id: &str, outcome: LoginOutcome) -> Result<AdminUser> {
         admin::record_login(&mut *self.conn().await?, user_id, outcome).await
+    }
+
+    async fn count_admin_login_attempt(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LoginAttempt> {
+        let mut tx = self.write().await?;
+        let attempt = admin::count_attempt(&mut tx, user_id, now).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(attempt)
     }
 
     async fn create_admin_session(&self, session: AdminSession) -> Result<()> {

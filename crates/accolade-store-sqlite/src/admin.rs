@@ -5,7 +5,8 @@
 //! Expiry is compared on the stored RFC 3339 text, which [`ts`] formats so that lexical order is
 //! time order.
 
-use accolade_store::{AdminSession, AdminUser, LoginOutcome, StoreError};
+use accolade_domain::login::lock_until;
+use accolade_store::{AdminSession, AdminUser, LoginAttempt, LoginOutcome, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -95,26 +96,42 @@ pub fn get_user(c: &Connection, username: &str) -> Result<AdminUser> {
 }
 
 pub fn record_login(c: &Connection, user_id: &str, outcome: LoginOutcome) -> Result<AdminUser> {
-    // The increment happens in SQL, not from a value read earlier, so concurrent failures
-    // cannot overwrite each other's count.
-    let found = match outcome {
-        LoginOutcome::Succeeded { at } => c
-            .prepare_cached(&format!(
-                "UPDATE admin_users SET failed_logins = 0, locked_until = NULL, \
-                 last_login_at = ?2 WHERE id = ?1 RETURNING {USER_COLUMNS}"
-            ))
-            .and_then(|mut s| s.query_row(params![user_id, ts(at)], user).optional()),
-        LoginOutcome::Failed { locked_until } => c
-            .prepare_cached(&format!(
-                "UPDATE admin_users SET failed_logins = failed_logins + 1, locked_until = ?2 \
-                 WHERE id = ?1 RETURNING {USER_COLUMNS}"
-            ))
-            .and_then(|mut s| {
-                s.query_row(params![user_id, locked_until.map(ts)], user)
-                    .optional()
-            }),
-    };
-    found.map_err(db)?.ok_or_else(not_found)
+    let LoginOutcome::Succeeded { at } = outcome;
+    c.prepare_cached(&format!(
+        "UPDATE admin_users SET failed_logins = 0, locked_until = NULL, \
+         last_login_at = ?2 WHERE id = ?1 RETURNING {USER_COLUMNS}"
+    ))
+    .and_then(|mut s| s.query_row(params![user_id, ts(at)], user).optional())
+    .map_err(db)?
+    .ok_or_else(not_found)
+}
+
+/// Runs in the writer's immediate transaction, so the read, the lock check and the increment
+/// are one step for every concurrent attempt.
+pub fn count_attempt(c: &Connection, user_id: &str, now: DateTime<Utc>) -> Result<LoginAttempt> {
+    let found = c
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM admin_users WHERE id = ?1"
+        ))
+        .and_then(|mut s| s.query_row(params![user_id], user).optional())
+        .map_err(db)?
+        .ok_or_else(not_found)?;
+    if let Some(until) = found.locked_until.filter(|u| *u > now) {
+        return Ok(LoginAttempt::Locked { until });
+    }
+    let failures = found.failed_logins + 1;
+    c.prepare_cached(&format!(
+        "UPDATE admin_users SET failed_logins = ?2, locked_until = ?3 \
+         WHERE id = ?1 RETURNING {USER_COLUMNS}"
+    ))
+    .and_then(|mut s| {
+        s.query_row(
+            params![user_id, failures, lock_until(failures, now).map(ts)],
+            user,
+        )
+    })
+    .map(LoginAttempt::Counted)
+    .map_err(db)
 }
 
 pub fn create_session(c: &Connection, session: AdminSession) -> Result<()> {

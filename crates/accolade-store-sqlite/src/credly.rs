@@ -10,7 +10,7 @@ use accolade_store::{
     NewCredlyOrganization, Page, Paged, ProviderTemplate, StoreError, SyncSummary, TemplateChange,
     PROVIDER_STATE_GONE,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::config::{bump_version, template};
@@ -371,6 +371,31 @@ pub fn record_notification(c: &Connection, n: NewCredlyNotification) -> Result<b
     )
     .map_err(db)?;
     Ok(true)
+}
+
+pub fn count_pending_notifications(c: &Connection, organization_id: &str) -> Result<u64> {
+    c.prepare_cached(
+        "SELECT COUNT(*) FROM credly_notifications WHERE organization_id = ?1 AND status = 'received'",
+    )
+    .and_then(|mut s| s.query_row(params![organization_id], |r| r.get::<_, i64>(0)))
+    .map(|n| n as u64)
+    .map_err(db)
+}
+
+pub fn prune_notifications(c: &Connection, before: DateTime<Utc>) -> Result<u64> {
+    let cutoff = ts(before);
+    let deleted = c
+        .execute(
+            "DELETE FROM credly_notifications WHERE status <> 'received' AND processed_at < ?1",
+            params![cutoff],
+        )
+        .map_err(db)?;
+    c.execute(
+        "DELETE FROM jobs WHERE kind = ?1 AND status = 'succeeded' AND updated_at < ?2",
+        params![kind::CREDLY_WEBHOOK, cutoff],
+    )
+    .map_err(db)?;
+    Ok(deleted as u64)
 }
 
 pub fn finish_notification(c: &Connection, id: &str, status: &str, detail: &str) -> Result<()> {

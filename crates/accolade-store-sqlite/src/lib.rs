@@ -729,6 +729,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn count_pending_credly_notifications(&self, organization_id: &str) -> Result<u64> {
+        let org = organization_id.to_string();
+        self.read(move |c| credly::count_pending_notifications(c, &org))
+            .await
+    }
+
+    async fn prune_credly_notifications(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.write(move |c| credly::prune_notifications(c, before))
+            .await
+    }
+
     async fn set_award_external_state(
         &self,
         external_id: &str,
@@ -1016,6 +1027,15 @@ impl Store for SqliteStore {
         let id = user_id.to_string();
         self.write(move |c| admin::record_login(c, &id, outcome))
             .await
+    }
+
+    async fn count_admin_login_attempt(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LoginAttempt> {
+        let id = user_id.to_string();
+        self.write(move |c| admin::count_attempt(c, &id, now)).await
     }
 
     async fn create_admin_session(&self, session: AdminSession) -> Result<()> {

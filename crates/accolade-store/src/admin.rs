@@ -26,8 +26,17 @@ pub struct AdminUser {
 pub enum LoginOutcome {
     /// Resets the failure count and lock; records the login time.
     Succeeded { at: DateTime<Utc> },
-    /// Adds one to the failure count and sets (or clears) the lock.
-    Failed { locked_until: Option<DateTime<Utc>> },
+}
+
+/// The answer to "may this sign-in check a password?" (`Store::count_admin_login_attempt`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginAttempt {
+    /// The attempt was counted as a failure until it succeeds (the count includes it, and the
+    /// lock of `accolade_domain::login::lock_until` is set when it reached the threshold): the
+    /// password may be checked once.
+    Counted(AdminUser),
+    /// The account is locked until then; nothing was counted and no password may be checked.
+    Locked { until: DateTime<Utc> },
 }
 
 /// A browser session of an admin.

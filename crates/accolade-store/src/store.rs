@@ -266,6 +266,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_credly_notifications(&self, page: Page) -> Result<Paged<CredlyNotification>>;
 
+    /// Notifications of an organization still waiting to be confirmed (status `received`): the
+    /// backlog a webhook sender may build up, capped by the receiver.
+    async fn count_pending_credly_notifications(&self, organization_id: &str) -> Result<u64>;
+
+    /// Deletes notifications settled (applied, ignored or rejected) before `before`, and the
+    /// succeeded `credly.webhook` jobs last updated before it. Returns the notifications deleted.
+    /// Unconfirmed notifications and dead jobs stay.
+    async fn prune_credly_notifications(&self, before: DateTime<Utc>) -> Result<u64>;
+
     /// Sets the provider state of the award with this external id (Credly `badge.state.changed`).
     async fn set_award_external_state(
         &self,
@@ -346,6 +355,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records the result of a login attempt on an account (see [`LoginOutcome`]).
     async fn record_admin_login(&self, user_id: &str, outcome: LoginOutcome) -> Result<AdminUser>;
+    /// Before a password is checked: refuses when the account is locked at `now`, otherwise
+    /// counts the attempt as a failure and applies `accolade_domain::login::lock_until` to the new
+    /// count, atomically (concurrent attempts are serialized on the account), so a burst of
+    /// guesses gets exactly `LOCK_AFTER` checks. A success then resets the count.
+    async fn count_admin_login_attempt(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LoginAttempt>;
 
     /// Stores a new session (its `username` is ignored).
     async fn create_admin_session(&self, session: AdminSession) -> Result<()>;

@@ -2,7 +2,7 @@
 //! receiver `POST /badges/credly/webhook/`.
 
 use accolade_store::{CredlyNotification, CredlyOrganization, SyncSummary};
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::dto::{ListBody, PageQuery};
 use super::extract::{ApiJson, ApiQuery};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::service::credly::orgs::{self, key_status, KeyStatus};
 use crate::service::credly::webhook::{self, Notification, Receipt};
 use crate::service::credly::{sync, Credly};
@@ -242,10 +242,30 @@ pub async fn list_notifications(
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
 
-/// Credly's webhook. Answers 200 once the notification is recorded (or knowingly ignored).
+/// Credly's webhook. Answers 200 once the notification is recorded (or knowingly ignored); 429
+/// past the sender address's budget, 503 while the organization's backlog is full.
 pub async fn receive_webhook(
     State(state): State<AppState>,
-    ApiJson(n): ApiJson<Notification>,
+    request: axum::extract::Request,
 ) -> ApiResult<Json<Receipt>> {
-    Ok(Json(webhook::receive(&*state.store, n).await?))
+    // Counted before the body is read or anything is looked up.
+    if let Some(peer) = crate::listener::peer(request.extensions()) {
+        let limit = state.config.credly.webhook_per_source_per_minute;
+        let counted = state
+            .opencredit
+            .limiter
+            .count(format!("credly-webhook:{}", peer.ip()), limit)
+            .await;
+        if !counted.allowed {
+            crate::metrics::credly_webhook("throttled");
+            return Err(ApiError::TooManyRequests {
+                code: "webhook_rate_limited",
+                detail: format!("more than {limit} webhook posts from this address this minute"),
+                retry_after_secs: counted.reset_secs.max(1),
+            });
+        }
+    }
+    let ApiJson(n) = ApiJson::<Notification>::from_request(request, &state).await?;
+    let max_pending = state.config.credly.webhook_max_pending;
+    Ok(Json(webhook::receive(&*state.store, n, max_pending).await?))
 }

@@ -863,14 +863,14 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
         demo::setup(&state, sb, listener.local_addr()?).await?;
     }
     let shutdown = state.shutdown.clone();
+    let http = state.config.http.clone();
     let app = crate::build_app(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            shutdown.cancel();
-        })
-        .await?;
+    crate::listener::serve(listener, app, &http, async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    })
+    .await;
     // The publisher hands its lease over; never wait long.
     let _ = tokio::time::timeout(
         std::time::Duration::from_secs(2),

@@ -191,6 +191,14 @@ pub struct CredlyConfig {
     pub rate_limit_per_second: u32,
     pub sync_interval: String,
     pub key_warning_days: Vec<i64>,
+    /// Unconfirmed webhook notifications per organization before new ones get 503.
+    pub webhook_max_pending: u64,
+    /// Webhook confirmation calls per second per organization (part of the rate above).
+    pub webhook_lookups_per_second: u32,
+    /// Webhook posts per sender address and minute before 429.
+    pub webhook_per_source_per_minute: u32,
+    /// Settled notifications are deleted after this many days.
+    pub webhook_retention_days: u32,
 }
 
 impl CredlyConfig {
@@ -294,6 +302,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Per-request timeout.
     pub request_timeout_secs: u64,
+    /// Time allowed for a request head, and for an idle kept-alive connection.
+    pub header_read_timeout_secs: u64,
+    /// Open connections at most.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -432,6 +444,23 @@ impl Config {
         }
         if self.http.request_timeout_secs == 0 {
             bail!("http.request_timeout_secs must be at least 1");
+        }
+        let credly = &self.credly;
+        if credly.webhook_max_pending == 0
+            || credly.webhook_lookups_per_second == 0
+            || credly.webhook_per_source_per_minute == 0
+            || credly.webhook_retention_days == 0
+        {
+            bail!(
+                "credly.webhook_max_pending, webhook_lookups_per_second, \
+                 webhook_per_source_per_minute and webhook_retention_days must be at least 1"
+            );
+        }
+        if self.http.header_read_timeout_secs == 0 {
+            bail!("http.header_read_timeout_secs must be at least 1");
+        }
+        if self.http.max_connections == 0 {
+            bail!("http.max_connections must be at least 1");
         }
         if !(1..=100_000).contains(&self.ingest.batch_max_events) {
             bail!("ingest.batch_max_events must be between 1 and 100000");

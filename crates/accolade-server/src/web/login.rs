@@ -4,17 +4,21 @@
 //! - Every successful login gets a brand-new session id, and any session the browser presented
 //!   is ended: an id planted before login (session fixation) never becomes a signed-in session.
 //! - After `LOCK_AFTER` consecutive failures an account is locked for 30 s, doubling with each
-//!   further failure up to 15 minutes; while locked even the right password is refused. Unknown
-//!   accounts and wrong passwords get the same answer after the same work.
+//!   further failure up to 15 minutes (`accolade_domain::login`); while locked even the right
+//!   password is refused. Every attempt is counted in the store *before* its password is checked,
+//!   in one transaction with the lock check, so a burst of concurrent guesses gets exactly
+//!   `LOCK_AFTER` checks, not one per request that read the account before the lock was written.
+//!   A success resets the count. Unknown accounts and wrong passwords get the same answer after
+//!   the same work.
 
-use accolade_store::{AdminSession, LoginOutcome, StoreError};
+use accolade_store::{AdminSession, LoginAttempt, LoginOutcome, StoreError};
 use axum::extract::{Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use serde::Deserialize;
 
 use super::pages::{error_page, unavailable, LoginPage};
@@ -25,22 +29,8 @@ const BUSY: &str = "Too many sign-ins are being checked right now. Try again in 
 use super::{cookies, password};
 use crate::state::AppState;
 
-/// Failures in a row before the account locks.
-pub const LOCK_AFTER: i64 = 5;
 /// How long a session lasts.
 pub const SESSION_HOURS: i64 = 12;
-const FIRST_LOCK_SECS: i64 = 30;
-const MAX_LOCK_SECS: i64 = 15 * 60;
-
-/// When an account with `failures` consecutive failures unlocks (None: not locked).
-pub fn lock_until(failures: i64, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    if failures < LOCK_AFTER {
-        return None;
-    }
-    let doublings = (failures - LOCK_AFTER).min(16) as u32;
-    let secs = (FIRST_LOCK_SECS << doublings).min(MAX_LOCK_SECS);
-    Some(now + Duration::seconds(secs))
-}
 
 #[derive(Debug, Deserialize)]
 pub struct NextQuery {
@@ -110,34 +100,26 @@ pub async fn submit(
             return unavailable("admin login: cannot read the account", e);
         }
     };
-    if let Some(until) = user.locked_until.filter(|u| *u > now) {
-        let secs = (until - now).num_seconds().max(1);
-        tracing::warn!(username = ?username, "admin login refused: account locked");
-        return retry(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many failed sign-ins. Try again in {secs} seconds."),
-        );
-    }
+    // Count the attempt (or find the account locked) before any password work.
+    let counted = match state.store.count_admin_login_attempt(&user.id, now).await {
+        Ok(LoginAttempt::Counted(counted)) => counted,
+        Ok(LoginAttempt::Locked { until }) => {
+            let secs = (until - now).num_seconds().max(1);
+            tracing::warn!(username = ?username, "admin login refused: account locked");
+            return retry(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too many failed sign-ins. Try again in {secs} seconds."),
+            );
+        }
+        Err(e) => return unavailable("admin login: cannot count the attempt", e),
+    };
     let matches = match password::verify_off_runtime(&f.password, Some(&user.password_hash)).await {
         Ok(m) => m,
         Err(password::Busy) => return retry(StatusCode::SERVICE_UNAVAILABLE, BUSY),
     };
     if !matches {
-        let failures = user.failed_logins + 1;
-        let locked = lock_until(failures, now);
-        if let Err(e) = state
-            .store
-            .record_admin_login(
-                &user.id,
-                LoginOutcome::Failed {
-                    locked_until: locked,
-                },
-            )
-            .await
-        {
-            tracing::error!(error = %e, "admin login: cannot record the failure");
-        }
-        tracing::warn!(username = ?username, failures, locked = locked.is_some(), "admin login refused: wrong password");
+        let (failures, locked) = (counted.failed_logins, counted.locked_until.is_some());
+        tracing::warn!(username = ?username, failures, locked, "admin login refused: wrong password");
         return retry(StatusCode::UNAUTHORIZED, "Wrong username or password.");
     }
     // A session id the browser brought along (maybe planted) ends here; the new one is fresh.
@@ -229,19 +211,4 @@ fn with_login_cookie(mut response: Response, token: &str, secure: bool) -> Respo
         response.headers_mut().append(SET_COOKIE, v);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_lock_starts_at_the_fifth_failure_and_doubles_up_to_fifteen_minutes() {
-        let now = Utc::now();
-        assert_eq!(lock_until(4, now), None);
-        assert_eq!(lock_until(5, now), Some(now + Duration::seconds(30)));
-        assert_eq!(lock_until(6, now), Some(now + Duration::seconds(60)));
-        assert_eq!(lock_until(10, now), Some(now + Duration::seconds(900)));
-        assert_eq!(lock_until(1000, now), Some(now + Duration::seconds(900)));
-    }
 }

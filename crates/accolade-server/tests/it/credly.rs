@@ -704,10 +704,14 @@ async fn transient_failures_are_retried_and_counted() {
     app.send(named_passing("ev-1", "ada", true)).await;
 
     // 500 → retried (award shows `error` meanwhile).
-    worker::run_once(&app.state).await.unwrap();
+    worker::run_once(&app.state, &worker::ISSUING)
+        .await
+        .unwrap();
     assert_eq!(app.awards("ada").await[0]["state"], "error");
     // 429 with Retry-After: 1 → not due before a second has passed.
-    worker::run_once(&app.state).await.unwrap();
+    worker::run_once(&app.state, &worker::ISSUING)
+        .await
+        .unwrap();
     let (_, jobs) = app.get("/api/v1/jobs?kind=credly.issue").await;
     let run_at =
         chrono::DateTime::parse_from_rfc3339(jobs["data"][0]["run_at"].as_str().unwrap()).unwrap();
@@ -716,14 +720,20 @@ async fn transient_failures_are_retried_and_counted() {
         "Retry-After honoured: {jobs}"
     );
     assert_eq!(
-        worker::run_once(&app.state).await.unwrap(),
+        worker::run_once(&app.state, &worker::ISSUING)
+            .await
+            .unwrap(),
         0,
         "not due yet"
     );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // Timeout (1 s client timeout) → retried; then success.
-    worker::run_once(&app.state).await.unwrap();
-    worker::run_once(&app.state).await.unwrap();
+    worker::run_once(&app.state, &worker::ISSUING)
+        .await
+        .unwrap();
+    worker::run_once(&app.state, &worker::ISSUING)
+        .await
+        .unwrap();
     let award = &app.awards("ada").await[0];
     assert_eq!(
         (award["external_id"].as_str(), award["state"].as_str()),

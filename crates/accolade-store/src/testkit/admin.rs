@@ -7,7 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use super::support::*;
-use crate::{AdminSession, AdminUser, LoginOutcome, Store};
+use accolade_domain::login::{lock_until, LOCK_AFTER};
+
+use crate::{AdminSession, AdminUser, LoginAttempt, LoginOutcome, Store};
 
 /// Both stores keep timestamps to the microsecond; times compared after a round trip are
 /// truncated the same way first.
@@ -81,54 +83,84 @@ pub async fn admin_unknown_user_is_not_found(store: Arc<dyn Store>) {
         "admin user",
     );
     assert_not_found(
-        store
-            .record_admin_login("adm_unknown", LoginOutcome::Failed { locked_until: None })
-            .await,
+        store.count_admin_login_attempt("adm_unknown", now()).await,
         "admin user",
     );
 }
 
+/// Counts `n` attempts at `at`, each expected to be counted (not refused as locked).
+async fn attempts(store: &Arc<dyn Store>, u: &AdminUser, n: usize, at: DateTime<Utc>) -> AdminUser {
+    let mut last = None;
+    for _ in 0..n {
+        match store.count_admin_login_attempt(&u.id, at).await.unwrap() {
+            LoginAttempt::Counted(counted) => last = Some(counted),
+            locked => panic!("attempt refused: {locked:?}"),
+        }
+    }
+    last.expect("at least one attempt")
+}
+
 pub async fn admin_failed_logins_are_counted_and_lock(store: Arc<dyn Store>) {
     let u = user(&store, "alice").await;
-    let failed = |locked_until| LoginOutcome::Failed { locked_until };
+    let t0 = now();
 
-    let once = store.record_admin_login(&u.id, failed(None)).await.unwrap();
+    let once = attempts(&store, &u, 1, t0).await;
     assert_eq!((once.failed_logins, once.locked_until), (1, None));
-    let twice = store.record_admin_login(&u.id, failed(None)).await.unwrap();
-    assert_eq!((twice.failed_logins, twice.locked_until), (2, None));
-
-    let until = now() + Duration::minutes(5);
-    let locked = store
-        .record_admin_login(&u.id, failed(Some(until)))
-        .await
-        .unwrap();
+    let below = attempts(&store, &u, LOCK_AFTER as usize - 2, t0).await;
     assert_eq!(
-        (locked.failed_logins, locked.locked_until),
-        (3, Some(until))
+        (below.failed_logins, below.locked_until),
+        (LOCK_AFTER - 1, None)
     );
-    // Stored, not only returned.
-    assert_eq!(store.get_admin_user("alice").await.unwrap(), locked);
 
-    // A failure after the lock ran out may clear it while the count keeps growing.
-    let after = store.record_admin_login(&u.id, failed(None)).await.unwrap();
-    assert_eq!((after.failed_logins, after.locked_until), (4, None));
+    // The attempt that reaches the threshold is counted (its password may be checked) and sets
+    // the lock in the same step.
+    let locking = attempts(&store, &u, 1, t0).await;
+    assert_eq!(locking.failed_logins, LOCK_AFTER);
+    let until = lock_until(LOCK_AFTER, t0).unwrap();
+    assert_eq!(locking.locked_until, Some(until));
+    // Stored, not only returned.
+    assert_eq!(store.get_admin_user("alice").await.unwrap(), locking);
+
+    // While locked nothing is counted.
+    assert_eq!(
+        store.count_admin_login_attempt(&u.id, t0).await.unwrap(),
+        LoginAttempt::Locked { until }
+    );
+    assert_eq!(store.get_admin_user("alice").await.unwrap(), locking);
+
+    // After the lock ran out the next attempt is counted and locks for longer.
+    let later = until + Duration::seconds(1);
+    let after = attempts(&store, &u, 1, later).await;
+    assert_eq!(after.failed_logins, LOCK_AFTER + 1);
+    assert_eq!(after.locked_until, lock_until(LOCK_AFTER + 1, later));
     assert_eq!(after.last_login_at, None, "a failure is not a login");
+}
+
+pub async fn admin_concurrent_attempts_are_counted_one_by_one(store: Arc<dyn Store>) {
+    let u = user(&store, "alice").await;
+    let t0 = now();
+    let tries: Vec<BoxFuture<'_, LoginAttempt>> = (0..40)
+        .map(|_| -> BoxFuture<'_, LoginAttempt> {
+            Box::pin(async { store.count_admin_login_attempt(&u.id, t0).await.unwrap() })
+        })
+        .collect();
+    let counted = join_all(tries)
+        .await
+        .iter()
+        .filter(|a| matches!(a, LoginAttempt::Counted(_)))
+        .count();
+    assert_eq!(
+        counted, LOCK_AFTER as usize,
+        "exactly LOCK_AFTER attempts may check a password"
+    );
+    let stored = store.get_admin_user("alice").await.unwrap();
+    assert_eq!(stored.failed_logins, LOCK_AFTER);
+    assert_eq!(stored.locked_until, lock_until(LOCK_AFTER, t0));
 }
 
 pub async fn admin_successful_login_resets_failures(store: Arc<dyn Store>) {
     let u = user(&store, "alice").await;
-    let until = now() + Duration::minutes(5);
-    for _ in 0..3 {
-        store
-            .record_admin_login(
-                &u.id,
-                LoginOutcome::Failed {
-                    locked_until: Some(until),
-                },
-            )
-            .await
-            .unwrap();
-    }
+    attempts(&store, &u, LOCK_AFTER as usize, now()).await;
 
     let at = now();
     let ok = store
@@ -148,15 +180,7 @@ pub async fn admin_password_change_ends_sessions_and_lock(store: Arc<dyn Store>)
     let a1 = open(&store, &alice, "a1").await;
     let a2 = open(&store, &alice, "a2").await;
     let b1 = open(&store, &bob, "b1").await;
-    store
-        .record_admin_login(
-            &alice.id,
-            LoginOutcome::Failed {
-                locked_until: Some(now() + Duration::minutes(5)),
-            },
-        )
-        .await
-        .unwrap();
+    attempts(&store, &alice, LOCK_AFTER as usize, now()).await;
 
     let changed = store
         .set_admin_password("alice", "$argon2id$new")

@@ -1483,3 +1483,67 @@ pub async fn finish_jobs_records_results_with_deliveries(store: Arc<dyn Store>) 
         Some("x-1")
     );
 }
+
+/// The backlog of an organization counts only notifications still waiting to be confirmed; a
+/// prune deletes settled notifications processed before the cutoff and keeps waiting ones with
+/// their jobs.
+pub async fn credly_notifications_backlog_is_counted_and_settled_ones_pruned(
+    store: Arc<dyn Store>,
+) {
+    add_org(&store, ORG).await;
+    for (id, time) in [
+        ("evt-1", "2026-03-01T10:00:00+00:00"),
+        ("evt-2", "2026-03-01T11:00:00+00:00"),
+        ("evt-3", "2026-03-01T12:00:00+00:00"),
+    ] {
+        assert!(store
+            .record_credly_notification(notification(id, "badge.state.changed", time))
+            .await
+            .unwrap());
+    }
+    assert_eq!(
+        store.count_pending_credly_notifications(ORG).await.unwrap(),
+        3
+    );
+    store
+        .finish_credly_notification("evt-1", "applied", "badge b1 accepted")
+        .await
+        .unwrap();
+    store
+        .finish_credly_notification("evt-2", "rejected", "Credly does not confirm it")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.count_pending_credly_notifications(ORG).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_pending_credly_notifications("00000000-0000-4000-8000-00000000ffff")
+            .await
+            .unwrap(),
+        0,
+        "counted per organization"
+    );
+
+    // Nothing was settled before an hour ago.
+    let hour_ago = now_micros() - Duration::hours(1);
+    assert_eq!(store.prune_credly_notifications(hour_ago).await.unwrap(), 0);
+    let soon = now_micros() + Duration::seconds(1);
+    assert_eq!(store.prune_credly_notifications(soon).await.unwrap(), 2);
+    let left = store
+        .list_credly_notifications(Page::default())
+        .await
+        .unwrap();
+    let ids: Vec<_> = left.items.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(ids, ["evt-3"], "the waiting one stays");
+    assert_eq!(
+        store.count_pending_credly_notifications(ORG).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        jobs_of_kind(&store, kind::CREDLY_WEBHOOK).await.len(),
+        3,
+        "unfinished jobs are never pruned"
+    );
+}

@@ -37,6 +37,9 @@ pub struct Credly {
     pub secrets: SecretBox,
     pub config: Arc<CredlyConfig>,
     limiter: Option<Arc<DefaultKeyedRateLimiter<String>>>,
+    /// Webhook confirmation calls per organization, on top of `limiter`: the share of the
+    /// organization's budget that notifications (which anyone can send) may use.
+    webhook_limiter: Arc<DefaultKeyedRateLimiter<String>>,
     /// Decrypted keys for a few seconds, so a busy outbox does not read and decrypt the key for
     /// every call. Short enough that a rotation by another instance is picked up quickly (the old
     /// key keeps working meanwhile); a rotation in this process clears it at once.
@@ -65,6 +68,9 @@ pub enum CredlyFailure {
     Store(#[from] StoreError),
     #[error("{detail}")]
     Invalid { code: &'static str, detail: String },
+    /// Too many webhook notifications wait to be confirmed; the sender should retry later.
+    #[error("{detail}")]
+    Backlog { detail: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -94,6 +100,11 @@ impl From<CredlyFailure> for ApiError {
             },
             CredlyFailure::Store(e) => e.into(),
             CredlyFailure::Invalid { code, detail } => ApiError::bad_request(code, detail),
+            CredlyFailure::Backlog { detail } => ApiError::Overloaded {
+                code: "webhook_backlog_full",
+                detail,
+                retry_after_secs: 60,
+            },
             CredlyFailure::Internal(m) => ApiError::Internal(anyhow::anyhow!(m)),
         }
     }
@@ -111,11 +122,16 @@ impl Credly {
                 Quota::per_second(n).allow_burst(NonZeroU32::MIN),
             ))
         });
+        let lookups = NonZeroU32::new(config.webhook_lookups_per_second).unwrap_or(NonZeroU32::MIN);
+        let webhook_limiter = Arc::new(RateLimiter::keyed(
+            Quota::per_second(lookups).allow_burst(NonZeroU32::MIN),
+        ));
         Ok(Credly {
             client,
             secrets,
             config: Arc::new(config),
             limiter,
+            webhook_limiter,
             keys: Arc::default(),
             template_orgs: Arc::default(),
         })
@@ -126,6 +142,16 @@ impl Credly {
         if let Some(l) = &self.limiter {
             l.until_key_ready(&org_id.to_string()).await;
         }
+    }
+
+    /// Waits for a webhook confirmation call's turn: first the webhook share, then the
+    /// organization's limiter like any call. Only one confirmation per organization waits on the
+    /// shared limiter at a time, so issuing never queues behind a flood of notifications.
+    pub async fn pace_webhook(&self, org_id: &str) {
+        self.webhook_limiter
+            .until_key_ready(&org_id.to_string())
+            .await;
+        self.pace(org_id).await;
     }
 
     /// The organization's API key, unless it has expired (then calls must wait for a rotation

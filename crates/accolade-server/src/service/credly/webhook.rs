@@ -1,6 +1,12 @@
 //! Credly webhooks. Credly signs nothing, so a notification is only a hint: it is recorded (once
 //! per event id) with a job, answered at once, and the job fetches the event from Credly with the
 //! organization's own key. Only what Credly confirms is applied.
+//!
+//! What a forged flood can cost is bounded: per sender address and minute (the HTTP handler),
+//! per organization by the number of notifications waiting to be confirmed
+//! (`credly.webhook_max_pending`, then 503: Credly retries for 25 days, so a real one refused
+//! now arrives again), and in Credly calls by the webhook lane's own share of the organization's
+//! rate (`worker::WEBHOOKS`). Settled notifications are pruned after the retention period.
 
 use accolade_credly::{Credentials, CredlyError};
 use accolade_domain::award::AwardState;
@@ -40,7 +46,11 @@ pub struct Receipt {
 
 /// Records a notification for processing. Unknown organizations and event types are answered
 /// (Credly must not retry them for 25 days) and logged, and change nothing.
-pub async fn receive(store: &dyn Store, n: Notification) -> Result<Receipt, CredlyFailure> {
+pub async fn receive(
+    store: &dyn Store,
+    n: Notification,
+    max_pending: u64,
+) -> Result<Receipt, CredlyFailure> {
     let ignored = |reason: String| {
         // Debug formatting escapes control characters: an unauthenticated sender cannot forge
         // log lines with `\n` or terminal escapes.
@@ -80,6 +90,16 @@ pub async fn receive(store: &dyn Store, n: Notification) -> Result<Receipt, Cred
             n.organization_id
         ));
     }
+    let pending = store.count_pending_credly_notifications(&org_id).await?;
+    if pending >= max_pending {
+        tracing::warn!(org = %org_id, pending, "Credly webhook refused: too many notifications of this organization wait to be confirmed");
+        crate::metrics::credly_webhook("refused");
+        return Err(CredlyFailure::Backlog {
+            detail: format!(
+                "{pending} notifications of this organization wait to be confirmed; send it again later"
+            ),
+        });
+    }
     let fresh = store
         .record_credly_notification(NewCredlyNotification {
             id: n.id.clone(),
@@ -105,7 +125,7 @@ pub async fn process(
     org_id: &str,
 ) -> Result<String, CredlyFailure> {
     let key = credly.api_key(store, org_id).await?;
-    credly.pace(org_id).await;
+    credly.pace_webhook(org_id).await;
     let cred = Credentials {
         org_id,
         api_key: &key,

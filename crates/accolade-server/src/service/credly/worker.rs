@@ -10,6 +10,12 @@
 //!   `Retry-After`; after the last delay → `dead`;
 //! - a permanent failure (other 4xx, bad data) → `dead` at once.
 //!
+//! Webhook confirmations run on a lane of their own (`WEBHOOKS`): their own claims, a few at a
+//! time, each paced by the organization's webhook share before its limiter. Anyone can post a
+//! notification, so a flood of them must never stand in front of an issue or revoke job, in the
+//! claim order or at the limiter. The same lane deletes settled notifications after
+//! `credly.webhook_retention_days`.
+//!
 //! Dead jobs stay visible (`GET /api/v1/jobs?status=dead`) and are retried by hand
 //! (`POST /api/v1/jobs/{id}/retry`, `accolade jobs retry`).
 
@@ -26,39 +32,91 @@ use super::{delivery, webhook, CredlyFailure};
 use crate::service::worker::jittered;
 use crate::state::AppState;
 
+/// Every Credly job kind (both lanes).
 pub const KINDS: [&str; 3] = [
     kind::CREDLY_ISSUE,
     kind::CREDLY_REVOKE,
     kind::CREDLY_WEBHOOK,
 ];
-/// Jobs claimed per pass.
-const CLAIM_BATCH: u32 = 256;
-/// Jobs in flight at once (each mostly waits on Credly).
-const CONCURRENCY: usize = 64;
+
+/// A set of job kinds claimed and run together.
+pub struct Lane {
+    pub name: &'static str,
+    pub kinds: &'static [&'static str],
+    /// Jobs claimed per pass.
+    pub batch: u32,
+    /// Jobs in flight at once (each mostly waits on Credly).
+    pub concurrency: usize,
+}
+
+/// Issuing and revoking: what learners wait for.
+pub const ISSUING: Lane = Lane {
+    name: "Credly worker",
+    kinds: &[kind::CREDLY_ISSUE, kind::CREDLY_REVOKE],
+    batch: 256,
+    concurrency: 64,
+};
+
+/// Confirming webhook notifications: bounded by the webhook share of each organization's rate.
+pub const WEBHOOKS: Lane = Lane {
+    name: "Credly webhook worker",
+    kinds: &[kind::CREDLY_WEBHOOK],
+    batch: 16,
+    concurrency: 4,
+};
+
 /// How long a job waits when the organization's key has expired before it looks again, unless
 /// a rotation of the key releases it first.
 const DEFER_EXPIRED: Duration = Duration::from_secs(600);
+/// How often settled webhook notifications are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Runs until shutdown.
+/// Runs both lanes, and the pruning of old notifications, until shutdown.
 pub async fn run(state: AppState) {
-    crate::service::worker::poll_loop(&state, "Credly worker", 1, run_once).await
+    tokio::join!(
+        crate::service::worker::poll_loop(&state, ISSUING.name, 1, |s| run_once(s, &ISSUING)),
+        crate::service::worker::poll_loop(&state, WEBHOOKS.name, 1, |s| run_once(s, &WEBHOOKS)),
+        prune_periodically(&state),
+    );
 }
 
-/// Claims and runs one batch; returns how many jobs ran. Results are recorded by one writer
-/// task in group commits (every job waiting at that moment shares one transaction).
-pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
+/// Deletes settled webhook notifications older than the retention, now and every hour.
+async fn prune_periodically(state: &AppState) {
+    loop {
+        match prune(state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned settled Credly webhook notifications"),
+            Err(e) => tracing::warn!(error = %e, "pruning Credly webhook notifications failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// One pruning pass; returns the notifications deleted.
+pub async fn prune(state: &AppState) -> anyhow::Result<u64> {
+    let days = i64::from(state.config.credly.webhook_retention_days);
+    let before = Utc::now() - chrono::Duration::days(days);
+    Ok(state.store.prune_credly_notifications(before).await?)
+}
+
+/// Claims and runs one batch of a lane; returns how many jobs ran. Results are recorded by one
+/// writer task in group commits (every job waiting at that moment shares one transaction).
+pub async fn run_once(state: &AppState, lane: &Lane) -> anyhow::Result<usize> {
     let now = Utc::now();
     let lease = chrono::Duration::seconds(state.config.worker.lease_secs as i64);
     let jobs = state
         .store
-        .claim_jobs(&KINDS, CLAIM_BATCH, now, now + lease)
+        .claim_jobs(lane.kinds, lane.batch, now, now + lease)
         .await?;
     let schedule = state.config.retry_schedule()?;
     let n = jobs.len();
-    let (tx, rx) = mpsc::channel::<Pending>(CLAIM_BATCH as usize);
+    let (tx, rx) = mpsc::channel::<Pending>(lane.batch as usize);
     let writer = tokio::spawn(record(state.clone(), rx));
     futures::stream::iter(jobs)
-        .for_each_concurrent(CONCURRENCY, |job| {
+        .for_each_concurrent(lane.concurrency, |job| {
             let (schedule, tx) = (&schedule, tx.clone());
             async move {
                 let outcome = execute(state, &job).await;
@@ -201,6 +259,7 @@ pub fn settle(
         CredlyFailure::Store(StoreError::Other(_)) => (true, None, "storage"),
         CredlyFailure::Store(_) => (false, None, "not_found"),
         CredlyFailure::Invalid { code, .. } => (false, None, *code),
+        CredlyFailure::Backlog { .. } => (true, None, "backlog"),
         CredlyFailure::Internal(_) => (false, None, "internal"),
     };
     let error = err.to_string();
@@ -227,7 +286,15 @@ pub fn settle(
     }
 }
 
-/// Drains every due Credly job (tests and the CLI).
+/// Drains every due Credly job of both lanes (tests and the CLI).
 pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
-    crate::service::worker::drain_with(state, run_once).await
+    let mut total = 0;
+    loop {
+        let n = crate::service::worker::drain_with(state, |s| run_once(s, &ISSUING)).await?
+            + crate::service::worker::drain_with(state, |s| run_once(s, &WEBHOOKS)).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+    }
 }
