@@ -277,19 +277,14 @@ impl Destinations {
         Ok(())
     }
 
-    /// The send-time check of what the resolver never sees: an IP-literal host (and the
-    /// `localhost` names, refused without asking DNS).
+    /// The send-time check of what the resolver never sees: an IP-literal host.
     pub fn refuses_url(&self, url: &str) -> bool {
         let Ok(url) = reqwest::Url::parse(url) else {
             return false; // the request fails on its own
         };
-        match url.host_str() {
-            Some(host) => match literal(host) {
-                Some(ip) => self.refusal(ip).is_some(),
-                None => is_localhost(host) && !self.allows_name(host),
-            },
-            None => false,
-        }
+        url.host_str()
+            .and_then(literal)
+            .is_some_and(|ip| self.refusal(ip).is_some())
     }
 }
 
@@ -312,9 +307,6 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let host = name.as_str().to_string();
         Box::pin(async move {
             let trusted = allowed.allows_name(&host);
-            if is_localhost(&host) && !trusted {
-                return Err(Box::new(Refused) as Box<dyn std::error::Error + Send + Sync>);
-            }
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
                 .map_err(|e| Box::new(Unresolved(e)) as Box<dyn std::error::Error + Send + Sync>)?
@@ -445,17 +437,38 @@ mod tests {
             "https://169.254.169.254/latest/meta-data/",
             "http://10.0.0.1/",
             "http://0/",
-            "http://localhost/",
-            "http://LOCALHOST./",
-            "http://api.localhost/",
         ] {
             let parsed = reqwest::Url::parse(url).unwrap();
             assert!(none().check(&parsed).await.is_err(), "{url} accepted");
             assert!(none().refuses_url(url), "{url} not refused when sending");
         }
+        // Names: refused when subscribing; when sending, the resolver drops their addresses.
+        for url in ["http://localhost/", "http://LOCALHOST./", "http://api.localhost/"] {
+            let parsed = reqwest::Url::parse(url).unwrap();
+            assert!(none().check(&parsed).await.is_err(), "{url} accepted");
+        }
         let public = reqwest::Url::parse("https://93.184.216.34/hook").unwrap();
         assert!(none().check(&public).await.is_ok());
         assert!(!none().refuses_url("https://93.184.216.34/hook"));
         assert!(!none().refuses_url("https://hooks.example.org/x"));
+    }
+
+    #[tokio::test]
+    async fn the_resolver_drops_addresses_that_are_not_destinations() {
+        use reqwest::dns::Resolve;
+        let resolve = |allowed: &[&str]| {
+            let entries: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+            let resolver = GuardedResolver::new(Arc::new(Destinations::parse(&entries).unwrap()));
+            resolver.resolve("localhost".parse().unwrap())
+        };
+        let refused = resolve(&[]).await.err().expect("localhost refused");
+        assert!(refused.is::<Refused>(), "{refused}");
+        let by_name: Vec<SocketAddr> = resolve(&["localhost"]).await.unwrap().collect();
+        assert!(by_name.iter().any(|a| a.ip() == ip("127.0.0.1")), "{by_name:?}");
+        let by_block: Vec<SocketAddr> = resolve(&["127.0.0.0/8"]).await.unwrap().collect();
+        assert!(
+            !by_block.is_empty() && by_block.iter().all(|a| a.ip().is_ipv4()),
+            "only the listed block: {by_block:?}"
+        );
     }
 }
