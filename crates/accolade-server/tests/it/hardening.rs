@@ -363,7 +363,7 @@ async fn a_subscribers_answer_never_reaches_the_delivery_log() {
     let session = server.admin_session("ann").await;
     let (status, page) = server.admin_page(&session, "/admin/webhooks").await;
     assert_eq!(status, 200);
-    assert!(page.contains("HTTP 500 Internal Server Error"), "{page}");
+    assert!(page.contains("HTTP 500"), "{page}");
     for shown in [serde_json::to_string(&deliveries).unwrap(), listed.to_string(), page] {
         assert!(!shown.contains("wJalrXUtnFEMI"), "the answer leaked: {shown}");
         assert!(!shown.contains("internal trace"), "the answer leaked: {shown}");
