@@ -235,7 +235,11 @@ async fn serve_with_token(op: &Operator, env: &[(&str, &str)]) -> Served {
 /// delivery per subscription.
 async fn award_through_the_api(server: &Served, learner: &str) {
     let (s, t) = server
-        .api("POST", "/templates", Some(json!({"name": "Demo", "active": false})))
+        .api(
+            "POST",
+            "/templates",
+            Some(json!({"name": "Demo", "active": false})),
+        )
         .await;
     assert_eq!(s, 201, "{t}");
     let id = t["id"].as_str().unwrap();
@@ -248,14 +252,23 @@ async fn award_through_the_api(server: &Served, learner: &str) {
         .await;
     assert_eq!(s, 201, "{r}");
     let (s, r) = server
-        .api("POST", &format!("/templates/{id}/activate"), Some(json!({})))
+        .api(
+            "POST",
+            &format!("/templates/{id}/activate"),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(s, 200, "{r}");
     let (s, r) = server
         .api(
             "POST",
             "/events",
-            Some(json!([passing(&format!("ev-{learner}"), learner, DEMO, true)])),
+            Some(json!([passing(
+                &format!("ev-{learner}"),
+                learner,
+                DEMO,
+                true
+            )])),
         )
         .await;
     assert_eq!(s, 202, "{r}");
@@ -263,15 +276,19 @@ async fn award_through_the_api(server: &Served, learner: &str) {
 
 /// The subscription's deliveries once each has been attempted at least once.
 async fn first_attempts(server: &Served, hook: &str) -> Vec<Value> {
-    eventually(Duration::from_secs(60), "a first delivery attempt", || async {
-        let (s, body) = server
-            .api("GET", &format!("/webhooks/{hook}/deliveries"), None)
-            .await;
-        assert_eq!(s, 200, "{body}");
-        let items = body["data"].as_array().unwrap().clone();
-        (!items.is_empty() && items.iter().all(|d| d["attempts"].as_i64() >= Some(1)))
-            .then_some(items)
-    })
+    eventually(
+        Duration::from_secs(60),
+        "a first delivery attempt",
+        || async {
+            let (s, body) = server
+                .api("GET", &format!("/webhooks/{hook}/deliveries"), None)
+                .await;
+            assert_eq!(s, 200, "{body}");
+            let items = body["data"].as_array().unwrap().clone();
+            (!items.is_empty() && items.iter().all(|d| d["attempts"].as_i64() >= Some(1)))
+                .then_some(items)
+        },
+    )
     .await
 }
 
@@ -311,14 +328,26 @@ async fn webhooks_to_internal_addresses_are_refused_unless_allowed() {
     assert_eq!(list["data"], json!([]), "nothing stored");
     // Changing a subscription's URL is checked the same way.
     let (s, public) = server
-        .api("POST", "/webhooks", Some(json!({"url": "https://receiver.example/hook"})))
+        .api(
+            "POST",
+            "/webhooks",
+            Some(json!({"url": "https://receiver.example/hook"})),
+        )
         .await;
     assert_eq!(s, 201, "{public}");
     let path = format!("/webhooks/{}", public["id"].as_str().unwrap());
     let (s, e) = server
-        .api("PATCH", &path, Some(json!({"url": "http://169.254.169.254/"})))
+        .api(
+            "PATCH",
+            &path,
+            Some(json!({"url": "http://169.254.169.254/"})),
+        )
         .await;
-    assert_eq!((s, e["code"].as_str()), (400, Some("webhook_destination_private")), "{e}");
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (400, Some("webhook_destination_private")),
+        "{e}"
+    );
     drop(server);
 
     let allowed = "127.0.0.0/8, 169.254.169.254, localhost, ::1, 10.0.0.0/8, 100.64.0.0/10, \
@@ -337,7 +366,8 @@ async fn webhooks_to_internal_addresses_are_refused_unless_allowed() {
 /// internal service read its error pages back. Only our own summary is stored now.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribers_answer_never_reaches_the_delivery_log() {
-    let secret_body = "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY internal trace";
+    let secret_body =
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY internal trace";
     let receiver = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(500).set_body_string(secret_body))
@@ -347,7 +377,11 @@ async fn a_subscribers_answer_never_reaches_the_delivery_log() {
     op.create_admin("ann");
     let server = serve_with_token(&op, &[(ALLOW_ENV, "127.0.0.1")]).await;
     let (s, hook) = server
-        .api("POST", "/webhooks", Some(json!({"url": format!("{}/hook", receiver.uri())})))
+        .api(
+            "POST",
+            "/webhooks",
+            Some(json!({"url": format!("{}/hook", receiver.uri())})),
+        )
         .await;
     assert_eq!(s, 201, "{hook}");
     award_through_the_api(&server, "bob").await;
@@ -358,15 +392,28 @@ async fn a_subscribers_answer_never_reaches_the_delivery_log() {
         deliveries[0]["last_error"],
         "HTTP 500 Internal Server Error from the subscriber"
     );
-    let one = format!("/webhook-deliveries/{}", deliveries[0]["id"].as_str().unwrap());
+    let one = format!(
+        "/webhook-deliveries/{}",
+        deliveries[0]["id"].as_str().unwrap()
+    );
     let (_, listed) = server.api("GET", &one, None).await;
     let session = server.admin_session("ann").await;
     let (status, page) = server.admin_page(&session, "/admin/webhooks").await;
     assert_eq!(status, 200);
     assert!(page.contains("HTTP 500"), "{page}");
-    for shown in [serde_json::to_string(&deliveries).unwrap(), listed.to_string(), page] {
-        assert!(!shown.contains("wJalrXUtnFEMI"), "the answer leaked: {shown}");
-        assert!(!shown.contains("internal trace"), "the answer leaked: {shown}");
+    for shown in [
+        serde_json::to_string(&deliveries).unwrap(),
+        listed.to_string(),
+        page,
+    ] {
+        assert!(
+            !shown.contains("wJalrXUtnFEMI"),
+            "the answer leaked: {shown}"
+        );
+        assert!(
+            !shown.contains("internal trace"),
+            "the answer leaked: {shown}"
+        );
     }
 }
 
@@ -459,7 +506,11 @@ impl<'a> OcApp<'a> {
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null), text)
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        )
     }
 
     /// Registers a member (verified or not); returns its id and, when verified, an access token.
@@ -491,7 +542,10 @@ impl<'a> OcApp<'a> {
             .unwrap();
         assert_eq!(r.status().as_u16(), 200);
         let body: Value = r.json().await.unwrap();
-        (id, Some(body["data"]["token"].as_str().unwrap().to_string()))
+        (
+            id,
+            Some(body["data"]["token"].as_str().unwrap().to_string()),
+        )
     }
 }
 
@@ -523,7 +577,11 @@ async fn giving_to_a_member_id_does_not_reveal_the_members_address() {
         .call(
             "POST",
             "/badges",
-            &[("access_token", &giver), ("title", "Kudos"), ("attachment", &image)],
+            &[
+                ("access_token", &giver),
+                ("title", "Kudos"),
+                ("attachment", &image),
+            ],
         )
         .await;
     assert_eq!(s, 200, "{badge}");

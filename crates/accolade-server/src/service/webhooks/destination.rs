@@ -43,39 +43,42 @@ pub struct Refused;
 pub struct Unresolved(#[source] pub std::io::Error);
 
 /// IPv4 blocks that are not destinations, with what they are (for the subscriber's error).
+#[rustfmt::skip]
 const V4_REFUSED: &[(Ipv4Addr, u8, &str)] = &[
-    (Ipv4Addr::new(0, 0, 0, 0), 8, "an unspecified (\"this network\") address"),
-    (Ipv4Addr::new(10, 0, 0, 0), 8, "a private address"),
-    (Ipv4Addr::new(100, 64, 0, 0), 10, "a shared (carrier-grade NAT) address"),
-    (Ipv4Addr::new(127, 0, 0, 0), 8, "a loopback address"),
-    (Ipv4Addr::new(169, 254, 0, 0), 16, "a link-local (cloud metadata) address"),
-    (Ipv4Addr::new(172, 16, 0, 0), 12, "a private address"),
-    (Ipv4Addr::new(192, 0, 0, 0), 24, "an IETF protocol address"),
-    (Ipv4Addr::new(192, 0, 2, 0), 24, "a documentation address"),
-    (Ipv4Addr::new(192, 88, 99, 0), 24, "a 6to4 relay address"),
-    (Ipv4Addr::new(192, 168, 0, 0), 16, "a private address"),
-    (Ipv4Addr::new(198, 18, 0, 0), 15, "a benchmarking address"),
-    (Ipv4Addr::new(198, 51, 100, 0), 24, "a documentation address"),
-    (Ipv4Addr::new(203, 0, 113, 0), 24, "a documentation address"),
-    (Ipv4Addr::new(224, 0, 0, 0), 4, "a multicast address"),
-    (Ipv4Addr::new(240, 0, 0, 0), 4, "a reserved or broadcast address"),
+    (Ipv4Addr::new(0, 0, 0, 0),       8,  "an unspecified (\"this network\") address"),
+    (Ipv4Addr::new(10, 0, 0, 0),      8,  "a private address"),
+    (Ipv4Addr::new(100, 64, 0, 0),    10, "a shared (carrier-grade NAT) address"),
+    (Ipv4Addr::new(127, 0, 0, 0),     8,  "a loopback address"),
+    (Ipv4Addr::new(169, 254, 0, 0),   16, "a link-local (cloud metadata) address"),
+    (Ipv4Addr::new(172, 16, 0, 0),    12, "a private address"),
+    (Ipv4Addr::new(192, 0, 0, 0),     24, "an IETF protocol address"),
+    (Ipv4Addr::new(192, 0, 2, 0),     24, "a documentation address"),
+    (Ipv4Addr::new(192, 88, 99, 0),   24, "a 6to4 relay address"),
+    (Ipv4Addr::new(192, 168, 0, 0),   16, "a private address"),
+    (Ipv4Addr::new(198, 18, 0, 0),    15, "a benchmarking address"),
+    (Ipv4Addr::new(198, 51, 100, 0),  24, "a documentation address"),
+    (Ipv4Addr::new(203, 0, 113, 0),   24, "a documentation address"),
+    (Ipv4Addr::new(224, 0, 0, 0),     4,  "a multicast address"),
+    (Ipv4Addr::new(240, 0, 0, 0),     4,  "a reserved or broadcast address"),
 ];
 
-/// IPv6 blocks that are not destinations. Whatever lies outside 2000::/3 (global unicast) is
-/// refused as well; these name the common cases and the holes inside 2000::/3.
+/// IPv6 blocks that are not destinations, most specific first. Whatever lies outside 2000::/3
+/// (global unicast) is refused as well; these name the common cases and the holes inside
+/// 2000::/3.
+#[rustfmt::skip]
 const V6_REFUSED: &[(Ipv6Addr, u8, &str)] = &[
-    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 128, "an unspecified address"),
-    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1), 128, "a loopback address"),
-    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 96, "an IPv4-compatible (deprecated) address"),
-    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48, "a local-use NAT64 address"),
-    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64, "a discard-only address"),
-    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, "a documentation address"),
-    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23, "an IETF protocol (Teredo, benchmarking) address"),
-    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20, "a documentation address"),
-    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, "a unique-local address"),
-    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "a link-local address"),
-    (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, "a site-local (deprecated) address"),
-    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "a multicast address"),
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0),             128, "an unspecified address"),
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1),             128, "a loopback address"),
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0),             96,  "an IPv4-compatible (deprecated) address"),
+    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0),     48,  "a local-use NAT64 address"),
+    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0),         64,  "a discard-only address"),
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),    32,  "a documentation address"),
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0),        23,  "an IETF protocol (Teredo, benchmarking) address"),
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0),        20,  "a documentation address"),
+    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),        7,   "a unique-local address"),
+    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),        10,  "a link-local address"),
+    (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0),        10,  "a site-local (deprecated) address"),
+    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0),        8,   "a multicast address"),
 ];
 
 const GLOBAL_UNICAST_V6: (Ipv6Addr, u8) = (Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3);
@@ -159,7 +162,9 @@ impl Block {
             (IpAddr::V4(net), IpAddr::V4(a)) => v4_within(net, self.prefix, a),
             (IpAddr::V6(net), IpAddr::V6(a)) => v6_within(net, self.prefix, a),
             // An IPv4 block also admits the IPv6 forms of its addresses.
-            (IpAddr::V4(_), IpAddr::V6(a)) => embedded_v4(a).is_some_and(|v4| self.contains(v4.into())),
+            (IpAddr::V4(_), IpAddr::V6(a)) => {
+                embedded_v4(a).is_some_and(|v4| self.contains(v4.into()))
+            }
             (IpAddr::V6(_), IpAddr::V4(_)) => false,
         }
     }
@@ -230,12 +235,14 @@ impl Destinations {
     /// Whether the name is listed (then whatever it resolves to is a destination).
     pub fn allows_name(&self, host: &str) -> bool {
         let host = normalise_name(host);
-        self.names.iter().any(|listed| match listed.strip_prefix("*.") {
-            Some(domain) => host
-                .strip_suffix(domain)
-                .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.')),
-            None => *listed == host,
-        })
+        self.names
+            .iter()
+            .any(|listed| match listed.strip_prefix("*.") {
+                Some(domain) => host
+                    .strip_suffix(domain)
+                    .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.')),
+                None => *listed == host,
+            })
     }
 
     /// Why `ip` is not a destination, or `None` when it is (public, or in a listed block).
@@ -375,7 +382,9 @@ mod tests {
             ("100::1", "discard"),
             ("4000::1", "global unicast"),
         ] {
-            let why = none().refusal(ip(addr)).unwrap_or_else(|| panic!("{addr} allowed"));
+            let why = none()
+                .refusal(ip(addr))
+                .unwrap_or_else(|| panic!("{addr} allowed"));
             assert!(why.contains(what), "{addr}: {why}");
         }
     }
@@ -443,7 +452,11 @@ mod tests {
             assert!(none().refuses_url(url), "{url} not refused when sending");
         }
         // Names: refused when subscribing; when sending, the resolver drops their addresses.
-        for url in ["http://localhost/", "http://LOCALHOST./", "http://api.localhost/"] {
+        for url in [
+            "http://localhost/",
+            "http://LOCALHOST./",
+            "http://api.localhost/",
+        ] {
             let parsed = reqwest::Url::parse(url).unwrap();
             assert!(none().check(&parsed).await.is_err(), "{url} accepted");
         }
@@ -464,7 +477,10 @@ mod tests {
         let refused = resolve(&[]).await.err().expect("localhost refused");
         assert!(refused.is::<Refused>(), "{refused}");
         let by_name: Vec<SocketAddr> = resolve(&["localhost"]).await.unwrap().collect();
-        assert!(by_name.iter().any(|a| a.ip() == ip("127.0.0.1")), "{by_name:?}");
+        assert!(
+            by_name.iter().any(|a| a.ip() == ip("127.0.0.1")),
+            "{by_name:?}"
+        );
         let by_block: Vec<SocketAddr> = resolve(&["127.0.0.0/8"]).await.unwrap().collect();
         assert!(
             !by_block.is_empty() && by_block.iter().all(|a| a.ip().is_ipv4()),

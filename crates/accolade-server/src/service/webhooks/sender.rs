@@ -21,7 +21,6 @@ use serde_json::json;
 use super::destination::{Destinations, GuardedResolver, Refused, Unresolved, REFUSED};
 use super::signature;
 
-
 pub const USER_AGENT: &str = concat!("Accolade-Webhooks/", env!("CARGO_PKG_VERSION"));
 
 /// What an attempt came to.

@@ -119,7 +119,11 @@ pub fn generate_secret() -> String {
     )
 }
 
-pub async fn create(store: &dyn Store, hooks: &Webhooks, s: Subscribe) -> Result<WithSecret, ApiError> {
+pub async fn create(
+    store: &dyn Store,
+    hooks: &Webhooks,
+    s: Subscribe,
+) -> Result<WithSecret, ApiError> {
     validate_url(&s.url)?;
     let event_types = validate_event_types(&s.event_types)?;
     check_destination(&s.url, &hooks.destinations).await?;
