@@ -36,7 +36,7 @@ macro_rules! badge_columns {
 macro_rules! member_badge_columns {
     () => {
         "id, badge_id, giver_id, email, status, testimonial, evidence, created_at, updated_at, \
-         award_id"
+         award_id, addressed_by_email"
     };
 }
 macro_rules! member_filter {
@@ -639,6 +639,7 @@ fn member_badge(r: &PgRow) -> std::result::Result<OcMemberBadge, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         award_id: r.try_get("award_id")?,
+        addressed_by_email: r.try_get("addressed_by_email")?,
     })
 }
 
@@ -661,7 +662,8 @@ pub async fn give(c: &mut PgConnection, new: NewOcMemberBadge) -> Result<OcMembe
     }
     let row = sqlx::query(concat!(
         "INSERT INTO oc_member_badges (badge_id, giver_id, email, status, testimonial, evidence, \
-         created_at, updated_at) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6) RETURNING ",
+         created_at, updated_at, addressed_by_email) \
+         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6, $7) RETURNING ",
         member_badge_columns!()
     ))
     .bind(new.badge_id)
@@ -670,6 +672,7 @@ pub async fn give(c: &mut PgConnection, new: NewOcMemberBadge) -> Result<OcMembe
     .bind(text(&new.testimonial))
     .bind(text(&new.evidence))
     .bind(micros(Utc::now()))
+    .bind(new.addressed_by_email)
     .fetch_one(c)
     .await
     .map_err(db)?;

@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0010_jobs_waiting_for_key.sql",
         include_str!("../migrations/0010_jobs_waiting_for_key.sql"),
     ),
+    (
+        11,
+        "0011_member_badge_addressed_by_email.sql",
+        include_str!("../migrations/0011_member_badge_addressed_by_email.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

@@ -541,7 +541,7 @@ pub fn delete_badge(c: &Connection, id: i64) -> Result<bool> {
 }
 
 const MEMBER_BADGE_COLUMNS: &str = "id, badge_id, giver_id, email, status, testimonial, \
-     evidence, created_at, updated_at, award_id";
+     evidence, created_at, updated_at, award_id, addressed_by_email";
 
 fn member_badge(r: &Row<'_>) -> rusqlite::Result<OcMemberBadge> {
     Ok(OcMemberBadge {
@@ -555,6 +555,7 @@ fn member_badge(r: &Row<'_>) -> rusqlite::Result<OcMemberBadge> {
         created_at: parse_ts(&r.get::<_, String>(7)?)?,
         updated_at: parse_ts(&r.get::<_, String>(8)?)?,
         award_id: r.get(9)?,
+        addressed_by_email: r.get(10)?,
     })
 }
 
@@ -575,8 +576,8 @@ pub fn give(c: &Connection, new: NewOcMemberBadge) -> Result<OcMemberBadge> {
     c.query_row(
         &format!(
             "INSERT INTO oc_member_badges (badge_id, giver_id, email, status, testimonial, \
-             evidence, created_at, updated_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?6) \
-             RETURNING {MEMBER_BADGE_COLUMNS}"
+             evidence, created_at, updated_at, addressed_by_email) \
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?6, ?7) RETURNING {MEMBER_BADGE_COLUMNS}"
         ),
         params![
             new.badge_id,
@@ -584,7 +585,8 @@ pub fn give(c: &Connection, new: NewOcMemberBadge) -> Result<OcMemberBadge> {
             new.email,
             new.testimonial,
             new.evidence,
-            now
+            now,
+            new.addressed_by_email
         ],
         member_badge,
     )

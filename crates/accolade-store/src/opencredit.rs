@@ -114,6 +114,10 @@ pub struct OcMemberBadge {
     pub giver_id: i64,
     /// The recipient's address (lower-case); its owner is the recipient.
     pub email: String,
+    /// The giver named the recipient by this address, so showing it to the giver reveals
+    /// nothing new. False when given to a member id (the address then is the member's, which
+    /// the giver must not learn) and for award badges; rows older than migration 0011 are false.
+    pub addressed_by_email: bool,
     /// `pending`, `accepted` or `rejected`.
     pub status: String,
     pub testimonial: String,
@@ -139,6 +143,9 @@ pub struct NewOcMemberBadge {
     pub badge_id: i64,
     pub giver_id: i64,
     pub email: String,
+    /// The giver typed `email` (rather than naming a member): see
+    /// [`OcMemberBadge::addressed_by_email`].
+    pub addressed_by_email: bool,
     pub testimonial: String,
     pub evidence: String,
 }

@@ -77,7 +77,8 @@ impl From<WithSecret> for WebhookWithSecretBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// Absolute http(s) URL, at most 2048 characters.
+    /// Absolute http(s) URL, at most 2048 characters, whose host is a public address (or is
+    /// listed in `webhooks.allowed_destinations`).
     pub url: String,
     /// `org.openedx.learning.badge.awarded.v1` and/or `…revoked.v1`; empty or absent = all.
     #[serde(default)]
@@ -183,7 +184,7 @@ pub async fn list_webhooks(
 /// Subscribe a URL. The answer carries the signing secret, shown this once.
 #[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = CreateWebhook,
     responses((status = 201, body = WebhookWithSecretBody),
-              (status = 400, description = "malformed_json, invalid_body, invalid_webhook_url, unknown_event_type, invalid_secret", body = crate::error::ErrorBody)),
+              (status = 400, description = "malformed_json, invalid_body, invalid_webhook_url, webhook_destination_private, unknown_event_type, invalid_secret", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create_webhook(
     State(state): State<AppState>,
@@ -191,7 +192,7 @@ pub async fn create_webhook(
 ) -> ApiResult<(StatusCode, Json<WebhookWithSecretBody>)> {
     let created = subscriptions::create(
         &*state.store,
-        &state.webhooks.secrets,
+        &state.webhooks,
         Subscribe {
             url: body.url,
             event_types: body.event_types,
@@ -217,7 +218,7 @@ pub async fn get_webhook(
 
 #[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)), request_body = UpdateWebhook,
     responses((status = 200, body = WebhookBody),
-              (status = 400, description = "invalid_webhook_url, unknown_event_type", body = crate::error::ErrorBody),
+              (status = 400, description = "invalid_webhook_url, webhook_destination_private, unknown_event_type", body = crate::error::ErrorBody),
               (status = 404, description = "webhook_not_found", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update_webhook(
@@ -231,7 +232,7 @@ pub async fn update_webhook(
         description: body.description,
         active: body.active,
     };
-    let w = subscriptions::update(&*state.store, &id, patch).await?;
+    let w = subscriptions::update(&*state.store, &state.webhooks, &id, patch).await?;
     Ok(Json(w.into()))
 }
 

@@ -604,7 +604,7 @@ async fn webhooks_command(config: Config, command: WebhooksCommand) -> anyhow::R
         } => {
             let created = subscriptions::create(
                 store,
-                &state.webhooks.secrets,
+                &state.webhooks,
                 Subscribe {
                     url,
                     event_types,

@@ -109,6 +109,9 @@ pub struct WebhooksConfig {
     pub max_age_hours: u64,
     /// Deliveries sent at once by one instance.
     pub concurrency: usize,
+    /// Destinations allowed besides public addresses: host names (`*.domain` for the names
+    /// under one), IP addresses and CIDR blocks.
+    pub allowed_destinations: Vec<String>,
 }
 
 impl WebhooksConfig {
@@ -557,6 +560,7 @@ impl Config {
         if hooks.timeout_secs == 0 || hooks.concurrency == 0 || hooks.max_age_hours == 0 {
             bail!("webhooks.timeout_secs, webhooks.concurrency and webhooks.max_age_hours must be at least 1");
         }
+        crate::service::webhooks::destination::Destinations::parse(&hooks.allowed_destinations)?;
         if !self.secrets.key.is_empty() {
             crate::service::secrets::decode_key(&self.secrets.key)
                 .context("secrets.key must be 32 bytes in base64")?;

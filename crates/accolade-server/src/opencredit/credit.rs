@@ -1,6 +1,12 @@
 //! Giving credit: member badges issued to a recipient address, listed, accepted, rejected and
 //! deleted.
 //!
+//! Who sees a member badge's address: its recipient, and its giver only when the giver typed
+//! that address (`email=`) or when it was given for an award (the operator's Enterprise app
+//! linked the template, see `awards.rs`). Given to a `member_id`, the address is the member's
+//! own, and showing it would let any member learn any other's address by giving them a badge
+//! (issue 16, row 3).
+//!
 //! Seed 001: a member must verify an address before using it to give or receive credit. The
 //! giving user's own address must be verified (also when giving for an organization it
 //! manages), and a recipient accepts only through a verified address. Accepted member badges may
@@ -22,8 +28,9 @@ use crate::state::AppState;
 const MAX_TESTIMONIAL: usize = 1000;
 const MAX_EVIDENCE: usize = 2000;
 
-/// A member badge as JSON; `show_email` only for its giver and recipient (the public list of a
-/// member's badges must not reveal the member's addresses).
+/// A member badge as JSON; `show_email` only for its recipient and, as [`giver_knows_address`]
+/// says, its giver (the public list of a member's badges must not reveal the member's
+/// addresses).
 async fn json_of(
     state: &AppState,
     ctx: &Ctx,
@@ -44,6 +51,12 @@ async fn json_of(
         "created_at": mb.created_at,
         "updated_at": mb.updated_at,
     }))
+}
+
+/// Whether the giver may be shown the recipient's address: the giver typed it, or the badge
+/// was given for an award of a linked template. Not when given to a member id.
+fn giver_knows_address(mb: &OcMemberBadge) -> bool {
+    mb.addressed_by_email || mb.award_id.is_some()
 }
 
 fn not_verified(what: &str) -> OcError {
@@ -81,6 +94,7 @@ pub async fn give(State(state): State<AppState>, headers: HeaderMap, params: Par
                 "only its creator may give this badge",
             ));
         }
+        let addressed_by_email = params.non_empty("email").is_some();
         let email = match (params.non_empty("email"), params.int("member_id")?) {
             (Some(e), _) => {
                 let e = e.to_lowercase();
@@ -113,6 +127,7 @@ pub async fn give(State(state): State<AppState>, headers: HeaderMap, params: Par
                 badge_id,
                 giver_id: giver,
                 email: email.clone(),
+                addressed_by_email,
                 testimonial: params
                     .plain("testimonial", MAX_TESTIMONIAL)?
                     .unwrap_or_default(),
@@ -171,13 +186,17 @@ pub async fn get(
 ) -> Response {
     let ctx = load!(state, headers, params);
     let result = async {
-        let (mb, _) = visible(&state, &ctx, &id).await?;
+        let (mb, recipient) = visible(&state, &ctx, &id).await?;
         let caching = if mb.status == "accepted" {
             Caching::PrivateSession
         } else {
             Caching::NoStore
         };
-        Result::Ok(Ok::new(json_of(&state, &ctx, &mb, true).await?, caching))
+        let show_email = recipient || giver_knows_address(&mb);
+        Result::Ok(Ok::new(
+            json_of(&state, &ctx, &mb, show_email).await?,
+            caching,
+        ))
     }
     .await;
     ctx.finish(result)

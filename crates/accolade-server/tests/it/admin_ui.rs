@@ -1247,7 +1247,7 @@ async fn the_webhook_delivery_log_lists_deliveries_and_replays_with_the_form_tok
     let (s, w) = app
         .post(
             "/api/v1/webhooks",
-            serde_json::json!({"url": "http://127.0.0.1:9/hook"}),
+            serde_json::json!({"url": "https://receiver.example/hook"}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{w}");

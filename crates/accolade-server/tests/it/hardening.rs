@@ -3,7 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::process::{login_csrf, Operator, ADMIN_PASSWORD};
+use serde_json::{json, Value};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{passing, rules_passed, DEMO, PASSING};
+use crate::process::{eventually, login_csrf, Operator, Served, ADMIN_PASSWORD};
 
 /// Row 17: the database file (learners' addresses, sealed keys) is created readable by its
 /// owner only, and so are SQLite's `-wal` and `-shm` files.
@@ -397,11 +402,9 @@ async fn credly_server(
 ) -> (
     accolade_credly_sandbox::RunningSandbox,
     Operator,
-    crate::process::Served,
+    Served,
 ) {
-    use crate::helpers::{rules_passed, DEMO, PASSING};
     use accolade_credly_sandbox::{Sandbox, Seed, SeedOrganization, SeedTemplate};
-    use serde_json::json;
     let sb = Sandbox::start(Seed {
         organizations: vec![SeedOrganization {
             id: FLOOD_ORG.into(),
@@ -469,7 +472,7 @@ async fn credly_server(
 /// Posts `n` forged notifications (random event ids) for the flooded organization, 32 at a
 /// time; returns how many got each status.
 async fn forge_notifications(
-    server: &crate::process::Served,
+    server: &Served,
     n: usize,
 ) -> std::collections::BTreeMap<u16, usize> {
     use futures::StreamExt;
@@ -511,7 +514,6 @@ async fn forge_notifications(
 /// real award right after the flood reaches Credly within 2 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forged_webhooks_do_not_delay_a_real_award() {
-    use crate::helpers::{passing, DEMO};
     let (sb, _op, server) = credly_server(
         "webhook-flood",
         // The sender-address budget is tested on its own; here every post reaches the receiver.
@@ -550,7 +552,7 @@ async fn forged_webhooks_do_not_delay_a_real_award() {
         .await;
     assert_eq!(s, 202, "{r}");
     let sandbox = &sb.sandbox;
-    crate::process::eventually(
+    eventually(
         Duration::from_secs(60),
         "the real award reaches Credly",
         || async move { sandbox.badges(FLOOD_ORG).first().cloned() },
@@ -599,4 +601,425 @@ async fn one_address_posting_too_many_webhooks_is_throttled() {
         ok,
         "refused posts record nothing"
     );
+}
+
+// ---- row 6: outbound webhooks and internal addresses ------------------------------------------
+
+const ALLOW_ENV: &str = "ACCOLADE_WEBHOOKS__ALLOWED_DESTINATIONS";
+
+/// A served binary with an API token, and its webhook subscriptions made through the API.
+async fn serve_with_token(op: &Operator, env: &[(&str, &str)]) -> Served {
+    let token = op.token();
+    op.serve_env(&[], env).await.with_token(&token)
+}
+
+/// A badge template for the demo course, then a passing event for `learner`: one award, so one
+/// delivery per subscription.
+async fn award_through_the_api(server: &Served, learner: &str) {
+    let (s, t) = server
+        .api(
+            "POST",
+            "/templates",
+            Some(json!({"name": "Demo", "active": false})),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let id = t["id"].as_str().unwrap();
+    let (s, r) = server
+        .api(
+            "POST",
+            &format!("/templates/{id}/requirements"),
+            Some(json!({"event_type": PASSING, "group": "A", "rules": rules_passed(DEMO)})),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let (s, r) = server
+        .api(
+            "POST",
+            &format!("/templates/{id}/activate"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let (s, r) = server
+        .api(
+            "POST",
+            "/events",
+            Some(json!([passing(
+                &format!("ev-{learner}"),
+                learner,
+                DEMO,
+                true
+            )])),
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+}
+
+/// The subscription's deliveries once each has been attempted at least once.
+async fn first_attempts(server: &Served, hook: &str) -> Vec<Value> {
+    eventually(
+        Duration::from_secs(60),
+        "a first delivery attempt",
+        || async {
+            let (s, body) = server
+                .api("GET", &format!("/webhooks/{hook}/deliveries"), None)
+                .await;
+            assert_eq!(s, 200, "{body}");
+            let items = body["data"].as_array().unwrap().clone();
+            (!items.is_empty() && items.iter().all(|d| d["attempts"].as_i64() >= Some(1)))
+                .then_some(items)
+        },
+    )
+    .await
+}
+
+/// Row 6 (subscribing): internal URLs were accepted, and the worker then POSTed signed events
+/// to loopback services and the cloud metadata endpoint. They are refused with
+/// `webhook_destination_private` however the address is written, and a name resolving to
+/// loopback is refused too; `webhooks.allowed_destinations` admits them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_to_internal_addresses_are_refused_unless_allowed() {
+    let internal = [
+        "http://127.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost:8080/hook",
+        "http://[::1]/hook",
+        "http://10.0.0.1/hook",
+        "http://2130706433/hook",
+        "http://0x7f.1/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://100.64.0.1/hook",
+        "http://192.168.1.20/hook",
+        "http://[fd00::1]/hook",
+        "http://0.0.0.0/hook",
+    ];
+    let op = Operator::new("ssrf-subscribe");
+    let server = serve_with_token(&op, &[]).await;
+    for url in internal {
+        let (s, e) = server
+            .api("POST", "/webhooks", Some(json!({ "url": url })))
+            .await;
+        assert_eq!(
+            (s, e["code"].as_str()),
+            (400, Some("webhook_destination_private")),
+            "{url}: {e}"
+        );
+    }
+    let (_, list) = server.api("GET", "/webhooks", None).await;
+    assert_eq!(list["data"], json!([]), "nothing stored");
+    // Changing a subscription's URL is checked the same way.
+    let (s, public) = server
+        .api(
+            "POST",
+            "/webhooks",
+            Some(json!({"url": "https://receiver.example/hook"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{public}");
+    let path = format!("/webhooks/{}", public["id"].as_str().unwrap());
+    let (s, e) = server
+        .api(
+            "PATCH",
+            &path,
+            Some(json!({"url": "http://169.254.169.254/"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (400, Some("webhook_destination_private")),
+        "{e}"
+    );
+    drop(server);
+
+    let allowed = "127.0.0.0/8, 169.254.169.254, localhost, ::1, 10.0.0.0/8, 100.64.0.0/10, \
+                   192.168.0.0/16, fd00::/8, 0.0.0.0";
+    let server = serve_with_token(&op, &[(ALLOW_ENV, allowed)]).await;
+    for url in internal {
+        let (s, created) = server
+            .api("POST", "/webhooks", Some(json!({ "url": url })))
+            .await;
+        assert_eq!(s, 201, "{url} with the allow-list: {created}");
+    }
+}
+
+/// Row 6 (error text): the first ~200 characters of a failing subscriber's answer were stored
+/// as the delivery's `last_error`, shown in the API and the admin UI, so a URL aimed at an
+/// internal service read its error pages back. Only our own summary is stored now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribers_answer_never_reaches_the_delivery_log() {
+    let secret_body =
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY internal trace";
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_string(secret_body))
+        .mount(&receiver)
+        .await;
+    let op = Operator::new("ssrf-body");
+    op.create_admin("ann");
+    let server = serve_with_token(&op, &[(ALLOW_ENV, "127.0.0.1")]).await;
+    let (s, hook) = server
+        .api(
+            "POST",
+            "/webhooks",
+            Some(json!({"url": format!("{}/hook", receiver.uri())})),
+        )
+        .await;
+    assert_eq!(s, 201, "{hook}");
+    award_through_the_api(&server, "bob").await;
+    let hook = hook["id"].as_str().unwrap();
+    let deliveries = first_attempts(&server, hook).await;
+    assert_eq!(deliveries[0]["last_status"], 500);
+    assert_eq!(
+        deliveries[0]["last_error"],
+        "HTTP 500 Internal Server Error from the subscriber"
+    );
+    let one = format!(
+        "/webhook-deliveries/{}",
+        deliveries[0]["id"].as_str().unwrap()
+    );
+    let (_, listed) = server.api("GET", &one, None).await;
+    let session = server.admin_session("ann").await;
+    let (status, page) = server.admin_page(&session, "/admin/webhooks").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("HTTP 500"), "{page}");
+    for shown in [
+        serde_json::to_string(&deliveries).unwrap(),
+        listed.to_string(),
+        page,
+    ] {
+        assert!(
+            !shown.contains("wJalrXUtnFEMI"),
+            "the answer leaked: {shown}"
+        );
+        assert!(
+            !shown.contains("internal trace"),
+            "the answer leaked: {shown}"
+        );
+    }
+}
+
+/// Row 6 (sending): the destination is checked on every attempt, not only when subscribing, so
+/// a name that later resolves to an internal address (DNS rebinding) reaches nothing. Modelled
+/// with subscriptions made while loopback was allowed (an IP literal and `localhost`, a name
+/// resolving to 127.0.0.1), then a restart without the allow-list: both deliveries fail with
+/// our summary and no request reaches the receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_is_checked_again_when_sending() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let port = receiver.address().port();
+    let op = Operator::new("ssrf-send");
+    let server = serve_with_token(&op, &[(ALLOW_ENV, "127.0.0.1, localhost")]).await;
+    let mut hooks = Vec::new();
+    for url in [
+        format!("http://127.0.0.1:{port}/literal"),
+        format!("http://localhost:{port}/name"),
+    ] {
+        let (s, hook) = server
+            .api("POST", "/webhooks", Some(json!({ "url": url })))
+            .await;
+        assert_eq!(s, 201, "{url}: {hook}");
+        hooks.push(hook["id"].as_str().unwrap().to_string());
+    }
+    drop(server);
+
+    let server = serve_with_token(&op, &[]).await;
+    award_through_the_api(&server, "carol").await;
+    for hook in &hooks {
+        let deliveries = first_attempts(&server, hook).await;
+        assert_eq!(deliveries.len(), 1);
+        assert_eq!(
+            deliveries[0]["last_error"], "destination refused: private address",
+            "{hook}: {deliveries:?}"
+        );
+        assert_eq!(deliveries[0]["last_status"], Value::Null);
+        assert_eq!(deliveries[0]["status"], "pending", "retried as usual");
+    }
+    let got = receiver.received_requests().await.unwrap();
+    assert!(got.is_empty(), "a request reached the receiver: {got:?}");
+}
+
+// ---- row 3: Open Credit member badges and the recipient's address -----------------------------
+
+const OC_PASSWORD: &str = "correct horse battery staple";
+
+/// An Open Credit app's credentials, for `/v1.1` calls against a served binary.
+struct OcApp<'a> {
+    server: &'a Served,
+    key: String,
+    secret: String,
+}
+
+impl<'a> OcApp<'a> {
+    /// An Enterprise app (it may register members as verified) made through the admin API.
+    async fn enterprise(server: &'a Served) -> OcApp<'a> {
+        let (s, app) = server
+            .api(
+                "POST",
+                "/opencredit/apps",
+                Some(json!({"name": "Hardening", "tier": "enterprise"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{app}");
+        OcApp {
+            server,
+            key: app["api_key"].as_str().unwrap().into(),
+            secret: app["api_secret"].as_str().unwrap().into(),
+        }
+    }
+
+    /// `METHOD /v1.1{path}` with the app's headers and a form body; the status, the JSON and
+    /// the raw body text.
+    async fn call(&self, method: &str, path: &str, form: &[(&str, &str)]) -> (u16, Value, String) {
+        let method: reqwest::Method = method.parse().unwrap();
+        let mut req = self
+            .server
+            .http
+            .request(method, self.server.url(&format!("/v1.1{path}")))
+            .header("X-Api-Key", &self.key)
+            .header("X-Api-Secret", &self.secret);
+        if !form.is_empty() {
+            req = req.form(form);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        )
+    }
+
+    /// Registers a member (verified or not); returns its id and, when verified, an access token.
+    async fn member(&self, email: &str, verified: bool) -> (i64, Option<String>) {
+        let mut form = vec![
+            ("email", email),
+            ("password", OC_PASSWORD),
+            ("first_name", "Test"),
+            ("last_name", "Member"),
+        ];
+        if verified {
+            form.push(("verified", "1"));
+        }
+        let (s, r, _) = self.call("POST", "/authenticate/register", &form).await;
+        assert_eq!(s, 200, "{r}");
+        let id = r["data"]["id"].as_i64().unwrap();
+        if !verified {
+            return (id, None);
+        }
+        let r = self
+            .server
+            .http
+            .post(self.server.url("/v1.1/authenticate"))
+            .header("X-Api-Key", &self.key)
+            .header("X-Api-Secret", &self.secret)
+            .basic_auth(email, Some(OC_PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let body: Value = r.json().await.unwrap();
+        (
+            id,
+            Some(body["data"]["token"].as_str().unwrap().to_string()),
+        )
+    }
+}
+
+fn tiny_png_base64() -> String {
+    use base64::Engine;
+    let img = image::RgbaImage::from_pixel(40, 40, image::Rgba([20, 120, 200, 255]));
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    base64::engine::general_purpose::STANDARD.encode(out)
+}
+
+/// Row 3: any member learned any member's address: `POST /v1.1/member_badges` with
+/// `member_id=N`, then `GET /v1.1/member_badges/{id}` answered with N's address (verified or
+/// not), and the giver could delete the badge afterwards. A giver now sees the address only
+/// when they typed it; the recipient still sees their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn giving_to_a_member_id_does_not_reveal_the_members_address() {
+    let op = Operator::new("oc-address");
+    let server = serve_with_token(&op, &[]).await;
+    let oc = OcApp::enterprise(&server).await;
+    let (_, giver) = oc.member("mallory@example.org", true).await;
+    let giver = giver.unwrap();
+    let (bob, bob_token) = oc.member("bob.hidden@example.org", true).await;
+    let bob_token = bob_token.unwrap();
+    let (carol, _) = oc.member("carol.unverified@example.org", false).await;
+    let image = tiny_png_base64();
+    let (s, badge, _) = oc
+        .call(
+            "POST",
+            "/badges",
+            &[
+                ("access_token", &giver),
+                ("title", "Kudos"),
+                ("attachment", &image),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200, "{badge}");
+    let badge = badge["data"].as_i64().unwrap().to_string();
+    let give = |to: (&'static str, String)| {
+        let (giver, badge) = (giver.clone(), badge.clone());
+        let oc = &oc;
+        async move {
+            let form = [
+                ("access_token", giver.as_str()),
+                ("badge_id", badge.as_str()),
+                (to.0, to.1.as_str()),
+            ];
+            let (s, r, _) = oc.call("POST", "/member_badges", &form).await;
+            assert_eq!(s, 200, "{r}");
+            r["data"].as_i64().unwrap()
+        }
+    };
+    let get = |id: i64, token: &str| {
+        let path = format!("/member_badges/{id}?access_token={token}");
+        let oc = &oc;
+        async move {
+            let (s, body, text) = oc.call("GET", &path, &[]).await;
+            assert_eq!(s, 200, "{text}");
+            (body, text)
+        }
+    };
+
+    for (member, address) in [
+        (bob, "bob.hidden@example.org"),
+        (carol, "carol.unverified@example.org"),
+    ] {
+        let given = give(("member_id", member.to_string())).await;
+        let (body, text) = get(given, &giver).await;
+        assert_eq!(body["data"]["email"], Value::Null, "{text}");
+        let local_part = address.split('@').next().unwrap();
+        assert!(
+            !text.to_lowercase().contains(local_part),
+            "the giver learned {address}: {text}"
+        );
+    }
+    // The recipient's own view is unchanged.
+    let by_id = give(("member_id", bob.to_string())).await;
+    let (own, _) = get(by_id, &bob_token).await;
+    assert_eq!(own["data"]["email"], "bob.hidden@example.org");
+    // Addressed by email, the giver sees the address they typed.
+    let by_email = give(("email", "bob.hidden@example.org".to_string())).await;
+    let (body, _) = get(by_email, &giver).await;
+    assert_eq!(body["data"]["email"], "bob.hidden@example.org");
+    let (_, mine, text) = oc
+        .call("GET", &format!("/me/badges?access_token={bob_token}"), &[])
+        .await;
+    assert_eq!(mine["paging"]["total_results"], 3, "{text}");
+    assert!(mine["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|mb| mb["email"] == "bob.hidden@example.org"));
 }

@@ -77,6 +77,10 @@ fn value_for(key: &str, default: &toml::Value) -> (String, toml::Value, toml::Va
         "worker.retry_schedule" => list("5s,30s", &["5s", "30s"]),
         "webhooks.retry_schedule" => list(r#"["2m", "10m"]"#, &["2m", "10m"]),
         "webhooks.retry_interval" => text("12h"),
+        "webhooks.allowed_destinations" => list(
+            "127.0.0.1, 10.20.0.0/16, *.corp.example",
+            &["127.0.0.1", "10.20.0.0/16", "*.corp.example"],
+        ),
         "event_bus.redis_url" => masked(
             "redis://:pw-redis@127.0.0.1:6390/2",
             "redis://:***@127.0.0.1:6390/2",

@@ -296,6 +296,7 @@ pub async fn oc_member_badges_follow_the_recipient_address(store: Arc<dyn Store>
         badge_id: badge.id,
         giver_id: giver.id,
         email: email.into(),
+        addressed_by_email: true,
         testimonial: "Well done".into(),
         evidence: "https://example.org/work".into(),
     };
@@ -309,7 +310,24 @@ pub async fn oc_member_badges_follow_the_recipient_address(store: Arc<dyn Store>
         .oc_register(registration("ada@example.org", None, true))
         .await
         .unwrap();
-    let direct = store.oc_give(give("ada@example.org")).await.unwrap();
+    assert!(early.addressed_by_email);
+    // Given to the member (by id): the store keeps that the giver did not type the address.
+    let direct = store
+        .oc_give(crate::NewOcMemberBadge {
+            addressed_by_email: false,
+            ..give("ada@example.org")
+        })
+        .await
+        .unwrap();
+    assert!(!direct.addressed_by_email);
+    assert!(
+        !store
+            .oc_member_badge(direct.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .addressed_by_email
+    );
     let page = Page::new(None, None);
     let (mine, total) = store.oc_member_badges(ada.id, None, page).await.unwrap();
     assert_eq!(

@@ -1,6 +1,8 @@
 //! Signed outbound webhooks: subscribers receive Accolade's `badge.awarded` / `badge.revoked`
 //! events as signed JSON POSTs, retried with backoff for days, with a delivery log and replay.
 //!
+//! - `destination`: which addresses webhooks may reach (public ones, plus
+//!   `webhooks.allowed_destinations`), checked when subscribing and again when sending;
 //! - `subscriptions`: validation, secret generation and sealing (API and CLI call these);
 //! - `signature`: the `Accolade-Signature` header;
 //! - `sender`: one HTTP attempt and how its answer is classified;
@@ -9,23 +11,28 @@
 //! The event hot path is not involved: awards already write an `outgoing_events` row in their
 //! transaction; the worker turns those into deliveries afterwards (`Store::fan_out_webhooks`).
 
+pub mod destination;
 pub mod sender;
 pub mod signature;
 pub mod subscriptions;
 pub mod worker;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use accolade_domain::webhook::RetryPolicy;
 
 use crate::config::WebhooksConfig;
 use crate::service::secrets::SecretBox;
+use destination::Destinations;
 
 /// Shared by handlers, CLI and the worker.
 #[derive(Clone)]
 pub struct Webhooks {
-    /// No redirects, per-request timeout.
+    /// No redirects, per-request timeout, connects only to allowed destinations.
     pub client: reqwest::Client,
+    /// Where webhooks may go besides public addresses (`webhooks.allowed_destinations`).
+    pub destinations: Arc<Destinations>,
     /// Seals and opens subscription secrets.
     pub secrets: SecretBox,
     pub policy: RetryPolicy,
@@ -43,8 +50,10 @@ impl Webhooks {
         secrets: SecretBox,
     ) -> anyhow::Result<Webhooks> {
         let timeout = Duration::from_secs(config.timeout_secs);
+        let destinations = Arc::new(Destinations::parse(&config.allowed_destinations)?);
         Ok(Webhooks {
-            client: sender::client(timeout)?,
+            client: sender::client(timeout, destinations.clone())?,
+            destinations,
             secrets,
             policy: config.retry_policy()?,
             // One claimed batch is sent in one concurrent round, so the lease covers one request

@@ -1,9 +1,16 @@
 //! Sends one delivery: builds the JSON body, signs it, POSTs it with a per-request timeout and no
-//! redirects, and classifies the answer.
+//! redirects, to an allowed destination only (`destination`), and classifies the answer.
 //!
 //! The body is serialized once and those exact bytes are both signed and sent, so a receiver
 //! verifies the signature over the raw body it received.
+//!
+//! The error recorded for a failed attempt is our own summary ("HTTP 500 Internal Server Error
+//! from the subscriber", "connection refused", "timed out", ...), never text from the
+//! receiver: the delivery log is shown in the API and the admin UI, and a receiver's answer
+//! (or what a refused internal service would have said) must not travel back through it.
 
+use std::error::Error as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accolade_store::ClaimedDelivery;
@@ -11,12 +18,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
 use serde_json::json;
 
+use super::destination::{Destinations, GuardedResolver, Refused, Unresolved, REFUSED};
 use super::signature;
-
-/// Longest error text kept in the delivery log.
-pub const MAX_ERROR_LEN: usize = 500;
-/// How much of a failing receiver's answer is read into the error text.
-const MAX_BODY_SNIPPET: usize = 200;
 
 pub const USER_AGENT: &str = concat!("Accolade-Webhooks/", env!("CARGO_PKG_VERSION"));
 
@@ -54,22 +57,38 @@ pub fn body(d: &ClaimedDelivery) -> Vec<u8> {
 }
 
 /// A client that never follows redirects (a 3xx is an answer, and following it could send the
-/// signed event somewhere the operator did not subscribe) and gives up after `timeout`.
-pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+/// signed event somewhere the operator did not subscribe), connects only to addresses that are
+/// `allowed` (its resolver drops the others; no proxy from the environment, which would resolve
+/// names out of its sight) and gives up after `timeout`.
+pub fn client(timeout: Duration, allowed: Arc<Destinations>) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver::new(allowed)))
         .timeout(timeout)
         .user_agent(USER_AGENT)
         .build()?)
 }
 
-/// Posts `d` signed with `secret` at time `now`.
+/// Posts `d` signed with `secret` at time `now`, unless its URL's host is an address (or a
+/// `localhost` name) that is not `allowed`; names are checked by the client's resolver.
 pub async fn send(
     client: &reqwest::Client,
+    allowed: &Destinations,
     d: &ClaimedDelivery,
     secret: &str,
     now: DateTime<Utc>,
 ) -> Sent {
+    if allowed.refuses_url(&d.url) {
+        return Sent {
+            outcome: Outcome::Failed {
+                error: REFUSED.to_string(),
+                retry_after: None,
+            },
+            http_status: None,
+            response_ms: 0,
+        };
+    }
     let body = body(d);
     let t = now.timestamp();
     let started = Instant::now();
@@ -85,12 +104,12 @@ pub async fn send(
         .send()
         .await;
     let elapsed = |s: &Instant| s.elapsed().as_millis().min(i64::MAX as u128) as i64;
-    let mut response = match result {
+    let response = match result {
         Ok(r) => r,
         Err(e) => {
             return Sent {
                 outcome: Outcome::Failed {
-                    error: describe(e),
+                    error: describe(&e),
                     retry_after: None,
                 },
                 http_status: None,
@@ -108,9 +127,9 @@ pub async fn send(
             429 | 503 => retry_after(response.headers(), Utc::now()),
             _ => None,
         };
-        let snippet = snippet(&mut response).await;
+        // The answer's body is not read: it is the receiver's text, not ours to show.
         Outcome::Failed {
-            error: truncate(&format!("HTTP {}{snippet}", status.as_u16())),
+            error: status_summary(status),
             retry_after,
         }
     };
@@ -121,43 +140,42 @@ pub async fn send(
     }
 }
 
-/// The error without the URL: a subscriber's URL can carry a token (Slack-style hook paths), and
-/// delivery errors end up in logs and the API.
-fn describe(e: reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let e = e.without_url();
-    let mut text = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
+/// A failing status in our words, e.g. "HTTP 500 Internal Server Error from the subscriber".
+fn status_summary(status: reqwest::StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("HTTP {} {reason} from the subscriber", status.as_u16()),
+        None => format!("HTTP {} from the subscriber", status.as_u16()),
     }
-    truncate(&text)
 }
 
-/// The first bytes of a failing answer, as `: <text>` (empty when there is none).
-async fn snippet(response: &mut reqwest::Response) -> String {
-    let mut buf = Vec::new();
-    while buf.len() < MAX_BODY_SNIPPET {
-        match response.chunk().await {
-            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
-            _ => break,
+/// What went wrong, in our words: no URL (a subscriber's URL can carry a token, Slack-style),
+/// no text from the other end, and no resolved address.
+fn describe(e: &reqwest::Error) -> String {
+    let mut io_kind = None;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(c) = cause {
+        if c.is::<Refused>() {
+            return REFUSED.to_string();
         }
+        if c.is::<Unresolved>() {
+            return "could not resolve the host".to_string();
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+        }
+        cause = c.source();
     }
-    buf.truncate(MAX_BODY_SNIPPET);
-    let text = String::from_utf8_lossy(&buf);
-    let text = text.trim();
-    if text.is_empty() {
-        String::new()
-    } else {
-        format!(": {text}")
-    }
+    use std::io::ErrorKind as K;
+    let summary = match io_kind {
+        _ if e.is_timeout() => "timed out",
+        Some(K::TimedOut) => "timed out",
+        Some(K::ConnectionRefused) => "connection refused",
+        Some(K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe) => "connection reset",
+        Some(K::HostUnreachable | K::NetworkUnreachable) => "host unreachable",
+        _ if e.is_connect() => "connection failed",
+        _ => "request failed",
+    };
+    summary.to_string()
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -171,18 +189,6 @@ pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> 
     }
     let at = DateTime::parse_from_rfc2822(v).ok()?.with_timezone(&Utc);
     (at - now).to_std().ok()
-}
-
-/// At most [`MAX_ERROR_LEN`] bytes, cut at a character boundary.
-pub fn truncate(s: &str) -> String {
-    if s.len() <= MAX_ERROR_LEN {
-        return s.to_string();
-    }
-    let mut end = MAX_ERROR_LEN;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
@@ -207,11 +213,14 @@ mod tests {
     }
 
     #[test]
-    fn errors_are_truncated_on_a_character_boundary() {
-        let long = "é".repeat(400);
-        let t = truncate(&long);
-        assert!(t.len() <= MAX_ERROR_LEN + "…".len());
-        assert!(t.ends_with('…'));
-        assert_eq!(truncate("short"), "short");
+    fn failing_statuses_are_summarised_in_our_words() {
+        assert_eq!(
+            status_summary(reqwest::StatusCode::INTERNAL_SERVER_ERROR),
+            "HTTP 500 Internal Server Error from the subscriber"
+        );
+        assert_eq!(
+            status_summary(reqwest::StatusCode::from_u16(599).unwrap()),
+            "HTTP 599 from the subscriber"
+        );
     }
 }

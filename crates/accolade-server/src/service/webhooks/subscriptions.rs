@@ -1,4 +1,5 @@
-//! Subscriptions: input validation (URL, event types, secret), secret generation, and sealing the
+//! Subscriptions: input validation (URL, its destination, event types, secret), secret
+//! generation, and sealing the
 //! secret under the server key bound to the subscription id, so it is stored encrypted and a
 //! ciphertext copied onto another subscription does not open. The plaintext secret leaves this
 //! module only in the value returned by [`create`] and [`rotate_secret`], shown to the operator
@@ -9,6 +10,8 @@ use accolade_store::{NewWebhook, Store, Webhook, WebhookPatch};
 use base64::Engine;
 use rand::RngCore;
 
+use super::destination::Destinations;
+use super::Webhooks;
 use crate::error::ApiError;
 use crate::service::secrets::SecretBox;
 
@@ -51,6 +54,23 @@ pub fn validate_url(url: &str) -> Result<(), ApiError> {
         return Err(bad("a host is required"));
     }
     Ok(())
+}
+
+/// The URL's host must be a destination: a public address, or one `allowed` lists (see
+/// `destination`). Refused with `webhook_destination_private`.
+pub async fn check_destination(url: &str, allowed: &Destinations) -> Result<(), ApiError> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Ok(()); // validate_url refuses it
+    };
+    allowed.check(&parsed).await.map_err(|why| {
+        ApiError::bad_request(
+            "webhook_destination_private",
+            format!(
+                "url: {why}; webhooks are sent to public addresses only (an operator can allow \
+                 this destination with the setting webhooks.allowed_destinations)"
+            ),
+        )
+    })
 }
 
 /// Every type must be one webhooks deliver; duplicates are dropped, order kept.
@@ -101,11 +121,13 @@ pub fn generate_secret() -> String {
 
 pub async fn create(
     store: &dyn Store,
-    secrets: &SecretBox,
+    hooks: &Webhooks,
     s: Subscribe,
 ) -> Result<WithSecret, ApiError> {
     validate_url(&s.url)?;
     let event_types = validate_event_types(&s.event_types)?;
+    check_destination(&s.url, &hooks.destinations).await?;
+    let secrets = &hooks.secrets;
     let secret = match s.secret {
         Some(given) => {
             validate_secret(&given)?;
@@ -130,6 +152,7 @@ pub async fn create(
 
 pub async fn update(
     store: &dyn Store,
+    hooks: &Webhooks,
     id: &str,
     mut patch: WebhookPatch,
 ) -> Result<Webhook, ApiError> {
@@ -138,6 +161,9 @@ pub async fn update(
     }
     if let Some(types) = &patch.event_types {
         patch.event_types = Some(validate_event_types(types)?);
+    }
+    if let Some(url) = &patch.url {
+        check_destination(url, &hooks.destinations).await?;
     }
     Ok(store.update_webhook(id, patch).await?)
 }

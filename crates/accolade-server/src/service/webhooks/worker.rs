@@ -97,7 +97,9 @@ async fn attempt(
     secret: Result<String, String>,
 ) {
     let sent = match secret {
-        Ok(secret) => sender::send(&hooks.client, &d, &secret, Utc::now()).await,
+        Ok(secret) => {
+            sender::send(&hooks.client, &hooks.destinations, &d, &secret, Utc::now()).await
+        }
         Err(error) => Sent {
             outcome: Outcome::Failed {
                 error,
