@@ -29,6 +29,9 @@ pub enum ApiError {
     Conflict { code: &'static str, detail: String },
     #[error("missing or invalid bearer token")]
     Unauthorized,
+    /// The caller is known but may not do this.
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -73,6 +76,7 @@ impl ApiError {
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
@@ -109,6 +113,7 @@ impl From<StoreError> for ApiError {
                     "credly notification" => "notification_not_found",
                     "webhook" => "webhook_not_found",
                     "webhook delivery" => "webhook_delivery_not_found",
+                    "api token" => "token_not_found",
                     _ => "not_found",
                 },
                 detail: format!("{what} not found"),

@@ -6,7 +6,9 @@
 //! again.
 
 use accolade_domain::outbox::Job;
-use accolade_store::{ApiToken, JobFilter, JobResult, Page, Paged, StoreError, StoreStats};
+use accolade_store::{
+    ApiToken, JobFilter, JobResult, NewApiToken, Page, Paged, StoreError, StoreStats,
+};
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
@@ -188,20 +190,64 @@ pub async fn release_waiting_for_key(
     Ok(done.rows_affected())
 }
 
-pub async fn create_token(c: &mut PgConnection, name: &str, hash: &str) -> Result<ApiToken> {
+pub async fn create_token(c: &mut PgConnection, t: NewApiToken) -> Result<ApiToken> {
     let row = sqlx::query(concat!(
-        "INSERT INTO api_tokens (id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4) \
-         RETURNING ",
+        "INSERT INTO api_tokens (id, name, secret_hash, scopes, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
         token_columns!()
     ))
     .bind(accolade_domain::ids::token_id())
-    .bind(text(name))
-    .bind(text(hash))
+    .bind(text(&t.name))
+    .bind(text(&t.secret_hash))
+    .bind(t.scopes.join(" "))
     .bind(micros(Utc::now()))
+    .bind(t.expires_at.map(micros))
     .fetch_one(c)
     .await
     .map_err(db)?;
     rows::token(&row).map_err(db)
+}
+
+pub async fn list_tokens(c: &mut PgConnection) -> Result<Vec<ApiToken>> {
+    let found = sqlx::query(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM api_tokens ORDER BY created_at, id"
+    ))
+    .fetch_all(c)
+    .await
+    .map_err(db)?;
+    found
+        .iter()
+        .map(rows::token)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(db)
+}
+
+pub async fn revoke_token(c: &mut PgConnection, id: &str, at: DateTime<Utc>) -> Result<ApiToken> {
+    let row = sqlx::query(concat!(
+        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1 RETURNING ",
+        token_columns!()
+    ))
+    .bind(text(id))
+    .bind(micros(at))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?;
+    match row {
+        Some(r) => rows::token(&r).map_err(db),
+        None => Err(StoreError::not_found("api token")),
+    }
+}
+
+pub async fn touch_token(c: &mut PgConnection, id: &str, at: DateTime<Utc>) -> Result<()> {
+    sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
+        .bind(text(id))
+        .bind(micros(at))
+        .execute(c)
+        .await
+        .map_err(db)?;
+    Ok(())
 }
 
 pub async fn find_token(c: &mut PgConnection, hash: &str) -> Result<Option<ApiToken>> {

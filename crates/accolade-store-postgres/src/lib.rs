@@ -768,8 +768,20 @@ impl Store for PgStore {
         admin::purge_sessions(&mut *self.conn().await?, now).await
     }
 
-    async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken> {
-        jobs::create_token(&mut *self.conn().await?, name, secret_hash).await
+    async fn create_api_token(&self, token: NewApiToken) -> Result<ApiToken> {
+        jobs::create_token(&mut *self.conn().await?, token).await
+    }
+
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
+        jobs::list_tokens(&mut *self.conn().await?).await
+    }
+
+    async fn revoke_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<ApiToken> {
+        jobs::revoke_token(&mut *self.conn().await?, id, at).await
+    }
+
+    async fn touch_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        jobs::touch_token(&mut *self.conn().await?, id, at).await
     }
 
     async fn find_api_token(&self, secret_hash: &str) -> Result<Option<ApiToken>> {

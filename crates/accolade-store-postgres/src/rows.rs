@@ -263,7 +263,7 @@ pub fn rejected(r: &PgRow) -> Result<RejectedEvent, sqlx::Error> {
 
 macro_rules! token_columns {
     () => {
-        "id, name, created_at, last_used_at"
+        "id, name, scopes, created_at, last_used_at, expires_at, revoked_at"
     };
 }
 pub(crate) use token_columns;
@@ -272,8 +272,15 @@ pub fn token(r: &PgRow) -> Result<ApiToken, sqlx::Error> {
     Ok(ApiToken {
         id: r.try_get(0)?,
         name: r.try_get(1)?,
-        created_at: r.try_get(2)?,
-        last_used_at: r.try_get(3)?,
+        scopes: r
+            .try_get::<String, _>(2)?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+        created_at: r.try_get(3)?,
+        last_used_at: r.try_get(4)?,
+        expires_at: r.try_get(5)?,
+        revoked_at: r.try_get(6)?,
     })
 }
 

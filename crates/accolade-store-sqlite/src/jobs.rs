@@ -1,7 +1,9 @@
 //! The outbox queue (claim with a lease, finish, retry), admin tokens and counters.
 
 use accolade_domain::outbox::Job;
-use accolade_store::{ApiToken, Decide, JobFilter, JobResult, Page, Paged, StoreError, StoreStats};
+use accolade_store::{
+    ApiToken, Decide, JobFilter, JobResult, NewApiToken, Page, Paged, StoreError, StoreStats,
+};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
@@ -224,15 +226,25 @@ pub fn release_waiting_for_key(c: &Connection, org_id: &str, now: DateTime<Utc>)
     Ok(n as u64)
 }
 
-pub fn create_token(c: &Connection, name: &str, hash: &str) -> Result<ApiToken> {
+const TOKEN_COLUMNS: &str = "id, name, scopes, created_at, last_used_at, expires_at, revoked_at";
+
+pub fn create_token(c: &Connection, t: NewApiToken) -> Result<ApiToken> {
     let id = accolade_domain::ids::token_id();
     c.execute(
-        "INSERT INTO api_tokens (id, name, secret_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![id, name, hash, ts(Utc::now())],
+        "INSERT INTO api_tokens (id, name, secret_hash, scopes, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            id,
+            t.name,
+            t.secret_hash,
+            t.scopes.join(" "),
+            ts(Utc::now()),
+            t.expires_at.map(ts)
+        ],
     )
     .map_err(db)?;
     c.query_row(
-        "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE id = ?1",
+        &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"),
         [&id],
         rows::token,
     )
@@ -240,11 +252,44 @@ pub fn create_token(c: &Connection, name: &str, hash: &str) -> Result<ApiToken> 
 }
 
 pub fn find_token(c: &Connection, hash: &str) -> Result<Option<ApiToken>> {
-    c.prepare_cached(
-        "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE secret_hash = ?1",
-    )
+    c.prepare_cached(&format!(
+        "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE secret_hash = ?1"
+    ))
     .and_then(|mut s| s.query_row([hash], rows::token).optional())
     .map_err(db)
+}
+
+pub fn list_tokens(c: &Connection) -> Result<Vec<ApiToken>> {
+    let mut s = c
+        .prepare(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
+        ))
+        .map_err(db)?;
+    let rows = s.query_map([], rows::token).map_err(db)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)
+}
+
+pub fn revoke_token(c: &Connection, id: &str, at: DateTime<Utc>) -> Result<ApiToken> {
+    c.query_row(
+        &format!(
+            "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1 \
+             RETURNING {TOKEN_COLUMNS}"
+        ),
+        params![id, ts(at)],
+        rows::token,
+    )
+    .optional()
+    .map_err(db)?
+    .ok_or_else(|| StoreError::not_found("api token"))
+}
+
+pub fn touch_token(c: &Connection, id: &str, at: DateTime<Utc>) -> Result<()> {
+    c.execute(
+        "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
+        params![id, ts(at)],
+    )
+    .map_err(db)?;
+    Ok(())
 }
 
 pub fn stats(c: &Connection) -> Result<StoreStats> {

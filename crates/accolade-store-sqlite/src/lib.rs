@@ -1060,9 +1060,22 @@ impl Store for SqliteStore {
         self.write(move |c| admin::purge_sessions(c, now)).await
     }
 
-    async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken> {
-        let (n, h) = (name.to_string(), secret_hash.to_string());
-        self.write(move |c| jobs::create_token(c, &n, &h)).await
+    async fn create_api_token(&self, token: NewApiToken) -> Result<ApiToken> {
+        self.write(move |c| jobs::create_token(c, token)).await
+    }
+
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
+        self.read(jobs::list_tokens).await
+    }
+
+    async fn revoke_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<ApiToken> {
+        let id = id.to_string();
+        self.write(move |c| jobs::revoke_token(c, &id, at)).await
+    }
+
+    async fn touch_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| jobs::touch_token(c, &id, at)).await
     }
 
     async fn find_api_token(&self, secret_hash: &str) -> Result<Option<ApiToken>> {

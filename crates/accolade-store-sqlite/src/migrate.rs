@@ -61,6 +61,16 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0011_member_badge_addressed_by_email.sql",
         include_str!("../migrations/0011_member_badge_addressed_by_email.sql"),
     ),
+    (
+        12,
+        "0012_credly_notification_backlog.sql",
+        include_str!("../migrations/0012_credly_notification_backlog.sql"),
+    ),
+    (
+        13,
+        "0013_api_token_scopes.sql",
+        include_str!("../migrations/0013_api_token_scopes.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {
@@ -126,6 +136,25 @@ pub fn applied(conn: &Connection) -> Result<Vec<i64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file added to `migrations/` but not to `MIGRATIONS` would never run (0012 once did
+    /// not): every file is listed, in order, under its own number.
+    #[test]
+    fn every_migration_file_is_listed_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS.iter().map(|(_, n, _)| n.to_string()).collect();
+        assert_eq!(listed, files);
+        for (i, (version, name, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version, i as i64 + 1, "{name}");
+            assert!(name.starts_with(&format!("{version:04}_")), "{name}");
+        }
+    }
 
     #[test]
     fn migration_7_chains_existing_events_per_learner() {

@@ -169,7 +169,14 @@ pub fn token(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
     Ok(ApiToken {
         id: r.get(0)?,
         name: r.get(1)?,
-        created_at: parse_ts(&r.get::<_, String>(2)?)?,
-        last_used_at: opt_ts(r.get(3)?)?,
+        scopes: r
+            .get::<_, String>(2)?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+        created_at: parse_ts(&r.get::<_, String>(3)?)?,
+        last_used_at: opt_ts(r.get(4)?)?,
+        expires_at: opt_ts(r.get(5)?)?,
+        revoked_at: opt_ts(r.get(6)?)?,
     })
 }

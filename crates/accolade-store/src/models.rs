@@ -263,8 +263,24 @@ pub struct Learner {
 pub struct ApiToken {
     pub id: String,
     pub name: String,
+    /// What the token may do (`events:write`, `read`, `admin`), as given when it was made.
+    pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Refreshed at most about once a minute per token (the verification cache).
     pub last_used_at: Option<DateTime<Utc>>,
+    /// Not accepted from then on (None: no expiry).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Set once the token is revoked; it is never accepted again.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A token to create: its name, the SHA-256 of its secret, scopes and optional expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewApiToken {
+    pub name: String,
+    pub secret_hash: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A manual award or revocation.

@@ -495,10 +495,21 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- admin tokens, stats ---------------------------------------------------------------
 
-    async fn create_api_token(&self, name: &str, secret_hash: &str) -> Result<ApiToken>;
+    async fn create_api_token(&self, token: NewApiToken) -> Result<ApiToken>;
 
-    /// Finds a token by the SHA-256 of its secret.
+    /// Finds a token by the SHA-256 of its secret (also when expired or revoked: the caller
+    /// decides).
     async fn find_api_token(&self, secret_hash: &str) -> Result<Option<ApiToken>>;
+
+    /// Every token, oldest first.
+    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>>;
+
+    /// Revokes a token at `at` (a second revocation keeps the first time). `NotFound` ("api
+    /// token") when there is no such token.
+    async fn revoke_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<ApiToken>;
+
+    /// Records that the token was used at `at`.
+    async fn touch_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
 
     async fn stats(&self) -> Result<StoreStats>;
 }

@@ -123,6 +123,7 @@ macro_rules! conformance_suite {
             apply_template_removes_absent_requirements,
             apply_template_rejects_unknown_requirement_key,
             api_tokens_are_found_by_hash,
+            api_tokens_are_listed_revoked_and_touched,
             rejected_events_are_recorded,
             stats_follow_events_awards_and_jobs,
             credly_org_is_added_listed_and_unique,

@@ -15,6 +15,7 @@ pub mod learners;
 pub mod penalties;
 pub mod requirements;
 pub mod templates;
+pub mod tokens;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -34,6 +35,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
+use crate::service::auth::{self, Scope};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -42,7 +44,7 @@ use crate::state::AppState;
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
     tags((name = "events"), (name = "templates"), (name = "requirements"), (name = "penalties"),
-         (name = "learners"), (name = "awards"), (name = "jobs"), (name = "credly"), (name = "webhooks"), (name = "opencredit"))
+         (name = "learners"), (name = "awards"), (name = "jobs"), (name = "credly"), (name = "webhooks"), (name = "opencredit"), (name = "tokens"))
 )]
 struct ApiDoc;
 
@@ -69,6 +71,7 @@ fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(jobs::router())
         .merge(credly::router())
         .merge(webhooks::router())
+        .merge(tokens::router())
         .merge(crate::opencredit::apps::admin_router())
         .split_for_parts()
 }
@@ -143,9 +146,27 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         })
         .map(str::trim)
         .unwrap_or("");
-    match state.tokens.verify(&*state.store, secret).await {
-        Ok(Some(_)) => next.run(req).await,
-        Ok(None) => ApiError::Unauthorized.into_response(),
-        Err(e) => ApiError::Internal(e).into_response(),
+    let token = match state.tokens.verify(&*state.store, secret).await {
+        Ok(Some(token)) => token,
+        Ok(None) => return ApiError::Unauthorized.into_response(),
+        Err(e) => return ApiError::Internal(e).into_response(),
+    };
+    // Nested under /api/v1, the router sees the rest of the path.
+    let path = req.uri().path();
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let needed = Scope::needed_for(req.method(), path);
+    if !auth::allows(&token.scopes, needed) {
+        return ApiError::Forbidden {
+            code: "insufficient_scope",
+            detail: format!(
+                "token {} has the scopes [{}]; {} {path} needs `{}` (or `admin`)",
+                token.id,
+                token.scopes.join(", "),
+                req.method(),
+                needed.as_str()
+            ),
+        }
+        .into_response();
     }
+    next.run(req).await
 }

@@ -120,7 +120,13 @@ pub async fn send_events(
     };
     // A token of its own, made in the database the server uses (same configuration).
     let store = crate::db::open(&config.database).await?;
-    let (_, token) = crate::service::auth::create_token(&*store, "demo send-events").await?;
+    let (_, token) = crate::service::auth::create_token(
+        &*store,
+        "demo send-events",
+        &["events:write".to_string(), "read".to_string()],
+        None,
+    )
+    .await?;
     drop(store);
     let people: Vec<(String, String)> = (0..learners)
         .map(|i| match LEARNERS.get(i) {

@@ -233,7 +233,18 @@ pub enum AdminCommand {
         /// What the token is for, e.g. "lms-ingest".
         #[arg(long)]
         name: String,
+        /// What it may do: `events:write` (POST /events only), `read` (every GET), `admin`
+        /// (everything; the default). Repeat for several.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. 90d, 12h; without it the token does not expire.
+        #[arg(long)]
+        expires_in: Option<String>,
     },
+    /// List API tokens (never their secrets): id, name, scopes, state, expiry, last use.
+    ListTokens,
+    /// Revoke an API token: refused from now on, kept in the list.
+    RevokeToken { id: String },
     /// Create an account for the web UI at /admin, or set a new password with --reset. The
     /// password is read from standard input (first line), so it never appears in the process
     /// list or the shell history: `accolade admin create-user --username ann < pw.txt`, or type
@@ -370,15 +381,68 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Admin {
-            command: AdminCommand::CreateToken { name },
+            command:
+                AdminCommand::CreateToken {
+                    name,
+                    scopes,
+                    expires_in,
+                },
         } => {
+            let expires_at = expires_in
+                .as_deref()
+                .map(crate::api::tokens::expires_at)
+                .transpose()?;
             let store = db::open(&config.database).await?;
-            let (token, secret) = auth::create_token(&*store, &name).await?;
+            let (token, secret) = auth::create_token(&*store, &name, &scopes, expires_at).await?;
+            let until = token
+                .expires_at
+                .map(|at| format!(", expires {}", at.to_rfc3339()))
+                .unwrap_or_default();
             eprintln!(
-                "Created token {} ({}). It is shown once; store it now:",
-                token.id, token.name
+                "Created token {} ({}; scopes {}{until}). It is shown once; store it now:",
+                token.id,
+                token.name,
+                token.scopes.join(" ")
             );
             println!("{secret}");
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::ListTokens,
+        } => {
+            let store = db::open(&config.database).await?;
+            println!("id\tname\tscopes\tstate\texpires_at\tlast_used_at");
+            for t in store.list_api_tokens().await? {
+                let body = crate::api::tokens::TokenBody::from(t);
+                let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                    t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into())
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    body.id,
+                    body.name,
+                    body.scopes.join(" "),
+                    body.state,
+                    time(body.expires_at),
+                    time(body.last_used_at)
+                );
+            }
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::RevokeToken { id },
+        } => {
+            let store = db::open(&config.database).await?;
+            let token = match store.revoke_api_token(&id, chrono::Utc::now()).await {
+                Err(accolade_store::StoreError::NotFound { .. }) => {
+                    anyhow::bail!("no API token {id} (see `accolade admin list-tokens`)")
+                }
+                other => other?,
+            };
+            eprintln!(
+                "Revoked token {} ({}); running servers refuse it within 10 seconds.",
+                token.id, token.name
+            );
             Ok(())
         }
         Command::Admin {

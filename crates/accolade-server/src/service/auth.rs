@@ -1,19 +1,138 @@
-//! Admin API tokens: creation (the secret is shown once; only its SHA-256 is stored) and
-//! verification with a short-lived in-memory cache so the ingest path does not pay a database
-//! read per request.
+//! Admin API tokens: creation (the secret is shown once; only its SHA-256 is stored), scopes,
+//! expiry and revocation, and verification with a short-lived in-memory cache so the ingest
+//! path does not pay a database read per request.
+//!
+//! Scopes:
+//! - `events:write`: `POST /api/v1/events` only (what an LMS or event relay needs);
+//! - `read`: every `GET` of `/api/v1` except the token list;
+//! - `admin`: everything, including managing tokens (the scope of tokens made before scopes
+//!   existed).
+//!
+//! A revoked or expired token is refused at once in the process that revoked it and within
+//! `CACHE_TTL` in every other instance.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use accolade_store::{ApiToken, Store};
+use accolade_store::{ApiToken, NewApiToken, Store};
+use axum::http::Method;
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 /// Tokens start with this prefix so secret scanners and humans recognise them.
 pub const TOKEN_PREFIX: &str = "acl_";
-const CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long a verified token is trusted without reading it again: the longest a revocation
+/// made by another instance takes to apply here.
+const CACHE_TTL: Duration = Duration::from_secs(10);
 const CACHE_MAX: usize = 10_000;
+/// Longest accepted token name.
+const NAME_MAX: usize = 100;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    EventsWrite,
+    Read,
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::EventsWrite, Scope::Read, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::EventsWrite => "events:write",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|x| x.as_str() == s.trim())
+    }
+
+    /// The scope a request to `/api/v1{path}` needs.
+    pub fn needed_for(method: &Method, path: &str) -> Scope {
+        let path = path.trim_end_matches('/');
+        if method == Method::POST && path == "/events" {
+            Scope::EventsWrite
+        } else if (method == Method::GET || method == Method::HEAD)
+            && !(path == "/tokens" || path.starts_with("/tokens/"))
+        {
+            Scope::Read
+        } else {
+            Scope::Admin
+        }
+    }
+}
+
+/// Whether a token with `granted` scopes may do what `needed` covers (`admin` covers all).
+pub fn allows(granted: &[String], needed: Scope) -> bool {
+    granted
+        .iter()
+        .filter_map(|g| Scope::parse(g))
+        .any(|g| g == Scope::Admin || g == needed)
+}
+
+/// Why a token cannot be made or changed as asked.
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct TokenRequestError {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+fn invalid(code: &'static str, detail: impl Into<String>) -> TokenRequestError {
+    TokenRequestError {
+        code,
+        detail: detail.into(),
+    }
+}
+
+/// Checks a token request: a name of 1–100 characters, known scopes (none given: `admin`),
+/// an expiry in the future.
+pub fn new_token_request(
+    name: &str,
+    scopes: &[String],
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(String, Vec<String>), TokenRequestError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > NAME_MAX || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "invalid_token_name",
+            format!("a token name must be 1-{NAME_MAX} printable characters"),
+        ));
+    }
+    let mut parsed = Vec::new();
+    for s in scopes {
+        let scope = Scope::parse(s).ok_or_else(|| {
+            let known: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+            invalid(
+                "unknown_scope",
+                format!("unknown scope {s:?}; scopes are {}", known.join(", ")),
+            )
+        })?;
+        parsed.push(scope);
+    }
+    if parsed.is_empty() {
+        parsed.push(Scope::Admin);
+    }
+    parsed.sort();
+    parsed.dedup();
+    if expires_at.is_some_and(|at| at <= now) {
+        return Err(invalid(
+            "invalid_expiry",
+            "the expiry must be in the future",
+        ));
+    }
+    Ok((
+        name.to_string(),
+        parsed.iter().map(|s| s.as_str().to_string()).collect(),
+    ))
+}
 
 /// Hex SHA-256: the stored form of every secret (admin tokens, app secrets, Open Credit tokens
 /// and verification links).
@@ -29,42 +148,186 @@ pub fn random_secret() -> String {
 }
 
 /// Creates a token; returns it with the secret, which is never retrievable again.
-pub async fn create_token(store: &dyn Store, name: &str) -> anyhow::Result<(ApiToken, String)> {
-    let name = name.trim();
-    if name.is_empty() || name.len() > 100 {
-        anyhow::bail!("token name must be 1-100 characters");
-    }
+pub async fn create_token(
+    store: &dyn Store,
+    name: &str,
+    scopes: &[String],
+    expires_at: Option<DateTime<Utc>>,
+) -> anyhow::Result<(ApiToken, String)> {
+    let (name, scopes) = new_token_request(name, scopes, expires_at, Utc::now())?;
     let secret = format!("{TOKEN_PREFIX}{}", random_secret());
-    let token = store.create_api_token(name, &hash_secret(&secret)).await?;
+    let token = store
+        .create_api_token(NewApiToken {
+            name,
+            secret_hash: hash_secret(&secret),
+            scopes,
+            expires_at,
+        })
+        .await?;
     Ok((token, secret))
 }
 
-/// Verified token hashes and when they were verified.
+/// Whether a token is accepted at `now`.
+pub fn is_live(token: &ApiToken, now: DateTime<Utc>) -> bool {
+    token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > now)
+}
+
+/// Verified tokens by secret hash, and when they were read.
 #[derive(Default)]
 pub struct TokenCache {
-    verified: Mutex<HashMap<String, (Instant, String)>>,
+    verified: Mutex<HashMap<String, (Instant, ApiToken)>>,
 }
 
 impl TokenCache {
-    /// The token's id if `secret` is a valid token.
-    pub async fn verify(&self, store: &dyn Store, secret: &str) -> anyhow::Result<Option<String>> {
+    /// The token if `secret` is a token that is neither revoked nor expired.
+    pub async fn verify(
+        &self,
+        store: &dyn Store,
+        secret: &str,
+    ) -> anyhow::Result<Option<ApiToken>> {
         if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 200 {
             return Ok(None);
         }
         let hash = hash_secret(secret);
-        if let Some((at, id)) = self.verified.lock().get(&hash) {
+        let now = Utc::now();
+        if let Some((at, token)) = self.verified.lock().get(&hash) {
             if at.elapsed() < CACHE_TTL {
-                return Ok(Some(id.clone()));
+                return Ok(is_live(token, now).then(|| token.clone()));
             }
         }
-        let found = store.find_api_token(&hash).await?;
-        if let Some(t) = &found {
-            let mut cache = self.verified.lock();
-            if cache.len() >= CACHE_MAX {
-                cache.clear();
+        let Some(token) = store.find_api_token(&hash).await? else {
+            return Ok(None);
+        };
+        if is_live(&token, now) {
+            // Last use is recorded once per cache period, not per request.
+            if let Err(e) = store.touch_api_token(&token.id, now).await {
+                tracing::warn!(token.id = %token.id, error = %e, "cannot record a token's use");
             }
-            cache.insert(hash, (Instant::now(), t.id.clone()));
         }
-        Ok(found.map(|t| t.id))
+        let mut cache = self.verified.lock();
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(hash, (Instant::now(), token.clone()));
+        Ok(is_live(&token, now).then_some(token))
+    }
+
+    /// Drops a token from the cache (after it was revoked here).
+    pub fn forget(&self, token_id: &str) {
+        self.verified.lock().retain(|_, (_, t)| t.id != token_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scopes(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn each_route_needs_the_narrowest_scope_that_covers_it() {
+        use Scope::*;
+        for (method, path, needed) in [
+            (Method::POST, "/events", EventsWrite),
+            (Method::POST, "/events/", EventsWrite),
+            (Method::GET, "/events", Read),
+            (Method::GET, "/templates/t1", Read),
+            (Method::HEAD, "/awards", Read),
+            (Method::POST, "/templates", Admin),
+            (Method::POST, "/webhooks", Admin),
+            (Method::DELETE, "/events", Admin),
+            (Method::GET, "/tokens", Admin),
+            (Method::GET, "/tokens/tok_1", Admin),
+            (Method::POST, "/opencredit/apps", Admin),
+        ] {
+            assert_eq!(Scope::needed_for(&method, path), needed, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn admin_covers_everything_and_other_scopes_only_themselves() {
+        for needed in Scope::ALL {
+            assert!(allows(&scopes(&["admin"]), needed));
+        }
+        let ingest = scopes(&["events:write"]);
+        assert!(allows(&ingest, Scope::EventsWrite));
+        assert!(!allows(&ingest, Scope::Read));
+        assert!(!allows(&ingest, Scope::Admin));
+        assert!(!allows(&scopes(&["read"]), Scope::EventsWrite));
+        assert!(!allows(
+            &scopes(&["root", "events:writ"]),
+            Scope::EventsWrite
+        ));
+        assert!(!allows(&[], Scope::Read));
+    }
+
+    #[test]
+    fn requests_are_checked_and_scopes_normalised() {
+        let now = Utc::now();
+        let (name, s) = new_token_request(
+            " lms ",
+            &scopes(&["read", "events:write", "read"]),
+            None,
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (name.as_str(), s),
+            ("lms", scopes(&["events:write", "read"]))
+        );
+        assert_eq!(
+            new_token_request("x", &[], None, now).unwrap().1,
+            scopes(&["admin"])
+        );
+        let code = |r: Result<_, TokenRequestError>| r.unwrap_err().code;
+        assert_eq!(
+            code(new_token_request("", &[], None, now)),
+            "invalid_token_name"
+        );
+        assert_eq!(
+            code(new_token_request(&"n".repeat(101), &[], None, now)),
+            "invalid_token_name"
+        );
+        assert_eq!(
+            code(new_token_request("a\nb", &[], None, now)),
+            "invalid_token_name"
+        );
+        assert_eq!(
+            code(new_token_request("x", &scopes(&["root"]), None, now)),
+            "unknown_scope"
+        );
+        assert_eq!(
+            code(new_token_request("x", &[], Some(now), now)),
+            "invalid_expiry"
+        );
+    }
+
+    #[test]
+    fn revoked_and_expired_tokens_are_not_live() {
+        let now = Utc::now();
+        let token = ApiToken {
+            id: "tok_1".into(),
+            name: "t".into(),
+            scopes: scopes(&["admin"]),
+            created_at: now,
+            last_used_at: None,
+            expires_at: None,
+            revoked_at: None,
+        };
+        assert!(is_live(&token, now));
+        let later = now + chrono::Duration::hours(1);
+        let expiring = ApiToken {
+            expires_at: Some(later),
+            ..token.clone()
+        };
+        assert!(is_live(&expiring, now));
+        assert!(!is_live(&expiring, later));
+        let revoked = ApiToken {
+            revoked_at: Some(now),
+            ..token
+        };
+        assert!(!is_live(&revoked, now));
     }
 }

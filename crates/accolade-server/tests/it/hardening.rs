@@ -399,11 +399,7 @@ const FLOOD_KEY: &str = "flood-org-key-0001";
 async fn credly_server(
     name: &str,
     env: &[(&str, &str)],
-) -> (
-    accolade_credly_sandbox::RunningSandbox,
-    Operator,
-    Served,
-) {
+) -> (accolade_credly_sandbox::RunningSandbox, Operator, Served) {
     use accolade_credly_sandbox::{Sandbox, Seed, SeedOrganization, SeedTemplate};
     let sb = Sandbox::start(Seed {
         organizations: vec![SeedOrganization {
@@ -471,10 +467,7 @@ async fn credly_server(
 
 /// Posts `n` forged notifications (random event ids) for the flooded organization, 32 at a
 /// time; returns how many got each status.
-async fn forge_notifications(
-    server: &Served,
-    n: usize,
-) -> std::collections::BTreeMap<u16, usize> {
+async fn forge_notifications(server: &Served, n: usize) -> std::collections::BTreeMap<u16, usize> {
     use futures::StreamExt;
     let client = reqwest::Client::new();
     let url = server.url("/badges/credly/webhook/");
@@ -1022,4 +1015,261 @@ async fn giving_to_a_member_id_does_not_reveal_the_members_address() {
         .unwrap()
         .iter()
         .all(|mb| mb["email"] == "bob.hidden@example.org"));
+}
+
+// ---- row 12: API tokens with scopes, expiry and revocation ------------------------------------
+
+/// `METHOD /api/v1{path}` with `token`; the status and the JSON body (Null when none).
+async fn with_token(
+    server: &Served,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(
+            method.parse().unwrap(),
+            server.url(&format!("/api/v1{path}")),
+        )
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Row 12: every admin token could do everything, forever: the LMS's ingest token could create
+/// webhooks and Enterprise apps, and nothing listed or revoked tokens. Tokens now carry scopes
+/// (`events:write`, `read`, `admin`), an optional expiry, and can be listed and revoked (API and
+/// CLI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_token_can_send_events_and_nothing_else() {
+    let op = Operator::new("token-scopes");
+    let admin = op.token();
+    let ingest = op
+        .ok(&[
+            "admin",
+            "create-token",
+            "--name",
+            "lms-ingest",
+            "--scope",
+            "events:write",
+        ])
+        .trim()
+        .to_string();
+    let server = op.serve(&[]).await;
+
+    let (s, r) = with_token(
+        &server,
+        &ingest,
+        "POST",
+        "/events",
+        Some(passing("ev-1", "ada", DEMO, true)),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    for (method, path, body) in [
+        ("GET", "/templates", None),
+        ("POST", "/templates", Some(json!({"name": "Sneaky"}))),
+        (
+            "POST",
+            "/webhooks",
+            Some(json!({"url": "https://hooks.example/x"})),
+        ),
+        (
+            "POST",
+            "/opencredit/apps",
+            Some(json!({"name": "Rogue", "tier": "enterprise"})),
+        ),
+        ("GET", "/tokens", None),
+        (
+            "POST",
+            "/tokens",
+            Some(json!({"name": "escalate", "scopes": ["admin"]})),
+        ),
+    ] {
+        let (s, r) = with_token(&server, &ingest, method, path, body).await;
+        assert_eq!(
+            (s, r["code"].as_str()),
+            (403, Some("insufficient_scope")),
+            "{method} {path}: {r}"
+        );
+    }
+    let (_, templates) = with_token(&server, &admin, "GET", "/templates", None).await;
+    assert_eq!(
+        templates["data"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was created: {templates}"
+    );
+
+    // A read token made over the API: reads, cannot write.
+    let (s, made) = with_token(
+        &server,
+        &admin,
+        "POST",
+        "/tokens",
+        Some(json!({"name": "dashboard", "scopes": ["read"], "expires_in": "90d"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    let reader = made["secret"].as_str().unwrap().to_string();
+    assert!(made["expires_at"].is_string(), "{made}");
+    assert_eq!(
+        with_token(&server, &reader, "GET", "/templates", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        with_token(
+            &server,
+            &reader,
+            "POST",
+            "/events",
+            Some(passing("ev-2", "bob", DEMO, true))
+        )
+        .await
+        .0,
+        403
+    );
+    let (s, r) = with_token(
+        &server,
+        &admin,
+        "POST",
+        "/tokens",
+        Some(json!({"name": "x", "scopes": ["root"]})),
+    )
+    .await;
+    assert_eq!((s, r["code"].as_str()), (400, Some("unknown_scope")), "{r}");
+
+    // Listed (never with secrets), then revoked over the API: refused at once.
+    let (s, list) = with_token(&server, &admin, "GET", "/tokens", None).await;
+    assert_eq!(s, 200, "{list}");
+    let names: Vec<_> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["scopes"].clone()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("test", json!(["admin"])),
+            ("lms-ingest", json!(["events:write"])),
+            ("dashboard", json!(["read"]))
+        ],
+        "{list}"
+    );
+    assert!(
+        !list.to_string().contains(&ingest) && !list.to_string().contains("secret"),
+        "{list}"
+    );
+    let ingest_id = list["data"][1]["id"].as_str().unwrap().to_string();
+    assert!(
+        list["data"][1]["last_used_at"].is_string(),
+        "use is recorded: {list}"
+    );
+    let (s, revoked) = with_token(
+        &server,
+        &admin,
+        "DELETE",
+        &format!("/tokens/{ingest_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, revoked["state"].as_str()),
+        (200, Some("revoked")),
+        "{revoked}"
+    );
+    let (s, _) = with_token(
+        &server,
+        &ingest,
+        "POST",
+        "/events",
+        Some(passing("ev-3", "cy", DEMO, true)),
+    )
+    .await;
+    assert_eq!(s, 401, "a revoked token is refused");
+    let (s, r) = with_token(&server, &admin, "DELETE", "/tokens/tok_unknown", None).await;
+    assert_eq!(
+        (s, r["code"].as_str()),
+        (404, Some("token_not_found")),
+        "{r}"
+    );
+}
+
+/// Row 12 (CLI, expiry): `accolade admin list-tokens` and `revoke-token` act on the database a
+/// running server uses, which refuses the token within its cache period; a token made with
+/// `--expires-in` is refused once it has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_expire_and_are_revoked_from_the_cli() {
+    let op = Operator::new("token-cli");
+    let short = op
+        .ok(&[
+            "admin",
+            "create-token",
+            "--name",
+            "short",
+            "--scope",
+            "read",
+            "--expires-in",
+            "3s",
+        ])
+        .trim()
+        .to_string();
+    let doomed = op
+        .ok(&["admin", "create-token", "--name", "doomed"])
+        .trim()
+        .to_string();
+    let server = op.serve(&[]).await;
+    assert_eq!(
+        with_token(&server, &short, "GET", "/templates", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        with_token(&server, &doomed, "GET", "/templates", None)
+            .await
+            .0,
+        200
+    );
+
+    let listed = op.ok(&["admin", "list-tokens"]);
+    let doomed_id = listed
+        .lines()
+        .find(|l| l.contains("\tdoomed\t"))
+        .and_then(|l| l.split('\t').next())
+        .unwrap_or_else(|| panic!("{listed}"))
+        .to_string();
+    assert!(listed.contains("\tshort\tread\tactive\t"), "{listed}");
+    assert!(
+        !listed.contains(&doomed) && !listed.contains(&short),
+        "no secrets: {listed}"
+    );
+    op.ok(&["admin", "revoke-token", &doomed_id]);
+    assert!(op
+        .ok(&["admin", "list-tokens"])
+        .contains("\tdoomed\tadmin\trevoked\t"));
+    let failed = op.run(&["admin", "revoke-token", "tok_nope"]);
+    assert!(!failed.status.success());
+
+    let server = &server;
+    let (short, doomed) = (&short, &doomed);
+    eventually(
+        Duration::from_secs(15),
+        "the revoked and the expired token are refused",
+        || async move {
+            let a = with_token(server, doomed, "GET", "/templates", None)
+                .await
+                .0;
+            let b = with_token(server, short, "GET", "/templates", None).await.0;
+            (a == 401 && b == 401).then_some(())
+        },
+    )
+    .await;
 }

@@ -101,7 +101,9 @@ impl TestApp {
             }
         }
         let store = fresh_store(&config).await;
-        let (_, token) = auth::create_token(&*store, "tests").await.unwrap();
+        let (_, token) = auth::create_token(&*store, "tests", &[], None)
+            .await
+            .unwrap();
         let state = AppState::new(store, config).unwrap();
         let router = build_app(state.clone());
         TestApp {

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::support::*;
 use crate::{
     Delivery, DesiredPenalty, DesiredRequirement, DesiredTemplate, IndexCache, JobFilter,
-    JobResult, ManualChange, Page, RejectedEvent, Store, StoreStats,
+    JobResult, ManualChange, NewApiToken, Page, RejectedEvent, Store, StoreStats,
 };
 
 const UNKNOWN_ID: &str = "00000000-0000-7000-8000-000000000000";
@@ -976,23 +976,74 @@ pub async fn apply_template_rejects_unknown_requirement_key(store: Arc<dyn Store
     assert_not_found(store.get_template(&other).await, "template");
 }
 
-/// API tokens are found by the hash of their secret.
+fn new_token(name: &str, hash: &str, scopes: &[&str]) -> NewApiToken {
+    NewApiToken {
+        name: name.into(),
+        secret_hash: hash.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        expires_at: None,
+    }
+}
+
+/// API tokens are found by the hash of their secret, with their scopes and expiry.
 pub async fn api_tokens_are_found_by_hash(store: Arc<dyn Store>) {
     let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-    let token = store.create_api_token("ci deploy", hash).await.unwrap();
+    let expires = Utc::now().trunc_subsecs(6) + Duration::days(90);
+    let token = store
+        .create_api_token(NewApiToken {
+            expires_at: Some(expires),
+            ..new_token("ci deploy", hash, &["events:write", "read"])
+        })
+        .await
+        .unwrap();
     assert_eq!(token.name, "ci deploy");
+    assert_eq!(token.scopes, ["events:write", "read"]);
+    assert_eq!(token.expires_at, Some(expires));
     assert!(!token.id.is_empty());
-    assert_eq!(token.last_used_at, None);
+    assert_eq!((token.last_used_at, token.revoked_at), (None, None));
     let other = store
-        .create_api_token(
+        .create_api_token(new_token(
             "admin",
             "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752",
-        )
+            &["admin"],
+        ))
         .await
         .unwrap();
     assert_ne!(other.id, token.id);
+    assert_eq!(other.expires_at, None);
     assert_eq!(store.find_api_token(hash).await.unwrap(), Some(token));
     assert_eq!(store.find_api_token("0000").await.unwrap(), None);
+}
+
+/// Tokens are listed oldest first; revoking keeps the token (with the first revocation time)
+/// and an unknown id is `NotFound`; use is recorded.
+pub async fn api_tokens_are_listed_revoked_and_touched(store: Arc<dyn Store>) {
+    let a = store
+        .create_api_token(new_token("lms ingest", "aa", &["events:write"]))
+        .await
+        .unwrap();
+    let b = store
+        .create_api_token(new_token("ops", "bb", &["admin"]))
+        .await
+        .unwrap();
+    let listed = store.list_api_tokens().await.unwrap();
+    assert_eq!(listed, [a.clone(), b.clone()]);
+
+    let at = Utc::now().trunc_subsecs(6);
+    let revoked = store.revoke_api_token(&a.id, at).await.unwrap();
+    assert_eq!(revoked.revoked_at, Some(at));
+    let again = store
+        .revoke_api_token(&a.id, at + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(again.revoked_at, Some(at), "the first revocation stands");
+    assert_eq!(store.find_api_token("aa").await.unwrap(), Some(revoked));
+    assert_not_found(store.revoke_api_token("tok_unknown", at).await, "api token");
+
+    store.touch_api_token(&b.id, at).await.unwrap();
+    let used = store.find_api_token("bb").await.unwrap().unwrap();
+    assert_eq!(used.last_used_at, Some(at));
+    assert_eq!(store.list_api_tokens().await.unwrap().len(), 2);
 }
 
 /// Rejected events are recorded with their reason and listed.
