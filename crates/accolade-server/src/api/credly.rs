@@ -80,7 +80,7 @@ impl OrganizationBody {
 #[serde(deny_unknown_fields)]
 pub struct AddOrganization {
     /// Credly organization UUID.
-    #[schema(format = Uuid)]
+    #[schema(format = "uuid")]
     pub uuid: String,
     /// An authorization token of that organization: 8-512 bytes without `:` or control
     /// characters.

@@ -226,7 +226,7 @@ impl From<TemplateConfig> for TemplateDetailBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateTemplate {
     /// Optional UUID; generated when absent.
-    #[schema(format = Uuid)]
+    #[schema(format = "uuid")]
     pub uuid: Option<String>,
     #[schema(schema_with = template_name)]
     pub name: String,
