@@ -130,7 +130,7 @@ pub struct EventsBody;
 
 impl utoipa::PartialSchema for EventsBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, SchemaType, Type};
         OneOfBuilder::new()
             .item(
                 ObjectBuilder::new()
@@ -139,7 +139,7 @@ impl utoipa::PartialSchema for EventsBody {
             )
             .item(
                 ArrayBuilder::new()
-                    .items(ObjectBuilder::new())
+                    .items(ObjectBuilder::new().schema_type(SchemaType::AnyValue))
                     .description(Some("Events, each answered in order.")),
             )
             .into()

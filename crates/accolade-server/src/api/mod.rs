@@ -75,6 +75,36 @@ fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, doc)
 }
 
+/// Narrows the `event_type` of requirement and penalty bodies to the configured `events.types`
+/// (anything else is refused with `event_type_not_configured`), in the document this server
+/// serves.
+fn document_configured_event_types(doc: &mut utoipa::openapi::OpenApi, types: &[String]) {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let types: Vec<&str> = types.iter().map(String::as_str).collect();
+    for (name, nullable) in [
+        ("CreateRequirement", false),
+        ("UpdateRequirement", true),
+        ("CreatePenalty", false),
+        ("UpdatePenalty", true),
+    ] {
+        if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut(name) {
+            if let Some(field) = body.properties.get_mut("event_type") {
+                *field = dto::one_of_strings(
+                    &types,
+                    nullable,
+                    "One of the configured events.types (else event_type_not_configured).",
+                )
+                .into();
+            }
+        }
+    }
+}
+
 /// Adds the answers that come from layers and extractors shared by every route rather than
 /// from a handler, to each operation that can get them (an answer a handler already documents,
 /// usually with its codes, is kept):
@@ -139,7 +169,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Builds the whole HTTP application.
 pub fn build_app(state: AppState) -> Router {
-    let (api, doc) = api_v1();
+    let (api, mut doc) = api_v1();
+    document_configured_event_types(&mut doc, &state.config.events.types);
     let doc = std::sync::Arc::new(doc);
     let api = api
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
