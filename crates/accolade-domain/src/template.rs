@@ -140,8 +140,7 @@ pub struct TemplateConfig {
 /// control characters anywhere. The admin API's OpenAPI document states the same rule
 /// ([`NAME_PATTERN`] and the lengths), so it is checked on the name as sent.
 pub fn validate_name(field: &'static str, name: &str) -> Result<(), DomainError> {
-    if name.trim().is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control)
-    {
+    if name.trim().is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
         return Err(DomainError::InvalidField {
             field,
             reason: "must be 1-255 characters without control characters".into(),

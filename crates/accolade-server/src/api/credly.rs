@@ -84,7 +84,11 @@ pub struct AddOrganization {
     pub uuid: String,
     /// An authorization token of that organization: 8-512 bytes without `:` or control
     /// characters.
-    #[schema(min_length = 8, max_length = 512, pattern = r"^[^:\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        min_length = 8,
+        max_length = 512,
+        pattern = r"^[^:\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub api_key: String,
 }
 
@@ -92,7 +96,11 @@ pub struct AddOrganization {
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
     /// The new authorization token: 8-512 bytes without `:` or control characters.
-    #[schema(min_length = 8, max_length = 512, pattern = r"^[^:\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        min_length = 8,
+        max_length = 512,
+        pattern = r"^[^:\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub api_key: String,
 }
 

@@ -130,8 +130,23 @@ fn local_origin() -> Object {
 fn operator() -> Object {
     one_of_strings(
         &[
-            "=", "==", "eq", "!=", "ne", "in", "not_in", "exists", "not_exists", "<", "lt",
-            "<=", "le", ">", "gt", ">=", "ge",
+            "=",
+            "==",
+            "eq",
+            "!=",
+            "ne",
+            "in",
+            "not_in",
+            "exists",
+            "not_exists",
+            "<",
+            "lt",
+            "<=",
+            "le",
+            ">",
+            "gt",
+            ">=",
+            "ge",
         ],
         false,
         "Comparison; `in`/`not_in` take a comma list, `<` `<=` `>` `>=` a number.",
@@ -142,7 +157,11 @@ fn operator() -> Object {
 #[serde(deny_unknown_fields)]
 pub struct RuleBody {
     /// Dot path into the event payload, e.g. `course.course_key`.
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    )]
     pub path: String,
     #[schema(schema_with = operator)]
     pub op: String,

@@ -130,7 +130,9 @@ pub struct EventsBody;
 
 impl utoipa::PartialSchema for EventsBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, SchemaType, Type};
+        use utoipa::openapi::schema::{
+            ArrayBuilder, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+        };
         OneOfBuilder::new()
             .item(
                 ObjectBuilder::new()
@@ -169,7 +171,10 @@ pub async fn list_events(
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<ListBody<EventBody>>> {
     let wanted = page(q.limit, q.offset)?;
-    let events = state.store.list_events(q.learner.as_deref(), wanted).await?;
+    let events = state
+        .store
+        .list_events(q.learner.as_deref(), wanted)
+        .await?;
     Ok(Json(ListBody::from_page(events, Into::into)))
 }
 

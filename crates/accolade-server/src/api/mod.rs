@@ -152,11 +152,16 @@ fn document_shared_answers(doc: &mut utoipa::openapi::OpenApi) {
                 );
                 add("413", "body_too_large: larger than http.max_body_bytes");
             }
-            let has_query = op.parameters.iter().flatten().any(|p| {
-                matches!(p.parameter_in, ParameterIn::Query)
-            });
+            let has_query = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p.parameter_in, ParameterIn::Query));
             if has_query {
-                add("400", "invalid_query: a query parameter of the wrong type or range");
+                add(
+                    "400",
+                    "invalid_query: a query parameter of the wrong type or range",
+                );
             }
         }
     }

@@ -44,7 +44,11 @@ pub struct TemplateQuery {
 }
 
 fn origin() -> utoipa::openapi::Object {
-    one_of_strings(&["local", "credly"], false, "Only templates of this origin.")
+    one_of_strings(
+        &["local", "credly"],
+        false,
+        "Only templates of this origin.",
+    )
 }
 
 /// List templates.
@@ -98,7 +102,10 @@ pub async fn create_template(
         .store
         .create_template(NewTemplate {
             // The hyphenated lower-case form, whichever form `Uuid` parsed.
-            id: body.uuid.as_deref().map(accolade_domain::ids::normalize_uuid),
+            id: body
+                .uuid
+                .as_deref()
+                .map(accolade_domain::ids::normalize_uuid),
             name: body.name,
             description: body.description,
             image_url: body.image_url,

@@ -85,7 +85,11 @@ pub struct CreateWebhook {
     pub event_types: Vec<String>,
     /// 16-256 characters without whitespace or control characters; absent = generated
     /// (`whsec_…`).
-    #[schema(min_length = 16, max_length = 256, pattern = r"^[^\s\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        min_length = 16,
+        max_length = 256,
+        pattern = r"^[^\s\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub secret: Option<String>,
     #[serde(default)]
     pub description: String,
@@ -110,7 +114,11 @@ pub struct UpdateWebhook {
 pub struct RotateSecret {
     /// The new secret, 16-256 characters without whitespace or control characters; absent =
     /// generated.
-    #[schema(min_length = 16, max_length = 256, pattern = r"^[^\s\x00-\x1F\x7F-\x9F]*$")]
+    #[schema(
+        min_length = 16,
+        max_length = 256,
+        pattern = r"^[^\s\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub secret: Option<String>,
 }
 

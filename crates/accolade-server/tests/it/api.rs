@@ -463,6 +463,57 @@ async fn openapi_declares_parameters_where_they_are_and_every_401() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
+/// The bounds the OpenAPI document declares are the ones enforced: a page is 1-500 rows at an
+/// offset below 2^63 (a larger one used to reach the database as a negative number), names and
+/// reasons are measured as sent, and a template's UUID is stored in its hyphenated form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_bounds_are_enforced() {
+    let app = TestApp::new().await;
+    for uri in [
+        "/api/v1/templates?limit=0",
+        "/api/v1/awards?limit=501",
+        "/api/v1/jobs?offset=9223372036854775808",
+        "/api/v1/events?offset=18446744073709551615",
+        "/api/v1/learners?limit=-1",
+    ] {
+        let (s, body) = app.get(uri).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(body["code"], "invalid_query", "{uri}");
+    }
+    let (s, _) = app
+        .get("/api/v1/events?limit=500&offset=9223372036854775807")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let long = format!(" {}", "x".repeat(255));
+    let (s, body) = app.post("/api/v1/templates", json!({"name": long})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_field");
+    let (s, body) = app
+        .post("/api/v1/templates", json!({"name": "Demo\n"}))
+        .await;
+    assert_eq!(body["code"], "invalid_field", "{s} {body}");
+
+    let (s, t) = app
+        .post(
+            "/api/v1/templates",
+            json!({"name": "Braced", "uuid": "{0192F1D2-3C4D-7E5F-8A9B-0C1D2E3F4A5B}"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    assert_eq!(t["id"], "0192f1d2-3c4d-7e5f-8a9b-0c1d2e3f4a5b");
+
+    let reason = format!("{} ", "r".repeat(1000));
+    let (s, body) = app
+        .post(
+            "/api/v1/awards",
+            json!({"template": t["id"], "learner": "ann", "reason": reason}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_reason");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_events_awards_and_rejections() {
     let app = TestApp::new().await;

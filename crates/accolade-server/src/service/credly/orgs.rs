@@ -61,8 +61,7 @@ fn validate_input(org_id: &str, api_key: &str) -> Result<(), CredlyFailure> {
     }
     // At most 512 bytes as sent, at least 8 once trimmed (the admin API's document says so).
     let key = api_key.trim();
-    if key.len() < 8 || api_key.len() > 512 || api_key.chars().any(|c| c.is_control() || c == ':')
-    {
+    if key.len() < 8 || api_key.len() > 512 || api_key.chars().any(|c| c.is_control() || c == ':') {
         return Err(CredlyFailure::Invalid {
             code: "invalid_api_key",
             detail: "the API key must be 8 to 512 printable characters without `:`".into(),
