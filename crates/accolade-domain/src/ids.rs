@@ -49,6 +49,14 @@ pub fn is_uuid(s: &str) -> bool {
     Uuid::parse_str(s).is_ok()
 }
 
+/// The hyphenated lower-case form of a UUID in any form [`is_uuid`] accepts (braced, `urn:uuid:`,
+/// without hyphens); anything else lower-cased as it is.
+pub fn normalize_uuid(s: &str) -> String {
+    Uuid::parse_str(s)
+        .map(|u| u.hyphenated().to_string())
+        .unwrap_or_else(|_| s.to_ascii_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,10 +136,11 @@ pub struct TemplateConfig {
     pub penalties: Vec<Penalty>,
 }
 
-/// Checks a template name (1–255 characters, no control characters).
+/// Checks a template name: 1–255 characters as given (stores keep it trimmed), not blank, no
+/// control characters anywhere. The admin API's OpenAPI document states the same rule
+/// ([`NAME_PATTERN`] and the lengths), so it is checked on the name as sent.
 pub fn validate_name(field: &'static str, name: &str) -> Result<(), DomainError> {
-    let n = name.trim();
-    if n.is_empty() || n.chars().count() > 255 || n.chars().any(char::is_control) {
+    if name.trim().is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
         return Err(DomainError::InvalidField {
             field,
             reason: "must be 1-255 characters without control characters".into(),
@@ -148,9 +149,25 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<(), DomainError>
     Ok(())
 }
 
+/// [`validate_name`] as an ECMA-262 pattern (with 1-255 characters): no C0/C1 control
+/// character, at least one character that is neither whitespace nor a control character.
+pub const NAME_PATTERN: &str =
+    r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_checked_as_given() {
+        assert!(validate_name("name", " Demo badge ").is_ok());
+        assert!(validate_name("name", &"x".repeat(255)).is_ok());
+        for bad in ["", "   ", "Demo\n", "\tDemo", "De\u{85}mo"] {
+            assert!(validate_name("name", bad).is_err(), "{bad:?}");
+        }
+        // 255 characters once trimmed, but 256 as sent.
+        assert!(validate_name("name", &format!(" {}", "x".repeat(255))).is_err());
+    }
 
     #[test]
     fn groups_are_single_uppercase_letters() {

@@ -25,15 +25,30 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AwardQuery {
     /// Learner username.
     pub learner: Option<String>,
     /// Template id.
     pub template: Option<String>,
-    /// Award state, e.g. `awarded` or `revoked`.
+    #[param(schema_with = award_state)]
     pub state: Option<String>,
+    /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// Rows to skip (use `next_offset` of the previous page).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<u64>,
+}
+
+fn award_state() -> utoipa::openapi::Object {
+    one_of_strings(
+        &[
+            "awarded", "issuing", "pending", "accepted", "rejected", "revoked", "error", "dead",
+        ],
+        false,
+        "Only awards in this state.",
+    )
 }
 
 /// Now, at the microsecond precision both databases store, so the award returned by a manual
@@ -44,9 +59,10 @@ pub(crate) fn now_micros() -> DateTime<Utc> {
         .unwrap_or(now)
 }
 
-pub(crate) fn reason(r: &str) -> Result<String, ApiError> {
-    let r = r.trim();
-    if r.is_empty() || r.chars().count() > 1000 {
+/// A reason of 1-1000 characters as sent (stored trimmed), not blank.
+pub(crate) fn reason(given: &str) -> Result<String, ApiError> {
+    let r = given.trim();
+    if r.is_empty() || given.chars().count() > 1000 {
         return Err(ApiError::bad_request(
             "invalid_reason",
             "a reason of 1-1000 characters is required",
@@ -76,7 +92,7 @@ pub async fn list_awards(
     };
     let page = state
         .store
-        .list_awards(&filter, accolade_store::Page::new(q.limit, q.offset))
+        .list_awards(&filter, page(q.limit, q.offset)?)
         .await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
@@ -92,7 +108,7 @@ pub async fn create_award(
 ) -> ApiResult<(StatusCode, Json<AwardBody>)> {
     let reason = reason(&b.reason)?;
     let learner = b.learner.trim();
-    if learner.is_empty() || learner.len() > 255 {
+    if learner.is_empty() || b.learner.len() > 255 {
         return Err(ApiError::bad_request(
             "invalid_learner",
             "learner must be a username of 1-255 bytes",

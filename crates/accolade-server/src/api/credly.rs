@@ -80,14 +80,27 @@ impl OrganizationBody {
 #[serde(deny_unknown_fields)]
 pub struct AddOrganization {
     /// Credly organization UUID.
+    #[schema(format = "uuid")]
     pub uuid: String,
-    /// An authorization token of that organization.
+    /// An authorization token of that organization: 8-512 bytes without `:` or control
+    /// characters.
+    #[schema(
+        min_length = 8,
+        max_length = 512,
+        pattern = r"^[^:\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub api_key: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateKey {
+    /// The new authorization token: 8-512 bytes without `:` or control characters.
+    #[schema(
+        min_length = 8,
+        max_length = 512,
+        pattern = r"^[^:\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub api_key: String,
 }
 
@@ -125,7 +138,7 @@ pub async fn add_org(
 }
 
 #[utoipa::path(get, path = "/credly/organizations/{uuid}", tag = "credly", params(("uuid" = String, Path)),
-    responses((status = 200, body = OrganizationBody), (status = 404, body = crate::error::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = OrganizationBody), (status = 404, description = "organization_not_found", body = crate::error::ErrorBody)), security(("bearer" = [])))]
 pub async fn get_org(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
@@ -140,7 +153,11 @@ pub async fn get_org(
 /// Replace the organization's API key (checked with Credly first; no downtime).
 #[utoipa::path(post, path = "/credly/organizations/{uuid}/key", tag = "credly", params(("uuid" = String, Path)),
     request_body = RotateKey,
-    responses((status = 200, body = OrganizationBody), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 200, body = OrganizationBody),
+              (status = 400, description = "invalid_organization_id, invalid_api_key, credly_key_rejected, credly_org_not_found", body = crate::error::ErrorBody),
+              (status = 404, description = "organization_not_found", body = crate::error::ErrorBody),
+              (status = 409, description = "credly_key_expired", body = crate::error::ErrorBody),
+              (status = 502, description = "Credly unreachable or failing", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rotate_key(
     State(state): State<AppState>,
@@ -158,6 +175,7 @@ pub async fn rotate_key(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SyncQuery {
     /// Report what would change without changing anything.
     pub dry_run: Option<bool>,
@@ -176,7 +194,7 @@ pub struct SyncBody {
 /// Sync the organization's badge templates from Credly (only `active` ones, every page; new
 /// templates arrive inactive; templates no longer active on Credly are deactivated).
 #[utoipa::path(post, path = "/credly/organizations/{uuid}/sync", tag = "credly", params(("uuid" = String, Path), SyncQuery),
-    responses((status = 200, body = SyncBody), (status = 404, body = crate::error::ErrorBody),
+    responses((status = 200, body = SyncBody), (status = 404, description = "organization_not_found", body = crate::error::ErrorBody),
               (status = 409, description = "credly_key_expired", body = crate::error::ErrorBody),
               (status = 502, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -238,7 +256,7 @@ pub async fn list_notifications(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<ListBody<NotificationBody>>> {
-    let page = state.store.list_credly_notifications(q.page()).await?;
+    let page = state.store.list_credly_notifications(q.page()?).await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
 

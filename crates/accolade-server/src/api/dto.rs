@@ -9,7 +9,10 @@ use accolade_domain::template::{Penalty, Requirement, Template, TemplateConfig};
 use accolade_store::{Paged, RejectedEvent, StoredEvent};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
+
+use accolade_domain::template::NAME_PATTERN;
 
 use crate::error::ApiError;
 
@@ -30,25 +33,137 @@ impl<T> ListBody<T> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Rows to skip (use `next_offset` of the previous page).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<u64>,
 }
 
 impl PageQuery {
-    pub fn page(&self) -> accolade_store::Page {
-        accolade_store::Page::new(self.limit, self.offset)
+    pub fn page(&self) -> Result<accolade_store::Page, ApiError> {
+        page(self.limit, self.offset)
     }
+}
+
+/// Largest `offset`: the databases hold it as a signed 64-bit number.
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
+
+/// The page a list asks for: `limit` 1-500 (default 50) and `offset` up to [`MAX_OFFSET`], as
+/// the OpenAPI document declares; anything else is `invalid_query`. Every list's query has these
+/// two fields, each with the same `#[param]` bounds as [`PageQuery`].
+pub fn page(limit: Option<u32>, offset: Option<u64>) -> Result<accolade_store::Page, ApiError> {
+    let max = accolade_store::Page::MAX_LIMIT;
+    if let Some(l) = limit.filter(|l| !(1..=max).contains(l)) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be 1-{max}, got {l}"),
+        ));
+    }
+    if let Some(o) = offset.filter(|o| *o > MAX_OFFSET) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("offset must be at most {MAX_OFFSET}, got {o}"),
+        ));
+    }
+    Ok(accolade_store::Page::new(limit, offset))
+}
+
+/// A string schema that accepts only `values` (for `schema_with`); `nullable` also admits `null`
+/// (an absent optional body field may be sent as null).
+pub fn one_of_strings(values: &[&str], nullable: bool, description: &str) -> Object {
+    let ty = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::new(Type::String)
+    };
+    let mut values: Vec<serde_json::Value> = values.iter().map(|v| (*v).into()).collect();
+    if nullable {
+        values.push(serde_json::Value::Null);
+    }
+    ObjectBuilder::new()
+        .schema_type(ty)
+        .enum_values(Some(values))
+        .description(Some(description))
+        .build()
+}
+
+/// A string schema of `min..=max` characters matching `pattern` (for `schema_with`).
+pub fn text(min: usize, max: usize, pattern: &str, nullable: bool, description: &str) -> Object {
+    let ty = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::new(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(ty)
+        .min_length(Some(min))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .description(Some(description))
+        .build()
+}
+
+const NAME_DOC: &str = "1-255 characters, not blank, no control characters.";
+
+fn template_name() -> Object {
+    text(1, 255, NAME_PATTERN, false, NAME_DOC)
+}
+
+fn template_name_or_null() -> Object {
+    text(1, 255, NAME_PATTERN, true, NAME_DOC)
+}
+
+fn local_origin() -> Object {
+    one_of_strings(
+        &["local"],
+        true,
+        "Only `local` can be created here; Credly templates come from sync (`credly` is refused \
+         with `origin_not_creatable`).",
+    )
+}
+
+/// Every spelling `Operator::parse` accepts.
+fn operator() -> Object {
+    one_of_strings(
+        &[
+            "=",
+            "==",
+            "eq",
+            "!=",
+            "ne",
+            "in",
+            "not_in",
+            "exists",
+            "not_exists",
+            "<",
+            "lt",
+            "<=",
+            "le",
+            ">",
+            "gt",
+            ">=",
+            "ge",
+        ],
+        false,
+        "Comparison; `in`/`not_in` take a comma list, `<` `<=` `>` `>=` a number.",
+    )
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleBody {
     /// Dot path into the event payload, e.g. `course.course_key`.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+    )]
     pub path: String,
-    /// `=`, `!=`, `in`, `not_in`, `exists`, `not_exists`, `<`, `<=`, `>`, `>=`.
+    #[schema(schema_with = operator)]
     pub op: String,
     /// Expected value (comma list for `in`/`not_in`; unused by `exists`/`not_exists`).
     #[serde(default)]
@@ -57,6 +172,8 @@ pub struct RuleBody {
 
 impl RuleBody {
     pub fn to_rule(&self) -> Result<DataRule, ApiError> {
+        // The path as sent (`DataRule::new` would trim it), as the document's pattern says.
+        accolade_domain::rules::validate_path(&self.path)?;
         Ok(DataRule::new(&self.path, &self.op, &self.value)?)
     }
     pub fn from_rule(r: &DataRule) -> Self {
@@ -128,12 +245,14 @@ impl From<TemplateConfig> for TemplateDetailBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateTemplate {
     /// Optional UUID; generated when absent.
+    #[schema(format = "uuid")]
     pub uuid: Option<String>,
+    #[schema(schema_with = template_name)]
     pub name: String,
     #[serde(default)]
     pub description: String,
     pub image_url: Option<String>,
-    /// Only `local` can be created here; Credly templates come from sync.
+    #[schema(schema_with = local_origin)]
     pub origin: Option<String>,
     #[serde(default)]
     pub active: bool,
@@ -143,6 +262,7 @@ pub struct CreateTemplate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTemplate {
+    #[schema(schema_with = template_name_or_null)]
     pub name: Option<String>,
     pub description: Option<String>,
     pub image_url: Option<String>,
@@ -177,8 +297,11 @@ impl From<Requirement> for RequirementBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequirement {
+    /// One of the configured `events.types` (else `event_type_not_configured`).
+    #[schema(max_length = 255, pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")]
     pub event_type: String,
     /// Letter A-Z; the next free letter when absent.
+    #[schema(pattern = "^[A-Z]$")]
     pub group: Option<String>,
     #[serde(default)]
     pub description: String,
@@ -190,7 +313,10 @@ pub struct CreateRequirement {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequirement {
+    /// One of the configured `events.types` (else `event_type_not_configured`).
+    #[schema(max_length = 255, pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")]
     pub event_type: Option<String>,
+    #[schema(pattern = "^[A-Z]$")]
     pub group: Option<String>,
     pub description: Option<String>,
     pub rules: Option<Vec<RuleBody>>,
@@ -224,12 +350,15 @@ impl From<Penalty> for PenaltyBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePenalty {
+    /// One of the configured `events.types` (else `event_type_not_configured`).
+    #[schema(max_length = 255, pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")]
     pub event_type: String,
     #[serde(default)]
     pub description: String,
     #[serde(default)]
     pub rules: Vec<RuleBody>,
-    /// Ids of the requirements this penalty resets (at least one).
+    /// Ids of the requirements this penalty resets (at least one, of this template).
+    #[schema(min_items = 1)]
     pub requirements: Vec<String>,
     pub key: Option<String>,
 }
@@ -237,9 +366,12 @@ pub struct CreatePenalty {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePenalty {
+    /// One of the configured `events.types` (else `event_type_not_configured`).
+    #[schema(max_length = 255, pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")]
     pub event_type: Option<String>,
     pub description: Option<String>,
     pub rules: Option<Vec<RuleBody>>,
+    #[schema(min_items = 1)]
     pub requirements: Option<Vec<String>>,
 }
 
@@ -284,13 +416,19 @@ impl From<Award> for AwardBody {
 #[serde(deny_unknown_fields)]
 pub struct CreateAward {
     pub template: String,
+    /// The learner's username: at most 255 bytes (UTF-8), not blank.
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub learner: String,
+    /// 1-1000 characters, not blank.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeAward {
+    /// 1-1000 characters, not blank.
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
 }
 

@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// accepted event is durable. Events that fail validation (e.g. no `UserData`) are listed in
 /// `rejected` with a code and recorded; the others are still accepted.
 #[utoipa::path(post, path = "/events", tag = "events",
-    request_body(content = Object, description = "An event or an array of events"),
+    request_body(content = EventsBody, description = "An event or an array of events"),
     responses((status = 202, body = IngestBody), (status = 400, body = crate::error::ErrorBody),
               (status = 413, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -123,11 +123,43 @@ pub async fn ingest_events(
     ))
 }
 
+/// The body of `POST /events`: one event object or an array (at most
+/// `ingest.max_events_per_request`, else `too_many_events`). Array items that are not valid
+/// events are answered in `rejected`, not refused.
+pub struct EventsBody;
+
+impl utoipa::PartialSchema for EventsBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            ArrayBuilder, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .description(Some("One event, shaped like an Open edX event.")),
+            )
+            .item(
+                ArrayBuilder::new()
+                    .items(ObjectBuilder::new().schema_type(SchemaType::AnyValue))
+                    .description(Some("Events, each answered in order.")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventsBody {}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only events of this learner (username).
     pub learner: Option<String>,
+    /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// Rows to skip (use `next_offset` of the previous page).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<u64>,
 }
 
@@ -138,8 +170,11 @@ pub async fn list_events(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<ListBody<EventBody>>> {
-    let page = accolade_store::Page::new(q.limit, q.offset);
-    let events = state.store.list_events(q.learner.as_deref(), page).await?;
+    let wanted = page(q.limit, q.offset)?;
+    let events = state
+        .store
+        .list_events(q.learner.as_deref(), wanted)
+        .await?;
     Ok(Json(ListBody::from_page(events, Into::into)))
 }
 
@@ -150,6 +185,6 @@ pub async fn list_rejected_events(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<ListBody<RejectedEventBody>>> {
-    let rows = state.store.list_rejected(q.page()).await?;
+    let rows = state.store.list_rejected(q.page()?).await?;
     Ok(Json(ListBody::from_page(rows, Into::into)))
 }

@@ -22,12 +22,26 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobQuery {
-    /// `pending`, `running`, `succeeded` or `dead`.
+    #[param(schema_with = job_status)]
     pub status: Option<String>,
+    /// Only jobs of this kind, e.g. `credly.issue`.
     pub kind: Option<String>,
+    /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// Rows to skip (use `next_offset` of the previous page).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<u64>,
+}
+
+fn job_status() -> utoipa::openapi::Object {
+    one_of_strings(
+        &["pending", "running", "succeeded", "dead"],
+        false,
+        "Only jobs in this status.",
+    )
 }
 
 #[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobQuery),
@@ -48,7 +62,7 @@ pub async fn list_jobs(
     };
     let page = state
         .store
-        .list_jobs(&filter, accolade_store::Page::new(q.limit, q.offset))
+        .list_jobs(&filter, page(q.limit, q.offset)?)
         .await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }

@@ -28,7 +28,7 @@ pub async fn list_learners(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<ListBody<LearnerBody>>> {
     Ok(Json(ListBody::from_page(
-        state.store.list_learners(q.page()).await?,
+        state.store.list_learners(q.page()?).await?,
         Into::into,
     )))
 }
@@ -53,6 +53,7 @@ pub async fn get_learner_progress(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ProgressQuery {
     /// Learner username.
     pub learner: String,

@@ -61,7 +61,7 @@ impl Modify for BearerAuth {
 
 /// The `/api/v1` routes and their OpenAPI document.
 fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(events::router())
         .merge(templates::router())
         .merge(requirements::router())
@@ -73,7 +73,109 @@ fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(webhooks::router())
         .merge(tokens::router())
         .merge(crate::opencredit::apps::admin_router())
-        .split_for_parts()
+        .split_for_parts();
+    document_shared_answers(&mut doc);
+    (router, doc)
+}
+
+/// Narrows the `event_type` of requirement and penalty bodies to the configured `events.types`
+/// (anything else is refused with `event_type_not_configured`), in the document this server
+/// serves.
+fn document_configured_event_types(doc: &mut utoipa::openapi::OpenApi, types: &[String]) {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let types: Vec<&str> = types.iter().map(String::as_str).collect();
+    for (name, nullable) in [
+        ("CreateRequirement", false),
+        ("UpdateRequirement", true),
+        ("CreatePenalty", false),
+        ("UpdatePenalty", true),
+    ] {
+        if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut(name) {
+            if let Some(field) = body.properties.get_mut("event_type") {
+                *field = dto::one_of_strings(
+                    &types,
+                    nullable,
+                    "One of the configured events.types (else event_type_not_configured).",
+                )
+                .into();
+            }
+        }
+    }
+}
+
+/// Adds the answers that come from layers and extractors shared by every route rather than
+/// from a handler, to each operation that can get them (an answer a handler already documents,
+/// usually with its codes, is kept):
+/// - 401 `unauthorized` and 403 `insufficient_scope` from [`require_token`], for every
+///   operation with bearer security;
+/// - 400 (`malformed_json`, `invalid_body`, `unsupported_media_type`) from `ApiJson`, and 413
+///   `body_too_large` from the body limit, for every operation with a request body;
+/// - 400 `invalid_query` from `ApiQuery`, for every operation with query parameters.
+fn document_shared_answers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            let answers = &mut op.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                answers
+                    .entry(status.to_string())
+                    .or_insert_with(|| error(description).into());
+            };
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                add(
+                    "401",
+                    "unauthorized: missing, unknown, expired or revoked bearer token",
+                );
+                add(
+                    "403",
+                    "insufficient_scope: the token's scopes do not cover this operation",
+                );
+            }
+            if op.request_body.is_some() {
+                add(
+                    "400",
+                    "malformed_json, invalid_body, unsupported_media_type or a field's own code",
+                );
+                add("413", "body_too_large: larger than http.max_body_bytes");
+            }
+            let has_query = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+            if has_query {
+                add(
+                    "400",
+                    "invalid_query: a query parameter of the wrong type or range",
+                );
+            }
+        }
+    }
 }
 
 /// The OpenAPI document (also printed by tests and docs tooling).
@@ -83,7 +185,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Builds the whole HTTP application.
 pub fn build_app(state: AppState) -> Router {
-    let (api, doc) = api_v1();
+    let (api, mut doc) = api_v1();
+    document_configured_event_types(&mut doc, &state.config.events.types);
     let doc = std::sync::Arc::new(doc);
     let api = api
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))

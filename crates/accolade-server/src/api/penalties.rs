@@ -64,7 +64,9 @@ pub async fn get_penalty(
 
 #[utoipa::path(patch, path = "/penalties/{id}", tag = "penalties", params(("id" = String, Path)),
     request_body = UpdatePenalty,
-    responses((status = 200, body = PenaltyBody), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 200, body = PenaltyBody), (status = 400, body = crate::error::ErrorBody),
+              (status = 404, description = "penalty_not_found, requirement_not_found", body = crate::error::ErrorBody),
+              (status = 409, description = "requirement_of_other_template", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update_penalty(
     State(state): State<AppState>,

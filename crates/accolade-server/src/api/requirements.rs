@@ -45,7 +45,8 @@ pub fn ensure_configured(state: &AppState, event_type: &str) -> Result<(), ApiEr
 #[utoipa::path(post, path = "/templates/{id}/requirements", tag = "requirements", params(("id" = String, Path)),
     request_body = CreateRequirement,
     responses((status = 201, body = RequirementBody), (status = 400, body = crate::error::ErrorBody),
-              (status = 404, body = crate::error::ErrorBody)),
+              (status = 404, description = "template_not_found", body = crate::error::ErrorBody),
+              (status = 409, description = "key_taken", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create_requirement(
     State(state): State<AppState>,

@@ -25,8 +25,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TemplateQuery {
-    /// `local` or `credly`.
+    #[param(schema_with = origin)]
     pub origin: Option<String>,
     /// Only active (`true`) or inactive (`false`) templates.
     pub active: Option<bool>,
@@ -34,8 +35,20 @@ pub struct TemplateQuery {
     pub q: Option<String>,
     /// Owning Credly organization.
     pub organization: Option<String>,
+    /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// Rows to skip (use `next_offset` of the previous page).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<u64>,
+}
+
+fn origin() -> utoipa::openapi::Object {
+    one_of_strings(
+        &["local", "credly"],
+        false,
+        "Only templates of this origin.",
+    )
 }
 
 /// List templates.
@@ -55,7 +68,7 @@ pub async fn list_templates(
     };
     let page = state
         .store
-        .list_templates(&filter, accolade_store::Page::new(q.limit, q.offset))
+        .list_templates(&filter, page(q.limit, q.offset)?)
         .await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
@@ -88,7 +101,11 @@ pub async fn create_template(
     let t = state
         .store
         .create_template(NewTemplate {
-            id: body.uuid.map(|u| u.to_ascii_lowercase()),
+            // The hyphenated lower-case form, whichever form `Uuid` parsed.
+            id: body
+                .uuid
+                .as_deref()
+                .map(accolade_domain::ids::normalize_uuid),
             name: body.name,
             description: body.description,
             image_url: body.image_url,

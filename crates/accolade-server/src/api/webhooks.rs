@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::dto::{ListBody, PageQuery};
+use super::dto::{one_of_strings, ListBody, PageQuery};
 use super::extract::{ApiJson, ApiQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::service::webhooks::subscriptions::{self, Subscribe, WithSecret};
@@ -77,13 +77,21 @@ impl From<WithSecret> for WebhookWithSecretBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// Absolute http(s) URL, at most 2048 characters, whose host is a public address (or is
-    /// listed in `webhooks.allowed_destinations`).
+    /// Absolute http(s) URL with a host, at most 2048 bytes (else `invalid_webhook_url`), whose
+    /// host is a public address or is listed in `webhooks.allowed_destinations` (else
+    /// `webhook_destination_private`).
+    #[schema(min_length = 1, max_length = 2048)]
     pub url: String,
-    /// `org.openedx.learning.badge.awarded.v1` and/or `…revoked.v1`; empty or absent = all.
     #[serde(default)]
+    #[schema(schema_with = event_types)]
     pub event_types: Vec<String>,
-    /// 16-256 characters; absent = generated (`whsec_…`).
+    /// 16-256 characters without whitespace or control characters; absent = generated
+    /// (`whsec_…`).
+    #[schema(
+        min_length = 16,
+        max_length = 256,
+        pattern = r"^[^\s\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub secret: Option<String>,
     #[serde(default)]
     pub description: String,
@@ -94,7 +102,10 @@ pub struct CreateWebhook {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
+    /// Absolute http(s) URL with a host, at most 2048 bytes (else `invalid_webhook_url`).
+    #[schema(min_length = 1, max_length = 2048)]
     pub url: Option<String>,
+    #[schema(schema_with = event_types_or_null)]
     pub event_types: Option<Vec<String>>,
     pub description: Option<String>,
     pub active: Option<bool>,
@@ -103,8 +114,41 @@ pub struct UpdateWebhook {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
-    /// The new secret; absent = generated.
+    /// The new secret, 16-256 characters without whitespace or control characters; absent =
+    /// generated.
+    #[schema(
+        min_length = 16,
+        max_length = 256,
+        pattern = r"^[^\s\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub secret: Option<String>,
+}
+
+/// The event types a subscription can ask for (`accolade_domain::webhook::EVENT_TYPES`).
+fn event_types_schema(nullable: bool) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    let ty = if nullable {
+        SchemaType::from_iter([Type::Array, Type::Null])
+    } else {
+        SchemaType::new(Type::Array)
+    };
+    ArrayBuilder::new()
+        .schema_type(ty)
+        .items(one_of_strings(
+            &accolade_domain::webhook::EVENT_TYPES,
+            false,
+            "An event type webhooks deliver.",
+        ))
+        .description(Some("Delivered event types; empty = all."))
+        .build()
+}
+
+fn event_types() -> utoipa::openapi::schema::Array {
+    event_types_schema(false)
+}
+
+fn event_types_or_null() -> utoipa::openapi::schema::Array {
+    event_types_schema(true)
 }
 
 /// One event to one subscription and how its attempts went.
@@ -155,11 +199,24 @@ impl From<WebhookDelivery> for DeliveryBody {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
-    /// `pending`, `succeeded` or `dead`.
+    #[param(schema_with = delivery_status)]
     pub status: Option<String>,
+    /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
+    /// Rows to skip (use `next_offset` of the previous page).
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_u64)]
     pub offset: Option<u64>,
+}
+
+fn delivery_status() -> utoipa::openapi::Object {
+    one_of_strings(
+        &["pending", "succeeded", "dead"],
+        false,
+        "Only deliveries in this status.",
+    )
 }
 
 pub fn parse_status(s: &str) -> Result<DeliveryStatus, ApiError> {
@@ -177,7 +234,7 @@ pub async fn list_webhooks(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<ListBody<WebhookBody>>> {
-    let page = state.store.list_webhooks(q.page()).await?;
+    let page = state.store.list_webhooks(q.page()?).await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
 
@@ -293,7 +350,7 @@ pub async fn list_deliveries(
     };
     let page = state
         .store
-        .list_webhook_deliveries(&filter, accolade_store::Page::new(q.limit, q.offset))
+        .list_webhook_deliveries(&filter, super::dto::page(q.limit, q.offset)?)
         .await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }

@@ -74,14 +74,27 @@ fn parse_tier(tier: &str) -> Result<Tier, ApiError> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApp {
+    /// 1-200 bytes, not blank (else `invalid_name`).
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     name: String,
+    #[schema(schema_with = tier_schema)]
     tier: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TierChange {
+    #[schema(schema_with = tier_schema)]
     tier: String,
+}
+
+/// The tiers (`accolade_opencredit::tiers::TIERS`); any letter case is accepted.
+fn tier_schema() -> utoipa::openapi::Object {
+    let names: Vec<&str> = accolade_opencredit::tiers::TIERS
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    crate::api::dto::one_of_strings(&names, false, "The app's tier (else `invalid_tier`).")
 }
 
 #[utoipa::path(post, path = "/opencredit/apps", tag = "opencredit", request_body = NewApp,

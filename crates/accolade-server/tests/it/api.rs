@@ -409,6 +409,111 @@ async fn openapi_document_lists_the_resources() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+/// Issue 16 row 16: a parameter is declared `in: path` only when its name is a `{placeholder}`
+/// of the path (query strings used to be declared as path parameters), every placeholder is
+/// declared, and every operation behind the bearer token documents its 401 with the error body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_declares_parameters_where_they_are_and_every_401() {
+    let app = TestApp::new().await;
+    let (_, doc) = app.raw("GET", "/api/v1/openapi.json", None, false).await;
+    let error_body = "#/components/schemas/ErrorBody";
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            let at = format!("{} {path}", method.to_uppercase());
+            let mut declared = Vec::new();
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                let placeholder = format!("{{{name}}}");
+                match p["in"].as_str() {
+                    Some("path") if !path.contains(&placeholder) => {
+                        problems.push(format!("{at}: `{name}` is declared in: path"))
+                    }
+                    Some("path") => declared.push(placeholder),
+                    Some(_) if path.contains(&placeholder) => {
+                        problems.push(format!("{at}: `{name}` is a path parameter"))
+                    }
+                    _ => {}
+                }
+            }
+            for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                if !declared.iter().any(|d| d == seg) {
+                    problems.push(format!("{at}: {seg} is not declared"));
+                }
+            }
+            let secured = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            if !secured {
+                problems.push(format!("{at}: no bearer security"));
+                continue;
+            }
+            let schema = &op["responses"]["401"]["content"]["application/json"]["schema"];
+            if schema["$ref"] != error_body {
+                problems.push(format!("{at}: no 401 with the error body"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The document is public and the token check is not a route of its own.
+    let (s, _) = app.raw("GET", "/api/v1/templates", None, false).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+/// The bounds the OpenAPI document declares are the ones enforced: a page is 1-500 rows at an
+/// offset below 2^63 (a larger one used to reach the database as a negative number), names and
+/// reasons are measured as sent, and a template's UUID is stored in its hyphenated form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_bounds_are_enforced() {
+    let app = TestApp::new().await;
+    for uri in [
+        "/api/v1/templates?limit=0",
+        "/api/v1/awards?limit=501",
+        "/api/v1/jobs?offset=9223372036854775808",
+        "/api/v1/events?offset=18446744073709551615",
+        "/api/v1/learners?limit=-1",
+    ] {
+        let (s, body) = app.get(uri).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(body["code"], "invalid_query", "{uri}");
+    }
+    let (s, _) = app
+        .get("/api/v1/events?limit=500&offset=9223372036854775807")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let long = format!(" {}", "x".repeat(255));
+    let (s, body) = app.post("/api/v1/templates", json!({"name": long})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_field");
+    let (s, body) = app
+        .post("/api/v1/templates", json!({"name": "Demo\n"}))
+        .await;
+    assert_eq!(body["code"], "invalid_field", "{s} {body}");
+
+    let (s, t) = app
+        .post(
+            "/api/v1/templates",
+            json!({"name": "Braced", "uuid": "{0192F1D2-3C4D-7E5F-8A9B-0C1D2E3F4A5B}"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    assert_eq!(t["id"], "0192f1d2-3c4d-7e5f-8a9b-0c1d2e3f4a5b");
+
+    let reason = format!("{} ", "r".repeat(1000));
+    let (s, body) = app
+        .post(
+            "/api/v1/awards",
+            json!({"template": t["id"], "learner": "ann", "reason": reason}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_reason");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_events_awards_and_rejections() {
     let app = TestApp::new().await;

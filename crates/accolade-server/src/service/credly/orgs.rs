@@ -59,8 +59,9 @@ fn validate_input(org_id: &str, api_key: &str) -> Result<(), CredlyFailure> {
             detail: format!("`{org_id}` is not a UUID; Credly organization ids look like 37659132-1c9e-4aba-8849-d1e4cb175e67"),
         });
     }
+    // At most 512 bytes as sent, at least 8 once trimmed (the admin API's document says so).
     let key = api_key.trim();
-    if key.len() < 8 || key.len() > 512 || key.chars().any(|c| c.is_control() || c == ':') {
+    if key.len() < 8 || api_key.len() > 512 || api_key.chars().any(|c| c.is_control() || c == ':') {
         return Err(CredlyFailure::Invalid {
             code: "invalid_api_key",
             detail: "the API key must be 8 to 512 printable characters without `:`".into(),
