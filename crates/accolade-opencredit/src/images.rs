@@ -210,8 +210,7 @@ pub fn inspect(bytes: &[u8], limits: Limits) -> Result<Header, ImageError> {
         width,
         height,
     };
-    if width > limits.max_side || height > limits.max_side || header.pixels() > limits.max_pixels
-    {
+    if width > limits.max_side || height > limits.max_side || header.pixels() > limits.max_pixels {
         return Err(ImageError::TooManyPixels {
             width,
             height,
@@ -274,12 +273,34 @@ fn rgba_png(image: &RgbaImage) -> Vec<u8> {
 }
 
 /// The square of `side` covering `image`: its centred square, scaled (a non-square upload is
-/// cropped rather than distorted). Cropping first means only the kept pixels are resampled.
+/// cropped rather than distorted).
+///
+/// A large image is first shrunk with a cheap box filter until its short side is twice `side`,
+/// so the finer filter (Catmull-Rom) resamples a small image: this keeps both the time and the
+/// filter's working buffer (32-bit floats, source width x `side`) small whatever the upload.
 fn cover(image: &RgbaImage, side: u32) -> RgbaImage {
     let (width, height) = image.dimensions();
-    let square = width.min(height);
-    let centre = imageops::crop_imm(image, (width - square) / 2, (height - square) / 2, square, square);
-    imageops::resize(&*centre, side, side, imageops::FilterType::CatmullRom)
+    let short = width.min(height);
+    let shrunk;
+    let image = if short > 2 * side {
+        let scale = f64::from(2 * side) / f64::from(short);
+        let fit = |n: u32| ((f64::from(n) * scale).round() as u32).max(2 * side);
+        shrunk = imageops::thumbnail(image, fit(width), fit(height));
+        &shrunk
+    } else {
+        image
+    };
+    let (width, height) = image.dimensions();
+    let short = width.min(height);
+    let cropped;
+    let square = if width == height {
+        image
+    } else {
+        let (x, y) = ((width - short) / 2, (height - short) / 2);
+        cropped = imageops::crop_imm(image, x, y, short, short).to_image();
+        &cropped
+    };
+    imageops::resize(square, side, side, imageops::FilterType::CatmullRom)
 }
 
 /// Renders every size code of `kind`, square and centred. Returns `None` as soon as `stop()`
@@ -526,8 +547,14 @@ mod tests {
         // The same header within the budget passes inspection; decoding then finds it corrupt.
         let within = webp_header_only(2048, 2048);
         let header = inspect(&within, Limits::default()).unwrap();
-        assert_eq!((header.width, header.height, header.pixels()), (2048, 2048, DEFAULT_MAX_PIXELS));
-        assert_eq!(decode(&within, Limits::default()).unwrap_err().code(), "corrupt_image");
+        assert_eq!(
+            (header.width, header.height, header.pixels()),
+            (2048, 2048, DEFAULT_MAX_PIXELS)
+        );
+        assert_eq!(
+            decode(&within, Limits::default()).unwrap_err().code(),
+            "corrupt_image"
+        );
     }
 
     #[test]
@@ -577,9 +604,11 @@ mod tests {
             assert!(got.is_none(), "stopped after {allowed} stages");
             assert_eq!(asked.get(), allowed + 1);
         }
-        let all = prepare(&data, header, Limits::default(), ImageKind::Avatar, &|| false)
-            .unwrap()
-            .unwrap();
+        let all = prepare(&data, header, Limits::default(), ImageKind::Avatar, &|| {
+            false
+        })
+        .unwrap()
+        .unwrap();
         for r in &all.sizes {
             let back = image::load_from_memory(&r.png).unwrap();
             assert_eq!((back.width(), back.height()), (r.side, r.side));

@@ -155,7 +155,15 @@ async fn apply_fields(
             let store = &state.opencredit.media;
             let workers = &state.opencredit.images;
             f.image = Some(
-                media::store(workers, store, ImageKind::Badge, bytes, limits, "attachment").await?,
+                media::store(
+                    workers,
+                    store,
+                    ImageKind::Badge,
+                    bytes,
+                    limits,
+                    "attachment",
+                )
+                .await?,
             );
         }
         None if image_required => {

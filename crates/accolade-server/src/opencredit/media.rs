@@ -167,9 +167,7 @@ pub async fn store(
     let refused = |e: images::ImageError| OcError::field(field, image_status(&e), e.to_string());
     let header = images::inspect(&bytes, limits).map_err(refused)?;
     let prepared = images_budget
-        .run(move |cancel| {
-            images::prepare(&bytes, header, limits, kind, &|| cancel.is_cancelled())
-        })
+        .run(move |cancel| images::prepare(&bytes, header, limits, kind, &|| cancel.is_cancelled()))
         .await
         .map_err(|e| match e {
             Refused::Busy => busy(),

@@ -226,7 +226,10 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert!(stopped.load(Ordering::Acquire), "the running job saw its token");
+        assert!(
+            stopped.load(Ordering::Acquire),
+            "the running job saw its token"
+        );
         // The slot is free again, and the abandoned caller's job never ran.
         assert_eq!(budget.run(|_| 1).await, Ok(1));
         assert!(!started.load(Ordering::Acquire));

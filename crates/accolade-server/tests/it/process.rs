@@ -141,7 +141,14 @@ impl Operator {
 
     /// A new Open Credit app on `tier` (`accolade opencredit create-app`).
     pub fn opencredit_app(&self, tier: &str) -> OcApp {
-        let out = self.ok(&["opencredit", "create-app", "--name", "Test app", "--tier", tier]);
+        let out = self.ok(&[
+            "opencredit",
+            "create-app",
+            "--name",
+            "Test app",
+            "--tier",
+            tier,
+        ]);
         let line = |prefix: &str| {
             out.lines()
                 .find_map(|l| l.strip_prefix(prefix))
