@@ -109,7 +109,7 @@ proptest! {
         }
         let keep = data.len() - cut.index(data.len() / 2 + 1);
         data.truncate(keep);
-        let limits = Limits { max_bytes: 1 << 20, max_side: 64 };
+        let limits = Limits { max_bytes: 1 << 20, max_side: 64, max_pixels: 64 * 64 };
         if let Ok(img) = images::decode(&data, limits) {
             prop_assert!(img.width() <= 64 && img.height() <= 64);
             for r in images::render(&img, ImageKind::Avatar).into_iter().take(2) {

@@ -131,3 +131,10 @@ pub fn webhook_deliveries_created(n: u64) {
 pub fn webhook_delivery(outcome: &'static str) {
     counter!("accolade_webhook_deliveries_total", "outcome" => outcome).increment(1);
 }
+
+/// A job of a blocking-pool budget (`service/blocking.rs`, e.g. `opencredit_images`), by what
+/// became of it: `done`, `busy` (refused, the wait was full) or `abandoned` (its request went
+/// away before or while it ran).
+pub fn blocking_job(budget: &'static str, outcome: &'static str) {
+    counter!("accolade_blocking_jobs_total", "budget" => budget, "outcome" => outcome).increment(1);
+}

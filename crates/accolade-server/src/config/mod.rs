@@ -52,6 +52,10 @@ pub struct OpenCreditConfig {
     pub public_url: String,
     pub max_image_bytes: usize,
     pub max_image_side: u32,
+    /// Pixel budget of an upload (width x height), checked against its header.
+    pub max_image_pixels: u64,
+    /// Uploads decoded at once; 0 = cores - 1 (at least 1).
+    pub image_workers: usize,
     pub access_token_days: i64,
     pub rate_limits: bool,
     pub rate_limit_redis_url: String,
@@ -482,6 +486,9 @@ impl Config {
         let oc = &self.opencredit;
         if oc.max_image_bytes < 1024 || oc.max_image_side < 600 {
             bail!("opencredit.max_image_bytes must be at least 1024 and opencredit.max_image_side at least 600 (the largest size code)");
+        }
+        if oc.max_image_pixels < 600 * 600 {
+            bail!("opencredit.max_image_pixels must be at least 360000 (600 x 600, the largest size code)");
         }
         if oc.access_token_days < 1 {
             bail!("opencredit.access_token_days must be at least 1");

@@ -32,6 +32,7 @@ pub fn limits(state: &AppState) -> Limits {
     Limits {
         max_bytes: state.config.opencredit.max_image_bytes,
         max_side: state.config.opencredit.max_image_side,
+        max_pixels: state.config.opencredit.max_image_pixels,
     }
 }
 
@@ -152,8 +153,18 @@ async fn apply_fields(
     match media::upload(params, "attachment", limits)? {
         Some(bytes) => {
             let store = &state.opencredit.media;
-            f.image =
-                Some(media::store(store, ImageKind::Badge, bytes, limits, "attachment").await?);
+            let workers = &state.opencredit.images;
+            f.image = Some(
+                media::store(
+                    workers,
+                    store,
+                    ImageKind::Badge,
+                    bytes,
+                    limits,
+                    "attachment",
+                )
+                .await?,
+            );
         }
         None if image_required => {
             return Err(OcError::field(

@@ -1,6 +1,7 @@
-//! Stored images: every upload is decoded within limits, rendered at each size code of its
-//! kind and written as `<kind>/<name>.png` and `<kind>/<name>_<code>.png`, under
-//! `opencredit.media_root` or, when `opencredit.s3.bucket` is set, in an S3-compatible bucket
+//! Stored images: every upload is checked against the pixel budget from its header, decoded
+//! and rendered at each size code of its kind on an image worker (a bounded budget on the
+//! blocking pool, `service/blocking.rs`) and written as `<kind>/<name>.png` and
+//! `<kind>/<name>_<code>.png`, under `opencredit.media_root` or, when `opencredit.s3.bucket` is set, in an S3-compatible bucket
 //! ([`MediaStore`]); `GET /v1.1/media/<kind>/<file>` serves them from either.
 //!
 //! Names are random and never reused (a new upload gets a new name), so the files can be cached
@@ -13,7 +14,7 @@ use accolade_opencredit::images::{self, ImageKind, Limits};
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use object_store::ObjectStore;
@@ -21,6 +22,7 @@ use object_store::ObjectStore;
 use super::envelope::OcError;
 use super::params::Params;
 use crate::config::OpenCreditConfig;
+use crate::service::blocking::{self, Budget, Refused};
 use crate::state::AppState;
 
 /// Where images live.
@@ -136,36 +138,69 @@ fn image_status(e: &images::ImageError) -> &'static str {
     }
 }
 
+/// Uploads that may wait for an image worker; beyond them the answer is 503 at once.
+pub const IMAGE_QUEUE: usize = 16;
+
+/// The image workers of `opencredit.image_workers` (0 = cores - 1) and their queue.
+pub fn image_budget(config: &OpenCreditConfig) -> Budget {
+    Budget::new(
+        "opencredit_images",
+        blocking::workers_for(config.image_workers),
+        IMAGE_QUEUE,
+    )
+}
+
 /// Decodes, renders and stores an upload; returns the stored name.
+///
+/// The header is checked first, here on the runtime (cheap: no pixel is decoded), so an upload
+/// over the pixel budget is refused without waiting for a worker. Decoding and rendering run on
+/// an image worker ([`Budget`]): a full queue is answered 503 `IMAGE_QUEUE_FULL` at once, and
+/// when the request ends early (client gone, 408) the work stops at its next stage.
 pub async fn store(
+    images_budget: &Budget,
     media: &MediaStore,
     kind: ImageKind,
     bytes: Vec<u8>,
     limits: Limits,
     field: &str,
 ) -> Result<String, OcError> {
+    let refused = |e: images::ImageError| OcError::field(field, image_status(&e), e.to_string());
+    let header = images::inspect(&bytes, limits).map_err(refused)?;
+    let prepared = images_budget
+        .run(move |cancel| images::prepare(&bytes, header, limits, kind, &|| cancel.is_cancelled()))
+        .await
+        .map_err(|e| match e {
+            Refused::Busy => busy(),
+            Refused::Failed => OcError::internal("decoding an image failed"),
+        })?
+        .map_err(refused)?
+        // Stopped only once the request is gone; nobody reads this answer.
+        .ok_or_else(|| OcError::internal("image processing stopped"))?;
     let name = format!("{}{}", &folder(kind)[..1], uuid::Uuid::new_v4().simple());
-    let field_name = field.to_string();
-    let rendered = tokio::task::spawn_blocking(move || {
-        let img = images::decode(&bytes, limits)
-            .map_err(|e| OcError::field(&field_name, image_status(&e), e.to_string()))?;
-        let mut files = vec![(String::new(), images::to_png(&img))];
-        files.extend(
-            images::render(&img, kind)
-                .into_iter()
-                .map(|r| (format!("_{}", r.code), r.png)),
-        );
-        Ok::<_, OcError>(files)
-    })
-    .await
-    .map_err(OcError::internal)??;
-    for (suffix, png) in rendered {
+    let files = std::iter::once((String::new(), prepared.original)).chain(
+        prepared
+            .sizes
+            .into_iter()
+            .map(|r| (format!("_{}", r.code), r.png)),
+    );
+    for (suffix, png) in files {
         media
             .put(&format!("{}/{name}{suffix}.png", folder(kind)), png)
             .await
             .map_err(OcError::internal)?;
     }
     Ok(name)
+}
+
+/// Every image worker is busy and the queue is full.
+fn busy() -> OcError {
+    let mut e = OcError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "IMAGE_QUEUE_FULL",
+        "too many images are being processed; try again shortly",
+    );
+    e.retry_after = Some(1);
+    e
 }
 
 /// The public URL of a stored image (without a size code).

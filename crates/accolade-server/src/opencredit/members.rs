@@ -525,6 +525,7 @@ pub async fn set_avatar(
             )
         })?;
         let name = super::media::store(
+            &state.opencredit.images,
             &state.opencredit.media,
             ImageKind::Avatar,
             bytes,

@@ -52,6 +52,8 @@ pub struct OpenCredit {
     pub mailer: mail::Mailer,
     /// Where images are stored (media_root or an S3-compatible bucket).
     pub media: media::MediaStore,
+    /// Workers that decode and render uploads, and the bounded wait for them.
+    pub images: crate::service::blocking::Budget,
     tokens: Mutex<HashMap<String, OcToken>>,
     members: Mutex<HashMap<i64, (Instant, OcMember)>>,
 }
@@ -62,6 +64,7 @@ impl OpenCredit {
             limiter: limiter::Limiter::new(&config.rate_limit_redis_url)?,
             mailer: mail::Mailer::new(&config.mail)?,
             media: media::MediaStore::new(config)?,
+            images: media::image_budget(config),
             tokens: Mutex::new(HashMap::new()),
             members: Mutex::new(HashMap::new()),
         })

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod auth;
+pub mod blocking;
 pub mod bus;
 pub mod credly;
 pub mod ingest;

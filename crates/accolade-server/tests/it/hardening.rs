@@ -1,14 +1,17 @@
 //! Issue 16's findings reproduced against the released binary: each test is the attack, and
 //! fails on a build without its fix.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{passing, rules_passed, DEMO, PASSING};
-use crate::process::{eventually, login_csrf, Operator, Served, ADMIN_PASSWORD};
+use crate::process::{eventually, login_csrf, opencredit_post, Operator, Served, ADMIN_PASSWORD};
 
 /// Row 17: the database file (learners' addresses, sealed keys) is created readable by its
 /// owner only, and so are SQLite's `-wal` and `-shm` files.
@@ -1272,4 +1275,244 @@ async fn tokens_expire_and_are_revoked_from_the_cli() {
         },
     )
     .await;
+}
+
+/// A PNG of one colour, compressed hard: about a thousandth of its decoded size.
+fn one_colour_png(width: u32, height: u32) -> Vec<u8> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let img = image::RgbImage::from_pixel(width, height, image::Rgb([200, 30, 60]));
+    let mut out = Vec::new();
+    let encoder =
+        PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::NoFilter);
+    img.write_with_encoder(encoder).unwrap();
+    out
+}
+
+/// A lossless WebP of one colour: a few kilobytes whatever its dimensions.
+fn one_colour_webp(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbaImage::from_pixel(width, height, image::Rgba([200, 30, 60, 255]));
+    let mut out = Vec::new();
+    img.write_with_encoder(image::codecs::webp::WebPEncoder::new_lossless(&mut out))
+        .unwrap();
+    out
+}
+
+/// Latencies of `GET /health/live`, one probe every 10 ms until `done` is true and at least
+/// `at_least` has passed.
+async fn probe_liveness(
+    server: &Served,
+    at_least: Duration,
+    done: impl Fn() -> bool,
+) -> Vec<Duration> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut times = Vec::new();
+    while !(done() && started.elapsed() >= at_least) {
+        let t = Instant::now();
+        let res = client.get(server.url("/health/live")).send().await.unwrap();
+        assert!(res.status().is_success());
+        times.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    times.sort();
+    times
+}
+
+/// The 99th percentile of sorted latencies.
+fn p99(sorted: &[Duration]) -> Duration {
+    sorted[(sorted.len() * 99).div_ceil(100) - 1]
+}
+
+/// An Open Credit answer: the status, `Retry-After` and the envelope.
+type OcAnswer = (u16, Option<String>, serde_json::Value);
+
+/// Adds one to its counter when dropped.
+struct CountOnDrop(Arc<AtomicUsize>);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// `n` concurrent `POST /v1.1/badges` with `attachment`; a counter of the answered ones and
+/// the tasks (each gives the status, `Retry-After` and the envelope).
+fn upload_badges(
+    server: &Served,
+    app: &crate::process::OcApp,
+    token: &str,
+    attachment: &str,
+    n: usize,
+) -> (Arc<AtomicUsize>, Vec<tokio::task::JoinHandle<OcAnswer>>) {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let tasks = (0..n)
+        .map(|i| {
+            let (http, base, app) = (server.http.clone(), server.base.clone(), app.clone());
+            let (token, attachment, answered) =
+                (token.to_string(), attachment.to_string(), answered.clone());
+            tokio::spawn(async move {
+                // Counted however the upload ends, a failed request included.
+                let _answered = CountOnDrop(answered);
+                let title = format!("Badge {i}");
+                opencredit_post(
+                    &http,
+                    &base,
+                    &app,
+                    "/badges",
+                    &[
+                        ("access_token", &token),
+                        ("title", &title),
+                        ("attachment", &attachment),
+                    ],
+                )
+                .await
+            })
+        })
+        .collect();
+    (answered, tasks)
+}
+
+/// Row 4: an image costs by its pixels, not its bytes. A lossless WebP of a few kilobytes
+/// declaring 4096 x 4096 (within `max_image_side`) was decoded and rendered in full, each upload
+/// on its own blocking thread: 40 at once took the server from 141 MB to 3.87 GB, and the work
+/// went on after the requests' 408. Uploads are now checked against the pixel budget (`max_image_pixels`, 2048 x
+/// 2048) from their header, before anything is decoded, and refused with 400 IMAGE_TOO_LARGE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_image_uploads_cost_neither_memory_nor_liveness() {
+    let op = Operator::new("image-bombs");
+    let app = op.opencredit_app("enterprise");
+    let server = op.serve(&[]).await;
+    let token = server.opencredit_member(&app, "ada@example.org").await;
+    let bomb = one_colour_webp(4096, 4096);
+    assert!(bomb.len() < 10_000, "{} bytes", bomb.len());
+    let attachment = base64::engine::general_purpose::STANDARD.encode(&bomb);
+    let rss_before = server.memory_kib("VmRSS");
+    let (answered, uploads) = upload_badges(&server, &app, &token, &attachment, 40);
+    let live = probe_liveness(&server, Duration::from_secs(1), || {
+        answered.load(Ordering::Acquire) == 40
+    })
+    .await;
+    let peak = server.memory_kib("VmHWM");
+    let answers = futures::future::join_all(uploads).await;
+    eprintln!(
+        "40 hostile uploads of {} bytes: RSS {} MB before, peak {} MB; /health/live p99 {:?} of {} probes (max {:?})",
+        bomb.len(),
+        rss_before / 1024,
+        peak / 1024,
+        p99(&live),
+        live.len(),
+        live.last().unwrap()
+    );
+    assert!(peak < 400 * 1024, "peak RSS {} MB", peak / 1024);
+    assert!(p99(&live) < Duration::from_millis(100), "{live:?}");
+    for answer in answers {
+        let (status, _, body) = answer.expect("an answer");
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["meta"]["status"], "IMAGE_TOO_LARGE", "{body}");
+        let why = body["meta"]["more_info"]["attachment"].as_str().unwrap();
+        assert!(
+            why.contains("4096x4096") && why.contains("4194304"),
+            "{why}"
+        );
+    }
+    let stored = std::fs::read_dir(op.path("accolade-data/media/badges"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(stored, 0, "nothing was rendered");
+}
+
+/// `accolade_blocking_jobs_total` of the image workers for one outcome (0 before the first).
+async fn image_jobs(server: &Served, outcome: &str) -> u64 {
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("accolade_blocking_jobs_total{"))
+        .filter(|l| {
+            l.contains(r#"budget="opencredit_images""#)
+                && l.contains(&format!(r#"outcome="{outcome}""#))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// Row 4, the other half: uploads within the budget still cost a worker each. With one image
+/// worker, 40 at once: one runs, 16 wait their turn and are stored, the rest are answered 503
+/// IMAGE_QUEUE_FULL at once instead of all being decoded side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_image_uploads_wait_for_an_image_worker_or_are_refused_at_once() {
+    let op = Operator::new("image-queue").set("ACCOLADE_OPENCREDIT__IMAGE_WORKERS", "1");
+    let app = op.opencredit_app("enterprise");
+    let server = op.serve(&[]).await;
+    let token = server.opencredit_member(&app, "ada@example.org").await;
+    // Exactly the budget: 2048 x 2048.
+    let attachment = base64::engine::general_purpose::STANDARD.encode(one_colour_png(2048, 2048));
+    let (answered, uploads) = upload_badges(&server, &app, &token, &attachment, 40);
+    let live = probe_liveness(&server, Duration::from_secs(1), || {
+        answered.load(Ordering::Acquire) == 40
+    })
+    .await;
+    let peak = server.memory_kib("VmHWM");
+    let (mut stored, mut busy) = (0, 0);
+    for upload in uploads {
+        let (status, retry_after, body) = upload.await.unwrap();
+        match status {
+            200 => {
+                assert!(body["data"].is_i64(), "{body}");
+                stored += 1;
+            }
+            503 => {
+                assert_eq!(body["meta"]["status"], "IMAGE_QUEUE_FULL", "{body}");
+                assert_eq!(retry_after.as_deref(), Some("1"));
+                busy += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    eprintln!(
+        "40 uploads at the budget: {stored} stored, {busy} busy; peak RSS {} MB; /health/live p99 {:?} of {} probes",
+        peak / 1024,
+        p99(&live),
+        live.len()
+    );
+    assert!(stored >= 17 && busy >= 1, "{stored} stored, {busy} busy");
+    assert_eq!(image_jobs(&server, "busy").await, busy);
+    assert_eq!(image_jobs(&server, "done").await, stored);
+    assert!(peak < 400 * 1024, "peak RSS {} MB", peak / 1024);
+    assert!(p99(&live) < Duration::from_millis(100), "{live:?}");
+}
+
+/// Row 4: decoding went on after the request had been answered 408. Now a waiting upload whose
+/// request is gone never starts, and a running one stops before its next stage, so the server
+/// is idle soon after the last answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn image_work_stops_when_its_request_times_out() {
+    let op = Operator::new("image-timeout")
+        .set("ACCOLADE_OPENCREDIT__IMAGE_WORKERS", "1")
+        .set("ACCOLADE_HTTP__REQUEST_TIMEOUT_SECS", "1");
+    let app = op.opencredit_app("enterprise");
+    let server = op.serve(&[]).await;
+    let token = server.opencredit_member(&app, "ada@example.org").await;
+    let attachment = base64::engine::general_purpose::STANDARD.encode(one_colour_png(2048, 2048));
+    let (_, uploads) = upload_badges(&server, &app, &token, &attachment, 12);
+    let mut timed_out = 0;
+    for upload in uploads {
+        let (status, _, body) = upload.await.unwrap();
+        assert!(status == 200 || status == 408, "{status}: {body}");
+        timed_out += usize::from(status == 408);
+    }
+    assert!(timed_out >= 1, "no request timed out");
+    let cpu_then = server.cpu_time();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cpu_after = server.cpu_time() - cpu_then;
+    eprintln!("{timed_out} of 12 uploads timed out; CPU in the 1.5 s after: {cpu_after:?}");
+    assert!(cpu_after < Duration::from_millis(500), "{cpu_after:?}");
+    assert!(image_jobs(&server, "abandoned").await >= 1);
 }

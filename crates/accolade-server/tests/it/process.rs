@@ -139,6 +139,28 @@ impl Operator {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// A new Open Credit app on `tier` (`accolade opencredit create-app`).
+    pub fn opencredit_app(&self, tier: &str) -> OcApp {
+        let out = self.ok(&[
+            "opencredit",
+            "create-app",
+            "--name",
+            "Test app",
+            "--tier",
+            tier,
+        ]);
+        let line = |prefix: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in {out}"))
+                .to_string()
+        };
+        OcApp {
+            key: line("X-Api-Key: "),
+            secret: line("X-Api-Secret: "),
+        }
+    }
+
     /// A new API token (`accolade admin create-token`).
     pub fn token(&self) -> String {
         self.ok(&["admin", "create-token", "--name", "test"])
@@ -289,6 +311,110 @@ impl Served {
             .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
+}
+
+/// An Open Credit app's credentials.
+#[derive(Clone)]
+pub struct OcApp {
+    pub key: String,
+    pub secret: String,
+}
+
+impl Served {
+    /// `POST /v1.1{path}` with the app's credentials and a form body: the status, the
+    /// `Retry-After` header and the JSON envelope.
+    pub async fn opencredit_post(
+        &self,
+        app: &OcApp,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, Option<String>, Value) {
+        opencredit_post(&self.http, &self.base, app, path, form).await
+    }
+
+    /// Registers a verified member (the app's tier must allow verified accounts) and signs it
+    /// in; its access token.
+    pub async fn opencredit_member(&self, app: &OcApp, email: &str) -> String {
+        let password = "correct horse battery staple";
+        let (status, _, body) = self
+            .opencredit_post(
+                app,
+                "/authenticate/register",
+                &[
+                    ("email", email),
+                    ("password", password),
+                    ("first_name", "Ada"),
+                    ("last_name", "Lovelace"),
+                    ("verified", "1"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let r = self
+            .http
+            .post(self.url("/v1.1/authenticate"))
+            .header("X-Api-Key", &app.key)
+            .header("X-Api-Secret", &app.secret)
+            .basic_auth(email, Some(password))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = r.json().await.unwrap();
+        body["data"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {body}"))
+            .to_string()
+    }
+
+    /// One line of `/proc/<pid>/status` of the server, in KiB: `VmRSS` (resident now) or
+    /// `VmHWM` (the most it has been resident).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {status}"))
+    }
+
+    /// CPU time the server process used so far, all threads, user and system.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("the server's /proc stat");
+        // After the command name in parentheses: state is field 3, utime 14 and stime 15.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // USER_HZ is 100 on Linux.
+        Duration::from_millis(ticks * 10)
+    }
+}
+
+/// [`Served::opencredit_post`] with any client (for tasks that do not borrow the server).
+pub async fn opencredit_post(
+    http: &reqwest::Client,
+    base: &str,
+    app: &OcApp,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, Option<String>, Value) {
+    let r = http
+        .post(format!("{base}/v1.1{path}"))
+        .header("X-Api-Key", &app.key)
+        .header("X-Api-Secret", &app.secret)
+        .form(form)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST /v1.1{path}: {e}"));
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, retry_after, r.json().await.unwrap_or(Value::Null))
 }
 
 impl Drop for Served {
