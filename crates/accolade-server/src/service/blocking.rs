@@ -1,5 +1,5 @@
-//! CPU-heavy work (decoding and rendering uploaded images) off the async runtime, within a
-//! budget.
+//! CPU-heavy work (decoding and rendering uploaded images, password hashes) off the async
+//! runtime, within a budget.
 //!
 //! Work of this kind takes a core for a long time: on the async runtime it stalls every other
 //! request, and started without a limit on the blocking pool (up to 512 threads) a burst of it
@@ -13,7 +13,7 @@
 //! [`CancellationToken`] cancelled and stops at its next check between stages. Its slot is held
 //! by the job itself, so it is given back as soon as the work stops, and only then.
 //!
-//! `web/password.rs` applies the same idea to argon2 with a fixed budget.
+//! `web/password.rs` runs argon2 sign-in checks on a budget of its own.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -7,6 +7,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use rand::RngCore;
 
+use crate::service::blocking::{workers_for, Budget};
+
 /// Shortest password `accolade admin create-user` accepts.
 pub const MIN_LENGTH: usize = 12;
 
@@ -44,13 +46,11 @@ const MAX_WAITING: usize = 64;
 /// Verifications run at once: argon2 takes a core for tens of milliseconds (more in debug
 /// builds), so on the async runtime a burst of sign-ins stalls every other request. They run on
 /// the blocking pool instead, at most one core's worth less than the machine has, so requests
-/// keep a core to themselves.
-fn slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    SLOTS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
-    })
+/// keep a core to themselves. A sign-in whose request ends while it waits gives its place back
+/// (the budget counts waiting callers with a drop guard).
+fn budget() -> &'static Budget {
+    static BUDGET: OnceLock<Budget> = OnceLock::new();
+    BUDGET.get_or_init(|| Budget::new("sign_in", workers_for(0), MAX_WAITING))
 }
 
 /// Why a sign-in could not be checked.
@@ -60,26 +60,18 @@ pub struct Busy;
 /// [`verify`] (or, with no hash, [`verify_dummy`]) off the async runtime within the sign-in
 /// budget; `Err(Busy)` when too many sign-ins already wait, so a flood costs bounded work.
 pub async fn verify_off_runtime(password: &str, hash: Option<&str>) -> Result<bool, Busy> {
-    static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    use std::sync::atomic::Ordering;
-    if WAITING.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
-        WAITING.fetch_sub(1, Ordering::AcqRel);
-        return Err(Busy);
-    }
-    let permit = slots().acquire().await;
-    WAITING.fetch_sub(1, Ordering::AcqRel);
-    let _permit = permit.map_err(|_| Busy)?;
     let password = password.to_string();
     let hash = hash.map(str::to_string);
-    tokio::task::spawn_blocking(move || match hash {
-        Some(h) => verify(&password, &h),
-        None => {
-            verify_dummy(&password);
-            false
-        }
-    })
-    .await
-    .map_err(|_| Busy)
+    budget()
+        .run(move |_| match hash {
+            Some(h) => verify(&password, &h),
+            None => {
+                verify_dummy(&password);
+                false
+            }
+        })
+        .await
+        .map_err(|_| Busy)
 }
 
 /// Why a new password is refused, if it is.
@@ -105,6 +97,34 @@ mod tests {
         assert!(!verify("correct horse battery", "not a phc string"));
         // Salted: the same password hashes differently.
         assert_ne!(h, hash("correct horse battery").unwrap());
+    }
+
+    /// Sign-ins whose requests ended while they waited for a turn (408, client gone) once kept
+    /// counting as waiting: after 64 of them every sign-in was refused as busy until a restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sign_ins_dropped_while_waiting_give_their_place_back() {
+        let h = hash("correct horse battery").unwrap();
+        for _ in 0..3 {
+            let dropped: Vec<_> = (0..MAX_WAITING + 8)
+                .map(|_| {
+                    let h = h.clone();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(
+                            std::time::Duration::from_millis(1),
+                            verify_off_runtime("wrong", Some(&h)),
+                        )
+                        .await;
+                    })
+                })
+                .collect();
+            for d in dropped {
+                d.await.unwrap();
+            }
+        }
+        assert_eq!(
+            verify_off_runtime("correct horse battery", Some(&h)).await,
+            Ok(true)
+        );
     }
 
     #[test]
