@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod award;
+pub mod credly_sync;
 pub mod engine;
 pub mod error;
 pub mod event;

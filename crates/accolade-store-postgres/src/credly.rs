@@ -7,12 +7,14 @@
 use std::collections::HashMap;
 
 use accolade_domain::award::Award;
+use accolade_domain::credly_sync::{
+    check_foreign, deactivates, plan_apply, plan_sync, stored_name, ApplyStep, Foreign, SyncStep,
+};
 use accolade_domain::outbox::kind;
-use accolade_domain::template::{Origin, Template};
+use accolade_domain::template::Template;
 use accolade_store::{
     CredlyKey, CredlyNotification, CredlyOrganization, NewCredlyNotification,
     NewCredlyOrganization, Page, Paged, ProviderTemplate, StoreError, SyncSummary, TemplateChange,
-    PROVIDER_STATE_GONE,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -211,38 +213,16 @@ fn clean(p: ProviderTemplate) -> ProviderTemplate {
     }
 }
 
-/// Credly requires names, but an empty one must not break the sync.
-fn name_or_id(p: &ProviderTemplate) -> &str {
-    if p.name.trim().is_empty() {
-        &p.id
-    } else {
-        p.name.trim()
-    }
-}
-
-fn differs(t: &Template, p: &ProviderTemplate) -> bool {
-    t.name != name_or_id(p)
-        || t.description != p.description
-        || t.image_url != p.image_url
-        || t.provider_state != p.state
-}
-
-fn foreign(org_id: &str, id: &str) -> StoreError {
+fn conflict(f: Foreign) -> StoreError {
     StoreError::Conflict {
         code: "template_exists",
-        detail: format!("template {id} already exists outside Credly organization {org_id}"),
+        detail: f.to_string(),
     }
 }
 
-/// A template with this id that is not one of this organization's Credly templates is a conflict
-/// an operator must see, not something to overwrite.
-fn check_foreign(existing: Option<Template>, org_id: &str, id: &str) -> Result<Option<Template>> {
-    match existing {
-        Some(t) if t.origin != Origin::Credly || t.organization_id.as_deref() != Some(org_id) => {
-            Err(foreign(org_id, id))
-        }
-        other => Ok(other),
-    }
+/// The template with this id, unless it is taken outside this organization's Credly templates.
+async fn existing(c: &mut PgConnection, org_id: &str, id: &str) -> Result<Option<Template>> {
+    check_foreign(find_template(c, id).await?, org_id, id).map_err(conflict)
 }
 
 async fn insert_provider_template(
@@ -256,7 +236,7 @@ async fn insert_provider_template(
          VALUES ($1, $2, $3, $4, 'credly', $5, FALSE, TRUE, $6, $7, $7)",
     )
     .bind(&p.id)
-    .bind(name_or_id(p))
+    .bind(stored_name(p))
     .bind(&p.description)
     .bind(p.image_url.as_deref())
     .bind(&p.state)
@@ -266,7 +246,10 @@ async fn insert_provider_template(
     .await
     .map_err(|e| {
         if is_unique_violation(&e) {
-            foreign(org_id, &p.id)
+            conflict(Foreign {
+                id: p.id.clone(),
+                organization_id: org_id.to_string(),
+            })
         } else {
             db(e)
         }
@@ -281,13 +264,13 @@ async fn update_provider_template(
     t: &Template,
     p: &ProviderTemplate,
 ) -> Result<bool> {
-    let deactivate = t.is_active && p.state != "active";
+    let deactivate = deactivates(t, p);
     sqlx::query(
         "UPDATE templates SET name = $2, description = $3, image_url = $4, provider_state = $5, \
          is_active = CASE WHEN $6 THEN FALSE ELSE is_active END, updated_at = $7 WHERE id = $1",
     )
     .bind(&t.id)
-    .bind(name_or_id(p))
+    .bind(stored_name(p))
     .bind(&p.description)
     .bind(p.image_url.as_deref())
     .bind(&p.state)
@@ -310,56 +293,32 @@ pub async fn sync_templates(
 ) -> Result<SyncSummary> {
     let org_id = &*text(org_id);
     get_org(c, org_id).await?;
-    let mut known = org_templates(c, org_id).await?;
-    let mut summary = SyncSummary {
-        pages,
-        ..SyncSummary::default()
-    };
+    let known = org_templates(c, org_id).await?;
+    let plan = plan_sync(known, active.into_iter().map(clean).collect());
     let mut config_changed = false;
-    for p in active.into_iter().map(clean) {
-        match known.remove(&p.id) {
-            None => {
+    for step in &plan.steps {
+        match step {
+            SyncStep::Create(p) => {
                 // Checked on a dry run too, so that it fails where the real run would.
-                check_foreign(find_template(c, &p.id).await?, org_id, &p.id)?;
+                existing(c, org_id, &p.id).await?;
                 if !dry_run {
-                    insert_provider_template(c, org_id, &p).await?;
+                    insert_provider_template(c, org_id, p).await?;
                 }
-                summary.created += 1;
             }
-            Some(t) if differs(&t, &p) => {
+            SyncStep::Update { current, to } | SyncStep::Deactivate { current, to } => {
                 if !dry_run {
-                    config_changed |= update_provider_template(c, &t, &p).await?;
+                    config_changed |= update_provider_template(c, current, to).await?;
                 }
-                summary.updated += 1;
             }
-            Some(_) => summary.unchanged += 1,
         }
     }
-    // Whatever this organization had that Credly no longer lists as active (in id order, so
-    // concurrent writers lock rows in one order).
-    let mut gone: Vec<Template> = known.into_values().collect();
-    gone.sort_by(|a, b| a.id.cmp(&b.id));
-    for t in &gone {
-        if t.provider_state == "active" || t.is_active {
-            if !dry_run {
-                let p = ProviderTemplate {
-                    id: t.id.clone(),
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    image_url: t.image_url.clone(),
-                    state: if t.provider_state == "active" {
-                        PROVIDER_STATE_GONE.to_string()
-                    } else {
-                        t.provider_state.clone()
-                    },
-                };
-                config_changed |= update_provider_template(c, t, &p).await?;
-            }
-            summary.deactivated += 1;
-        } else {
-            summary.unchanged += 1;
-        }
-    }
+    let summary = SyncSummary {
+        created: plan.created,
+        updated: plan.updated,
+        deactivated: plan.deactivated,
+        unchanged: plan.unchanged,
+        pages,
+    };
     if !dry_run {
         if config_changed {
             bump_version(c).await?;
@@ -388,35 +347,19 @@ pub async fn apply_template(
     get_org(c, org_id).await?;
     let p = clean(p);
     let id = p.id.clone();
-    let existing = check_foreign(find_template(c, &id).await?, org_id, &id)?;
-    let change = match existing {
-        None if p.state == "deleted" => return Ok((None, TemplateChange::Missing)),
-        None => {
+    let change = match plan_apply(existing(c, org_id, &id).await?, p) {
+        ApplyStep::Missing => return Ok((None, TemplateChange::Missing)),
+        ApplyStep::Create(p) => {
             insert_provider_template(c, org_id, &p).await?;
             TemplateChange::Created
         }
-        Some(t) => {
-            // A deleted event may carry only the id: keep the fields we have.
-            let p = if p.state == "deleted" {
-                ProviderTemplate {
-                    id: t.id.clone(),
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    image_url: t.image_url.clone(),
-                    state: p.state,
-                }
-            } else {
-                p
-            };
-            if differs(&t, &p) {
-                if update_provider_template(c, &t, &p).await? {
-                    bump_version(c).await?;
-                }
-                TemplateChange::Updated
-            } else {
-                TemplateChange::Unchanged
+        ApplyStep::Update { current, to } => {
+            if update_provider_template(c, &current, &to).await? {
+                bump_version(c).await?;
             }
+            TemplateChange::Updated
         }
+        ApplyStep::Unchanged => TemplateChange::Unchanged,
     };
     Ok((Some(config::template(c, &id).await?), change))
 }

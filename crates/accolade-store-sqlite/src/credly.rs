@@ -3,12 +3,14 @@
 use std::collections::HashMap;
 
 use accolade_domain::award::Award;
+use accolade_domain::credly_sync::{
+    check_foreign, deactivates, plan_apply, plan_sync, stored_name, ApplyStep, Foreign, SyncStep,
+};
 use accolade_domain::outbox::kind;
-use accolade_domain::template::{Origin, Template};
+use accolade_domain::template::Template;
 use accolade_store::{
     CredlyKey, CredlyNotification, CredlyOrganization, NewCredlyNotification,
     NewCredlyOrganization, Page, Paged, ProviderTemplate, StoreError, SyncSummary, TemplateChange,
-    PROVIDER_STATE_GONE,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -142,15 +144,6 @@ fn org_templates(c: &Connection, org_id: &str) -> Result<HashMap<String, Templat
     Ok(list.into_iter().map(|t| (t.id.clone(), t)).collect())
 }
 
-fn differs(t: &Template, p: &ProviderTemplate) -> bool {
-    // Compared with the name as stored (trimmed, or the id when empty), or such a template
-    // would count as updated at every sync.
-    t.name != name_or_id(p)
-        || t.description != p.description
-        || t.image_url != p.image_url
-        || t.provider_state != p.state
-}
-
 fn insert_provider_template(c: &Connection, org_id: &str, p: &ProviderTemplate) -> Result<()> {
     let now = ts(Utc::now());
     // A template id is global: if a template with this id exists under another organization or
@@ -161,7 +154,7 @@ fn insert_provider_template(c: &Connection, org_id: &str, p: &ProviderTemplate) 
          VALUES (?1, ?2, ?3, ?4, 'credly', ?5, 0, 1, ?6, ?7, ?7)",
         params![
             p.id,
-            name_or_id(p),
+            stored_name(p),
             p.description,
             p.image_url,
             p.state,
@@ -171,13 +164,10 @@ fn insert_provider_template(c: &Connection, org_id: &str, p: &ProviderTemplate) 
     )
     .map_err(|e| {
         if rows::is_unique_violation(&e) {
-            StoreError::Conflict {
-                code: "template_exists",
-                detail: format!(
-                    "template {} already exists outside Credly organization {org_id}",
-                    p.id
-                ),
-            }
+            conflict(Foreign {
+                id: p.id.clone(),
+                organization_id: org_id.to_string(),
+            })
         } else {
             db(e)
         }
@@ -185,26 +175,17 @@ fn insert_provider_template(c: &Connection, org_id: &str, p: &ProviderTemplate) 
     Ok(())
 }
 
-/// Credly requires names, but an empty one must not break the sync.
-fn name_or_id(p: &ProviderTemplate) -> &str {
-    if p.name.trim().is_empty() {
-        &p.id
-    } else {
-        p.name.trim()
-    }
-}
-
 /// Writes the provider's fields; deactivates when the provider state is not `active`.
 /// Returns whether the template was active: then the rules index (which carries names and images
 /// into outbox payloads) must be rebuilt, so the caller bumps the configuration version.
 fn update_provider_template(c: &Connection, t: &Template, p: &ProviderTemplate) -> Result<bool> {
-    let deactivate = t.is_active && p.state != "active";
+    let deactivate = deactivates(t, p);
     c.execute(
         "UPDATE templates SET name = ?2, description = ?3, image_url = ?4, provider_state = ?5, \
          is_active = CASE WHEN ?6 THEN 0 ELSE is_active END, updated_at = ?7 WHERE id = ?1",
         params![
             t.id,
-            name_or_id(p),
+            stored_name(p),
             p.description,
             p.image_url,
             p.state,
@@ -216,17 +197,15 @@ fn update_provider_template(c: &Connection, t: &Template, p: &ProviderTemplate) 
     Ok(t.is_active)
 }
 
-fn check_foreign(existing: Option<Template>, org_id: &str, id: &str) -> Result<Option<Template>> {
-    match existing {
-        Some(t) if t.origin != Origin::Credly || t.organization_id.as_deref() != Some(org_id) => {
-            Err(StoreError::Conflict {
-                code: "template_exists",
-                detail: format!(
-                    "template {id} already exists outside Credly organization {org_id}"
-                ),
-            })
-        }
-        other => Ok(other),
+/// The template with this id, unless it is taken outside this organization's Credly templates.
+fn existing(c: &Connection, org_id: &str, id: &str) -> Result<Option<Template>> {
+    check_foreign(template(c, id).ok(), org_id, id).map_err(conflict)
+}
+
+fn conflict(f: Foreign) -> StoreError {
+    StoreError::Conflict {
+        code: "template_exists",
+        detail: f.to_string(),
     }
 }
 
@@ -238,53 +217,31 @@ pub fn sync_templates(
     dry_run: bool,
 ) -> Result<SyncSummary> {
     get_org(c, org_id)?;
-    let mut known = org_templates(c, org_id)?;
-    let mut summary = SyncSummary {
-        pages,
-        ..SyncSummary::default()
-    };
+    let plan = plan_sync(org_templates(c, org_id)?, active);
     let mut config_changed = false;
-    for p in &active {
-        match known.remove(&p.id) {
-            None => {
+    for step in &plan.steps {
+        match step {
+            SyncStep::Create(p) => {
                 // Checked on a dry run too, so that it fails where the real run would.
-                check_foreign(template(c, &p.id).ok(), org_id, &p.id)?;
+                existing(c, org_id, &p.id)?;
                 if !dry_run {
                     insert_provider_template(c, org_id, p)?;
                 }
-                summary.created += 1;
             }
-            Some(t) if differs(&t, p) => {
+            SyncStep::Update { current, to } | SyncStep::Deactivate { current, to } => {
                 if !dry_run {
-                    config_changed |= update_provider_template(c, &t, p)?;
+                    config_changed |= update_provider_template(c, current, to)?;
                 }
-                summary.updated += 1;
             }
-            Some(_) => summary.unchanged += 1,
         }
     }
-    // Whatever this organization had that Credly no longer lists as active.
-    for t in known.values() {
-        if t.provider_state == "active" || t.is_active {
-            if !dry_run {
-                let gone = ProviderTemplate {
-                    id: t.id.clone(),
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    image_url: t.image_url.clone(),
-                    state: if t.provider_state == "active" {
-                        PROVIDER_STATE_GONE.to_string()
-                    } else {
-                        t.provider_state.clone()
-                    },
-                };
-                config_changed |= update_provider_template(c, t, &gone)?;
-            }
-            summary.deactivated += 1;
-        } else {
-            summary.unchanged += 1;
-        }
-    }
+    let summary = SyncSummary {
+        created: plan.created,
+        updated: plan.updated,
+        deactivated: plan.deactivated,
+        unchanged: plan.unchanged,
+        pages,
+    };
     if !dry_run {
         if config_changed {
             bump_version(c)?;
@@ -311,35 +268,19 @@ pub fn apply_template(
 ) -> Result<(Option<Template>, TemplateChange)> {
     get_org(c, org_id)?;
     let id = p.id.clone();
-    let existing = check_foreign(template(c, &id).ok(), org_id, &id)?;
-    let change = match existing {
-        None if p.state == "deleted" => return Ok((None, TemplateChange::Missing)),
-        None => {
+    let change = match plan_apply(existing(c, org_id, &id)?, p) {
+        ApplyStep::Missing => return Ok((None, TemplateChange::Missing)),
+        ApplyStep::Create(p) => {
             insert_provider_template(c, org_id, &p)?;
             TemplateChange::Created
         }
-        Some(t) => {
-            // A deleted event may carry only the id: keep the fields we have.
-            let p = if p.state == "deleted" {
-                ProviderTemplate {
-                    id: t.id.clone(),
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    image_url: t.image_url.clone(),
-                    state: p.state,
-                }
-            } else {
-                p
-            };
-            if differs(&t, &p) {
-                if update_provider_template(c, &t, &p)? {
-                    bump_version(c)?;
-                }
-                TemplateChange::Updated
-            } else {
-                TemplateChange::Unchanged
+        ApplyStep::Update { current, to } => {
+            if update_provider_template(c, &current, &to)? {
+                bump_version(c)?;
             }
+            TemplateChange::Updated
         }
+        ApplyStep::Unchanged => TemplateChange::Unchanged,
     };
     Ok((Some(template(c, &id)?), change))
 }

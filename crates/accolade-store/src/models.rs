@@ -404,20 +404,7 @@ pub struct SyncSummary {
     pub pages: u32,
 }
 
-/// A badge template as Credly describes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProviderTemplate {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub image_url: Option<String>,
-    /// `draft`, `active`, `archived`, or `deleted` (a `badge_template.deleted` webhook).
-    pub state: String,
-}
-
-/// Provider state given to templates that dropped out of Credly's active list at a full sync
-/// (archived, back to draft or deleted: the active-only listing cannot tell which).
-pub const PROVIDER_STATE_GONE: &str = "inactive";
+pub use accolade_domain::credly_sync::{ProviderTemplate, PROVIDER_STATE_GONE};
 
 /// What applying one provider template did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
