@@ -29,7 +29,7 @@ pub struct Inner {
     /// Outbound webhooks (HTTP client, secret sealing, retry policy).
     pub webhooks: Webhooks,
     /// The Open Credit API's limiter, mailer and caches.
-    pub opencredit: Arc<crate::opencredit::OpenCredit>,
+    pub opencredit: Arc<crate::opencredit::runtime::OpenCredit>,
     /// Recently verified admin tokens.
     pub tokens: TokenCache,
     /// Cancelled on shutdown.
@@ -57,7 +57,9 @@ impl AppState {
             &config.ingest,
             shutdown.clone(),
         );
-        let opencredit = Arc::new(crate::opencredit::OpenCredit::new(&config.opencredit)?);
+        let opencredit = Arc::new(crate::opencredit::runtime::OpenCredit::new(
+            &config.opencredit,
+        )?);
         Ok(AppState(Arc::new(Inner {
             store,
             config: Arc::new(config),

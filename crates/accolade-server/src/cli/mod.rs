@@ -772,23 +772,7 @@ async fn doctor(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How a `doctor` check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    Ok,
-    Warn,
-    Fail,
-}
-
-impl Level {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Ok => "ok",
-            Level::Warn => "WARN",
-            Level::Fail => "FAIL",
-        }
-    }
-}
+pub use crate::service::checks::Level;
 
 /// The checks of `accolade doctor` once the database is open: database, Credly keys (expiry,
 /// decryption), dead outbox jobs, dead webhook deliveries. One line per finding.

@@ -246,6 +246,17 @@ pub struct SecretsConfig {
     pub key_file: PathBuf,
 }
 
+/// The 32-byte secrets key from its base64 form (`secrets.key`, or the key file's text).
+pub fn decode_key(b64: &str) -> anyhow::Result<[u8; 32]> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .context("not base64")?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| anyhow::anyhow!("{} bytes instead of 32", b.len()))
+}
+
 impl std::fmt::Debug for SecretsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SecretsConfig")
@@ -569,8 +580,7 @@ impl Config {
         }
         crate::service::webhooks::destination::Destinations::parse(&hooks.allowed_destinations)?;
         if !self.secrets.key.is_empty() {
-            crate::service::secrets::decode_key(&self.secrets.key)
-                .context("secrets.key must be 32 bytes in base64")?;
+            decode_key(&self.secrets.key).context("secrets.key must be 32 bytes in base64")?;
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!("log.format must be `text` or `json`");

@@ -7,104 +7,17 @@
 //! Names are random and never reused (a new upload gets a new name), so the files can be cached
 //! by anyone forever.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use accolade_opencredit::images::{self, ImageKind, Limits};
-use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use object_store::ObjectStore;
-
 use super::envelope::OcError;
+use super::media_store::MediaStore;
 use super::params::Params;
-use crate::config::OpenCreditConfig;
-use crate::service::blocking::{self, Budget, Refused};
+use crate::service::blocking::{Budget, Refused};
 use crate::state::AppState;
-
-/// Where images live.
-pub enum MediaStore {
-    Local(PathBuf),
-    S3 {
-        store: Arc<dyn ObjectStore>,
-        prefix: String,
-    },
-}
-
-impl MediaStore {
-    pub fn new(config: &OpenCreditConfig) -> anyhow::Result<MediaStore> {
-        let s3 = &config.s3;
-        if s3.bucket.is_empty() {
-            return Ok(MediaStore::Local(config.media_root.clone()));
-        }
-        let mut builder = object_store::aws::AmazonS3Builder::new()
-            .with_bucket_name(&s3.bucket)
-            .with_region(&s3.region);
-        if !s3.endpoint.is_empty() {
-            builder = builder
-                .with_endpoint(&s3.endpoint)
-                .with_allow_http(s3.endpoint.starts_with("http://"))
-                .with_virtual_hosted_style_request(false);
-        }
-        if !s3.access_key_id.is_empty() {
-            builder = builder
-                .with_access_key_id(&s3.access_key_id)
-                .with_secret_access_key(&s3.secret_access_key);
-        }
-        Ok(MediaStore::S3 {
-            store: Arc::new(builder.build()?),
-            prefix: s3.prefix.trim_matches('/').to_string(),
-        })
-    }
-
-    fn key(prefix: &str, relative: &str) -> object_store::path::Path {
-        if prefix.is_empty() {
-            object_store::path::Path::from(relative)
-        } else {
-            object_store::path::Path::from(format!("{prefix}/{relative}"))
-        }
-    }
-
-    /// Writes `<relative>` (e.g. `badges/b…_3.png`).
-    pub async fn put(&self, relative: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
-        match self {
-            MediaStore::Local(root) => {
-                let path = root.join(relative);
-                if let Some(dir) = path.parent() {
-                    tokio::fs::create_dir_all(dir).await?;
-                }
-                tokio::fs::write(path, bytes).await?;
-            }
-            MediaStore::S3 { store, prefix } => {
-                store
-                    .put(&Self::key(prefix, relative), bytes.into())
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads `<relative>`; `None` when it does not exist.
-    pub async fn get(&self, relative: &str) -> anyhow::Result<Option<Bytes>> {
-        match self {
-            MediaStore::Local(root) => match tokio::fs::read(root.join(relative)).await {
-                Ok(data) => Ok(Some(Bytes::from(data))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e.into()),
-            },
-            MediaStore::S3 { store, prefix } => {
-                match store.get(&Self::key(prefix, relative)).await {
-                    Ok(found) => Ok(Some(found.bytes().await?)),
-                    Err(object_store::Error::NotFound { .. }) => Ok(None),
-                    Err(e) => Err(e.into()),
-                }
-            }
-        }
-    }
-}
 
 fn folder(kind: ImageKind) -> &'static str {
     match kind {
@@ -136,18 +49,6 @@ fn image_status(e: &images::ImageError) -> &'static str {
         images::ImageError::BadBase64(_) => "INVALID_BASE64",
         images::ImageError::Corrupt(_) => "CORRUPT_IMAGE",
     }
-}
-
-/// Uploads that may wait for an image worker; beyond them the answer is 503 at once.
-pub const IMAGE_QUEUE: usize = 16;
-
-/// The image workers of `opencredit.image_workers` (0 = cores - 1) and their queue.
-pub fn image_budget(config: &OpenCreditConfig) -> Budget {
-    Budget::new(
-        "opencredit_images",
-        blocking::workers_for(config.image_workers),
-        IMAGE_QUEUE,
-    )
 }
 
 /// Decodes, renders and stores an upload; returns the stored name.

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod auth;
 pub mod blocking;
 pub mod bus;
+pub mod checks;
 pub mod credly;
 pub mod ingest;
 pub mod progress;

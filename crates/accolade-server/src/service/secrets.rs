@@ -13,7 +13,7 @@ use base64::Engine;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
-use crate::config::SecretsConfig;
+use crate::config::{decode_key, SecretsConfig};
 
 /// Format version of sealed values (first byte), so the scheme can change later.
 const VERSION: u8 = 1;
@@ -28,15 +28,6 @@ impl std::fmt::Debug for SecretBox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SecretBox(***)")
     }
-}
-
-pub fn decode_key(b64: &str) -> anyhow::Result<[u8; 32]> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .context("not base64")?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| anyhow::anyhow!("{} bytes instead of 32", b.len()))
 }
 
 impl SecretBox {
