@@ -1,7 +1,6 @@
 //! `POST /api/v1/events` (ingest, one event or an array) and the inbox listings.
 
-use accolade_domain::event::IncomingEvent;
-use accolade_store::{EventOutcome, RejectedEvent};
+use accolade_store::EventOutcome;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -16,6 +15,7 @@ use super::dto::*;
 use super::extract::{json_bytes, parse_json, ApiQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics as m;
+use crate::service::admission::{admit, Admission};
 use crate::service::ingest::IngestError;
 use crate::state::AppState;
 
@@ -68,36 +68,19 @@ pub async fn ingest_events(
     let mut events = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     let mut records = Vec::new();
-    // Rules are matched here, on this request's thread, not on the single database writer's
-    // (which re-evaluates only if the index is rebuilt before the batch commits).
+    // Rules are matched here (service::admission), on this request's thread, not on the single
+    // database writer's (which re-evaluates only if the index is rebuilt before the batch commits).
     let rules = state.index.current();
     for (index, item) in items.into_iter().enumerate() {
-        match IncomingEvent::from_value(item) {
-            Ok(mut ev) => {
-                ev.matches = Some(rules.matches(&ev.event_type, &ev.payload));
-                events.push(ev);
-            }
-            Err((e, item)) => {
-                m::event_rejected(e.code());
-                records.push(RejectedEvent {
-                    event_id: item
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .map(|s| s.chars().take(255).collect()),
-                    event_type: item
-                        .get("event_type")
-                        .and_then(Value::as_str)
-                        .map(|s| s.chars().take(255).collect()),
-                    code: e.code().to_string(),
-                    detail: e.to_string(),
-                    source: "http".into(),
-                    received_at: now,
-                });
+        match admit(&rules, item, "http".into(), now) {
+            Admission::Accepted(ev) => events.push(ev),
+            Admission::Rejected { record, reason } => {
                 rejected.push(RejectionBody {
                     index,
-                    code: e.code().to_string(),
-                    detail: e.to_string(),
+                    code: record.code.clone(),
+                    detail: reason.to_string(),
                 });
+                records.push(record);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Use cases shared by the JSON API, the CLI and the workers. Handlers stay thin and call these.
 
+pub mod admission;
 pub mod apply;
 pub mod auth;
 pub mod blocking;

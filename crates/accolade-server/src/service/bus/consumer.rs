@@ -33,6 +33,7 @@ use tokio::task::JoinSet;
 
 use crate::config::EventBusConfig;
 use crate::metrics as m;
+use crate::service::admission::{admit, Admission};
 use crate::state::AppState;
 
 /// Batches read and queued for the writer but not yet acknowledged, at most.
@@ -215,6 +216,7 @@ impl Consumer {
         pipeline: &mut Pipeline,
     ) -> anyhow::Result<()> {
         let now = Utc::now();
+        let rules = state.index.current();
         let mut events: Vec<IncomingEvent> = Vec::with_capacity(entries.len());
         let mut dead: Vec<RejectedEvent> = Vec::new();
         let mut ignored = 0usize;
@@ -232,28 +234,9 @@ impl Consumer {
                         ignored += 1;
                         continue;
                     }
-                    let event_type = event_type.to_string();
-                    match IncomingEvent::from_value(json) {
-                        Ok(mut ev) => {
-                            // Matched here, off the single database writer (see api::events).
-                            ev.matches =
-                                Some(state.index.current().matches(&ev.event_type, &ev.payload));
-                            events.push(ev);
-                        }
-                        Err((err, json)) => {
-                            m::event_rejected(err.code());
-                            dead.push(RejectedEvent {
-                                event_id: json
-                                    .get("id")
-                                    .and_then(|v| v.as_str())
-                                    .map(str::to_string),
-                                event_type: Some(event_type),
-                                code: err.code().to_string(),
-                                detail: err.to_string(),
-                                source,
-                                received_at: now,
-                            });
-                        }
+                    match admit(&rules, json, source, now) {
+                        Admission::Accepted(ev) => events.push(ev),
+                        Admission::Rejected { record, .. } => dead.push(record),
                     }
                 }
                 Err(err) => {
