@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Refuses event types the operator has not configured (`events.types`).
 pub fn ensure_configured(state: &AppState, event_type: &str) -> Result<(), ApiError> {
     accolade_domain::event::validate_event_type(event_type)?;
-    if state.config.events.types.iter().any(|t| t == event_type) {
+    if state.config.events.is_configured(event_type) {
         Ok(())
     } else {
         Err(ApiError::bad_request(

@@ -64,7 +64,7 @@ pub async fn setup(
         Some(format!("http://{addr}/badges/credly/webhook/")),
     );
     let synced = sync::sync_org(&state.credly, store, DEMO_ORG_ID, false).await?;
-    if !state.config.events.types.iter().any(|t| t == PASSING) {
+    if !state.config.events.is_configured(PASSING) {
         anyhow::bail!("the demo needs {PASSING} in events.types");
     }
     let desired = apply::parse(&rules()).context("the demo rules")?;

@@ -316,7 +316,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|r| &r.event_type)
                     .chain(d.penalties.iter().map(|p| &p.event_type))
                 {
-                    if !config.events.types.contains(r) {
+                    if !config.events.is_configured(r) {
                         anyhow::bail!(
                             "in {}: {} uses event type `{r}`, which is not in events.types",
                             file.display(),

@@ -346,6 +346,13 @@ pub struct EventsConfig {
     pub ignored_keypaths: Vec<String>,
 }
 
+impl EventsConfig {
+    /// Whether requirements, penalties and the event bus accept `event_type` (`events.types`).
+    pub fn is_configured(&self, event_type: &str) -> bool {
+        self.types.iter().any(|t| t == event_type)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerConfig {

@@ -78,7 +78,7 @@ fn rules_from(form: &[(String, String)]) -> Result<Vec<DataRule>, String> {
 
 fn event_type_of(state: &AppState, form: &[(String, String)]) -> Result<String, String> {
     let t = one(form, "event_type").trim();
-    if state.config.events.types.iter().any(|c| c == t) {
+    if state.config.events.is_configured(t) {
         Ok(t.to_string())
     } else {
         Err(format!(

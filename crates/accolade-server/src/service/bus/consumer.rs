@@ -230,7 +230,7 @@ impl Consumer {
                         .get("event_type")
                         .and_then(|v| v.as_str())
                         .unwrap_or_default();
-                    if !state.config.events.types.iter().any(|t| t == event_type) {
+                    if !state.config.events.is_configured(event_type) {
                         ignored += 1;
                         continue;
                     }
