@@ -121,6 +121,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { code, detail } => ApiError::Conflict { code, detail },
             StoreError::Domain(d) => d.into(),
             StoreError::Other(msg) => ApiError::Internal(anyhow::anyhow!(msg)),
+            e @ StoreError::Backend { .. } => ApiError::Internal(anyhow::Error::new(e)),
         }
     }
 }

@@ -81,8 +81,30 @@ pub fn json_text(v: &Value) -> String {
 }
 
 /// `StoreError` for any database failure.
+/// An sqlx error as a [`StoreError::Backend`]: connection and pool failures, serialization
+/// failures and deadlocks (SQLSTATE class 40), lost connections (08), exhausted resources (53)
+/// and a server shutting down (57P01-57P03) may pass; other refused statements will not.
 pub fn db(e: sqlx::Error) -> StoreError {
-    StoreError::Other(e.to_string())
+    StoreError::Backend {
+        retryable: retryable(&e),
+        source: Box::new(e),
+    }
+}
+
+fn retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(_) => sqlstate(e).is_some_and(|code| {
+            code.starts_with("40")
+                || code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
 }
 
 /// The SQLSTATE of a database error, if `e` is one.
@@ -322,5 +344,22 @@ mod tests {
             .single()
             .unwrap_or_default();
         assert_eq!(micros(after).timestamp_subsec_nanos(), 123_456_000);
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn connection_and_pool_failures_may_pass_refused_statements_do_not() {
+        assert!(db(sqlx::Error::PoolTimedOut).is_retryable());
+        assert!(db(sqlx::Error::PoolClosed).is_retryable());
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(db(sqlx::Error::Io(io)).is_retryable());
+        assert!(!db(sqlx::Error::RowNotFound).is_retryable());
+        assert!(!db(sqlx::Error::ColumnNotFound("x".into())).is_retryable());
+        let e = db(sqlx::Error::PoolTimedOut);
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

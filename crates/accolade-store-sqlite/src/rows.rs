@@ -38,8 +38,25 @@ impl std::fmt::Display for BadValue {
 }
 impl std::error::Error for BadValue {}
 
+/// A rusqlite error as a [`StoreError::Backend`]: busy or locked database files and I/O
+/// failures may pass; a refused statement (constraint, misuse, corrupt file) will not.
 pub fn db(e: rusqlite::Error) -> StoreError {
-    StoreError::Other(e.to_string())
+    StoreError::Backend {
+        retryable: retryable(&e),
+        source: Box::new(e),
+    }
+}
+
+fn retryable(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | OutOfMemory
+            )
+    )
 }
 
 /// Whether a rusqlite error is a UNIQUE/PRIMARY KEY violation.
@@ -179,4 +196,37 @@ pub fn token(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
         expires_at: opt_ts(r.get(5)?)?,
         revoked_at: opt_ts(r.get(6)?)?,
     })
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    fn failure(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn busy_and_io_failures_may_pass_refused_statements_do_not() {
+        use rusqlite::ffi;
+        for code in [
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_LOCKED,
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_FULL,
+        ] {
+            assert!(db(failure(code)).is_retryable(), "{code}");
+        }
+        for code in [
+            ffi::SQLITE_CONSTRAINT,
+            ffi::SQLITE_MISUSE,
+            ffi::SQLITE_CORRUPT,
+        ] {
+            assert!(!db(failure(code)).is_retryable(), "{code}");
+        }
+        assert!(!db(rusqlite::Error::QueryReturnedNoRows).is_retryable());
+        // The backend's error stays reachable as the source.
+        let e = db(failure(ffi::SQLITE_BUSY));
+        assert!(std::error::Error::source(&e).is_some());
+    }
 }

@@ -14,7 +14,17 @@ pub enum StoreError {
     /// A domain validation failed inside a store operation (e.g. no free group letter).
     #[error(transparent)]
     Domain(#[from] accolade_domain::DomainError),
-    /// Anything else: the database is unreachable, a query failed, the data is corrupt.
+    /// The database failed the call (unreachable, busy, a statement refused). `retryable`: the
+    /// same call may succeed later unchanged (a lost connection, a lock or serialization
+    /// conflict, an exhausted pool), as the backend's error code says; otherwise retrying will
+    /// not help. The backend's error is kept as the source.
+    #[error("storage failure: {source}")]
+    Backend {
+        retryable: bool,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Anything else: stored data that cannot be read back, a task that failed.
     #[error("storage failure: {0}")]
     Other(String),
 }
@@ -22,6 +32,19 @@ pub enum StoreError {
 impl StoreError {
     pub fn not_found(what: &'static str) -> Self {
         StoreError::NotFound { what }
+    }
+
+    /// Whether the same call may succeed if made again later (see [`StoreError::Backend`]).
+    /// Not-found, conflicts and validation failures never do; `Other` is treated as transient
+    /// (a failed task, data that may be repaired) as it was before errors carried this.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Backend { retryable, .. } => *retryable,
+            StoreError::Other(_) => true,
+            StoreError::NotFound { .. } | StoreError::Conflict { .. } | StoreError::Domain(_) => {
+                false
+            }
+        }
     }
 
     /// A second unrevoked award of one template to one learner, refused by the database.

@@ -8,7 +8,7 @@ use accolade_domain::event::IncomingEvent;
 use accolade_domain::outbox::kind;
 
 use super::support::*;
-use crate::{EventOutcome, IndexCache, Page, RequirementPatch, Store, StoreError};
+use crate::{EventOutcome, IndexCache, Page, RequirementPatch, Store};
 
 /// Replaying an event id inside the same batch is a `Duplicate` and changes nothing, even when
 /// the body differs (the id is the dedup key).
@@ -461,7 +461,7 @@ async fn deliver(
     for _ in 0..5 {
         match store.process_events(events.clone(), index).await {
             Ok(out) => return out,
-            Err(e @ StoreError::Other(_)) => last = Some(e),
+            Err(e) if e.is_retryable() => last = Some(e),
             Err(e) => panic!("process_events failed: {e:?}"),
         }
     }

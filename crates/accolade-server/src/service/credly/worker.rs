@@ -256,8 +256,9 @@ pub fn settle(
             };
         }
         CredlyFailure::Credly(e) => (!e.is_permanent(), e.retry_after(), e.code()),
-        CredlyFailure::Store(StoreError::Other(_)) => (true, None, "storage"),
-        CredlyFailure::Store(_) => (false, None, "not_found"),
+        CredlyFailure::Store(e) if e.is_retryable() => (true, None, "storage"),
+        CredlyFailure::Store(StoreError::NotFound { .. }) => (false, None, "not_found"),
+        CredlyFailure::Store(_) => (false, None, "storage"),
         CredlyFailure::Invalid { code, .. } => (false, None, *code),
         CredlyFailure::Backlog { .. } => (true, None, "backlog"),
         CredlyFailure::Internal(_) => (false, None, "internal"),
