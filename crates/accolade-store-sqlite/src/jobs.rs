@@ -2,7 +2,7 @@
 
 use accolade_domain::outbox::Job;
 use accolade_store::{
-    ApiToken, Decide, JobFilter, JobResult, NewApiToken, Page, Paged, StoreError, StoreStats,
+    ApiToken, JobFilter, JobResult, NewApiToken, Page, Paged, StoreError, StoreStats,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
@@ -118,48 +118,6 @@ pub fn claim_jobs(
 
 pub fn finish_job(c: &Connection, id: &str, result: JobResult, now: DateTime<Utc>) -> Result<()> {
     record_result(c, id, result, now, 0)
-}
-
-/// Due jobs of `kinds` (pending and due, or running with an expired lease), oldest first, as
-/// they will be after this attempt (`attempts + 1`), without claiming them: for
-/// [`complete_due`], which records their results in the same transaction.
-fn due_jobs(c: &Connection, kinds: &[&str], limit: u32, now: DateTime<Utc>) -> Result<Vec<Job>> {
-    let sql = format!(
-        "SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({}) ORDER BY run_at",
-        due_ids(kinds.len())
-    );
-    let args = due_args(kinds, &ts(now), limit);
-    let mut jobs: Vec<Job> = c
-        .prepare_cached(&sql)
-        .and_then(|mut s| s.query_map(params_from_iter(args), rows::job)?.collect())
-        .map_err(db)?;
-    for j in &mut jobs {
-        j.attempts += 1;
-    }
-    Ok(jobs)
-}
-
-/// Runs due jobs that need no I/O in the caller's transaction: no lease, no `running` state,
-/// one commit for the batch. Returns how many ran.
-pub fn complete_due(
-    c: &Connection,
-    kinds: &[&str],
-    limit: u32,
-    now: DateTime<Utc>,
-    decide: &Decide,
-) -> Result<usize> {
-    if kinds.is_empty() {
-        return Ok(0);
-    }
-    let jobs = due_jobs(c, kinds, limit, now)?;
-    for job in &jobs {
-        let done = decide(job);
-        if let Some((award_id, delivery)) = done.delivery {
-            crate::awards::apply_delivery(c, &award_id, &delivery)?;
-        }
-        record_result(c, &done.job_id, done.result, now, 1)?;
-    }
-    Ok(jobs.len())
 }
 
 /// Records a job's result; `attempted` (0 or 1) is added to its attempt count, for jobs run

@@ -565,21 +565,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn complete_due_jobs(
-        &self,
-        kinds: &[&str],
-        limit: u32,
-        now: DateTime<Utc>,
-        decide: accolade_store::Decide,
-    ) -> Result<usize> {
-        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
-        self.write(move |c| {
-            let k: Vec<&str> = kinds.iter().map(String::as_str).collect();
-            jobs::complete_due(c, &k, limit, now, &decide)
-        })
-        .await
-    }
-
     async fn finish_job(&self, id: &str, result: JobResult, now: DateTime<Utc>) -> Result<()> {
         let id = id.to_string();
         self.write(move |c| jobs::finish_job(c, &id, result, now))

@@ -71,6 +71,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0013_api_token_scopes.sql",
         include_str!("../migrations/0013_api_token_scopes.sql"),
     ),
+    (
+        14,
+        "0014_complete_local_jobs.sql",
+        include_str!("../migrations/0014_complete_local_jobs.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {
@@ -190,6 +195,82 @@ mod tests {
         let expected: Vec<(String, Option<i64>)> =
             expected.iter().map(|(u, s)| (u.to_string(), *s)).collect();
         assert_eq!(heads, expected);
+    }
+
+    /// Local jobs a retired worker would have run are completed by migration 14 as it did;
+    /// Credly jobs and dead jobs are left alone.
+    #[test]
+    fn migration_14_completes_pending_local_jobs() {
+        let c = Connection::open_in_memory().unwrap();
+        for (_, _, sql) in &MIGRATIONS[..13] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO templates (id, name, origin, created_at, updated_at)
+                 VALUES ('t1', 'T', 'local', 't', 't');
+             INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at,
+                                 updated_at) VALUES
+                 ('a1', 't1', 'ann', 1, 'error', 'e', 'w', 'u'),
+                 ('a2', 't1', 'bob', 1, 'revoked', 'e', 'w', 'u'),
+                 ('a3', 't1', 'cy', 1, 'pending', 'e', 'w', 'u');
+             INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at)
+                 VALUES
+                 ('j1', 'award.issue', '{\"award_id\":\"a1\"}', 'pending', 1, 'r', 'c', 'u'),
+                 ('j2', 'award.issue', '{\"award_id\":\"a2\"}', 'running', 1, 'r', 'c', 'u'),
+                 ('j3', 'award.revoke', '{\"award_id\":\"a2\"}', 'pending', 0, 'r', 'c', 'u'),
+                 ('j4', 'credly.issue', '{\"award_id\":\"a3\"}', 'pending', 0, 'r', 'c', 'u'),
+                 ('j5', 'award.issue', '{\"award_id\":\"a3\"}', 'dead', 6, 'r', 'c', 'u');",
+        )
+        .unwrap();
+        c.execute_batch(MIGRATIONS[13].2).unwrap();
+        let awards: Vec<(String, String, bool)> = c
+            .prepare("SELECT id, state, issued_at IS NOT NULL FROM awards ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let awards: Vec<(&str, &str, bool)> = awards
+            .iter()
+            .map(|(a, s, i)| (a.as_str(), s.as_str(), *i))
+            .collect();
+        assert_eq!(
+            awards,
+            [
+                ("a1", "awarded", true),
+                ("a2", "revoked", true),
+                ("a3", "pending", false)
+            ]
+        );
+        let jobs: Vec<(String, String)> = c
+            .prepare("SELECT id, status FROM jobs ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let jobs: Vec<(&str, &str)> = jobs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert_eq!(
+            jobs,
+            [
+                ("j1", "succeeded"),
+                ("j2", "succeeded"),
+                ("j3", "succeeded"),
+                ("j4", "pending"),
+                ("j5", "dead")
+            ]
+        );
+        let issued: String = c
+            .query_row("SELECT issued_at FROM awards WHERE id = 'a1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(crate::rows::parse_ts(&issued).is_ok(), "{issued}");
+        assert_eq!(
+            issued.len(),
+            "2026-12-07T06:10:00.123456Z".len(),
+            "{issued}"
+        );
     }
 
     #[test]

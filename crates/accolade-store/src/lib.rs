@@ -16,5 +16,5 @@ pub use error::StoreError;
 pub use index_cache::IndexCache;
 pub use models::*;
 pub use opencredit::*;
-pub use store::{Decide, Durable, Store};
+pub use store::{Durable, Store};
 pub use webhooks::*;

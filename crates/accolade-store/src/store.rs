@@ -20,9 +20,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Resolves when a commit is durable: see [`Store::process_events_pipelined`].
 pub type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
 
-/// What a local job's run leaves: see [`Store::complete_due_jobs`].
-pub type Decide = std::sync::Arc<dyn Fn(&Job) -> JobCompletion + Send + Sync>;
-
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Backend name for logs and `/health/ready` (`sqlite` or `postgres`).
@@ -177,30 +174,6 @@ pub trait Store: Send + Sync + 'static {
         items: Vec<JobCompletion>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<Award>>>;
-
-    /// Runs up to `limit` due jobs of `kinds` whose work needs no I/O (local templates: issuing
-    /// is recording the issue time): `decide` gives each job's result and delivery, and all are
-    /// recorded. A backend may do it in one transaction with no lease (SQLite does: a busy
-    /// outbox then costs one commit per batch instead of two); this default claims with a
-    /// short lease and finishes, as a worker with I/O would. The job handed to `decide` already
-    /// counts this attempt. Returns how many jobs ran.
-    async fn complete_due_jobs(
-        &self,
-        kinds: &[&str],
-        limit: u32,
-        now: DateTime<Utc>,
-        decide: Decide,
-    ) -> Result<usize> {
-        let jobs = self
-            .claim_jobs(kinds, limit, now, now + chrono::Duration::seconds(60))
-            .await?;
-        let n = jobs.len();
-        if n > 0 {
-            let done = jobs.iter().map(|j| decide(j)).collect();
-            self.finish_jobs(done, now).await?;
-        }
-        Ok(n)
-    }
 
     /// Makes the pending jobs that wait for `org_id`'s key (deferred with
     /// [`JobResult::Defer`]`{ waiting_for_key: Some(org_id), .. }`) due at `now` and clears

@@ -116,7 +116,6 @@ macro_rules! conformance_suite {
             claim_jobs_returns_each_due_job_once,
             expired_lease_is_claimable_again,
             finish_job_succeeded_retry_dead,
-            complete_due_jobs_runs_due_jobs_once,
             list_jobs_filters_by_status_and_kind,
             concurrent_claims_never_share_a_job,
             apply_template_creates_and_is_idempotent,

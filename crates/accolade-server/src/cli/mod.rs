@@ -883,7 +883,6 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
     let state = AppState::new(store, config)?;
     crate::metrics::handle();
     if workers {
-        tokio::spawn(crate::service::worker::run(state.clone()));
         tokio::spawn(crate::service::credly::worker::run(state.clone()));
         tokio::spawn(crate::service::webhooks::worker::run(state.clone()));
         if state.config.opencredit.enabled {
