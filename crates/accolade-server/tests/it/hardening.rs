@@ -473,38 +473,23 @@ async fn credly_server(
     ];
     all.extend_from_slice(env);
     let server = op.serve_env(&[], &all).await.with_token(&token);
-    let (s, r) = server
-        .api(
-            "POST",
-            "/credly/organizations",
+    for (path, body, expected) in [
+        (
+            "/credly/organizations".to_string(),
             Some(json!({"uuid": FLOOD_ORG, "api_key": FLOOD_KEY})),
-        )
-        .await;
-    assert_eq!(s, 201, "{r}");
-    let (s, r) = server
-        .api(
-            "POST",
-            &format!("/credly/organizations/{FLOOD_ORG}/sync"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{r}");
-    let (s, r) = server
-        .api(
-            "POST",
-            &format!("/templates/{FLOOD_TEMPLATE}/requirements"),
+            201,
+        ),
+        (format!("/credly/organizations/{FLOOD_ORG}/sync"), None, 200),
+        (
+            format!("/templates/{FLOOD_TEMPLATE}/requirements"),
             Some(json!({"event_type": PASSING, "rules": rules_passed(DEMO)})),
-        )
-        .await;
-    assert_eq!(s, 201, "{r}");
-    let (s, r) = server
-        .api(
-            "POST",
-            &format!("/templates/{FLOOD_TEMPLATE}/activate"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{r}");
+            201,
+        ),
+        (format!("/templates/{FLOOD_TEMPLATE}/activate"), None, 200),
+    ] {
+        let (s, r) = server.api("POST", &path, body).await;
+        assert_eq!(s, expected, "{path}: {r}");
+    }
     (sb, op, server)
 }
 
