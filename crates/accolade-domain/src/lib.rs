@@ -8,6 +8,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod login;
+pub mod manual;
 pub mod outbox;
 pub mod rules;
 pub mod template;

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use accolade_domain::award::{Award, AwardState};
+use accolade_domain::award::Award;
 use accolade_domain::engine::{RuleIndex, TemplateInfo};
 use accolade_domain::event::LearnerData;
+use accolade_domain::manual;
 use accolade_domain::template::{Template, TemplateConfig};
 use accolade_store::{
     AwardFilter, Delivery, Fulfillment, Learner, ManualChange, Page, Paged, StoreError,
@@ -158,15 +159,7 @@ pub async fn award_manually(
     let learner = lock_learner(c, username).await?;
     let mut changes = Changes::default();
     let latest = changes.latest_award(c, template_id, username).await?;
-    if let Some(a) = &latest {
-        if a.state != AwardState::Revoked {
-            return Err(StoreError::Conflict {
-                code: "already_awarded",
-                detail: format!("{username} already holds this badge (award {})", a.id),
-            });
-        }
-    }
-    let episode = latest.map_or(1, |a| a.episode + 1);
+    let episode = manual::award_episode(username, latest.as_ref())?;
     let award = changes.award(&info, &learner, episode, change.at, None, change.at);
     changes.flush(c).await.map_err(|e| {
         if is_unique_violation(&e) {
@@ -188,12 +181,7 @@ pub async fn revoke_award(
     let learner = lock_learner(c, &seen.learner).await?;
     // Read again under the learner's lock: an event batch may have revoked it meanwhile.
     let award = get_award(c, award_id).await?;
-    if award.state == AwardState::Revoked {
-        return Err(StoreError::Conflict {
-            code: "already_revoked",
-            detail: format!("award {award_id} is already revoked"),
-        });
-    }
+    manual::check_revoke(&award)?;
     let info = template_info(c, &award.template_id).await?;
     let mut changes = Changes::default();
     let revoked = changes.revoke(&info, &learner, award, &change.reason, change.at);

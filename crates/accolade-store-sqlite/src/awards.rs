@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use accolade_domain::award::{Award, AwardState};
+use accolade_domain::award::Award;
 use accolade_domain::engine::{RuleIndex, TemplateInfo};
+use accolade_domain::manual;
 use accolade_store::{
     AwardFilter, Delivery, Fulfillment, Learner, ManualChange, Page, Paged, StoreError,
 };
@@ -119,15 +120,7 @@ pub fn award_manually(
     let info = template_info(c, template_id)?;
     let learner = ensure_learner(c, username)?;
     let latest = latest_award(&mut Statements::new(c), template_id, username)?;
-    if let Some(a) = &latest {
-        if a.state != AwardState::Revoked {
-            return Err(StoreError::Conflict {
-                code: "already_awarded",
-                detail: format!("{username} already holds this badge (award {})", a.id),
-            });
-        }
-    }
-    let episode = latest.map_or(1, |a| a.episode + 1);
+    let episode = manual::award_episode(username, latest.as_ref())?;
     let award = insert_award(
         &mut Statements::new(c),
         &info,
@@ -144,12 +137,7 @@ pub fn award_manually(
 
 pub fn revoke_award(c: &Connection, award_id: &str, change: ManualChange) -> Result<Award> {
     let award = get_award(c, award_id)?;
-    if award.state == AwardState::Revoked {
-        return Err(StoreError::Conflict {
-            code: "already_revoked",
-            detail: format!("award {award_id} is already revoked"),
-        });
-    }
+    manual::check_revoke(&award)?;
     let info = template_info(c, &award.template_id)?;
     let learner = ensure_learner(c, &award.learner)?;
     let award = revoke(

@@ -29,6 +29,16 @@ pub enum StoreError {
     Other(String),
 }
 
+/// A refused manual award or revocation is a conflict with its own code.
+impl From<accolade_domain::manual::ManualRefusal> for StoreError {
+    fn from(r: accolade_domain::manual::ManualRefusal) -> Self {
+        StoreError::Conflict {
+            code: r.code(),
+            detail: r.to_string(),
+        }
+    }
+}
+
 impl StoreError {
     pub fn not_found(what: &'static str) -> Self {
         StoreError::NotFound { what }
