@@ -1,6 +1,7 @@
 //! Credly organizations (add, rotate key, sync), webhook notifications, and the public webhook
 //! receiver `POST /badges/credly/webhook/`.
 
+use accolade_credly::CredlyError;
 use accolade_store::{CredlyNotification, CredlyOrganization, SyncSummary};
 use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
@@ -17,8 +18,45 @@ use super::extract::{ApiJson, ApiQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::service::credly::orgs::{self, key_status, KeyStatus};
 use crate::service::credly::webhook::{self, Notification, Receipt};
-use crate::service::credly::{sync, Credly};
+use crate::service::credly::{sync, Credly, CredlyFailure};
 use crate::state::AppState;
+
+/// How a failed Credly operation is answered over HTTP: a key Credly refuses or an unknown
+/// organization is the caller's to fix (400), Credly failing is 502, an expired key 409.
+impl From<CredlyFailure> for ApiError {
+    fn from(f: CredlyFailure) -> Self {
+        match f {
+            CredlyFailure::Credly(e) => match e {
+                CredlyError::Unauthorized(_) | CredlyError::Forbidden(_) => ApiError::bad_request(
+                    "credly_key_rejected",
+                    format!(
+                        "{e}. Check that the API key is current and belongs to this organization."
+                    ),
+                ),
+                CredlyError::NotFound(_) => ApiError::bad_request(
+                    "credly_org_not_found",
+                    format!("{e}. Check the organization UUID."),
+                ),
+                other => ApiError::BadGateway {
+                    code: other.code(),
+                    detail: other.to_string(),
+                },
+            },
+            e @ CredlyFailure::KeyExpired { .. } => ApiError::Conflict {
+                code: "credly_key_expired",
+                detail: e.to_string(),
+            },
+            CredlyFailure::Store(e) => e.into(),
+            CredlyFailure::Invalid { code, detail } => ApiError::bad_request(code, detail),
+            CredlyFailure::Backlog { detail } => ApiError::Overloaded {
+                code: "webhook_backlog_full",
+                detail,
+                retry_after_secs: 60,
+            },
+            CredlyFailure::Internal(m) => ApiError::Internal(anyhow::anyhow!(m)),
+        }
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -15,8 +15,17 @@ use utoipa_axum::routes;
 use super::dto::{one_of_strings, ListBody, PageQuery};
 use super::extract::{ApiJson, ApiQuery};
 use crate::error::{ApiError, ApiResult};
-use crate::service::webhooks::subscriptions::{self, Subscribe, WithSecret};
+use crate::service::webhooks::subscriptions::{self, Subscribe, SubscriptionError, WithSecret};
 use crate::state::AppState;
+
+impl From<SubscriptionError> for ApiError {
+    fn from(e: SubscriptionError) -> Self {
+        match e {
+            SubscriptionError::Invalid { code, detail } => ApiError::bad_request(code, detail),
+            SubscriptionError::Store(e) => e.into(),
+        }
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -27,7 +27,6 @@ use chrono::{DateTime, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::CredlyConfig;
-use crate::error::ApiError;
 use crate::service::secrets::SecretBox;
 
 /// Shared by handlers, CLI and workers.
@@ -73,41 +72,6 @@ pub enum CredlyFailure {
     Backlog { detail: String },
     #[error("{0}")]
     Internal(String),
-}
-
-impl From<CredlyFailure> for ApiError {
-    fn from(f: CredlyFailure) -> Self {
-        match f {
-            CredlyFailure::Credly(e) => match e {
-                CredlyError::Unauthorized(_) | CredlyError::Forbidden(_) => ApiError::bad_request(
-                    "credly_key_rejected",
-                    format!(
-                        "{e}. Check that the API key is current and belongs to this organization."
-                    ),
-                ),
-                CredlyError::NotFound(_) => ApiError::bad_request(
-                    "credly_org_not_found",
-                    format!("{e}. Check the organization UUID."),
-                ),
-                other => ApiError::BadGateway {
-                    code: other.code(),
-                    detail: other.to_string(),
-                },
-            },
-            e @ CredlyFailure::KeyExpired { .. } => ApiError::Conflict {
-                code: "credly_key_expired",
-                detail: e.to_string(),
-            },
-            CredlyFailure::Store(e) => e.into(),
-            CredlyFailure::Invalid { code, detail } => ApiError::bad_request(code, detail),
-            CredlyFailure::Backlog { detail } => ApiError::Overloaded {
-                code: "webhook_backlog_full",
-                detail,
-                retry_after_secs: 60,
-            },
-            CredlyFailure::Internal(m) => ApiError::Internal(anyhow::anyhow!(m)),
-        }
-    }
 }
 
 impl Credly {

@@ -6,14 +6,32 @@
 //! once.
 
 use accolade_domain::webhook::{is_known_event_type, EVENT_TYPES};
-use accolade_store::{NewWebhook, Store, Webhook, WebhookPatch};
+use accolade_store::{NewWebhook, Store, StoreError, Webhook, WebhookPatch};
 use base64::Engine;
 use rand::RngCore;
 
 use super::destination::Destinations;
 use super::Webhooks;
-use crate::error::ApiError;
 use crate::service::secrets::SecretBox;
+
+/// Why a subscription cannot be made or changed as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    /// The input is refused; `code` is the stable error code (`invalid_webhook_url`, ...).
+    #[error("{detail}")]
+    Invalid { code: &'static str, detail: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SubscriptionError {
+    fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+        SubscriptionError::Invalid {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
 
 /// Longest accepted URL.
 pub const MAX_URL_LEN: usize = 2048;
@@ -40,8 +58,8 @@ pub struct WithSecret {
 }
 
 /// An absolute http(s) URL with a host, at most [`MAX_URL_LEN`] characters.
-pub fn validate_url(url: &str) -> Result<(), ApiError> {
-    let bad = |why: &str| ApiError::bad_request("invalid_webhook_url", format!("url: {why}"));
+pub fn validate_url(url: &str) -> Result<(), SubscriptionError> {
+    let bad = |why: &str| SubscriptionError::invalid("invalid_webhook_url", format!("url: {why}"));
     if url.len() > MAX_URL_LEN {
         return Err(bad(&format!("longer than {MAX_URL_LEN} characters")));
     }
@@ -58,12 +76,12 @@ pub fn validate_url(url: &str) -> Result<(), ApiError> {
 
 /// The URL's host must be a destination: a public address, or one `allowed` lists (see
 /// `destination`). Refused with `webhook_destination_private`.
-pub async fn check_destination(url: &str, allowed: &Destinations) -> Result<(), ApiError> {
+pub async fn check_destination(url: &str, allowed: &Destinations) -> Result<(), SubscriptionError> {
     let Ok(parsed) = reqwest::Url::parse(url) else {
         return Ok(()); // validate_url refuses it
     };
     allowed.check(&parsed).await.map_err(|why| {
-        ApiError::bad_request(
+        SubscriptionError::invalid(
             "webhook_destination_private",
             format!(
                 "url: {why}; webhooks are sent to public addresses only (an operator can allow \
@@ -74,11 +92,11 @@ pub async fn check_destination(url: &str, allowed: &Destinations) -> Result<(), 
 }
 
 /// Every type must be one webhooks deliver; duplicates are dropped, order kept.
-pub fn validate_event_types(types: &[String]) -> Result<Vec<String>, ApiError> {
+pub fn validate_event_types(types: &[String]) -> Result<Vec<String>, SubscriptionError> {
     let mut out: Vec<String> = Vec::with_capacity(types.len());
     for t in types {
         if !is_known_event_type(t) {
-            return Err(ApiError::bad_request(
+            return Err(SubscriptionError::invalid(
                 "unknown_event_type",
                 format!(
                     "event type `{t}` cannot be subscribed to; use one of {}",
@@ -93,12 +111,12 @@ pub fn validate_event_types(types: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-fn validate_secret(secret: &str) -> Result<(), ApiError> {
+fn validate_secret(secret: &str) -> Result<(), SubscriptionError> {
     let n = secret.chars().count();
     if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&n)
         || secret.chars().any(|c| c.is_control() || c.is_whitespace())
     {
-        return Err(ApiError::bad_request(
+        return Err(SubscriptionError::invalid(
             "invalid_secret",
             format!(
                 "secret must be {MIN_SECRET_LEN}-{MAX_SECRET_LEN} characters without spaces or \
@@ -123,7 +141,7 @@ pub async fn create(
     store: &dyn Store,
     hooks: &Webhooks,
     s: Subscribe,
-) -> Result<WithSecret, ApiError> {
+) -> Result<WithSecret, SubscriptionError> {
     validate_url(&s.url)?;
     let event_types = validate_event_types(&s.event_types)?;
     check_destination(&s.url, &hooks.destinations).await?;
@@ -155,7 +173,7 @@ pub async fn update(
     hooks: &Webhooks,
     id: &str,
     mut patch: WebhookPatch,
-) -> Result<Webhook, ApiError> {
+) -> Result<Webhook, SubscriptionError> {
     if let Some(url) = &patch.url {
         validate_url(url)?;
     }
@@ -174,7 +192,7 @@ pub async fn rotate_secret(
     secrets: &SecretBox,
     id: &str,
     secret: Option<String>,
-) -> Result<WithSecret, ApiError> {
+) -> Result<WithSecret, SubscriptionError> {
     let secret = match secret {
         Some(given) => {
             validate_secret(&given)?;
@@ -199,9 +217,9 @@ pub async fn secret(store: &dyn Store, secrets: &SecretBox, id: &str) -> anyhow:
 mod tests {
     use super::*;
 
-    fn code(e: ApiError) -> &'static str {
+    fn code(e: SubscriptionError) -> &'static str {
         match e {
-            ApiError::BadRequest { code, .. } => code,
+            SubscriptionError::Invalid { code, .. } => code,
             other => panic!("expected a bad request, got {other:?}"),
         }
     }
