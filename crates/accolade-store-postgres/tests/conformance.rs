@@ -210,6 +210,91 @@ mod postgres {
         assert_eq!(store.config_version().await.unwrap(), 1);
     }
 
+    /// Migration 14 completes the local jobs an earlier version left pending, as the retired
+    /// worker did (an issue marks the award issued, awarded unless revoked); Credly and dead
+    /// jobs are left alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migration_14_completes_pending_local_jobs() {
+        let name = create_database().await;
+        let mut c = PgConnection::connect_with(&admin_options().database(&name))
+            .await
+            .unwrap();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        let run = |path: &std::path::Path| std::fs::read_to_string(path).unwrap();
+        for f in files
+            .iter()
+            .take_while(|f| !f.ends_with("0014_complete_local_jobs.sql"))
+        {
+            sqlx::raw_sql(AssertSqlSafe(run(f)))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        sqlx::raw_sql(
+            "INSERT INTO templates (id, name, origin, created_at, updated_at)
+                 VALUES ('t1', 'T', 'local', now(), now());
+             INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at,
+                                 updated_at) VALUES
+                 ('a1', 't1', 'ann', 1, 'error', now(), now(), now()),
+                 ('a2', 't1', 'bob', 1, 'revoked', now(), now(), now()),
+                 ('a3', 't1', 'cy', 1, 'pending', now(), now(), now());
+             INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at)
+                 VALUES
+                 ('j1', 'award.issue', '{\"award_id\":\"a1\"}', 'pending', 1, now(), now(), now()),
+                 ('j2', 'award.issue', '{\"award_id\":\"a2\"}', 'running', 1, now(), now(), now()),
+                 ('j3', 'award.revoke', '{\"award_id\":\"a2\"}', 'pending', 0, now(), now(), now()),
+                 ('j4', 'credly.issue', '{\"award_id\":\"a3\"}', 'pending', 0, now(), now(), now()),
+                 ('j5', 'award.issue', '{\"award_id\":\"a3\"}', 'dead', 6, now(), now(), now());",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let last = files
+            .iter()
+            .find(|f| f.ends_with("0014_complete_local_jobs.sql"));
+        sqlx::raw_sql(AssertSqlSafe(run(last.expect("migration 14"))))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let awards: Vec<(String, String, bool)> =
+            sqlx::query_as("SELECT id, state, issued_at IS NOT NULL FROM awards ORDER BY id")
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+        let awards: Vec<(&str, &str, bool)> = awards
+            .iter()
+            .map(|(a, s, i)| (a.as_str(), s.as_str(), *i))
+            .collect();
+        assert_eq!(
+            awards,
+            [
+                ("a1", "awarded", true),
+                ("a2", "revoked", true),
+                ("a3", "pending", false)
+            ]
+        );
+        let jobs: Vec<(String, String)> = sqlx::query_as("SELECT id, status FROM jobs ORDER BY id")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        let jobs: Vec<(&str, &str)> = jobs.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        assert_eq!(
+            jobs,
+            [
+                ("j1", "succeeded"),
+                ("j2", "succeeded"),
+                ("j3", "succeeded"),
+                ("j4", "pending"),
+                ("j5", "dead")
+            ]
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bad_urls_and_unreachable_servers_are_clear_errors() {
         let e = PgStore::connect("mysql://nope", &test_options())
