@@ -72,6 +72,79 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
 }
 
+/// What a job asks for, read from its kind and payload: one typed value instead of a kind
+/// string and field lookups at every worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Task {
+    IssueAward {
+        award_id: String,
+    },
+    RevokeAward {
+        award_id: String,
+    },
+    CredlyIssue {
+        award_id: String,
+    },
+    CredlyRevoke {
+        award_id: String,
+    },
+    CredlyWebhook {
+        notification_id: String,
+        organization_id: String,
+    },
+}
+
+/// Why a job cannot be read as a [`Task`] (it is dead at once: retrying will not change it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadJob {
+    #[error("no handler for job kind {0}")]
+    UnknownKind(String),
+    #[error("job payload has no `{0}`")]
+    MissingField(&'static str),
+}
+
+impl Task {
+    pub fn of(job: &Job) -> Result<Task, BadJob> {
+        let field = |name: &'static str| {
+            job.payload
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or(BadJob::MissingField(name))
+        };
+        Ok(match job.kind.as_str() {
+            kind::ISSUE_AWARD => Task::IssueAward {
+                award_id: field("award_id")?,
+            },
+            kind::REVOKE_AWARD => Task::RevokeAward {
+                award_id: field("award_id")?,
+            },
+            kind::CREDLY_ISSUE => Task::CredlyIssue {
+                award_id: field("award_id")?,
+            },
+            kind::CREDLY_REVOKE => Task::CredlyRevoke {
+                award_id: field("award_id")?,
+            },
+            kind::CREDLY_WEBHOOK => Task::CredlyWebhook {
+                notification_id: field("notification_id")?,
+                organization_id: field("organization_id")?,
+            },
+            other => return Err(BadJob::UnknownKind(other.to_string())),
+        })
+    }
+
+    /// The award the task is about, if any.
+    pub fn award_id(&self) -> Option<&str> {
+        match self {
+            Task::IssueAward { award_id }
+            | Task::RevokeAward { award_id }
+            | Task::CredlyIssue { award_id }
+            | Task::CredlyRevoke { award_id } => Some(award_id),
+            Task::CredlyWebhook { .. } => None,
+        }
+    }
+}
+
 /// A job to enqueue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
@@ -303,5 +376,48 @@ mod tests {
         assert_eq!(job_payload["reason"], json!("why"));
         assert_eq!(job_payload["origin"], json!("credly"));
         assert_eq!(job.id, crate::ids::award_job_id(&award(None).id, true));
+    }
+
+    fn job_of(kind: &str, payload: Value) -> Job {
+        Job {
+            id: "job_1".into(),
+            kind: kind.into(),
+            payload,
+            status: JobStatus::Pending,
+            attempts: 0,
+            run_at: Utc::now(),
+            locked_until: None,
+            last_error: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_job_is_read_as_its_task_or_refused_with_a_reason() {
+        use serde_json::json;
+        let issue = Task::of(&job_of(kind::CREDLY_ISSUE, json!({"award_id": "a1"}))).unwrap();
+        assert_eq!(
+            issue,
+            Task::CredlyIssue {
+                award_id: "a1".into()
+            }
+        );
+        assert_eq!(issue.award_id(), Some("a1"));
+        let hook = Task::of(&job_of(
+            kind::CREDLY_WEBHOOK,
+            json!({"notification_id": "n1", "organization_id": "o1", "event_type": "x"}),
+        ))
+        .unwrap();
+        assert_eq!(hook.award_id(), None);
+        assert_eq!(
+            Task::of(&job_of(kind::CREDLY_REVOKE, json!({}))),
+            Err(BadJob::MissingField("award_id"))
+        );
+        assert_eq!(
+            Task::of(&job_of("other.kind", json!({"award_id": "a1"})))
+                .unwrap_err()
+                .to_string(),
+            "no handler for job kind other.kind"
+        );
     }
 }

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use accolade_domain::award::{Award, AwardState};
-use accolade_domain::outbox::{kind, Job};
+use accolade_domain::outbox::{kind, BadJob, Job, Task};
 use accolade_store::{Delivery, JobCompletion, JobResult, StoreError};
 use chrono::Utc;
 use futures::StreamExt;
@@ -175,17 +175,16 @@ async fn record(state: AppState, mut rx: mpsc::Receiver<Pending>) {
 /// The delivery state an issue job leaves on its award when it fails: `error` while retrying,
 /// `dead` when given up, so the award list shows what is going on.
 fn failed_delivery(job: &Job, result: &JobResult) -> Option<(String, Delivery)> {
-    if job.kind != kind::CREDLY_ISSUE {
+    let Ok(Task::CredlyIssue { award_id }) = Task::of(job) else {
         return None;
-    }
+    };
     let state = match result {
         JobResult::Retry { .. } => AwardState::Error,
         JobResult::Dead { .. } => AwardState::Dead,
         _ => return None,
     };
-    let award_id = job.payload.get("award_id")?.as_str()?;
     Some((
-        award_id.to_string(),
+        award_id,
         Delivery {
             state,
             issued_at: None,
@@ -195,39 +194,30 @@ fn failed_delivery(job: &Job, result: &JobResult) -> Option<(String, Delivery)> 
     ))
 }
 
-fn payload<'a>(job: &'a Job, field: &str) -> Result<&'a str, CredlyFailure> {
-    job.payload
-        .get(field)
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| CredlyFailure::Invalid {
-            code: "bad_job_payload",
-            detail: format!("job payload has no `{field}`"),
-        })
-}
-
 async fn execute(state: &AppState, job: &Job) -> Result<delivery::Done, CredlyFailure> {
     let store = &*state.store;
-    match job.kind.as_str() {
-        kind::CREDLY_ISSUE => {
-            delivery::issue(&state.credly, store, payload(job, "award_id")?).await
-        }
-        kind::CREDLY_REVOKE => {
-            delivery::revoke(&state.credly, store, payload(job, "award_id")?).await
-        }
-        kind::CREDLY_WEBHOOK => webhook::process(
-            &state.credly,
-            store,
-            payload(job, "notification_id")?,
-            payload(job, "organization_id")?,
-        )
-        .await
-        .map(|note| delivery::Done {
-            note,
-            delivery: None,
-        }),
+    let task = Task::of(job).map_err(|e| CredlyFailure::Invalid {
+        code: match e {
+            BadJob::UnknownKind(_) => "unknown_job_kind",
+            BadJob::MissingField(_) => "bad_job_payload",
+        },
+        detail: e.to_string(),
+    })?;
+    match task {
+        Task::CredlyIssue { award_id } => delivery::issue(&state.credly, store, &award_id).await,
+        Task::CredlyRevoke { award_id } => delivery::revoke(&state.credly, store, &award_id).await,
+        Task::CredlyWebhook {
+            notification_id,
+            organization_id,
+        } => webhook::process(&state.credly, store, &notification_id, &organization_id)
+            .await
+            .map(|note| delivery::Done {
+                note,
+                delivery: None,
+            }),
         other => Err(CredlyFailure::Invalid {
             code: "unknown_job_kind",
-            detail: format!("no handler for job kind {other}"),
+            detail: format!("the Credly worker does not run {other:?}"),
         }),
     }
 }
