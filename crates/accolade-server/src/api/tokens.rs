@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::dto::ListBody;
 use super::extract::ApiJson;
 use crate::error::{ApiError, ApiResult};
-use crate::service::auth::{self, TokenRequestError};
+use crate::service::auth::{self, CreateTokenError, TokenRequestError};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -115,11 +115,12 @@ pub async fn create_token(
         None => None,
         Some(text) => Some(expires_at(text)?),
     };
-    // Checked here first so a bad request is a 400 with its code, not an internal error.
-    auth::new_token_request(&body.name, &body.scopes, expires_at, Utc::now())?;
     let (token, secret) = auth::create_token(&*state.store, &body.name, &body.scopes, expires_at)
         .await
-        .map_err(ApiError::Internal)?;
+        .map_err(|e| match e {
+            CreateTokenError::Invalid(e) => ApiError::from(e),
+            CreateTokenError::Store(e) => ApiError::from(e),
+        })?;
     tracing::info!(token.id = %token.id, scopes = ?token.scopes, "API token created");
     Ok((
         StatusCode::CREATED,

@@ -147,13 +147,22 @@ pub fn random_secret() -> String {
     hex::encode(bytes)
 }
 
+/// Why a token was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTokenError {
+    #[error(transparent)]
+    Invalid(#[from] TokenRequestError),
+    #[error(transparent)]
+    Store(#[from] accolade_store::StoreError),
+}
+
 /// Creates a token; returns it with the secret, which is never retrievable again.
 pub async fn create_token(
     store: &dyn Store,
     name: &str,
     scopes: &[String],
     expires_at: Option<DateTime<Utc>>,
-) -> anyhow::Result<(ApiToken, String)> {
+) -> Result<(ApiToken, String), CreateTokenError> {
     let (name, scopes) = new_token_request(name, scopes, expires_at, Utc::now())?;
     let secret = format!("{TOKEN_PREFIX}{}", random_secret());
     let token = store
