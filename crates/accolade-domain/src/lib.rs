@@ -3,6 +3,7 @@
 
 pub mod award;
 pub mod credly_sync;
+pub mod decision;
 pub mod engine;
 pub mod error;
 pub mod event;
@@ -10,7 +11,9 @@ pub mod ids;
 pub mod login;
 pub mod manual;
 pub mod outbox;
+pub mod retry;
 pub mod rules;
+pub mod rules_apply;
 pub mod template;
 pub mod webhook;
 

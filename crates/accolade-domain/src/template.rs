@@ -54,6 +54,21 @@ pub struct Template {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A new template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTemplate {
+    /// Given id (a UUID) or `None` for a generated one.
+    pub id: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub image_url: Option<String>,
+    pub origin: Origin,
+    pub provider_state: String,
+    pub is_active: bool,
+    pub allow_reaward: bool,
+    pub organization_id: Option<String>,
+}
+
 /// A group letter, `A`..=`Z`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -8,9 +8,10 @@
 //! writers against each other so they cannot deadlock. Configuration changes are rare; the cost
 //! is that a change waits for the batches in flight, a few milliseconds.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use accolade_domain::event::validate_event_type;
+use accolade_domain::rules_apply::{self, RequirementWrite};
 use accolade_domain::template::{
     validate_name, Group, Penalty, Requirement, Template, TemplateConfig,
 };
@@ -635,8 +636,8 @@ pub async fn delete_penalty(c: &mut PgConnection, id: &str) -> Result<()> {
     bump_version(c).await
 }
 
-/// Rules as code: makes one template's configuration equal to `desired`, keeping the ids of
-/// requirements and penalties whose key already exists.
+/// Rules as code: makes one template's configuration equal to `desired`, as planned by
+/// [`accolade_domain::rules_apply::plan`] from the stored configuration.
 pub async fn apply_template(
     c: &mut PgConnection,
     mut d: DesiredTemplate,
@@ -651,78 +652,47 @@ pub async fn apply_template(
             *k = text(k).into_owned();
         }
     }
-    let nt = d.template;
-    validate_name("name", &nt.name)?;
-    let id = nt.id.clone().unwrap_or_else(accolade_domain::ids::uuid);
-    match template(c, &id).await {
-        Ok(existing) => {
-            if existing.origin != nt.origin {
-                return Err(StoreError::Conflict {
-                    code: "origin_mismatch",
-                    detail: format!(
-                        "template {id} has origin {}, the file says {}",
-                        existing.origin.as_str(),
-                        nt.origin.as_str()
-                    ),
-                });
-            }
-            sqlx::query(
-                "UPDATE templates SET name = $2, description = $3, image_url = $4, \
-                 is_active = $5, allow_reaward = $6, updated_at = $7 WHERE id = $1",
-            )
-            .bind(text(&id))
-            .bind(text(nt.name.trim()))
-            .bind(text(&nt.description))
-            .bind(opt_text(nt.image_url.as_deref()))
-            .bind(nt.is_active)
-            .bind(nt.allow_reaward)
-            .bind(micros(Utc::now()))
-            .execute(&mut *c)
-            .await
-            .map_err(db)?;
-        }
-        Err(StoreError::NotFound { .. }) => {
-            create_template(
-                c,
-                NewTemplate {
-                    id: Some(id.clone()),
-                    ..nt
-                },
-            )
-            .await?;
-        }
+    let id = d
+        .template
+        .id
+        .clone()
+        .unwrap_or_else(accolade_domain::ids::uuid);
+    let current = match template_config(c, &id).await {
+        Ok(found) => Some(found),
+        Err(StoreError::NotFound { .. }) => None,
         Err(e) => return Err(e),
+    };
+    let plan = rules_apply::plan(d, id.clone(), current.as_ref())?;
+    let nt = plan.template;
+    if plan.create {
+        create_template(c, nt).await?;
+    } else {
+        sqlx::query(
+            "UPDATE templates SET name = $2, description = $3, image_url = $4, \
+             is_active = $5, allow_reaward = $6, updated_at = $7 WHERE id = $1",
+        )
+        .bind(text(&id))
+        .bind(text(nt.name.trim()))
+        .bind(text(&nt.description))
+        .bind(opt_text(nt.image_url.as_deref()))
+        .bind(nt.is_active)
+        .bind(nt.allow_reaward)
+        .bind(micros(Utc::now()))
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
     }
-    let current = template_config(c, &id).await?;
-
-    // Requirements the file no longer names (including unkeyed ones) go first.
-    let keep: HashSet<&str> = d.requirements.iter().map(|r| r.key.as_str()).collect();
-    let mut existing_req: HashMap<String, Requirement> = HashMap::new();
-    for r in current.requirements {
-        match r.key.clone().filter(|k| keep.contains(k.as_str())) {
-            Some(k) => {
-                existing_req.insert(k, r);
-            }
-            None => delete_requirement(c, &r.id).await?,
-        }
+    for rid in &plan.delete_requirements {
+        delete_requirement(c, rid).await?;
     }
     let mut key_to_id: HashMap<String, String> = HashMap::new();
-    for r in d.requirements {
-        validate_rules(&r.rules)?;
-        validate_event_type(&r.event_type)?;
-        match existing_req.get(&r.key) {
-            Some(old) => {
-                let updated = Requirement {
-                    event_type: r.event_type,
-                    description: r.description,
-                    group: r.group,
-                    rules: r.rules,
-                    ..old.clone()
-                };
-                write_requirement(c, &updated).await?;
-                key_to_id.insert(r.key, old.id.clone());
+    for w in plan.requirements {
+        match w {
+            RequirementWrite::Update(r) => {
+                write_requirement(c, &r).await?;
+                key_to_id.insert(r.key.unwrap_or_default(), r.id);
             }
-            None => {
+            RequirementWrite::Create(r) => {
                 let created = add_requirement(
                     c,
                     &id,
@@ -739,32 +709,17 @@ pub async fn apply_template(
             }
         }
     }
-
-    let keep_pen: HashSet<&str> = d.penalties.iter().map(|p| p.key.as_str()).collect();
-    let mut existing_pen: HashMap<String, String> = HashMap::new();
-    for p in &current.penalties {
-        match p.key.as_deref().filter(|k| keep_pen.contains(k)) {
-            Some(k) => {
-                existing_pen.insert(k.to_string(), p.id.clone());
-            }
-            None => delete_penalty(c, &p.id).await?,
-        }
+    for pid in &plan.delete_penalties {
+        delete_penalty(c, pid).await?;
     }
-    for p in d.penalties {
-        let req_ids = p
+    for (stored, p) in plan.penalties {
+        // The plan checked that every key names one of its requirements.
+        let req_ids: Vec<String> = p
             .requirement_keys
             .iter()
-            .map(|k| {
-                key_to_id.get(k).cloned().ok_or_else(|| StoreError::Conflict {
-                    code: "unknown_requirement_key",
-                    detail: format!(
-                        "penalty `{}` names requirement key `{k}`, which this template does not have",
-                        p.key
-                    ),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        match existing_pen.get(&p.key) {
+            .filter_map(|k| key_to_id.get(k).cloned())
+            .collect();
+        match stored {
             Some(pid) => {
                 let patch = PenaltyPatch {
                     event_type: Some(p.event_type),
@@ -772,7 +727,7 @@ pub async fn apply_template(
                     rules: Some(p.rules),
                     requirement_ids: Some(req_ids),
                 };
-                update_penalty(c, pid, patch).await?;
+                update_penalty(c, &pid, patch).await?;
             }
             None => {
                 let new = NewPenalty {

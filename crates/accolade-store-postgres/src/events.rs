@@ -21,6 +21,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use accolade_domain::award::AwardState;
+use accolade_domain::decision::{self, Decision, Latest};
 use accolade_domain::engine::{step, RuleIndex, TemplateHit, TemplateInfo};
 use accolade_domain::event::{IncomingEvent, LearnerData};
 use accolade_store::{
@@ -115,21 +116,25 @@ pub async fn process(
                 before.remove(r);
                 changes.unfulfil(learner, &info.id, r);
             }
-            // Award on the incomplete→complete edge; also when the progress is already complete
-            // but the learner never held the badge (a requirement was deleted or regrouped after
-            // they fulfilled the rest), as soon as an event for the template matches.
-            let due = s.completes()
-                || (s.is_complete
-                    && !hit.fulfilled.is_empty()
-                    && changes.latest_award(c, &info.id, learner).await?.is_none());
-            if due {
+            // What the step means for the badge (accolade_domain::decision); the learner's
+            // award history is read only when the answer depends on it.
+            let award = match Decision::of(&s, !hit.fulfilled.is_empty()) {
+                Decision::Award => true,
+                Decision::AwardIfNeverHeld => {
+                    changes.latest_award(c, &info.id, learner).await?.is_none()
+                }
+                Decision::Revoke => {
+                    let reason = decision::revocation_reason(&ev.id);
+                    let ended =
+                        revoke_current(c, &mut changes, info, &ev.learner, &reason, now).await?;
+                    revoked.extend(ended);
+                    false
+                }
+                Decision::Nothing => false,
+            };
+            if award {
                 let made = award_on_completion(c, &mut changes, info, &ev.learner, ev, now).await?;
                 awarded.extend(made);
-            } else if s.breaks() {
-                let reason = format!("progress became incomplete (event {})", ev.id);
-                let ended =
-                    revoke_current(c, &mut changes, info, &ev.learner, &reason, now).await?;
-                revoked.extend(ended);
             }
         }
         outcomes.push(EventOutcome::Accepted { awarded, revoked });
@@ -292,13 +297,14 @@ async fn award_on_completion(
     ev: &IncomingEvent,
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
-    let latest = changes.latest_award(c, &info.id, &learner.username).await?;
-    match &latest {
-        Some(a) if a.state != AwardState::Revoked => return Ok(None),
-        Some(_) if !info.allow_reaward => return Ok(None),
-        _ => {}
-    }
-    let episode = latest.map_or(1, |a| a.episode + 1);
+    let latest = changes
+        .latest_award(c, &info.id, &learner.username)
+        .await?
+        .as_ref()
+        .map(Latest::of);
+    let Some(episode) = decision::episode_on_completion(latest, info.allow_reaward) else {
+        return Ok(None);
+    };
     Ok(Some(
         changes
             .award(info, learner, episode, ev.time, Some(&ev.id), now)

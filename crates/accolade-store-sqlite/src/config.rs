@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use accolade_domain::event::validate_event_type;
+use accolade_domain::rules_apply::{self, RequirementWrite};
 use accolade_domain::template::{
     validate_name, Group, Penalty, Requirement, Template, TemplateConfig,
 };
@@ -463,83 +464,54 @@ pub fn delete_penalty(c: &Connection, id: &str) -> Result<()> {
     bump_version(c)
 }
 
-/// Rules as code: makes one template's configuration equal to `desired`.
+/// Rules as code: makes one template's configuration equal to `desired`, as planned by
+/// [`accolade_domain::rules_apply::plan`] from the stored configuration.
 pub fn apply_template(c: &Connection, d: DesiredTemplate) -> Result<TemplateConfig> {
-    let nt = d.template;
-    validate_name("name", &nt.name)?;
-    let id = nt.id.clone().unwrap_or_else(accolade_domain::ids::uuid);
-    let now = ts(Utc::now());
-    match template(c, &id) {
-        Ok(existing) => {
-            if existing.origin != nt.origin {
-                return Err(StoreError::Conflict {
-                    code: "origin_mismatch",
-                    detail: format!(
-                        "template {id} has origin {}, the file says {}",
-                        existing.origin.as_str(),
-                        nt.origin.as_str()
-                    ),
-                });
-            }
-            c.execute(
-                "UPDATE templates SET name = ?2, description = ?3, image_url = ?4, is_active = ?5, \
-                 allow_reaward = ?6, updated_at = ?7 WHERE id = ?1",
-                params![id, nt.name.trim(), nt.description, nt.image_url, nt.is_active, nt.allow_reaward, now],
-            )
-            .map_err(db)?;
-        }
-        Err(StoreError::NotFound { .. }) => {
-            create_template(
-                c,
-                NewTemplate {
-                    id: Some(id.clone()),
-                    ..nt
-                },
-            )?;
-        }
+    let id = d
+        .template
+        .id
+        .clone()
+        .unwrap_or_else(accolade_domain::ids::uuid);
+    let current = match template_config(c, &id) {
+        Ok(found) => Some(found),
+        Err(StoreError::NotFound { .. }) => None,
         Err(e) => return Err(e),
+    };
+    let plan = rules_apply::plan(d, id.clone(), current.as_ref())?;
+    let nt = plan.template;
+    if plan.create {
+        create_template(c, nt)?;
+    } else {
+        c.execute(
+            "UPDATE templates SET name = ?2, description = ?3, image_url = ?4, is_active = ?5, \
+             allow_reaward = ?6, updated_at = ?7 WHERE id = ?1",
+            params![
+                id,
+                nt.name.trim(),
+                nt.description,
+                nt.image_url,
+                nt.is_active,
+                nt.allow_reaward,
+                ts(Utc::now())
+            ],
+        )
+        .map_err(db)?;
     }
-    let current = template_config(c, &id)?;
-    let existing_req: HashMap<String, Requirement> = current
-        .requirements
-        .into_iter()
-        .filter_map(|r| r.key.clone().map(|k| (k, r)))
-        .collect();
-    // Remove requirements that the file no longer names (including unkeyed ones).
-    let keep: std::collections::HashSet<&str> =
-        d.requirements.iter().map(|r| r.key.as_str()).collect();
-    let stale: Vec<String> = c
-        .prepare("SELECT id, key FROM requirements WHERE template_id = ?1")
-        .and_then(|mut s| {
-            s.query_map([&id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db)?
-        .into_iter()
-        .filter(|(_, k)| !k.as_deref().is_some_and(|k| keep.contains(k)))
-        .map(|(rid, _)| rid)
-        .collect();
-    for rid in stale {
-        delete_requirement(c, &rid)?;
+    for rid in &plan.delete_requirements {
+        delete_requirement(c, rid)?;
     }
     let mut key_to_id: HashMap<String, String> = HashMap::new();
-    for r in d.requirements {
-        for x in &r.rules {
-            x.validate()?;
-        }
-        validate_event_type(&r.event_type)?;
-        match existing_req.get(&r.key) {
-            Some(old) => {
+    for w in plan.requirements {
+        match w {
+            RequirementWrite::Update(r) => {
                 c.execute(
                     "UPDATE requirements SET event_type = ?2, description = ?3, group_letter = ?4, rules = ?5 WHERE id = ?1",
-                    params![old.id, r.event_type, r.description, r.group.to_string(), rows::rules_json(&r.rules)],
+                    params![r.id, r.event_type, r.description, r.group.to_string(), rows::rules_json(&r.rules)],
                 )
                 .map_err(db)?;
-                key_to_id.insert(r.key, old.id.clone());
+                key_to_id.insert(r.key.unwrap_or_default(), r.id);
             }
-            None => {
+            RequirementWrite::Create(r) => {
                 let created = add_requirement(
                     c,
                     &id,
@@ -555,34 +527,21 @@ pub fn apply_template(c: &Connection, d: DesiredTemplate) -> Result<TemplateConf
             }
         }
     }
-    let keep_pen: std::collections::HashSet<&str> =
-        d.penalties.iter().map(|p| p.key.as_str()).collect();
-    for p in &current.penalties {
-        if !p.key.as_deref().is_some_and(|k| keep_pen.contains(k)) {
-            delete_penalty(c, &p.id)?;
-        }
+    for pid in &plan.delete_penalties {
+        delete_penalty(c, pid)?;
     }
-    let existing_pen: HashMap<String, String> = current
-        .penalties
-        .iter()
-        .filter_map(|p| p.key.clone().map(|k| (k, p.id.clone())))
-        .collect();
-    for p in d.penalties {
-        let req_ids = p
+    for (stored, p) in plan.penalties {
+        // The plan checked that every key names one of its requirements.
+        let req_ids: Vec<String> = p
             .requirement_keys
             .iter()
-            .map(|k| {
-                key_to_id.get(k).cloned().ok_or_else(|| StoreError::Conflict {
-                    code: "unknown_requirement_key",
-                    detail: format!("penalty `{}` names requirement key `{k}`, which this template does not have", p.key),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        match existing_pen.get(&p.key) {
+            .filter_map(|k| key_to_id.get(k).cloned())
+            .collect();
+        match stored {
             Some(pid) => {
                 update_penalty(
                     c,
-                    pid,
+                    &pid,
                     PenaltyPatch {
                         event_type: Some(p.event_type),
                         description: Some(p.description),

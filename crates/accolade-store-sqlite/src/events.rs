@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use accolade_domain::award::{Award, AwardState};
+use accolade_domain::decision::{self, Decision, Latest};
 use accolade_domain::engine::{step_from, RuleIndex, TemplateInfo};
 use accolade_domain::event::{IncomingEvent, LearnerData};
 use accolade_domain::outbox::{effects_of, NewJob, OutgoingEvent};
@@ -182,30 +183,31 @@ pub fn process(
                     .execute(params![username, info.id, r])
                     .map_err(db)?;
             }
-            // Award on the incomplete->complete edge; also when the progress is already complete
-            // but the learner never held the badge (a requirement was deleted or regrouped after
-            // they fulfilled the rest), as soon as an event for the template matches.
-            let stranded = s.is_complete
-                && !s.completes()
-                && !hit.fulfilled.is_empty()
-                && !entry.ever_awarded
-                && {
+            // What the step means for the badge (accolade_domain::decision); the learner's
+            // award history is read only when the answer depends on it.
+            let award = match Decision::of(&s, !hit.fulfilled.is_empty()) {
+                Decision::Award => true,
+                Decision::AwardIfNeverHeld if !entry.ever_awarded => {
                     let never = latest_episode(&mut st, &info.id, username)?.is_none();
                     entry.ever_awarded = !never;
                     never
-                };
-            if s.completes() || stranded {
+                }
+                Decision::Revoke => {
+                    let reason = decision::revocation_reason(&ev.id);
+                    if let Some(a) = revoke_current(&mut st, info, &ev.learner, &reason, now)? {
+                        revoked.push(a);
+                    }
+                    false
+                }
+                Decision::AwardIfNeverHeld | Decision::Nothing => false,
+            };
+            if award {
                 if let Some(a) =
                     award_on_completion(&mut st, info, &ev.learner, ev.time, Some(&ev.id), now)?
                 {
                     awarded.push(a);
                 }
                 entry.ever_awarded = true;
-            } else if s.breaks() {
-                let reason = format!("progress became incomplete (event {})", ev.id);
-                if let Some(a) = revoke_current(&mut st, info, &ev.learner, &reason, now)? {
-                    revoked.push(a);
-                }
             }
         }
         awards += awarded.len() as i64;
@@ -297,10 +299,13 @@ fn latest_episode(
     st: &mut Statements<'_>,
     template_id: &str,
     learner: &str,
-) -> Result<Option<(i64, bool)>> {
+) -> Result<Option<Latest>> {
     st.get(Sql::LatestEpisode)?
         .query_row(params![template_id, learner], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok(Latest {
+                episode: r.get(0)?,
+                revoked: r.get(1)?,
+            })
         })
         .optional()
         .map_err(db)
@@ -317,12 +322,9 @@ fn award_on_completion(
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
     let latest = latest_episode(st, &info.id, &learner.username)?;
-    match latest {
-        Some((_, revoked)) if !revoked => return Ok(None),
-        Some(_) if !info.allow_reaward => return Ok(None),
-        _ => {}
-    }
-    let episode = latest.map_or(1, |(episode, _)| episode + 1);
+    let Some(episode) = decision::episode_on_completion(latest, info.allow_reaward) else {
+        return Ok(None);
+    };
     insert_award(st, info, learner, episode, earned_at, event_id, now).map(|a| Some(a.id))
 }
 

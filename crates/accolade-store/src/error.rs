@@ -29,6 +29,21 @@ pub enum StoreError {
     Other(String),
 }
 
+/// A rules-as-code file that cannot be applied: an invalid value is a validation error, the
+/// rest conflicts with its own code.
+impl From<accolade_domain::rules_apply::ApplyRefusal> for StoreError {
+    fn from(r: accolade_domain::rules_apply::ApplyRefusal) -> Self {
+        use accolade_domain::rules_apply::ApplyRefusal;
+        match r {
+            ApplyRefusal::Invalid(e) => StoreError::Domain(e),
+            other => StoreError::Conflict {
+                code: other.code(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
 /// A refused manual award or revocation is a conflict with its own code.
 impl From<accolade_domain::manual::ManualRefusal> for StoreError {
     fn from(r: accolade_domain::manual::ManualRefusal) -> Self {

@@ -7,6 +7,9 @@ use accolade_domain::rules::DataRule;
 use accolade_domain::template::{Group, Origin};
 use accolade_domain::template::{Penalty, Requirement};
 use accolade_domain::DomainError;
+
+pub use accolade_domain::rules_apply::{DesiredPenalty, DesiredRequirement, DesiredTemplate};
+pub use accolade_domain::template::NewTemplate;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -52,21 +55,6 @@ pub struct Paged<T> {
     pub items: Vec<T>,
     /// Offset of the next page, if there is one.
     pub next_offset: Option<u64>,
-}
-
-/// A new template.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewTemplate {
-    /// Given id (a UUID) or `None` for a generated one.
-    pub id: Option<String>,
-    pub name: String,
-    pub description: String,
-    pub image_url: Option<String>,
-    pub origin: Origin,
-    pub provider_state: String,
-    pub is_active: bool,
-    pub allow_reaward: bool,
-    pub organization_id: Option<String>,
 }
 
 /// A partial update of a template's own fields.
@@ -162,34 +150,6 @@ impl PenaltyPatch {
         }
         Ok(())
     }
-}
-
-/// The desired state of one template as written in a rules-as-code file. Requirements and
-/// penalties are matched to existing ones by `key`, so their ids (and learners' progress) survive
-/// re-applying; ones absent from the file are removed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DesiredTemplate {
-    pub template: NewTemplate,
-    pub requirements: Vec<DesiredRequirement>,
-    pub penalties: Vec<DesiredPenalty>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DesiredRequirement {
-    pub key: String,
-    pub event_type: String,
-    pub description: String,
-    pub group: Group,
-    pub rules: Vec<DataRule>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DesiredPenalty {
-    pub key: String,
-    pub event_type: String,
-    pub description: String,
-    pub rules: Vec<DataRule>,
-    pub requirement_keys: Vec<String>,
 }
 
 /// What happened to one event handed to [`crate::Store::process_events`].

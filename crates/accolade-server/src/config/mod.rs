@@ -120,19 +120,19 @@ pub struct WebhooksConfig {
 
 impl WebhooksConfig {
     /// The retry policy these settings describe.
-    pub fn retry_policy(&self) -> anyhow::Result<accolade_domain::webhook::RetryPolicy> {
+    pub fn retry_policy(&self) -> anyhow::Result<accolade_domain::retry::RetryPolicy> {
         let parse = |s: &String, key: &str| {
             parse_duration(s)
                 .with_context(|| format!("webhooks.{key}: `{s}` is not a duration like 1m, 2h"))
         };
-        Ok(accolade_domain::webhook::RetryPolicy {
+        Ok(accolade_domain::retry::RetryPolicy {
             schedule: self
                 .retry_schedule
                 .iter()
                 .map(|s| parse(s, "retry_schedule"))
                 .collect::<anyhow::Result<_>>()?,
-            then_every: parse(&self.retry_interval, "retry_interval")?,
-            max_age: Duration::from_secs(self.max_age_hours.saturating_mul(3600)),
+            then_every: Some(parse(&self.retry_interval, "retry_interval")?),
+            max_age: Some(Duration::from_secs(self.max_age_hours.saturating_mul(3600))),
         })
     }
 }
@@ -579,7 +579,7 @@ impl Config {
         }
         let hooks = &self.webhooks;
         let policy = hooks.retry_policy()?;
-        if policy.then_every.is_zero() {
+        if policy.then_every.is_some_and(|d| d.is_zero()) {
             bail!("webhooks.retry_interval must be longer than 0s");
         }
         if hooks.timeout_secs == 0 || hooks.concurrency == 0 || hooks.max_age_hours == 0 {

@@ -41,10 +41,15 @@ pub async fn poll_loop<'a, F, Fut>(
     }
 }
 
+/// A jitter factor for a retry delay (± 20%), so work that failed together does not come back
+/// together (see [`accolade_domain::retry::RetryPolicy::next`]).
+pub fn jitter() -> f64 {
+    rand::rng().random_range(0.8..=1.2)
+}
+
 /// `delay` ± 20%.
 pub fn jittered(delay: Duration) -> chrono::Duration {
-    let factor = rand::rng().random_range(0.8..=1.2);
-    chrono::Duration::milliseconds((delay.as_millis() as f64 * factor) as i64)
+    chrono::Duration::milliseconds((delay.as_millis() as f64 * jitter()) as i64)
 }
 
 /// Runs `pass` until one finds nothing to do; returns how much was done in all (the `drain` of

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use accolade_domain::outbox::{BADGE_AWARDED, BADGE_REVOKED};
-use accolade_domain::webhook::{DeliveryStatus, NextAttempt, RetryPolicy};
+use accolade_domain::retry::{NextAttempt, RetryPolicy};
+use accolade_domain::webhook::DeliveryStatus;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use super::support::*;
@@ -429,8 +430,8 @@ pub async fn webhook_dead_after_max_age(store: Arc<dyn Store>) {
     fan_out_all(&store, 1).await;
     let policy = RetryPolicy {
         schedule: vec![StdDuration::from_secs(3600)],
-        then_every: StdDuration::from_secs(86_400),
-        max_age: StdDuration::from_secs(72 * 3600),
+        then_every: Some(StdDuration::from_secs(86_400)),
+        max_age: Some(StdDuration::from_secs(72 * 3600)),
     };
     let t1 = later();
     let mut now = t1;

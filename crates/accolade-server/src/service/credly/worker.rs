@@ -23,13 +23,14 @@ use std::time::Duration;
 
 use accolade_domain::award::{Award, AwardState};
 use accolade_domain::outbox::{kind, BadJob, Job, Task};
+use accolade_domain::retry::{NextAttempt, RetryPolicy};
 use accolade_store::{Delivery, JobCompletion, JobResult, StoreError};
 use chrono::Utc;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{delivery, webhook, CredlyFailure};
-use crate::service::worker::jittered;
+use crate::service::worker::jitter;
 use crate::state::AppState;
 
 /// Every Credly job kind (both lanes).
@@ -111,17 +112,17 @@ pub async fn run_once(state: &AppState, lane: &Lane) -> anyhow::Result<usize> {
         .store
         .claim_jobs(lane.kinds, lane.batch, now, now + lease)
         .await?;
-    let schedule = state.config.retry_schedule()?;
+    let policy = RetryPolicy::schedule_only(state.config.retry_schedule()?);
     let n = jobs.len();
     let (tx, rx) = mpsc::channel::<Pending>(lane.batch as usize);
     let writer = tokio::spawn(record(state.clone(), rx));
     futures::stream::iter(jobs)
         .for_each_concurrent(lane.concurrency, |job| {
-            let (schedule, tx) = (&schedule, tx.clone());
+            let (policy, tx) = (&policy, tx.clone());
             async move {
                 let outcome = execute(state, &job).await;
                 let delivery = outcome.as_ref().ok().and_then(|d| d.delivery.clone());
-                let result = settle(&job, outcome.map(|d| d.note), schedule);
+                let result = settle(&job, outcome.map(|d| d.note), policy);
                 let delivery = delivery.or_else(|| failed_delivery(&job, &result));
                 let (reply, answer) = oneshot::channel();
                 let completion = JobCompletion {
@@ -226,7 +227,7 @@ async fn execute(state: &AppState, job: &Job) -> Result<delivery::Done, CredlyFa
 pub fn settle(
     job: &Job,
     outcome: Result<String, CredlyFailure>,
-    schedule: &[Duration],
+    policy: &RetryPolicy,
 ) -> JobResult {
     let err = match outcome {
         Ok(note) => {
@@ -254,20 +255,18 @@ pub fn settle(
         CredlyFailure::Internal(_) => (false, None, "internal"),
     };
     let error = err.to_string();
-    let attempt = job.attempts.max(1) as usize;
-    match schedule.get(attempt - 1) {
-        Some(delay) if transient => {
-            let backoff = jittered(*delay);
-            let wait = match retry_after.and_then(|d| chrono::Duration::from_std(d).ok()) {
-                Some(asked) if asked > backoff => asked,
-                _ => backoff,
-            };
+    let attempt = job.attempts.max(1);
+    let now = Utc::now();
+    let next = match transient {
+        true => policy.next(attempt, job.created_at, now, jitter(), retry_after),
+        false => NextAttempt::GiveUp,
+    };
+    match next {
+        NextAttempt::At(run_at) => {
+            let wait = run_at - now;
             crate::metrics::credly_job_failure(code, "retry");
             tracing::warn!(job.id = %job.id, job.kind = %job.kind, attempt, retry_in_ms = wait.num_milliseconds(), "Credly job failed, will retry: {error}");
-            JobResult::Retry {
-                run_at: Utc::now() + wait,
-                error,
-            }
+            JobResult::Retry { run_at, error }
         }
         _ => {
             crate::metrics::credly_job_failure(code, "dead");

@@ -20,7 +20,7 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accolade_domain::webhook::RetryPolicy;
+use accolade_domain::retry::RetryPolicy;
 
 use crate::config::WebhooksConfig;
 use crate::service::secrets::SecretBox;

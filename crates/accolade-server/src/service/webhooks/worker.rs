@@ -14,11 +14,10 @@
 
 use std::collections::HashMap;
 
-use accolade_domain::webhook::NextAttempt;
+use accolade_domain::retry::NextAttempt;
 use accolade_store::{AttemptNext, AttemptResult, ClaimedDelivery};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use rand::Rng;
 
 use super::sender::{self, Outcome, Sent};
 use super::subscriptions;
@@ -110,7 +109,7 @@ async fn attempt(
         },
     };
     let now = Utc::now();
-    let result = settle(hooks, &d, &sent, now, rand::rng().random_range(0.8..=1.2));
+    let result = settle(hooks, &d, &sent, now, crate::service::worker::jitter());
     let del = &d.delivery;
     match (&result.next, &result.error) {
         (AttemptNext::Succeeded, _) => {
