@@ -102,20 +102,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { what } => ApiError::NotFound {
-                code: match what {
-                    "template" => "template_not_found",
-                    "requirement" => "requirement_not_found",
-                    "penalty" => "penalty_not_found",
-                    "award" => "award_not_found",
-                    "job" => "job_not_found",
-                    "learner" => "learner_not_found",
-                    "credly organization" => "organization_not_found",
-                    "credly notification" => "notification_not_found",
-                    "webhook" => "webhook_not_found",
-                    "webhook delivery" => "webhook_delivery_not_found",
-                    "api token" => "token_not_found",
-                    _ => "not_found",
-                },
+                code: what.code(),
                 detail: format!("{what} not found"),
             },
             StoreError::Conflict { code, detail } => ApiError::Conflict { code, detail },

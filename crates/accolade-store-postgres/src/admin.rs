@@ -6,6 +6,7 @@
 //! attempts on one account cannot lose a failure.
 
 use accolade_domain::login::lock_until;
+use accolade_store::Entity;
 use accolade_store::{AdminSession, AdminUser, LoginAttempt, LoginOutcome, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -34,7 +35,7 @@ fn user(r: &PgRow) -> std::result::Result<AdminUser, sqlx::Error> {
 }
 
 fn not_found() -> StoreError {
-    StoreError::not_found("admin user")
+    StoreError::not_found(Entity::AdminUser)
 }
 
 fn found(row: Option<PgRow>) -> Result<AdminUser> {

@@ -8,6 +8,7 @@ use accolade_domain::engine::{RuleIndex, TemplateInfo};
 use accolade_domain::event::LearnerData;
 use accolade_domain::manual;
 use accolade_domain::template::{Template, TemplateConfig};
+use accolade_store::Entity;
 use accolade_store::{
     AwardFilter, Delivery, Fulfillment, Learner, ManualChange, Page, Paged, StoreError,
 };
@@ -32,7 +33,7 @@ pub async fn get_learner(c: &mut PgConnection, username: &str) -> Result<Learner
     .fetch_optional(c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("learner"))?;
+    .ok_or(StoreError::not_found(Entity::Learner))?;
     rows::learner(&row).map_err(db)
 }
 
@@ -105,7 +106,7 @@ pub async fn get_award(c: &mut PgConnection, id: &str) -> Result<Award> {
     .fetch_optional(c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("award"))?;
+    .ok_or(StoreError::not_found(Entity::Award))?;
     rows::award(&row).map_err(db)
 }
 
@@ -127,7 +128,7 @@ async fn template_info(c: &mut PgConnection, template_id: &str) -> Result<Arc<Te
     index
         .template(template_id)
         .cloned()
-        .ok_or(StoreError::not_found("template"))
+        .ok_or(StoreError::not_found(Entity::Template))
 }
 
 /// Locks the learner's row, creating it when the learner sent no event yet, and returns its data.
@@ -196,7 +197,7 @@ pub async fn record_delivery(c: &mut PgConnection, award_id: &str, d: Delivery) 
         .fetch_optional(&mut *c)
         .await
         .map_err(db)?
-        .ok_or(StoreError::not_found("award"))?;
+        .ok_or(StoreError::not_found(Entity::Award))?;
     lock_learner(c, &learner).await?;
     let row = sqlx::query(concat!(
         "UPDATE awards SET state = CASE WHEN state = 'revoked' THEN state ELSE $2 END, \

@@ -15,6 +15,7 @@ use accolade_domain::rules_apply::{self, RequirementWrite};
 use accolade_domain::template::{
     validate_name, Group, Penalty, Requirement, Template, TemplateConfig,
 };
+use accolade_store::Entity;
 use accolade_store::{
     DesiredTemplate, NewPenalty, NewRequirement, NewTemplate, Page, Paged, PenaltyPatch,
     RequirementPatch, StoreError, TemplateFilter, TemplatePatch,
@@ -76,7 +77,7 @@ pub async fn template(c: &mut PgConnection, id: &str) -> Result<Template> {
     .fetch_optional(c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("template"))?;
+    .ok_or(StoreError::not_found(Entity::Template))?;
     rows::template(&row).map_err(db)
 }
 
@@ -227,7 +228,7 @@ pub async fn template_config(c: &mut PgConnection, id: &str) -> Result<TemplateC
     configs(c, Some(id))
         .await?
         .pop()
-        .ok_or(StoreError::not_found("template"))
+        .ok_or(StoreError::not_found(Entity::Template))
 }
 
 /// Case-insensitive substring match on template names, Unicode-aware (`FÜR` finds `für`).
@@ -369,7 +370,7 @@ pub async fn set_active(c: &mut PgConnection, id: &str, active: bool) -> Result<
     .fetch_optional(&mut *c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("template"))?;
+    .ok_or(StoreError::not_found(Entity::Template))?;
     bump_version(c).await?;
     rows::template(&row).map_err(db)
 }
@@ -411,7 +412,7 @@ pub async fn requirement(c: &mut PgConnection, id: &str) -> Result<Requirement> 
     .fetch_optional(c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("requirement"))?;
+    .ok_or(StoreError::not_found(Entity::Requirement))?;
     requirement_row(&row).map_err(db)
 }
 
@@ -491,7 +492,7 @@ pub async fn delete_requirement(c: &mut PgConnection, id: &str) -> Result<()> {
             .await
             .map_err(db)?;
     if deleted.is_none() {
-        return Err(StoreError::not_found("requirement"));
+        return Err(StoreError::not_found(Entity::Requirement));
     }
     bump_version(c).await
 }
@@ -506,7 +507,7 @@ pub async fn penalty(c: &mut PgConnection, id: &str) -> Result<Penalty> {
     .fetch_optional(&mut *c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("penalty"))?;
+    .ok_or(StoreError::not_found(Entity::Penalty))?;
     let mut p = penalty_row(&row).map_err(db)?;
     p.requirement_ids = sqlx::query_scalar(
         "SELECT requirement_id FROM penalty_requirements WHERE penalty_id = $1 \
@@ -546,7 +547,7 @@ async fn link_requirements(
     let template_id = text(template_id);
     for rid in ids {
         match owners.get(text(rid).as_ref()) {
-            None => return Err(StoreError::not_found("requirement")),
+            None => return Err(StoreError::not_found(Entity::Requirement)),
             Some(owner) if *owner != template_id => {
                 return Err(StoreError::Conflict {
                     code: "requirement_of_other_template",
@@ -631,7 +632,7 @@ pub async fn delete_penalty(c: &mut PgConnection, id: &str) -> Result<()> {
             .await
             .map_err(db)?;
     if deleted.is_none() {
-        return Err(StoreError::not_found("penalty"));
+        return Err(StoreError::not_found(Entity::Penalty));
     }
     bump_version(c).await
 }

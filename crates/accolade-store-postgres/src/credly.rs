@@ -12,6 +12,7 @@ use accolade_domain::credly_sync::{
 };
 use accolade_domain::outbox::kind;
 use accolade_domain::template::Template;
+use accolade_store::Entity;
 use accolade_store::{
     CredlyKey, CredlyNotification, CredlyOrganization, NewCredlyNotification,
     NewCredlyOrganization, Page, Paged, ProviderTemplate, StoreError, SyncSummary, TemplateChange,
@@ -70,7 +71,7 @@ fn notification_row(r: &PgRow) -> std::result::Result<CredlyNotification, sqlx::
 }
 
 fn org_not_found() -> StoreError {
-    StoreError::not_found("credly organization")
+    StoreError::not_found(Entity::CredlyOrganization)
 }
 
 pub async fn get_org(c: &mut PgConnection, id: &str) -> Result<CredlyOrganization> {
@@ -452,7 +453,7 @@ pub async fn finish_notification(
     .map_err(db)?
     .rows_affected();
     if changed == 0 {
-        return Err(StoreError::not_found("credly notification"));
+        return Err(StoreError::not_found(Entity::CredlyNotification));
     }
     Ok(())
 }

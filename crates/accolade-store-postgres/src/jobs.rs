@@ -6,6 +6,7 @@
 //! again.
 
 use accolade_domain::outbox::Job;
+use accolade_store::Entity;
 use accolade_store::{
     ApiToken, JobFilter, JobResult, NewApiToken, Page, Paged, StoreError, StoreStats,
 };
@@ -43,7 +44,7 @@ pub async fn get_job(c: &mut PgConnection, id: &str) -> Result<Job> {
     .fetch_optional(c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("job"))?;
+    .ok_or(StoreError::not_found(Entity::Job))?;
     rows::job(&row).map_err(db)
 }
 
@@ -164,7 +165,7 @@ pub async fn finish_job(
     }
     .map_err(db)?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::not_found("job"));
+        return Err(StoreError::not_found(Entity::Job));
     }
     Ok(())
 }
@@ -236,7 +237,7 @@ pub async fn revoke_token(c: &mut PgConnection, id: &str, at: DateTime<Utc>) -> 
     .map_err(db)?;
     match row {
         Some(r) => rows::token(&r).map_err(db),
-        None => Err(StoreError::not_found("api token")),
+        None => Err(StoreError::not_found(Entity::ApiToken)),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Ids come from identity columns. A registration (user, organization, addresses, management
 //! link) runs in one transaction opened by the store.
 
+use accolade_store::Entity;
 use accolade_store::{
     NewOcMember, NewOcMemberBadge, OcApp, OcAwardSync, OcBadge, OcBadgeFields, OcEmail, OcMember,
     OcMemberBadge, OcToken, Page, StoreError,
@@ -177,7 +178,7 @@ pub async fn set_app_tier(c: &mut PgConnection, which: &str, tier: &str) -> Resu
     .fetch_optional(c)
     .await
     .map_err(db)?;
-    app(&row.ok_or_else(|| StoreError::not_found("app"))?).map_err(db)
+    app(&row.ok_or_else(|| StoreError::not_found(Entity::App))?).map_err(db)
 }
 
 pub async fn list_apps(c: &mut PgConnection) -> Result<Vec<OcApp>> {
@@ -295,7 +296,7 @@ pub async fn set_avatar(
     .fetch_optional(c)
     .await
     .map_err(db)?;
-    member(&row.ok_or_else(|| StoreError::not_found("member"))?).map_err(db)
+    member(&row.ok_or_else(|| StoreError::not_found(Entity::Member))?).map_err(db)
 }
 
 pub async fn login(c: &mut PgConnection, address: &str) -> Result<Option<(OcMember, String)>> {
@@ -383,7 +384,7 @@ pub async fn add_email(
     token_hash: &str,
 ) -> Result<OcEmail> {
     if get_member(&mut *c, member_id).await?.is_none() {
-        return Err(StoreError::not_found("member"));
+        return Err(StoreError::not_found(Entity::Member));
     }
     let now = micros(Utc::now());
     release_stale_claim(&mut *c, address, false, now).await?;
@@ -528,7 +529,7 @@ pub async fn create_badge(
     f: OcBadgeFields,
 ) -> Result<OcBadge> {
     if get_member(&mut *c, member_id).await?.is_none() {
-        return Err(StoreError::not_found("member"));
+        return Err(StoreError::not_found(Entity::Member));
     }
     let query = sqlx::query(concat!(
         "INSERT INTO oc_badges (member_id, title, short_description, description, criteria, \
@@ -556,7 +557,7 @@ pub async fn update_badge(c: &mut PgConnection, id: i64, f: OcBadgeFields) -> Re
         .fetch_optional(c)
         .await
         .map_err(template_linked)?;
-    badge(&row.ok_or_else(|| StoreError::not_found("badge"))?).map_err(db)
+    badge(&row.ok_or_else(|| StoreError::not_found(Entity::Badge))?).map_err(db)
 }
 
 pub async fn get_badge(c: &mut PgConnection, id: i64) -> Result<Option<OcBadge>> {
@@ -655,10 +656,10 @@ pub async fn get_email(c: &mut PgConnection, address: &str) -> Result<Option<OcE
 
 pub async fn give(c: &mut PgConnection, new: NewOcMemberBadge) -> Result<OcMemberBadge> {
     if get_badge(&mut *c, new.badge_id).await?.is_none() {
-        return Err(StoreError::not_found("badge"));
+        return Err(StoreError::not_found(Entity::Badge));
     }
     if get_member(&mut *c, new.giver_id).await?.is_none() {
-        return Err(StoreError::not_found("member"));
+        return Err(StoreError::not_found(Entity::Member));
     }
     let row = sqlx::query(concat!(
         "INSERT INTO oc_member_badges (badge_id, giver_id, email, status, testimonial, evidence, \
@@ -747,7 +748,7 @@ pub async fn set_member_badge_status(
     .fetch_optional(c)
     .await
     .map_err(db)?;
-    member_badge(&row.ok_or_else(|| StoreError::not_found("member badge"))?).map_err(db)
+    member_badge(&row.ok_or_else(|| StoreError::not_found(Entity::MemberBadge))?).map_err(db)
 }
 
 pub async fn delete_member_badge(c: &mut PgConnection, id: i64) -> Result<bool> {

@@ -7,6 +7,7 @@
 //! job queue, and commits at once: no transaction stays open across the HTTP call.
 
 use accolade_domain::webhook::{wants, DeliveryStatus};
+use accolade_store::Entity;
 use accolade_store::{
     AttemptNext, AttemptResult, ClaimedDelivery, DeliveryFilter, FanOut, NewWebhook, Page, Paged,
     StoreError, Webhook, WebhookDelivery, WebhookPatch,
@@ -115,7 +116,7 @@ pub async fn get(c: &mut PgConnection, id: &str) -> Result<Webhook> {
     .fetch_optional(c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("webhook"))?;
+    .ok_or(StoreError::not_found(Entity::Webhook))?;
     webhook(&row).map_err(db)
 }
 
@@ -135,7 +136,7 @@ pub async fn update(c: &mut PgConnection, id: &str, patch: WebhookPatch) -> Resu
     .fetch_optional(c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("webhook"))?;
+    .ok_or(StoreError::not_found(Entity::Webhook))?;
     webhook(&row).map_err(db)
 }
 
@@ -146,7 +147,7 @@ pub async fn delete(c: &mut PgConnection, id: &str) -> Result<()> {
         .await
         .map_err(db)?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::not_found("webhook"));
+        return Err(StoreError::not_found(Entity::Webhook));
     }
     Ok(())
 }
@@ -157,7 +158,7 @@ pub async fn secret(c: &mut PgConnection, id: &str) -> Result<Vec<u8>> {
         .fetch_optional(c)
         .await
         .map_err(db)?
-        .ok_or(StoreError::not_found("webhook"))
+        .ok_or(StoreError::not_found(Entity::Webhook))
 }
 
 pub async fn set_secret(c: &mut PgConnection, id: &str, ciphertext: Vec<u8>) -> Result<Webhook> {
@@ -171,7 +172,7 @@ pub async fn set_secret(c: &mut PgConnection, id: &str, ciphertext: Vec<u8>) -> 
     .fetch_optional(c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("webhook"))?;
+    .ok_or(StoreError::not_found(Entity::Webhook))?;
     webhook(&row).map_err(db)
 }
 
@@ -348,7 +349,7 @@ pub async fn get_delivery(c: &mut PgConnection, id: &str) -> Result<WebhookDeliv
     .fetch_optional(c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("webhook delivery"))?;
+    .ok_or(StoreError::not_found(Entity::WebhookDelivery))?;
     delivery(&row).map_err(db)
 }
 
@@ -366,6 +367,6 @@ pub async fn replay(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Resul
     .fetch_optional(c)
     .await
     .map_err(db)?
-    .ok_or(StoreError::not_found("webhook delivery"))?;
+    .ok_or(StoreError::not_found(Entity::WebhookDelivery))?;
     delivery(&row).map_err(db)
 }

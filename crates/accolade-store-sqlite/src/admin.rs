@@ -6,6 +6,7 @@
 //! time order.
 
 use accolade_domain::login::lock_until;
+use accolade_store::Entity;
 use accolade_store::{AdminSession, AdminUser, LoginAttempt, LoginOutcome, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -30,7 +31,7 @@ fn user(r: &Row<'_>) -> rusqlite::Result<AdminUser> {
 }
 
 fn not_found() -> StoreError {
-    StoreError::not_found("admin user")
+    StoreError::not_found(Entity::AdminUser)
 }
 
 /// Whether a rusqlite error is a FOREIGN KEY violation (a session for an unknown account).

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use accolade_domain::award::Award;
 use accolade_domain::engine::{RuleIndex, TemplateInfo};
 use accolade_domain::manual;
+use accolade_store::Entity;
 use accolade_store::{
     AwardFilter, Delivery, Fulfillment, Learner, ManualChange, Page, Paged, StoreError,
 };
@@ -22,7 +23,7 @@ pub fn get_learner(c: &Connection, username: &str) -> Result<Learner> {
     ))
     .and_then(|mut s| s.query_row([username], rows::learner).optional())
     .map_err(db)?
-    .ok_or(StoreError::not_found("learner"))
+    .ok_or(StoreError::not_found(Entity::Learner))
 }
 
 pub fn list_learners(c: &Connection, page: Page) -> Result<Paged<Learner>> {
@@ -88,7 +89,7 @@ pub fn get_award(c: &Connection, id: &str) -> Result<Award> {
     c.prepare_cached(&format!("SELECT {AWARD_COLUMNS} FROM awards WHERE id = ?1"))
         .and_then(|mut s| s.query_row([id], rows::award).optional())
         .map_err(db)?
-        .ok_or(StoreError::not_found("award"))
+        .ok_or(StoreError::not_found(Entity::Award))
 }
 
 /// Template facts for outbox payloads, from the database (manual changes may concern inactive
@@ -108,7 +109,7 @@ fn template_info(c: &Connection, template_id: &str) -> Result<Arc<TemplateInfo>>
     index
         .template(template_id)
         .cloned()
-        .ok_or(StoreError::not_found("template"))
+        .ok_or(StoreError::not_found(Entity::Template))
 }
 
 pub fn award_manually(
@@ -154,7 +155,7 @@ pub fn revoke_award(c: &Connection, award_id: &str, change: ManualChange) -> Res
 
 pub fn record_delivery(c: &Connection, award_id: &str, d: Delivery) -> Result<Award> {
     if !apply_delivery(c, award_id, &d)? {
-        return Err(StoreError::not_found("award"));
+        return Err(StoreError::not_found(Entity::Award));
     }
     get_award(c, award_id)
 }

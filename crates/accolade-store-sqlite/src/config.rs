@@ -8,6 +8,7 @@ use accolade_domain::rules_apply::{self, RequirementWrite};
 use accolade_domain::template::{
     validate_name, Group, Penalty, Requirement, Template, TemplateConfig,
 };
+use accolade_store::Entity;
 use accolade_store::{
     DesiredTemplate, NewPenalty, NewRequirement, NewTemplate, Page, Paged, PenaltyPatch,
     RequirementPatch, StoreError, TemplateFilter, TemplatePatch,
@@ -41,7 +42,7 @@ pub fn template(c: &Connection, id: &str) -> Result<Template> {
     ))
     .and_then(|mut s| s.query_row([id], rows::template).optional())
     .map_err(db)?
-    .ok_or(StoreError::not_found("template"))
+    .ok_or(StoreError::not_found(Entity::Template))
 }
 
 fn requirement_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Requirement> {
@@ -151,7 +152,7 @@ pub fn active_configs(c: &Connection) -> Result<Vec<TemplateConfig>> {
 pub fn template_config(c: &Connection, id: &str) -> Result<TemplateConfig> {
     configs_where(c, "id = ?1", &[id])?
         .pop()
-        .ok_or(StoreError::not_found("template"))
+        .ok_or(StoreError::not_found(Entity::Template))
 }
 
 pub fn list_templates(c: &Connection, f: &TemplateFilter, page: Page) -> Result<Paged<Template>> {
@@ -300,7 +301,7 @@ pub fn requirement(c: &Connection, id: &str) -> Result<Requirement> {
     ))
     .and_then(|mut s| s.query_row([id], requirement_row).optional())
     .map_err(db)?
-    .ok_or(StoreError::not_found("requirement"))
+    .ok_or(StoreError::not_found(Entity::Requirement))
 }
 
 pub fn add_requirement(
@@ -368,7 +369,7 @@ pub fn penalty(c: &Connection, id: &str) -> Result<Penalty> {
         ))
         .and_then(|mut s| s.query_row([id], penalty_row).optional())
         .map_err(db)?
-        .ok_or(StoreError::not_found("penalty"))?;
+        .ok_or(StoreError::not_found(Entity::Penalty))?;
     p.requirement_ids = c
         .prepare_cached("SELECT requirement_id FROM penalty_requirements WHERE penalty_id = ?1 ORDER BY requirement_id")
         .and_then(|mut s| s.query_map([id], |r| r.get(0))?.collect())

@@ -8,6 +8,7 @@ use accolade_domain::credly_sync::{
 };
 use accolade_domain::outbox::kind;
 use accolade_domain::template::Template;
+use accolade_store::Entity;
 use accolade_store::{
     CredlyKey, CredlyNotification, CredlyOrganization, NewCredlyNotification,
     NewCredlyOrganization, Page, Paged, ProviderTemplate, StoreError, SyncSummary, TemplateChange,
@@ -47,7 +48,7 @@ pub fn get_org(c: &Connection, id: &str) -> Result<CredlyOrganization> {
     ))
     .and_then(|mut s| s.query_row([id], org_row).optional())
     .map_err(db)?
-    .ok_or(StoreError::not_found("credly organization"))
+    .ok_or(StoreError::not_found(Entity::CredlyOrganization))
 }
 
 pub fn list_orgs(c: &Connection) -> Result<Vec<CredlyOrganization>> {
@@ -131,7 +132,7 @@ pub fn org_key(c: &Connection, id: &str) -> Result<Vec<u8>> {
     )
     .optional()
     .map_err(db)?
-    .ok_or(StoreError::not_found("credly organization"))
+    .ok_or(StoreError::not_found(Entity::CredlyOrganization))
 }
 
 fn org_templates(c: &Connection, org_id: &str) -> Result<HashMap<String, Template>> {
@@ -347,7 +348,7 @@ pub fn finish_notification(c: &Connection, id: &str, status: &str, detail: &str)
         )
         .map_err(db)?;
     if changed == 0 {
-        return Err(StoreError::not_found("credly notification"));
+        return Err(StoreError::not_found(Entity::CredlyNotification));
     }
     Ok(())
 }

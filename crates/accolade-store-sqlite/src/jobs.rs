@@ -1,6 +1,7 @@
 //! The outbox queue (claim with a lease, finish, retry), admin tokens and counters.
 
 use accolade_domain::outbox::Job;
+use accolade_store::Entity;
 use accolade_store::{
     ApiToken, JobFilter, JobResult, NewApiToken, Page, Paged, StoreError, StoreStats,
 };
@@ -38,7 +39,7 @@ pub fn get_job(c: &Connection, id: &str) -> Result<Job> {
     c.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))
         .and_then(|mut s| s.query_row([id], rows::job).optional())
         .map_err(db)?
-        .ok_or(StoreError::not_found("job"))
+        .ok_or(StoreError::not_found(Entity::Job))
 }
 
 pub fn retry_job(c: &Connection, id: &str) -> Result<Job> {
@@ -164,7 +165,7 @@ fn record_result(
     }
     .map_err(db)?;
     if changed == 0 {
-        return Err(StoreError::not_found("job"));
+        return Err(StoreError::not_found(Entity::Job));
     }
     Ok(())
 }
@@ -238,7 +239,7 @@ pub fn revoke_token(c: &Connection, id: &str, at: DateTime<Utc>) -> Result<ApiTo
     )
     .optional()
     .map_err(db)?
-    .ok_or_else(|| StoreError::not_found("api token"))
+    .ok_or_else(|| StoreError::not_found(Entity::ApiToken))
 }
 
 pub fn touch_token(c: &Connection, id: &str, at: DateTime<Utc>) -> Result<()> {

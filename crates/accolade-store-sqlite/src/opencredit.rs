@@ -3,6 +3,7 @@
 //! Ids are rowids. Every function runs in the transaction the store opened for it, so a
 //! registration's user, organization, addresses and management link commit together.
 
+use accolade_store::Entity;
 use accolade_store::{
     NewOcMember, NewOcMemberBadge, OcApp, OcAwardSync, OcBadge, OcBadgeFields, OcEmail, OcMember,
     OcMemberBadge, OcToken, Page, StoreError,
@@ -142,7 +143,7 @@ pub fn set_app_tier(c: &Connection, which: &str, tier: &str) -> Result<OcApp> {
     )
     .optional()
     .map_err(db)?
-    .ok_or_else(|| StoreError::not_found("app"))
+    .ok_or_else(|| StoreError::not_found(Entity::App))
 }
 
 pub fn list_apps(c: &Connection) -> Result<Vec<OcApp>> {
@@ -240,7 +241,7 @@ pub fn set_avatar(c: &Connection, member_id: i64, avatar: Option<&str>) -> Resul
     )
     .optional()
     .map_err(db)?
-    .ok_or_else(|| StoreError::not_found("member"))
+    .ok_or_else(|| StoreError::not_found(Entity::Member))
 }
 
 pub fn login(c: &Connection, address: &str) -> Result<Option<(OcMember, String)>> {
@@ -318,7 +319,7 @@ pub fn add_email(
     token_hash: &str,
 ) -> Result<OcEmail> {
     if get_member(c, member_id)?.is_none() {
-        return Err(StoreError::not_found("member"));
+        return Err(StoreError::not_found(Entity::Member));
     }
     let now = Utc::now();
     release_stale_claim(c, address, false, now)?;
@@ -427,7 +428,7 @@ pub fn token(c: &Connection, token_hash: &str) -> Result<Option<OcToken>> {
 
 pub fn create_badge(c: &Connection, member_id: i64, f: OcBadgeFields) -> Result<OcBadge> {
     if get_member(c, member_id)?.is_none() {
-        return Err(StoreError::not_found("member"));
+        return Err(StoreError::not_found(Entity::Member));
     }
     let now = ts(Utc::now());
     c.query_row(
@@ -482,7 +483,7 @@ pub fn update_badge(c: &Connection, id: i64, f: OcBadgeFields) -> Result<OcBadge
     )
     .optional()
     .map_err(template_linked)?
-    .ok_or_else(|| StoreError::not_found("badge"))
+    .ok_or_else(|| StoreError::not_found(Entity::Badge))
 }
 
 pub fn get_badge(c: &Connection, id: i64) -> Result<Option<OcBadge>> {
@@ -567,10 +568,10 @@ pub fn get_email(c: &Connection, address: &str) -> Result<Option<OcEmail>> {
 
 pub fn give(c: &Connection, new: NewOcMemberBadge) -> Result<OcMemberBadge> {
     if get_badge(c, new.badge_id)?.is_none() {
-        return Err(StoreError::not_found("badge"));
+        return Err(StoreError::not_found(Entity::Badge));
     }
     if get_member(c, new.giver_id)?.is_none() {
-        return Err(StoreError::not_found("member"));
+        return Err(StoreError::not_found(Entity::Member));
     }
     let now = ts(Utc::now());
     c.query_row(
@@ -646,7 +647,7 @@ pub fn set_member_badge_status(c: &Connection, id: i64, status: &str) -> Result<
     )
     .optional()
     .map_err(db)?
-    .ok_or_else(|| StoreError::not_found("member badge"))
+    .ok_or_else(|| StoreError::not_found(Entity::MemberBadge))
 }
 
 pub fn delete_member_badge(c: &Connection, id: i64) -> Result<bool> {

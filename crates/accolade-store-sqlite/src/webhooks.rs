@@ -6,6 +6,7 @@
 //! and the cursor update of a fan-out cannot interleave with another fan-out.
 
 use accolade_domain::webhook::{wants, DeliveryStatus};
+use accolade_store::Entity;
 use accolade_store::{
     AttemptNext, AttemptResult, ClaimedDelivery, DeliveryFilter, FanOut, NewWebhook, Page, Paged,
     StoreError, Webhook, WebhookDelivery, WebhookPatch,
@@ -101,7 +102,7 @@ pub fn get(c: &Connection, id: &str) -> Result<Webhook> {
     ))
     .and_then(|mut s| s.query_row([id], webhook).optional())
     .map_err(db)?
-    .ok_or(StoreError::not_found("webhook"))
+    .ok_or(StoreError::not_found(Entity::Webhook))
 }
 
 pub fn update(c: &Connection, id: &str, patch: WebhookPatch) -> Result<Webhook> {
@@ -139,7 +140,7 @@ pub fn delete(c: &Connection, id: &str) -> Result<()> {
         .execute("DELETE FROM webhooks WHERE id = ?1", [id])
         .map_err(db)?;
     if n == 0 {
-        return Err(StoreError::not_found("webhook"));
+        return Err(StoreError::not_found(Entity::Webhook));
     }
     Ok(())
 }
@@ -148,7 +149,7 @@ pub fn secret(c: &Connection, id: &str) -> Result<Vec<u8>> {
     c.prepare_cached("SELECT secret_ciphertext FROM webhooks WHERE id = ?1")
         .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
         .map_err(db)?
-        .ok_or(StoreError::not_found("webhook"))
+        .ok_or(StoreError::not_found(Entity::Webhook))
 }
 
 pub fn set_secret(c: &Connection, id: &str, ciphertext: Vec<u8>) -> Result<Webhook> {
@@ -159,7 +160,7 @@ pub fn set_secret(c: &Connection, id: &str, ciphertext: Vec<u8>) -> Result<Webho
         )
         .map_err(db)?;
     if n == 0 {
-        return Err(StoreError::not_found("webhook"));
+        return Err(StoreError::not_found(Entity::Webhook));
     }
     get(c, id)
 }
@@ -356,7 +357,7 @@ pub fn get_delivery(c: &Connection, id: &str) -> Result<WebhookDelivery> {
     ))
     .and_then(|mut s| s.query_row([id], delivery).optional())
     .map_err(db)?
-    .ok_or(StoreError::not_found("webhook delivery"))
+    .ok_or(StoreError::not_found(Entity::WebhookDelivery))
 }
 
 pub fn replay(c: &Connection, id: &str, now: DateTime<Utc>) -> Result<WebhookDelivery> {

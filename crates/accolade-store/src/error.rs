@@ -5,9 +5,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// The addressed row does not exist (`what` names the kind, e.g. `template`).
+    /// The addressed row does not exist (`what` names its kind).
     #[error("{what} not found")]
-    NotFound { what: &'static str },
+    NotFound { what: Entity },
     /// A uniqueness or state rule refused the change.
     #[error("conflict: {detail}")]
     Conflict { code: &'static str, detail: String },
@@ -55,7 +55,7 @@ impl From<accolade_domain::manual::ManualRefusal> for StoreError {
 }
 
 impl StoreError {
-    pub fn not_found(what: &'static str) -> Self {
+    pub fn not_found(what: Entity) -> Self {
         StoreError::NotFound { what }
     }
 
@@ -78,5 +78,80 @@ impl StoreError {
             code: "already_awarded",
             detail: "the learner already holds this badge".into(),
         }
+    }
+}
+
+/// The kinds of row a [`StoreError::NotFound`] can name, each with its stable error code, so an
+/// edge maps "not found" by kind rather than by message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entity {
+    AdminUser,
+    ApiToken,
+    App,
+    Award,
+    Badge,
+    CredlyNotification,
+    CredlyOrganization,
+    Job,
+    Learner,
+    Member,
+    MemberBadge,
+    Penalty,
+    Requirement,
+    Template,
+    Webhook,
+    WebhookDelivery,
+}
+
+impl Entity {
+    /// How messages name it (`template`, `webhook delivery`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::AdminUser => "admin user",
+            Entity::ApiToken => "api token",
+            Entity::App => "app",
+            Entity::Award => "award",
+            Entity::Badge => "badge",
+            Entity::CredlyNotification => "credly notification",
+            Entity::CredlyOrganization => "credly organization",
+            Entity::Job => "job",
+            Entity::Learner => "learner",
+            Entity::Member => "member",
+            Entity::MemberBadge => "member badge",
+            Entity::Penalty => "penalty",
+            Entity::Requirement => "requirement",
+            Entity::Template => "template",
+            Entity::Webhook => "webhook",
+            Entity::WebhookDelivery => "webhook delivery",
+        }
+    }
+
+    /// The admin API's stable error code for it (`template_not_found`, …); `not_found` for
+    /// kinds the admin API does not address.
+    pub fn code(self) -> &'static str {
+        match self {
+            Entity::Template => "template_not_found",
+            Entity::Requirement => "requirement_not_found",
+            Entity::Penalty => "penalty_not_found",
+            Entity::Award => "award_not_found",
+            Entity::Job => "job_not_found",
+            Entity::Learner => "learner_not_found",
+            Entity::CredlyOrganization => "organization_not_found",
+            Entity::CredlyNotification => "notification_not_found",
+            Entity::Webhook => "webhook_not_found",
+            Entity::WebhookDelivery => "webhook_delivery_not_found",
+            Entity::ApiToken => "token_not_found",
+            Entity::AdminUser
+            | Entity::App
+            | Entity::Badge
+            | Entity::Member
+            | Entity::MemberBadge => "not_found",
+        }
+    }
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }

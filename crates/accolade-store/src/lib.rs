@@ -12,7 +12,7 @@ pub mod testkit;
 mod webhooks;
 
 pub use admin::*;
-pub use error::StoreError;
+pub use error::{Entity, StoreError};
 pub use index_cache::IndexCache;
 pub use models::*;
 pub use opencredit::*;

@@ -172,7 +172,7 @@ impl OcError {
 impl From<accolade_store::StoreError> for OcError {
     fn from(e: accolade_store::StoreError) -> OcError {
         match e {
-            accolade_store::StoreError::NotFound { what } => OcError::not_found(what),
+            accolade_store::StoreError::NotFound { what } => OcError::not_found(what.as_str()),
             accolade_store::StoreError::Conflict { code, detail } => {
                 OcError::new(StatusCode::CONFLICT, conflict_status(code), detail)
             }

@@ -345,7 +345,7 @@ pub async fn get_template_returns_configuration(store: Arc<dyn Store>) {
     );
 }
 
-/// Every operation addressing an unknown template says `NotFound { what: "template" }`.
+/// Every operation addressing an unknown template says `NotFound { what: Entity::Template }`.
 pub async fn unknown_template_is_not_found(store: Arc<dyn Store>) {
     let id = "00000000-0000-7000-8000-000000000000";
     assert_not_found(store.get_template(id).await, "template");

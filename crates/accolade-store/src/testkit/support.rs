@@ -503,7 +503,7 @@ pub fn set<S: AsRef<str>>(items: &[S]) -> BTreeSet<String> {
 pub fn assert_not_found<T: Debug>(result: Result<T, StoreError>, what: &str) {
     match result {
         Err(StoreError::NotFound { what: w }) => {
-            assert_eq!(w, what, "NotFound names the wrong kind")
+            assert_eq!(w.as_str(), what, "NotFound names the wrong kind")
         }
         other => panic!("expected NotFound {{ what: {what:?} }}, got {other:?}"),
     }
