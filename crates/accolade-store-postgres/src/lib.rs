@@ -9,6 +9,8 @@ mod config;
 mod credly;
 mod effects;
 mod events;
+#[macro_use]
+mod forward;
 mod jobs;
 pub mod migrate;
 mod opencredit;
@@ -32,18 +34,6 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use crate::rows::db;
 
 type Result<T> = std::result::Result<T, StoreError>;
-
-/// Runs `$body` (an async expression using the connection `$c`) in the transaction `$tx` and
-/// commits; an error returns early and the dropped transaction rolls back.
-macro_rules! in_tx {
-    ($tx:expr, |$c:ident| $body:expr) => {{
-        let mut tx = $tx;
-        let $c: &mut PgConnection = &mut tx;
-        let out = $body.await?;
-        tx.commit().await.map_err(db)?;
-        Ok(out)
-    }};
-}
 
 /// The PostgreSQL store. Cloning is cheap and shares the pool.
 #[derive(Clone, Debug)]
@@ -174,621 +164,280 @@ impl Store for PgStore {
             .map_err(db)?;
         Ok(())
     }
+}
 
-    async fn config_version(&self) -> Result<i64> {
-        config::version(&mut *self.conn().await?).await
-    }
+// Every other method forwards to a module function (see `forward`), except those written out.
 
-    async fn active_config(&self) -> Result<(i64, Vec<TemplateConfig>)> {
-        in_tx!(self.snapshot().await?, |c| async {
-            Ok::<_, StoreError>((config::version(c).await?, config::active_configs(c).await?))
-        })
-    }
+forward! {
+    impl ConfigStore for PgStore {
+        conn          fn config_version() -> i64 = config::version;
 
-    async fn list_templates(&self, filter: &TemplateFilter, page: Page) -> Result<Paged<Template>> {
-        config::list_templates(&mut *self.conn().await?, filter, page).await
-    }
-
-    async fn get_template(&self, id: &str) -> Result<TemplateConfig> {
-        in_tx!(self.snapshot().await?, |c| config::template_config(c, id))
-    }
-
-    async fn create_template(&self, new: NewTemplate) -> Result<Template> {
-        in_tx!(self.config_change().await?, |c| config::create_template(
-            c, new
-        ))
-    }
-
-    async fn update_template(&self, id: &str, patch: TemplatePatch) -> Result<Template> {
-        in_tx!(self.config_change().await?, |c| config::update_template(
-            c, id, patch
-        ))
-    }
-
-    async fn set_template_active(&self, id: &str, active: bool) -> Result<Template> {
-        in_tx!(self.config_change().await?, |c| config::set_active(
-            c, id, active
-        ))
-    }
-
-    async fn add_requirement(&self, template_id: &str, new: NewRequirement) -> Result<Requirement> {
-        in_tx!(self.config_change().await?, |c| config::add_requirement(
-            c,
-            template_id,
-            new
-        ))
-    }
-
-    async fn get_requirement(&self, id: &str) -> Result<Requirement> {
-        config::requirement(&mut *self.conn().await?, id).await
-    }
-
-    async fn update_requirement(&self, id: &str, patch: RequirementPatch) -> Result<Requirement> {
-        in_tx!(self.config_change().await?, |c| config::update_requirement(
-            c, id, patch
-        ))
-    }
-
-    async fn delete_requirement(&self, id: &str) -> Result<()> {
-        in_tx!(self.config_change().await?, |c| config::delete_requirement(
-            c, id
-        ))
-    }
-
-    async fn add_penalty(&self, template_id: &str, new: NewPenalty) -> Result<Penalty> {
-        in_tx!(self.config_change().await?, |c| config::add_penalty(
-            c,
-            template_id,
-            new
-        ))
-    }
-
-    async fn get_penalty(&self, id: &str) -> Result<Penalty> {
-        in_tx!(self.snapshot().await?, |c| config::penalty(c, id))
-    }
-
-    async fn update_penalty(&self, id: &str, patch: PenaltyPatch) -> Result<Penalty> {
-        in_tx!(self.config_change().await?, |c| config::update_penalty(
-            c, id, patch
-        ))
-    }
-
-    async fn delete_penalty(&self, id: &str) -> Result<()> {
-        in_tx!(self.config_change().await?, |c| config::delete_penalty(
-            c, id
-        ))
-    }
-
-    async fn apply_template(&self, desired: DesiredTemplate) -> Result<TemplateConfig> {
-        in_tx!(self.config_change().await?, |c| config::apply_template(
-            c, desired
-        ))
-    }
-
-    async fn process_events(
-        &self,
-        events: Vec<IncomingEvent>,
-        index: &IndexCache,
-    ) -> Result<Vec<EventOutcome>> {
-        in_tx!(self.write().await?, |c| events::process(c, &events, index))
-    }
-
-    async fn record_rejected(&self, rejected: Vec<RejectedEvent>) -> Result<()> {
-        events::record_rejected(&mut *self.conn().await?, &rejected).await
-    }
-
-    async fn list_events(&self, learner: Option<&str>, page: Page) -> Result<Paged<StoredEvent>> {
-        events::list_events(&mut *self.conn().await?, learner, page).await
-    }
-
-    async fn list_rejected(&self, page: Page) -> Result<Paged<RejectedEvent>> {
-        events::list_rejected(&mut *self.conn().await?, page).await
-    }
-
-    async fn get_learner(&self, username: &str) -> Result<Learner> {
-        awards::get_learner(&mut *self.conn().await?, username).await
-    }
-
-    async fn list_learners(&self, page: Page) -> Result<Paged<Learner>> {
-        awards::list_learners(&mut *self.conn().await?, page).await
-    }
-
-    async fn fulfillments(&self, username: &str) -> Result<Vec<Fulfillment>> {
-        awards::fulfillments(&mut *self.conn().await?, username).await
-    }
-
-    async fn list_awards(&self, filter: &AwardFilter, page: Page) -> Result<Paged<Award>> {
-        awards::list_awards(&mut *self.conn().await?, filter, page).await
-    }
-
-    async fn get_award(&self, id: &str) -> Result<Award> {
-        awards::get_award(&mut *self.conn().await?, id).await
-    }
-
-    async fn award_manually(
-        &self,
-        template_id: &str,
-        username: &str,
-        change: ManualChange,
-    ) -> Result<Award> {
-        in_tx!(self.write().await?, |c| awards::award_manually(
-            c,
-            template_id,
-            username,
-            change
-        ))
-    }
-
-    async fn revoke_award(&self, award_id: &str, change: ManualChange) -> Result<Award> {
-        in_tx!(self.write().await?, |c| awards::revoke_award(
-            c, award_id, change
-        ))
-    }
-
-    async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<Paged<Job>> {
-        jobs::list_jobs(&mut *self.conn().await?, filter, page).await
-    }
-
-    async fn get_job(&self, id: &str) -> Result<Job> {
-        jobs::get_job(&mut *self.conn().await?, id).await
-    }
-
-    async fn retry_job(&self, id: &str) -> Result<Job> {
-        jobs::retry_job(&mut *self.conn().await?, id).await
-    }
-
-    async fn claim_jobs(
-        &self,
-        kinds: &[&str],
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Job>> {
-        jobs::claim_jobs(&mut *self.conn().await?, kinds, limit, now, lease_until).await
-    }
-
-    async fn finish_job(&self, id: &str, result: JobResult, now: DateTime<Utc>) -> Result<()> {
-        jobs::finish_job(&mut *self.conn().await?, id, result, now).await
-    }
-
-    async fn release_jobs_waiting_for_key(&self, org_id: &str, now: DateTime<Utc>) -> Result<u64> {
-        jobs::release_waiting_for_key(&mut *self.conn().await?, org_id, now).await
-    }
-
-    async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award> {
-        in_tx!(self.write().await?, |c| awards::record_delivery(
-            c, award_id, delivery
-        ))
-    }
-
-    async fn unpublished_events(&self, limit: u32) -> Result<Vec<PendingPublication>> {
-        let rows = sqlx::query(
-            "SELECT id, event_type, award_id, time, payload FROM outgoing_events \
-             WHERE published_at IS NULL ORDER BY time, id LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&mut *self.conn().await?)
-        .await
-        .map_err(db)?;
-        rows.into_iter()
-            .map(|r| {
-                use sqlx::Row;
-                Ok(PendingPublication {
-                    id: r.try_get("id").map_err(db)?,
-                    event_type: r.try_get("event_type").map_err(db)?,
-                    award_id: r.try_get("award_id").map_err(db)?,
-                    time: r.try_get("time").map_err(db)?,
-                    payload: r.try_get("payload").map_err(db)?,
-                })
+        async fn active_config(&self) -> Result<(i64, Vec<TemplateConfig>)> {
+            in_tx!(self.snapshot().await?, |c| async {
+                Ok::<_, StoreError>((config::version(c).await?, config::active_configs(c).await?))
             })
-            .collect()
-    }
+        }
 
-    async fn mark_published(&self, ids: Vec<String>, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE outgoing_events SET published_at = $2 WHERE id = ANY($1)")
-            .bind(&ids)
-            .bind(rows::micros(at))
-            .execute(&mut *self.conn().await?)
+        conn          fn list_templates(filter: &TemplateFilter, page: Page) -> Paged<Template>
+            = config::list_templates;
+        snapshot      fn get_template(id: &str) -> TemplateConfig = config::template_config;
+        config_change fn create_template(new: NewTemplate) -> Template = config::create_template;
+        config_change fn update_template(id: &str, patch: TemplatePatch) -> Template
+            = config::update_template;
+        config_change fn set_template_active(id: &str, active: bool) -> Template
+            = config::set_active;
+        config_change fn add_requirement(template_id: &str, new: NewRequirement) -> Requirement
+            = config::add_requirement;
+        conn          fn get_requirement(id: &str) -> Requirement = config::requirement;
+        config_change fn update_requirement(id: &str, patch: RequirementPatch) -> Requirement
+            = config::update_requirement;
+        config_change fn delete_requirement(id: &str) -> () = config::delete_requirement;
+        config_change fn add_penalty(template_id: &str, new: NewPenalty) -> Penalty
+            = config::add_penalty;
+        snapshot      fn get_penalty(id: &str) -> Penalty = config::penalty;
+        config_change fn update_penalty(id: &str, patch: PenaltyPatch) -> Penalty
+            = config::update_penalty;
+        config_change fn delete_penalty(id: &str) -> () = config::delete_penalty;
+        config_change fn apply_template(desired: DesiredTemplate) -> TemplateConfig
+            = config::apply_template;
+    }
+}
+
+forward! {
+    impl EventStore for PgStore {
+        async fn process_events(
+            &self,
+            events: Vec<IncomingEvent>,
+            index: &IndexCache,
+        ) -> Result<Vec<EventOutcome>> {
+            in_tx!(self.write().await?, |c| events::process(c, &events, index))
+        }
+
+        async fn record_rejected(&self, rejected: Vec<RejectedEvent>) -> Result<()> {
+            events::record_rejected(&mut *self.conn().await?, &rejected).await
+        }
+
+        conn          fn list_events(learner: Option<&str>, page: Page) -> Paged<StoredEvent>
+            = events::list_events;
+        conn          fn list_rejected(page: Page) -> Paged<RejectedEvent> = events::list_rejected;
+    }
+}
+
+forward! {
+    impl AwardStore for PgStore {
+        conn          fn get_learner(username: &str) -> Learner = awards::get_learner;
+        conn          fn list_learners(page: Page) -> Paged<Learner> = awards::list_learners;
+        conn          fn fulfillments(username: &str) -> Vec<Fulfillment> = awards::fulfillments;
+        conn          fn list_awards(filter: &AwardFilter, page: Page) -> Paged<Award>
+            = awards::list_awards;
+        conn          fn get_award(id: &str) -> Award = awards::get_award;
+        write         fn award_manually(template_id: &str, username: &str, change: ManualChange)
+            -> Award = awards::award_manually;
+        write         fn revoke_award(award_id: &str, change: ManualChange) -> Award
+            = awards::revoke_award;
+    }
+}
+
+forward! {
+    impl OutboxStore for PgStore {
+        conn          fn list_jobs(filter: &JobFilter, page: Page) -> Paged<Job> = jobs::list_jobs;
+        conn          fn get_job(id: &str) -> Job = jobs::get_job;
+        conn          fn retry_job(id: &str) -> Job = jobs::retry_job;
+        conn          fn claim_jobs(
+            kinds: &[&str],
+            limit: u32,
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>
+        ) -> Vec<Job> = jobs::claim_jobs;
+        conn          fn finish_job(id: &str, result: JobResult, now: DateTime<Utc>) -> ()
+            = jobs::finish_job;
+        write         fn finish_jobs(items: Vec<JobCompletion>, now: DateTime<Utc>)
+            -> Vec<Option<Award>> = jobs::finish_jobs;
+        conn          fn release_jobs_waiting_for_key(org_id: &str, now: DateTime<Utc>) -> u64
+            = jobs::release_waiting_for_key;
+        write         fn record_delivery(award_id: &str, delivery: Delivery) -> Award
+            = awards::record_delivery;
+
+        async fn unpublished_events(&self, limit: u32) -> Result<Vec<PendingPublication>> {
+            let rows = sqlx::query(
+                "SELECT id, event_type, award_id, time, payload FROM outgoing_events \
+                 WHERE published_at IS NULL ORDER BY time, id LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(db)?;
-        Ok(())
-    }
+            rows.into_iter()
+                .map(|r| {
+                    use sqlx::Row;
+                    Ok(PendingPublication {
+                        id: r.try_get("id").map_err(db)?,
+                        event_type: r.try_get("event_type").map_err(db)?,
+                        award_id: r.try_get("award_id").map_err(db)?,
+                        time: r.try_get("time").map_err(db)?,
+                        payload: r.try_get("payload").map_err(db)?,
+                    })
+                })
+                .collect()
+        }
 
-    async fn finish_jobs(
-        &self,
-        items: Vec<JobCompletion>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Option<Award>>> {
-        in_tx!(self.write().await?, |c| jobs::finish_jobs(c, items, now))
+        async fn mark_published(&self, ids: Vec<String>, at: DateTime<Utc>) -> Result<()> {
+            sqlx::query("UPDATE outgoing_events SET published_at = $2 WHERE id = ANY($1)")
+                .bind(&ids)
+                .bind(rows::micros(at))
+                .execute(&mut *self.conn().await?)
+                .await
+                .map_err(db)?;
+            Ok(())
+        }
     }
+}
 
-    async fn add_credly_org(&self, new: NewCredlyOrganization) -> Result<CredlyOrganization> {
-        in_tx!(self.write().await?, |c| credly::add_org(c, new))
+forward! {
+    impl CredlyStore for PgStore {
+        write         fn add_credly_org(new: NewCredlyOrganization) -> CredlyOrganization
+            = credly::add_org;
+        write         fn update_credly_org(id: &str, name: Option<String>, key: Option<CredlyKey>)
+            -> CredlyOrganization = credly::update_org;
+        conn          fn get_credly_org(id: &str) -> CredlyOrganization = credly::get_org;
+        conn          fn list_credly_orgs() -> Vec<CredlyOrganization> = credly::list_orgs;
+        conn          fn credly_org_key(id: &str) -> Vec<u8> = credly::org_key;
+
+        async fn sync_credly_templates(
+            &self,
+            org_id: &str,
+            active: Vec<ProviderTemplate>,
+            pages: u32,
+            dry_run: bool,
+        ) -> Result<SyncSummary> {
+            // A dry run only reads: one snapshot, without waiting for the configuration lock.
+            let tx = if dry_run {
+                self.snapshot().await?
+            } else {
+                self.config_change().await?
+            };
+            in_tx!(tx, |c| credly::sync_templates(
+                c, org_id, active, pages, dry_run
+            ))
+        }
+
+        config_change fn apply_credly_template(org_id: &str, template: ProviderTemplate)
+            -> (Option<Template>, TemplateChange) = credly::apply_template;
+        write         fn record_credly_notification(n: NewCredlyNotification) -> bool
+            = credly::record_notification;
+        conn          fn finish_credly_notification(id: &str, status: &str, detail: &str) -> ()
+            = credly::finish_notification;
+        conn          fn list_credly_notifications(page: Page) -> Paged<CredlyNotification>
+            = credly::list_notifications;
+        conn          fn count_pending_credly_notifications(organization_id: &str) -> u64
+            = credly::count_pending_notifications;
+        write         fn prune_credly_notifications(before: DateTime<Utc>) -> u64
+            = credly::prune_notifications;
+        write         fn set_award_external_state(external_id: &str, state: &str) -> Option<Award>
+            = credly::set_external_state;
     }
+}
 
-    async fn update_credly_org(
-        &self,
-        id: &str,
-        name: Option<String>,
-        key: Option<CredlyKey>,
-    ) -> Result<CredlyOrganization> {
-        in_tx!(self.write().await?, |c| credly::update_org(
-            c, id, name, key
-        ))
+forward! {
+    impl WebhookStore for PgStore {
+        conn          fn create_webhook(new: NewWebhook) -> Webhook = webhooks::create;
+        conn          fn list_webhooks(page: Page) -> Paged<Webhook> = webhooks::list;
+        conn          fn get_webhook(id: &str) -> Webhook = webhooks::get;
+        conn          fn update_webhook(id: &str, patch: WebhookPatch) -> Webhook
+            = webhooks::update;
+        conn          fn delete_webhook(id: &str) -> () = webhooks::delete;
+        conn          fn webhook_secret(id: &str) -> Vec<u8> = webhooks::secret;
+        conn          fn set_webhook_secret(id: &str, secret_ciphertext: Vec<u8>) -> Webhook
+            = webhooks::set_secret;
+        write         fn fan_out_webhooks(limit: u32, now: DateTime<Utc>) -> FanOut
+            = webhooks::fan_out;
+        conn          fn claim_webhook_deliveries(
+            limit: u32,
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>
+        ) -> Vec<ClaimedDelivery> = webhooks::claim;
+        conn          fn finish_webhook_attempt(id: &str, result: AttemptResult, now: DateTime<Utc>)
+            -> bool = webhooks::finish;
+        conn          fn list_webhook_deliveries(filter: &DeliveryFilter, page: Page)
+            -> Paged<WebhookDelivery> = webhooks::list_deliveries;
+        conn          fn get_webhook_delivery(id: &str) -> WebhookDelivery = webhooks::get_delivery;
+        conn          fn replay_webhook_delivery(id: &str, now: DateTime<Utc>) -> WebhookDelivery
+            = webhooks::replay;
     }
+}
 
-    async fn get_credly_org(&self, id: &str) -> Result<CredlyOrganization> {
-        credly::get_org(&mut *self.conn().await?, id).await
-    }
-
-    async fn list_credly_orgs(&self) -> Result<Vec<CredlyOrganization>> {
-        credly::list_orgs(&mut *self.conn().await?).await
-    }
-
-    async fn credly_org_key(&self, id: &str) -> Result<Vec<u8>> {
-        credly::org_key(&mut *self.conn().await?, id).await
-    }
-
-    async fn sync_credly_templates(
-        &self,
-        org_id: &str,
-        active: Vec<ProviderTemplate>,
-        pages: u32,
-        dry_run: bool,
-    ) -> Result<SyncSummary> {
-        // A dry run only reads: one snapshot, without waiting for the configuration lock.
-        let tx = if dry_run {
-            self.snapshot().await?
-        } else {
-            self.config_change().await?
-        };
-        in_tx!(tx, |c| credly::sync_templates(
-            c, org_id, active, pages, dry_run
-        ))
-    }
-
-    async fn apply_credly_template(
-        &self,
-        org_id: &str,
-        template: ProviderTemplate,
-    ) -> Result<(Option<Template>, TemplateChange)> {
-        in_tx!(self.config_change().await?, |c| credly::apply_template(
-            c, org_id, template
-        ))
-    }
-
-    async fn record_credly_notification(&self, n: NewCredlyNotification) -> Result<bool> {
-        in_tx!(self.write().await?, |c| credly::record_notification(c, n))
-    }
-
-    async fn finish_credly_notification(&self, id: &str, status: &str, detail: &str) -> Result<()> {
-        credly::finish_notification(&mut *self.conn().await?, id, status, detail).await
-    }
-
-    async fn list_credly_notifications(&self, page: Page) -> Result<Paged<CredlyNotification>> {
-        credly::list_notifications(&mut *self.conn().await?, page).await
-    }
-
-    async fn count_pending_credly_notifications(&self, organization_id: &str) -> Result<u64> {
-        credly::count_pending_notifications(&mut *self.conn().await?, organization_id).await
-    }
-
-    async fn prune_credly_notifications(&self, before: DateTime<Utc>) -> Result<u64> {
-        let mut tx = self.write().await?;
-        let deleted = credly::prune_notifications(&mut tx, before).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(deleted)
-    }
-
-    async fn set_award_external_state(
-        &self,
-        external_id: &str,
-        state: &str,
-    ) -> Result<Option<Award>> {
-        in_tx!(self.write().await?, |c| credly::set_external_state(
-            c,
-            external_id,
-            state
-        ))
-    }
-
-    async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook> {
-        webhooks::create(&mut *self.conn().await?, new).await
-    }
-
-    async fn list_webhooks(&self, page: Page) -> Result<Paged<Webhook>> {
-        webhooks::list(&mut *self.conn().await?, page).await
-    }
-
-    async fn get_webhook(&self, id: &str) -> Result<Webhook> {
-        webhooks::get(&mut *self.conn().await?, id).await
-    }
-
-    async fn update_webhook(&self, id: &str, patch: WebhookPatch) -> Result<Webhook> {
-        webhooks::update(&mut *self.conn().await?, id, patch).await
-    }
-
-    async fn delete_webhook(&self, id: &str) -> Result<()> {
-        webhooks::delete(&mut *self.conn().await?, id).await
-    }
-
-    async fn webhook_secret(&self, id: &str) -> Result<Vec<u8>> {
-        webhooks::secret(&mut *self.conn().await?, id).await
-    }
-
-    async fn set_webhook_secret(&self, id: &str, secret_ciphertext: Vec<u8>) -> Result<Webhook> {
-        webhooks::set_secret(&mut *self.conn().await?, id, secret_ciphertext).await
-    }
-
-    async fn fan_out_webhooks(&self, limit: u32, now: DateTime<Utc>) -> Result<FanOut> {
-        in_tx!(self.write().await?, |c| webhooks::fan_out(c, limit, now))
-    }
-
-    async fn claim_webhook_deliveries(
-        &self,
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<ClaimedDelivery>> {
-        webhooks::claim(&mut *self.conn().await?, limit, now, lease_until).await
-    }
-
-    async fn finish_webhook_attempt(
-        &self,
-        id: &str,
-        result: AttemptResult,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        webhooks::finish(&mut *self.conn().await?, id, result, now).await
-    }
-
-    async fn list_webhook_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-        page: Page,
-    ) -> Result<Paged<WebhookDelivery>> {
-        webhooks::list_deliveries(&mut *self.conn().await?, filter, page).await
-    }
-
-    async fn get_webhook_delivery(&self, id: &str) -> Result<WebhookDelivery> {
-        webhooks::get_delivery(&mut *self.conn().await?, id).await
-    }
-
-    async fn replay_webhook_delivery(
-        &self,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<WebhookDelivery> {
-        webhooks::replay(&mut *self.conn().await?, id, now).await
-    }
-
-    async fn oc_create_app(
-        &self,
-        name: &str,
-        api_key: &str,
-        secret_hash: &str,
-        tier: &str,
-    ) -> Result<OcApp> {
-        opencredit::create_app(&mut *self.conn().await?, name, api_key, secret_hash, tier).await
-    }
-
-    async fn oc_app_by_key(&self, api_key: &str) -> Result<Option<OcApp>> {
-        opencredit::app_by_key(&mut *self.conn().await?, api_key).await
-    }
-
-    async fn oc_set_app_tier(&self, app: &str, tier: &str) -> Result<OcApp> {
-        opencredit::set_app_tier(&mut *self.conn().await?, app, tier).await
-    }
-
-    async fn oc_list_apps(&self) -> Result<Vec<OcApp>> {
-        opencredit::list_apps(&mut *self.conn().await?).await
-    }
-
-    async fn oc_register(&self, new: NewOcMember) -> Result<(OcMember, Option<OcMember>)> {
-        // The user, its address, the organization and the management link commit together.
-        in_tx!(self.write().await?, |c| opencredit::register(c, new))
-    }
-
-    async fn oc_member(&self, id: i64) -> Result<Option<OcMember>> {
-        opencredit::get_member(&mut *self.conn().await?, id).await
-    }
-
-    async fn oc_set_avatar(&self, member_id: i64, avatar: Option<&str>) -> Result<OcMember> {
-        opencredit::set_avatar(&mut *self.conn().await?, member_id, avatar).await
-    }
-
-    async fn oc_login(&self, email: &str) -> Result<Option<(OcMember, String)>> {
-        opencredit::login(&mut *self.conn().await?, email).await
-    }
-
-    async fn oc_search_members(
-        &self,
-        email: Option<&str>,
-        query: Option<&str>,
-        page: Page,
-    ) -> Result<(Vec<OcMember>, u64)> {
-        in_tx!(self.snapshot().await?, |c| opencredit::search_members(
-            c, email, query, page
-        ))
-    }
-
-    async fn oc_managed(&self, manager_id: i64) -> Result<Vec<i64>> {
-        opencredit::managed(&mut *self.conn().await?, manager_id).await
-    }
-
-    async fn oc_member_emails(&self, member_id: i64) -> Result<Vec<OcEmail>> {
-        opencredit::member_emails(&mut *self.conn().await?, member_id).await
-    }
-
-    async fn oc_add_email(&self, member_id: i64, email: &str, token_hash: &str) -> Result<OcEmail> {
-        in_tx!(self.write().await?, |c| opencredit::add_email(
-            c, member_id, email, token_hash
-        ))
-    }
-
-    async fn oc_reissue_email_link(
-        &self,
-        member_id: i64,
-        email: &str,
-        token_hash: &str,
-    ) -> Result<Option<OcEmail>> {
-        opencredit::reissue_email_link(&mut *self.conn().await?, member_id, email, token_hash).await
-    }
-
-    async fn oc_verify_email(
-        &self,
-        token_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<OcEmail>> {
-        opencredit::verify_email(&mut *self.conn().await?, token_hash, now).await
-    }
-
-    async fn oc_create_token(&self, token: OcToken) -> Result<()> {
-        opencredit::create_token(&mut *self.conn().await?, token).await
-    }
-
-    async fn oc_token(&self, token_hash: &str) -> Result<Option<OcToken>> {
-        opencredit::token(&mut *self.conn().await?, token_hash).await
-    }
-
-    async fn oc_create_badge(&self, member_id: i64, fields: OcBadgeFields) -> Result<OcBadge> {
-        in_tx!(self.write().await?, |c| opencredit::create_badge(
-            c, member_id, fields
-        ))
-    }
-
-    async fn oc_update_badge(&self, id: i64, fields: OcBadgeFields) -> Result<OcBadge> {
-        opencredit::update_badge(&mut *self.conn().await?, id, fields).await
-    }
-
-    async fn oc_badge(&self, id: i64) -> Result<Option<OcBadge>> {
-        opencredit::get_badge(&mut *self.conn().await?, id).await
-    }
-
-    async fn oc_list_badges(
-        &self,
-        member_id: Option<i64>,
-        page: Page,
-    ) -> Result<(Vec<OcBadge>, u64)> {
-        in_tx!(self.snapshot().await?, |c| opencredit::list_badges(
-            c, member_id, page
-        ))
-    }
-
-    async fn oc_delete_badge(&self, id: i64) -> Result<bool> {
-        in_tx!(self.write().await?, |c| opencredit::delete_badge(c, id))
-    }
-
-    async fn oc_email(&self, email: &str) -> Result<Option<OcEmail>> {
-        opencredit::get_email(&mut *self.conn().await?, email).await
-    }
-
-    async fn oc_give(&self, new: NewOcMemberBadge) -> Result<OcMemberBadge> {
-        in_tx!(self.write().await?, |c| opencredit::give(c, new))
-    }
-
-    async fn oc_member_badge(&self, id: i64) -> Result<Option<OcMemberBadge>> {
-        opencredit::get_member_badge(&mut *self.conn().await?, id).await
-    }
-
-    async fn oc_member_badges(
-        &self,
-        member_id: i64,
-        status: Option<&str>,
-        page: Page,
-    ) -> Result<(Vec<OcMemberBadge>, u64)> {
-        in_tx!(self.snapshot().await?, |c| opencredit::member_badges(
-            c, member_id, status, page
-        ))
-    }
-
-    async fn oc_set_member_badge_status(&self, id: i64, status: &str) -> Result<OcMemberBadge> {
-        opencredit::set_member_badge_status(&mut *self.conn().await?, id, status).await
-    }
-
-    async fn oc_delete_member_badge(&self, id: i64) -> Result<bool> {
-        in_tx!(self.write().await?, |c| opencredit::delete_member_badge(
-            c, id
-        ))
-    }
-
-    async fn oc_sync_awards(&self, limit: u32) -> Result<OcAwardSync> {
-        in_tx!(self.write().await?, |c| opencredit::sync_awards(c, limit))
-    }
-
-    async fn create_admin_user(&self, username: &str, password_hash: &str) -> Result<AdminUser> {
-        admin::create_user(&mut *self.conn().await?, username, password_hash).await
-    }
-
-    async fn set_admin_password(&self, username: &str, password_hash: &str) -> Result<AdminUser> {
+forward! {
+    impl AdminStore for PgStore {
+        conn          fn create_admin_user(username: &str, password_hash: &str) -> AdminUser
+            = admin::create_user;
         // The new hash and the end of the account's sessions commit together.
-        in_tx!(self.write().await?, |c| admin::set_password(
-            c,
-            username,
-            password_hash
-        ))
-    }
+        write         fn set_admin_password(username: &str, password_hash: &str) -> AdminUser
+            = admin::set_password;
+        conn          fn get_admin_user(username: &str) -> AdminUser = admin::get_user;
+        conn          fn record_admin_login(user_id: &str, outcome: LoginOutcome) -> AdminUser
+            = admin::record_login;
+        write         fn count_admin_login_attempt(user_id: &str, now: DateTime<Utc>)
+            -> LoginAttempt = admin::count_attempt;
+        conn          fn create_admin_session(session: AdminSession) -> () = admin::create_session;
+        conn          fn get_admin_session(id_hash: &str, now: DateTime<Utc>)
+            -> Option<AdminSession> = admin::get_session;
+        conn          fn delete_admin_session(id_hash: &str) -> () = admin::delete_session;
+        conn          fn purge_admin_sessions(now: DateTime<Utc>) -> u64 = admin::purge_sessions;
 
-    async fn get_admin_user(&self, username: &str) -> Result<AdminUser> {
-        admin::get_user(&mut *self.conn().await?, username).await
+        conn          fn create_api_token(token: NewApiToken) -> ApiToken = jobs::create_token;
+        conn          fn find_api_token(secret_hash: &str) -> Option<ApiToken> = jobs::find_token;
+        conn          fn list_api_tokens() -> Vec<ApiToken> = jobs::list_tokens;
+        conn          fn revoke_api_token(id: &str, at: DateTime<Utc>) -> ApiToken
+            = jobs::revoke_token;
+        conn          fn touch_api_token(id: &str, at: DateTime<Utc>) -> () = jobs::touch_token;
+        conn          fn stats() -> StoreStats = jobs::stats;
     }
+}
 
-    async fn record_admin_login(&self, user_id: &str, outcome: LoginOutcome) -> Result<AdminUser> {
-        admin::record_login(&mut *self.conn().await?, user_id, outcome).await
-    }
-
-    async fn count_admin_login_attempt(
-        &self,
-        user_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<LoginAttempt> {
-        let mut tx = self.write().await?;
-        let attempt = admin::count_attempt(&mut tx, user_id, now).await?;
-        tx.commit().await.map_err(db)?;
-        Ok(attempt)
-    }
-
-    async fn create_admin_session(&self, session: AdminSession) -> Result<()> {
-        admin::create_session(&mut *self.conn().await?, session).await
-    }
-
-    async fn get_admin_session(
-        &self,
-        id_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<AdminSession>> {
-        admin::get_session(&mut *self.conn().await?, id_hash, now).await
-    }
-
-    async fn delete_admin_session(&self, id_hash: &str) -> Result<()> {
-        admin::delete_session(&mut *self.conn().await?, id_hash).await
-    }
-
-    async fn purge_admin_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
-        admin::purge_sessions(&mut *self.conn().await?, now).await
-    }
-
-    async fn create_api_token(&self, token: NewApiToken) -> Result<ApiToken> {
-        jobs::create_token(&mut *self.conn().await?, token).await
-    }
-
-    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
-        jobs::list_tokens(&mut *self.conn().await?).await
-    }
-
-    async fn revoke_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<ApiToken> {
-        jobs::revoke_token(&mut *self.conn().await?, id, at).await
-    }
-
-    async fn touch_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
-        jobs::touch_token(&mut *self.conn().await?, id, at).await
-    }
-
-    async fn find_api_token(&self, secret_hash: &str) -> Result<Option<ApiToken>> {
-        jobs::find_token(&mut *self.conn().await?, secret_hash).await
-    }
-
-    async fn stats(&self) -> Result<StoreStats> {
-        jobs::stats(&mut *self.conn().await?).await
+forward! {
+    impl OpenCreditStore for PgStore {
+        conn          fn oc_create_app(name: &str, api_key: &str, secret_hash: &str, tier: &str)
+            -> OcApp = opencredit::create_app;
+        conn          fn oc_app_by_key(api_key: &str) -> Option<OcApp> = opencredit::app_by_key;
+        conn          fn oc_set_app_tier(app: &str, tier: &str) -> OcApp = opencredit::set_app_tier;
+        conn          fn oc_list_apps() -> Vec<OcApp> = opencredit::list_apps;
+        // The user, its address, the organization and the management link commit together.
+        write         fn oc_register(new: NewOcMember) -> (OcMember, Option<OcMember>)
+            = opencredit::register;
+        conn          fn oc_member(id: i64) -> Option<OcMember> = opencredit::get_member;
+        conn          fn oc_set_avatar(member_id: i64, avatar: Option<&str>) -> OcMember
+            = opencredit::set_avatar;
+        conn          fn oc_login(email: &str) -> Option<(OcMember, String)> = opencredit::login;
+        snapshot      fn oc_search_members(email: Option<&str>, query: Option<&str>, page: Page)
+            -> (Vec<OcMember>, u64) = opencredit::search_members;
+        conn          fn oc_managed(manager_id: i64) -> Vec<i64> = opencredit::managed;
+        conn          fn oc_member_emails(member_id: i64) -> Vec<OcEmail>
+            = opencredit::member_emails;
+        write         fn oc_add_email(member_id: i64, email: &str, token_hash: &str) -> OcEmail
+            = opencredit::add_email;
+        conn          fn oc_reissue_email_link(member_id: i64, email: &str, token_hash: &str)
+            -> Option<OcEmail> = opencredit::reissue_email_link;
+        conn          fn oc_verify_email(token_hash: &str, now: DateTime<Utc>) -> Option<OcEmail>
+            = opencredit::verify_email;
+        conn          fn oc_create_token(token: OcToken) -> () = opencredit::create_token;
+        conn          fn oc_token(token_hash: &str) -> Option<OcToken> = opencredit::token;
+        write         fn oc_create_badge(member_id: i64, fields: OcBadgeFields) -> OcBadge
+            = opencredit::create_badge;
+        conn          fn oc_update_badge(id: i64, fields: OcBadgeFields) -> OcBadge
+            = opencredit::update_badge;
+        conn          fn oc_badge(id: i64) -> Option<OcBadge> = opencredit::get_badge;
+        snapshot      fn oc_list_badges(member_id: Option<i64>, page: Page) -> (Vec<OcBadge>, u64)
+            = opencredit::list_badges;
+        write         fn oc_delete_badge(id: i64) -> bool = opencredit::delete_badge;
+        conn          fn oc_email(email: &str) -> Option<OcEmail> = opencredit::get_email;
+        write         fn oc_give(new: NewOcMemberBadge) -> OcMemberBadge = opencredit::give;
+        conn          fn oc_member_badge(id: i64) -> Option<OcMemberBadge>
+            = opencredit::get_member_badge;
+        snapshot      fn oc_member_badges(member_id: i64, status: Option<&str>, page: Page)
+            -> (Vec<OcMemberBadge>, u64) = opencredit::member_badges;
+        conn          fn oc_set_member_badge_status(id: i64, status: &str) -> OcMemberBadge
+            = opencredit::set_member_badge_status;
+        write         fn oc_delete_member_badge(id: i64) -> bool = opencredit::delete_member_badge;
+        write         fn oc_sync_awards(limit: u32) -> OcAwardSync = opencredit::sync_awards;
     }
 }

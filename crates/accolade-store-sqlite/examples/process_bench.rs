@@ -7,7 +7,8 @@ use std::time::Instant;
 use accolade_domain::event::IncomingEvent;
 use accolade_domain::rules::DataRule;
 use accolade_domain::template::{Group, Origin};
-use accolade_store::{IndexCache, NewPenalty, NewRequirement, NewTemplate, Store};
+use accolade_store::prelude::*;
+use accolade_store::{IndexCache, NewPenalty, NewRequirement, NewTemplate};
 use accolade_store_sqlite::{SqliteOptions, SqliteStore};
 use serde_json::json;
 

@@ -7,6 +7,8 @@ mod checkpoint;
 mod config;
 mod credly;
 mod events;
+#[macro_use]
+mod forward;
 mod jobs;
 pub mod migrate;
 mod opencredit;
@@ -363,713 +365,318 @@ impl Store for SqliteStore {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(rows::db))
             .await
     }
+}
 
-    async fn config_version(&self) -> Result<i64> {
-        self.read(config::version).await
+// Every other method forwards to a module function (see `forward`), except those written out.
+
+forward! {
+    impl ConfigStore for SqliteStore {
+        read  fn config_version() -> i64 = config::version;
+
+        async fn active_config(&self) -> Result<(i64, Vec<TemplateConfig>)> {
+            // One transaction so the version and the rows agree.
+            self.write(|c| Ok((config::version(c)?, config::active_configs(c)?)))
+                .await
+        }
+
+        read  fn list_templates(filter: &TemplateFilter, page: Page) -> Paged<Template>
+            = config::list_templates;
+        read  fn get_template(id: &str) -> TemplateConfig = config::template_config;
+        write fn create_template(new: NewTemplate) -> Template = config::create_template;
+        write fn update_template(id: &str, patch: TemplatePatch) -> Template
+            = config::update_template;
+        write fn set_template_active(id: &str, active: bool) -> Template = config::set_active;
+        write fn add_requirement(template_id: &str, new: NewRequirement) -> Requirement
+            = config::add_requirement;
+        read  fn get_requirement(id: &str) -> Requirement = config::requirement;
+        write fn update_requirement(id: &str, patch: RequirementPatch) -> Requirement
+            = config::update_requirement;
+        write fn delete_requirement(id: &str) -> () = config::delete_requirement;
+        write fn add_penalty(template_id: &str, new: NewPenalty) -> Penalty = config::add_penalty;
+        read  fn get_penalty(id: &str) -> Penalty = config::penalty;
+        write fn update_penalty(id: &str, patch: PenaltyPatch) -> Penalty = config::update_penalty;
+        write fn delete_penalty(id: &str) -> () = config::delete_penalty;
+        write fn apply_template(desired: DesiredTemplate) -> TemplateConfig
+            = config::apply_template;
     }
+}
 
-    async fn active_config(&self) -> Result<(i64, Vec<TemplateConfig>)> {
-        // One transaction so the version and the rows agree.
-        self.write(|c| Ok((config::version(c)?, config::active_configs(c)?)))
-            .await
-    }
-
-    async fn list_templates(&self, filter: &TemplateFilter, page: Page) -> Result<Paged<Template>> {
-        let filter = filter.clone();
-        self.read(move |c| config::list_templates(c, &filter, page))
-            .await
-    }
-
-    async fn get_template(&self, id: &str) -> Result<TemplateConfig> {
-        let id = id.to_string();
-        self.read(move |c| config::template_config(c, &id)).await
-    }
-
-    async fn create_template(&self, new: NewTemplate) -> Result<Template> {
-        self.write(move |c| config::create_template(c, new)).await
-    }
-
-    async fn update_template(&self, id: &str, patch: TemplatePatch) -> Result<Template> {
-        let id = id.to_string();
-        self.write(move |c| config::update_template(c, &id, patch))
-            .await
-    }
-
-    async fn set_template_active(&self, id: &str, active: bool) -> Result<Template> {
-        let id = id.to_string();
-        self.write(move |c| config::set_active(c, &id, active))
-            .await
-    }
-
-    async fn add_requirement(&self, template_id: &str, new: NewRequirement) -> Result<Requirement> {
-        let id = template_id.to_string();
-        self.write(move |c| config::add_requirement(c, &id, new))
-            .await
-    }
-
-    async fn get_requirement(&self, id: &str) -> Result<Requirement> {
-        let id = id.to_string();
-        self.read(move |c| config::requirement(c, &id)).await
-    }
-
-    async fn update_requirement(&self, id: &str, patch: RequirementPatch) -> Result<Requirement> {
-        let id = id.to_string();
-        self.write(move |c| config::update_requirement(c, &id, patch))
-            .await
-    }
-
-    async fn delete_requirement(&self, id: &str) -> Result<()> {
-        let id = id.to_string();
-        self.write(move |c| config::delete_requirement(c, &id))
-            .await
-    }
-
-    async fn add_penalty(&self, template_id: &str, new: NewPenalty) -> Result<Penalty> {
-        let id = template_id.to_string();
-        self.write(move |c| config::add_penalty(c, &id, new)).await
-    }
-
-    async fn get_penalty(&self, id: &str) -> Result<Penalty> {
-        let id = id.to_string();
-        self.read(move |c| config::penalty(c, &id)).await
-    }
-
-    async fn update_penalty(&self, id: &str, patch: PenaltyPatch) -> Result<Penalty> {
-        let id = id.to_string();
-        self.write(move |c| config::update_penalty(c, &id, patch))
-            .await
-    }
-
-    async fn delete_penalty(&self, id: &str) -> Result<()> {
-        let id = id.to_string();
-        self.write(move |c| config::delete_penalty(c, &id)).await
-    }
-
-    async fn apply_template(&self, desired: DesiredTemplate) -> Result<TemplateConfig> {
-        self.write(move |c| config::apply_template(c, desired))
-            .await
-    }
-
-    async fn process_events(
-        &self,
-        events: Vec<IncomingEvent>,
-        index: &IndexCache,
-    ) -> Result<Vec<EventOutcome>> {
-        let outcomes = self.commit_events(events, index).await?;
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.sync_wal())
-            .await
-            .map_err(|e| StoreError::Other(format!("sqlite sync panicked: {e}")))??;
-        Ok(outcomes)
-    }
-
-    async fn process_events_pipelined(
-        &self,
-        events: Vec<IncomingEvent>,
-        index: &IndexCache,
-    ) -> Result<(Vec<EventOutcome>, accolade_store::Durable)> {
-        let outcomes = self.commit_events(events, index).await?;
-        let inner = self.inner.clone();
-        let durable: accolade_store::Durable = Box::pin(async move {
+forward! {
+    impl EventStore for SqliteStore {
+        async fn process_events(
+            &self,
+            events: Vec<IncomingEvent>,
+            index: &IndexCache,
+        ) -> Result<Vec<EventOutcome>> {
+            let outcomes = self.commit_events(events, index).await?;
+            let inner = self.inner.clone();
             tokio::task::spawn_blocking(move || inner.sync_wal())
                 .await
-                .map_err(|e| StoreError::Other(format!("sqlite sync panicked: {e}")))?
-        });
-        Ok((outcomes, durable))
-    }
+                .map_err(|e| StoreError::Other(format!("sqlite sync panicked: {e}")))??;
+            Ok(outcomes)
+        }
 
-    async fn record_rejected(&self, rejected: Vec<RejectedEvent>) -> Result<()> {
-        self.write(move |c| events::record_rejected(c, &rejected))
-            .await
-    }
+        async fn process_events_pipelined(
+            &self,
+            events: Vec<IncomingEvent>,
+            index: &IndexCache,
+        ) -> Result<(Vec<EventOutcome>, accolade_store::Durable)> {
+            let outcomes = self.commit_events(events, index).await?;
+            let inner = self.inner.clone();
+            let durable: accolade_store::Durable = Box::pin(async move {
+                tokio::task::spawn_blocking(move || inner.sync_wal())
+                    .await
+                    .map_err(|e| StoreError::Other(format!("sqlite sync panicked: {e}")))?
+            });
+            Ok((outcomes, durable))
+        }
 
-    async fn list_events(&self, learner: Option<&str>, page: Page) -> Result<Paged<StoredEvent>> {
-        let learner = learner.map(str::to_string);
-        self.read(move |c| events::list_events(c, learner.as_deref(), page))
-            .await
-    }
+        async fn record_rejected(&self, rejected: Vec<RejectedEvent>) -> Result<()> {
+            self.write(move |c| events::record_rejected(c, &rejected))
+                .await
+        }
 
-    async fn list_rejected(&self, page: Page) -> Result<Paged<RejectedEvent>> {
-        self.read(move |c| events::list_rejected(c, page)).await
+        read  fn list_events(learner: Option<&str>, page: Page) -> Paged<StoredEvent>
+            = events::list_events;
+        read  fn list_rejected(page: Page) -> Paged<RejectedEvent> = events::list_rejected;
     }
+}
 
-    async fn get_learner(&self, username: &str) -> Result<Learner> {
-        let u = username.to_string();
-        self.read(move |c| awards::get_learner(c, &u)).await
+forward! {
+    impl AwardStore for SqliteStore {
+        read  fn get_learner(username: &str) -> Learner = awards::get_learner;
+        read  fn list_learners(page: Page) -> Paged<Learner> = awards::list_learners;
+        read  fn fulfillments(username: &str) -> Vec<Fulfillment> = awards::fulfillments;
+        read  fn list_awards(filter: &AwardFilter, page: Page) -> Paged<Award>
+            = awards::list_awards;
+        read  fn get_award(id: &str) -> Award = awards::get_award;
+        write fn award_manually(template_id: &str, username: &str, change: ManualChange) -> Award
+            = awards::award_manually;
+        write fn revoke_award(award_id: &str, change: ManualChange) -> Award = awards::revoke_award;
     }
+}
 
-    async fn list_learners(&self, page: Page) -> Result<Paged<Learner>> {
-        self.read(move |c| awards::list_learners(c, page)).await
-    }
+forward! {
+    impl OutboxStore for SqliteStore {
+        read  fn list_jobs(filter: &JobFilter, page: Page) -> Paged<Job> = jobs::list_jobs;
+        read  fn get_job(id: &str) -> Job = jobs::get_job;
+        write fn retry_job(id: &str) -> Job = jobs::retry_job;
 
-    async fn fulfillments(&self, username: &str) -> Result<Vec<Fulfillment>> {
-        let u = username.to_string();
-        self.read(move |c| awards::fulfillments(c, &u)).await
-    }
-
-    async fn list_awards(&self, filter: &AwardFilter, page: Page) -> Result<Paged<Award>> {
-        let filter = filter.clone();
-        self.read(move |c| awards::list_awards(c, &filter, page))
-            .await
-    }
-
-    async fn get_award(&self, id: &str) -> Result<Award> {
-        let id = id.to_string();
-        self.read(move |c| awards::get_award(c, &id)).await
-    }
-
-    async fn award_manually(
-        &self,
-        template_id: &str,
-        username: &str,
-        change: ManualChange,
-    ) -> Result<Award> {
-        let (t, u) = (template_id.to_string(), username.to_string());
-        self.write(move |c| awards::award_manually(c, &t, &u, change))
-            .await
-    }
-
-    async fn revoke_award(&self, award_id: &str, change: ManualChange) -> Result<Award> {
-        let id = award_id.to_string();
-        self.write(move |c| awards::revoke_award(c, &id, change))
-            .await
-    }
-
-    async fn list_jobs(&self, filter: &JobFilter, page: Page) -> Result<Paged<Job>> {
-        let filter = filter.clone();
-        self.read(move |c| jobs::list_jobs(c, &filter, page)).await
-    }
-
-    async fn get_job(&self, id: &str) -> Result<Job> {
-        let id = id.to_string();
-        self.read(move |c| jobs::get_job(c, &id)).await
-    }
-
-    async fn retry_job(&self, id: &str) -> Result<Job> {
-        let id = id.to_string();
-        self.write(move |c| jobs::retry_job(c, &id)).await
-    }
-
-    async fn claim_jobs(
-        &self,
-        kinds: &[&str],
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Job>> {
-        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
-        self.write(move |c| {
-            let k: Vec<&str> = kinds.iter().map(String::as_str).collect();
-            jobs::claim_jobs(c, &k, limit, now, lease_until)
-        })
-        .await
-    }
-
-    async fn finish_job(&self, id: &str, result: JobResult, now: DateTime<Utc>) -> Result<()> {
-        let id = id.to_string();
-        self.write(move |c| jobs::finish_job(c, &id, result, now))
-            .await
-    }
-
-    async fn release_jobs_waiting_for_key(&self, org_id: &str, now: DateTime<Utc>) -> Result<u64> {
-        let org_id = org_id.to_string();
-        self.write(move |c| jobs::release_waiting_for_key(c, &org_id, now))
-            .await
-    }
-
-    async fn record_delivery(&self, award_id: &str, delivery: Delivery) -> Result<Award> {
-        let id = award_id.to_string();
-        self.write(move |c| awards::record_delivery(c, &id, delivery))
-            .await
-    }
-
-    async fn unpublished_events(&self, limit: u32) -> Result<Vec<PendingPublication>> {
-        self.read(move |c| {
-            c.prepare_cached(
-                "SELECT id, event_type, award_id, time, payload FROM outgoing_events \
-                 WHERE published_at IS NULL ORDER BY time, id LIMIT ?1",
-            )
-            .and_then(|mut s| {
-                s.query_map([i64::from(limit)], |r| {
-                    let payload: String = r.get(4)?;
-                    Ok(PendingPublication {
-                        id: r.get(0)?,
-                        event_type: r.get(1)?,
-                        award_id: r.get(2)?,
-                        time: rows::parse_ts(&r.get::<_, String>(3)?)?,
-                        payload: serde_json::from_str(&payload).unwrap_or_default(),
-                    })
-                })?
-                .collect()
+        async fn claim_jobs(
+            &self,
+            kinds: &[&str],
+            limit: u32,
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>,
+        ) -> Result<Vec<Job>> {
+            let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+            self.write(move |c| {
+                let k: Vec<&str> = kinds.iter().map(String::as_str).collect();
+                jobs::claim_jobs(c, &k, limit, now, lease_until)
             })
-            .map_err(rows::db)
-        })
-        .await
-    }
+            .await
+        }
 
-    async fn mark_published(&self, ids: Vec<String>, at: DateTime<Utc>) -> Result<()> {
-        self.write(move |c| {
-            let mut s = c
-                .prepare_cached("UPDATE outgoing_events SET published_at = ?2 WHERE id = ?1")
-                .map_err(rows::db)?;
-            let at = rows::ts(at);
-            for id in ids {
-                s.execute(rusqlite::params![id, at]).map_err(rows::db)?;
-            }
-            Ok(())
-        })
-        .await
-    }
+        write fn finish_job(id: &str, result: JobResult, now: DateTime<Utc>) -> ()
+            = jobs::finish_job;
 
-    async fn finish_jobs(
-        &self,
-        items: Vec<JobCompletion>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Option<Award>>> {
-        self.write(move |c| {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                let award = match item.delivery {
-                    Some((award_id, d)) => match awards::record_delivery(c, &award_id, d) {
-                        Ok(a) => Some(a),
-                        Err(StoreError::NotFound { .. }) => None,
+        async fn finish_jobs(
+            &self,
+            items: Vec<JobCompletion>,
+            now: DateTime<Utc>,
+        ) -> Result<Vec<Option<Award>>> {
+            self.write(move |c| {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    let award = match item.delivery {
+                        Some((award_id, d)) => match awards::record_delivery(c, &award_id, d) {
+                            Ok(a) => Some(a),
+                            Err(StoreError::NotFound { .. }) => None,
+                            Err(e) => return Err(e),
+                        },
+                        None => None,
+                    };
+                    match jobs::finish_job(c, &item.job_id, item.result, now) {
+                        Ok(()) | Err(StoreError::NotFound { .. }) => {}
                         Err(e) => return Err(e),
-                    },
-                    None => None,
-                };
-                match jobs::finish_job(c, &item.job_id, item.result, now) {
-                    Ok(()) | Err(StoreError::NotFound { .. }) => {}
-                    Err(e) => return Err(e),
+                    }
+                    out.push(award);
                 }
-                out.push(award);
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn add_credly_org(&self, new: NewCredlyOrganization) -> Result<CredlyOrganization> {
-        self.write(move |c| credly::add_org(c, new)).await
-    }
-
-    async fn update_credly_org(
-        &self,
-        id: &str,
-        name: Option<String>,
-        key: Option<CredlyKey>,
-    ) -> Result<CredlyOrganization> {
-        let id = id.to_string();
-        self.write(move |c| credly::update_org(c, &id, name, key))
+                Ok(out)
+            })
             .await
-    }
+        }
 
-    async fn get_credly_org(&self, id: &str) -> Result<CredlyOrganization> {
-        let id = id.to_string();
-        self.read(move |c| credly::get_org(c, &id)).await
-    }
+        write fn release_jobs_waiting_for_key(org_id: &str, now: DateTime<Utc>) -> u64
+            = jobs::release_waiting_for_key;
+        write fn record_delivery(award_id: &str, delivery: Delivery) -> Award
+            = awards::record_delivery;
 
-    async fn list_credly_orgs(&self) -> Result<Vec<CredlyOrganization>> {
-        self.read(credly::list_orgs).await
-    }
-
-    async fn credly_org_key(&self, id: &str) -> Result<Vec<u8>> {
-        let id = id.to_string();
-        self.read(move |c| credly::org_key(c, &id)).await
-    }
-
-    async fn sync_credly_templates(
-        &self,
-        org_id: &str,
-        active: Vec<ProviderTemplate>,
-        pages: u32,
-        dry_run: bool,
-    ) -> Result<SyncSummary> {
-        let org_id = org_id.to_string();
-        self.write(move |c| credly::sync_templates(c, &org_id, active, pages, dry_run))
+        async fn unpublished_events(&self, limit: u32) -> Result<Vec<PendingPublication>> {
+            self.read(move |c| {
+                c.prepare_cached(
+                    "SELECT id, event_type, award_id, time, payload FROM outgoing_events \
+                     WHERE published_at IS NULL ORDER BY time, id LIMIT ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_map([i64::from(limit)], |r| {
+                        let payload: String = r.get(4)?;
+                        Ok(PendingPublication {
+                            id: r.get(0)?,
+                            event_type: r.get(1)?,
+                            award_id: r.get(2)?,
+                            time: rows::parse_ts(&r.get::<_, String>(3)?)?,
+                            payload: serde_json::from_str(&payload).unwrap_or_default(),
+                        })
+                    })?
+                    .collect()
+                })
+                .map_err(rows::db)
+            })
             .await
-    }
+        }
 
-    async fn apply_credly_template(
-        &self,
-        org_id: &str,
-        template: ProviderTemplate,
-    ) -> Result<(Option<Template>, TemplateChange)> {
-        let org_id = org_id.to_string();
-        self.write(move |c| credly::apply_template(c, &org_id, template))
+        async fn mark_published(&self, ids: Vec<String>, at: DateTime<Utc>) -> Result<()> {
+            self.write(move |c| {
+                let mut s = c
+                    .prepare_cached("UPDATE outgoing_events SET published_at = ?2 WHERE id = ?1")
+                    .map_err(rows::db)?;
+                let at = rows::ts(at);
+                for id in ids {
+                    s.execute(rusqlite::params![id, at]).map_err(rows::db)?;
+                }
+                Ok(())
+            })
             .await
+        }
     }
+}
 
-    async fn record_credly_notification(&self, n: NewCredlyNotification) -> Result<bool> {
-        self.write(move |c| credly::record_notification(c, n)).await
+forward! {
+    impl CredlyStore for SqliteStore {
+        write fn add_credly_org(new: NewCredlyOrganization) -> CredlyOrganization = credly::add_org;
+        write fn update_credly_org(id: &str, name: Option<String>, key: Option<CredlyKey>)
+            -> CredlyOrganization = credly::update_org;
+        read  fn get_credly_org(id: &str) -> CredlyOrganization = credly::get_org;
+        read  fn list_credly_orgs() -> Vec<CredlyOrganization> = credly::list_orgs;
+        read  fn credly_org_key(id: &str) -> Vec<u8> = credly::org_key;
+        write fn sync_credly_templates(
+            org_id: &str,
+            active: Vec<ProviderTemplate>,
+            pages: u32,
+            dry_run: bool
+        ) -> SyncSummary = credly::sync_templates;
+        write fn apply_credly_template(org_id: &str, template: ProviderTemplate)
+            -> (Option<Template>, TemplateChange) = credly::apply_template;
+        write fn record_credly_notification(n: NewCredlyNotification) -> bool
+            = credly::record_notification;
+        write fn finish_credly_notification(id: &str, status: &str, detail: &str) -> ()
+            = credly::finish_notification;
+        read  fn list_credly_notifications(page: Page) -> Paged<CredlyNotification>
+            = credly::list_notifications;
+        read  fn count_pending_credly_notifications(organization_id: &str) -> u64
+            = credly::count_pending_notifications;
+        write fn prune_credly_notifications(before: DateTime<Utc>) -> u64
+            = credly::prune_notifications;
+        write fn set_award_external_state(external_id: &str, state: &str) -> Option<Award>
+            = credly::set_external_state;
     }
+}
 
-    async fn finish_credly_notification(&self, id: &str, status: &str, detail: &str) -> Result<()> {
-        let (id, status, detail) = (id.to_string(), status.to_string(), detail.to_string());
-        self.write(move |c| credly::finish_notification(c, &id, &status, &detail))
-            .await
+forward! {
+    impl WebhookStore for SqliteStore {
+        write fn create_webhook(new: NewWebhook) -> Webhook = webhooks::create;
+        read  fn list_webhooks(page: Page) -> Paged<Webhook> = webhooks::list;
+        read  fn get_webhook(id: &str) -> Webhook = webhooks::get;
+        write fn update_webhook(id: &str, patch: WebhookPatch) -> Webhook = webhooks::update;
+        write fn delete_webhook(id: &str) -> () = webhooks::delete;
+        read  fn webhook_secret(id: &str) -> Vec<u8> = webhooks::secret;
+        write fn set_webhook_secret(id: &str, secret_ciphertext: Vec<u8>) -> Webhook
+            = webhooks::set_secret;
+        write fn fan_out_webhooks(limit: u32, now: DateTime<Utc>) -> FanOut = webhooks::fan_out;
+        write fn claim_webhook_deliveries(
+            limit: u32,
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>
+        ) -> Vec<ClaimedDelivery> = webhooks::claim;
+        write fn finish_webhook_attempt(id: &str, result: AttemptResult, now: DateTime<Utc>)
+            -> bool = webhooks::finish;
+        read  fn list_webhook_deliveries(filter: &DeliveryFilter, page: Page)
+            -> Paged<WebhookDelivery> = webhooks::list_deliveries;
+        read  fn get_webhook_delivery(id: &str) -> WebhookDelivery = webhooks::get_delivery;
+        write fn replay_webhook_delivery(id: &str, now: DateTime<Utc>) -> WebhookDelivery
+            = webhooks::replay;
     }
+}
 
-    async fn list_credly_notifications(&self, page: Page) -> Result<Paged<CredlyNotification>> {
-        self.read(move |c| credly::list_notifications(c, page))
-            .await
+forward! {
+    impl AdminStore for SqliteStore {
+        write fn create_admin_user(username: &str, password_hash: &str) -> AdminUser
+            = admin::create_user;
+        write fn set_admin_password(username: &str, password_hash: &str) -> AdminUser
+            = admin::set_password;
+        read  fn get_admin_user(username: &str) -> AdminUser = admin::get_user;
+        write fn record_admin_login(user_id: &str, outcome: LoginOutcome) -> AdminUser
+            = admin::record_login;
+        write fn count_admin_login_attempt(user_id: &str, now: DateTime<Utc>) -> LoginAttempt
+            = admin::count_attempt;
+        write fn create_admin_session(session: AdminSession) -> () = admin::create_session;
+        read  fn get_admin_session(id_hash: &str, now: DateTime<Utc>) -> Option<AdminSession>
+            = admin::get_session;
+        write fn delete_admin_session(id_hash: &str) -> () = admin::delete_session;
+        write fn purge_admin_sessions(now: DateTime<Utc>) -> u64 = admin::purge_sessions;
+
+        write fn create_api_token(token: NewApiToken) -> ApiToken = jobs::create_token;
+        read  fn find_api_token(secret_hash: &str) -> Option<ApiToken> = jobs::find_token;
+        read  fn list_api_tokens() -> Vec<ApiToken> = jobs::list_tokens;
+        write fn revoke_api_token(id: &str, at: DateTime<Utc>) -> ApiToken = jobs::revoke_token;
+        write fn touch_api_token(id: &str, at: DateTime<Utc>) -> () = jobs::touch_token;
+        read  fn stats() -> StoreStats = jobs::stats;
     }
+}
 
-    async fn count_pending_credly_notifications(&self, organization_id: &str) -> Result<u64> {
-        let org = organization_id.to_string();
-        self.read(move |c| credly::count_pending_notifications(c, &org))
-            .await
-    }
-
-    async fn prune_credly_notifications(&self, before: DateTime<Utc>) -> Result<u64> {
-        self.write(move |c| credly::prune_notifications(c, before))
-            .await
-    }
-
-    async fn set_award_external_state(
-        &self,
-        external_id: &str,
-        state: &str,
-    ) -> Result<Option<Award>> {
-        let (id, state) = (external_id.to_string(), state.to_string());
-        self.write(move |c| credly::set_external_state(c, &id, &state))
-            .await
-    }
-
-    async fn create_webhook(&self, new: NewWebhook) -> Result<Webhook> {
-        self.write(move |c| webhooks::create(c, new)).await
-    }
-
-    async fn list_webhooks(&self, page: Page) -> Result<Paged<Webhook>> {
-        self.read(move |c| webhooks::list(c, page)).await
-    }
-
-    async fn get_webhook(&self, id: &str) -> Result<Webhook> {
-        let id = id.to_string();
-        self.read(move |c| webhooks::get(c, &id)).await
-    }
-
-    async fn update_webhook(&self, id: &str, patch: WebhookPatch) -> Result<Webhook> {
-        let id = id.to_string();
-        self.write(move |c| webhooks::update(c, &id, patch)).await
-    }
-
-    async fn delete_webhook(&self, id: &str) -> Result<()> {
-        let id = id.to_string();
-        self.write(move |c| webhooks::delete(c, &id)).await
-    }
-
-    async fn webhook_secret(&self, id: &str) -> Result<Vec<u8>> {
-        let id = id.to_string();
-        self.read(move |c| webhooks::secret(c, &id)).await
-    }
-
-    async fn set_webhook_secret(&self, id: &str, secret_ciphertext: Vec<u8>) -> Result<Webhook> {
-        let id = id.to_string();
-        self.write(move |c| webhooks::set_secret(c, &id, secret_ciphertext))
-            .await
-    }
-
-    async fn fan_out_webhooks(&self, limit: u32, now: DateTime<Utc>) -> Result<FanOut> {
-        self.write(move |c| webhooks::fan_out(c, limit, now)).await
-    }
-
-    async fn claim_webhook_deliveries(
-        &self,
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<ClaimedDelivery>> {
-        self.write(move |c| webhooks::claim(c, limit, now, lease_until))
-            .await
-    }
-
-    async fn finish_webhook_attempt(
-        &self,
-        id: &str,
-        result: AttemptResult,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let id = id.to_string();
-        self.write(move |c| webhooks::finish(c, &id, result, now))
-            .await
-    }
-
-    async fn list_webhook_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-        page: Page,
-    ) -> Result<Paged<WebhookDelivery>> {
-        let filter = filter.clone();
-        self.read(move |c| webhooks::list_deliveries(c, &filter, page))
-            .await
-    }
-
-    async fn get_webhook_delivery(&self, id: &str) -> Result<WebhookDelivery> {
-        let id = id.to_string();
-        self.read(move |c| webhooks::get_delivery(c, &id)).await
-    }
-
-    async fn replay_webhook_delivery(
-        &self,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<WebhookDelivery> {
-        let id = id.to_string();
-        self.write(move |c| webhooks::replay(c, &id, now)).await
-    }
-
-    async fn oc_create_app(
-        &self,
-        name: &str,
-        api_key: &str,
-        secret_hash: &str,
-        tier: &str,
-    ) -> Result<OcApp> {
-        let (n, k, h, t) = (
-            name.to_string(),
-            api_key.to_string(),
-            secret_hash.to_string(),
-            tier.to_string(),
-        );
-        self.write(move |c| opencredit::create_app(c, &n, &k, &h, &t))
-            .await
-    }
-
-    async fn oc_app_by_key(&self, api_key: &str) -> Result<Option<OcApp>> {
-        let k = api_key.to_string();
-        self.read(move |c| opencredit::app_by_key(c, &k)).await
-    }
-
-    async fn oc_set_app_tier(&self, app: &str, tier: &str) -> Result<OcApp> {
-        let (a, t) = (app.to_string(), tier.to_string());
-        self.write(move |c| opencredit::set_app_tier(c, &a, &t))
-            .await
-    }
-
-    async fn oc_list_apps(&self) -> Result<Vec<OcApp>> {
-        self.read(opencredit::list_apps).await
-    }
-
-    async fn oc_register(&self, new: NewOcMember) -> Result<(OcMember, Option<OcMember>)> {
-        self.write(move |c| opencredit::register(c, new)).await
-    }
-
-    async fn oc_member(&self, id: i64) -> Result<Option<OcMember>> {
-        self.read(move |c| opencredit::get_member(c, id)).await
-    }
-
-    async fn oc_set_avatar(&self, member_id: i64, avatar: Option<&str>) -> Result<OcMember> {
-        let a = avatar.map(str::to_string);
-        self.write(move |c| opencredit::set_avatar(c, member_id, a.as_deref()))
-            .await
-    }
-
-    async fn oc_login(&self, email: &str) -> Result<Option<(OcMember, String)>> {
-        let e = email.to_string();
-        self.read(move |c| opencredit::login(c, &e)).await
-    }
-
-    async fn oc_search_members(
-        &self,
-        email: Option<&str>,
-        query: Option<&str>,
-        page: Page,
-    ) -> Result<(Vec<OcMember>, u64)> {
-        let (e, q) = (email.map(str::to_string), query.map(str::to_string));
-        self.read(move |c| opencredit::search_members(c, e.as_deref(), q.as_deref(), page))
-            .await
-    }
-
-    async fn oc_managed(&self, manager_id: i64) -> Result<Vec<i64>> {
-        self.read(move |c| opencredit::managed(c, manager_id)).await
-    }
-
-    async fn oc_member_emails(&self, member_id: i64) -> Result<Vec<OcEmail>> {
-        self.read(move |c| opencredit::member_emails(c, member_id))
-            .await
-    }
-
-    async fn oc_add_email(&self, member_id: i64, email: &str, token_hash: &str) -> Result<OcEmail> {
-        let (e, h) = (email.to_string(), token_hash.to_string());
-        self.write(move |c| opencredit::add_email(c, member_id, &e, &h))
-            .await
-    }
-
-    async fn oc_reissue_email_link(
-        &self,
-        member_id: i64,
-        email: &str,
-        token_hash: &str,
-    ) -> Result<Option<OcEmail>> {
-        let (e, h) = (email.to_string(), token_hash.to_string());
-        self.write(move |c| opencredit::reissue_email_link(c, member_id, &e, &h))
-            .await
-    }
-
-    async fn oc_verify_email(
-        &self,
-        token_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<OcEmail>> {
-        let h = token_hash.to_string();
-        self.write(move |c| opencredit::verify_email(c, &h, now))
-            .await
-    }
-
-    async fn oc_create_token(&self, token: OcToken) -> Result<()> {
-        self.write(move |c| opencredit::create_token(c, token))
-            .await
-    }
-
-    async fn oc_token(&self, token_hash: &str) -> Result<Option<OcToken>> {
-        let h = token_hash.to_string();
-        self.read(move |c| opencredit::token(c, &h)).await
-    }
-
-    async fn oc_create_badge(&self, member_id: i64, fields: OcBadgeFields) -> Result<OcBadge> {
-        self.write(move |c| opencredit::create_badge(c, member_id, fields))
-            .await
-    }
-
-    async fn oc_update_badge(&self, id: i64, fields: OcBadgeFields) -> Result<OcBadge> {
-        self.write(move |c| opencredit::update_badge(c, id, fields))
-            .await
-    }
-
-    async fn oc_badge(&self, id: i64) -> Result<Option<OcBadge>> {
-        self.read(move |c| opencredit::get_badge(c, id)).await
-    }
-
-    async fn oc_list_badges(
-        &self,
-        member_id: Option<i64>,
-        page: Page,
-    ) -> Result<(Vec<OcBadge>, u64)> {
-        self.read(move |c| opencredit::list_badges(c, member_id, page))
-            .await
-    }
-
-    async fn oc_delete_badge(&self, id: i64) -> Result<bool> {
-        self.write(move |c| opencredit::delete_badge(c, id)).await
-    }
-
-    async fn oc_email(&self, email: &str) -> Result<Option<OcEmail>> {
-        let e = email.to_string();
-        self.read(move |c| opencredit::get_email(c, &e)).await
-    }
-
-    async fn oc_give(&self, new: NewOcMemberBadge) -> Result<OcMemberBadge> {
-        self.write(move |c| opencredit::give(c, new)).await
-    }
-
-    async fn oc_member_badge(&self, id: i64) -> Result<Option<OcMemberBadge>> {
-        self.read(move |c| opencredit::get_member_badge(c, id))
-            .await
-    }
-
-    async fn oc_member_badges(
-        &self,
-        member_id: i64,
-        status: Option<&str>,
-        page: Page,
-    ) -> Result<(Vec<OcMemberBadge>, u64)> {
-        let st = status.map(str::to_string);
-        self.read(move |c| opencredit::member_badges(c, member_id, st.as_deref(), page))
-            .await
-    }
-
-    async fn oc_set_member_badge_status(&self, id: i64, status: &str) -> Result<OcMemberBadge> {
-        let st = status.to_string();
-        self.write(move |c| opencredit::set_member_badge_status(c, id, &st))
-            .await
-    }
-
-    async fn oc_delete_member_badge(&self, id: i64) -> Result<bool> {
-        self.write(move |c| opencredit::delete_member_badge(c, id))
-            .await
-    }
-
-    async fn oc_sync_awards(&self, limit: u32) -> Result<OcAwardSync> {
-        self.write(move |c| opencredit::sync_awards(c, limit)).await
-    }
-
-    async fn create_admin_user(&self, username: &str, password_hash: &str) -> Result<AdminUser> {
-        let (u, h) = (username.to_string(), password_hash.to_string());
-        self.write(move |c| admin::create_user(c, &u, &h)).await
-    }
-
-    async fn set_admin_password(&self, username: &str, password_hash: &str) -> Result<AdminUser> {
-        let (u, h) = (username.to_string(), password_hash.to_string());
-        self.write(move |c| admin::set_password(c, &u, &h)).await
-    }
-
-    async fn get_admin_user(&self, username: &str) -> Result<AdminUser> {
-        let u = username.to_string();
-        self.read(move |c| admin::get_user(c, &u)).await
-    }
-
-    async fn record_admin_login(&self, user_id: &str, outcome: LoginOutcome) -> Result<AdminUser> {
-        let id = user_id.to_string();
-        self.write(move |c| admin::record_login(c, &id, outcome))
-            .await
-    }
-
-    async fn count_admin_login_attempt(
-        &self,
-        user_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<LoginAttempt> {
-        let id = user_id.to_string();
-        self.write(move |c| admin::count_attempt(c, &id, now)).await
-    }
-
-    async fn create_admin_session(&self, session: AdminSession) -> Result<()> {
-        self.write(move |c| admin::create_session(c, session)).await
-    }
-
-    async fn get_admin_session(
-        &self,
-        id_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<AdminSession>> {
-        let h = id_hash.to_string();
-        self.read(move |c| admin::get_session(c, &h, now)).await
-    }
-
-    async fn delete_admin_session(&self, id_hash: &str) -> Result<()> {
-        let h = id_hash.to_string();
-        self.write(move |c| admin::delete_session(c, &h)).await
-    }
-
-    async fn purge_admin_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
-        self.write(move |c| admin::purge_sessions(c, now)).await
-    }
-
-    async fn create_api_token(&self, token: NewApiToken) -> Result<ApiToken> {
-        self.write(move |c| jobs::create_token(c, token)).await
-    }
-
-    async fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
-        self.read(jobs::list_tokens).await
-    }
-
-    async fn revoke_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<ApiToken> {
-        let id = id.to_string();
-        self.write(move |c| jobs::revoke_token(c, &id, at)).await
-    }
-
-    async fn touch_api_token(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
-        let id = id.to_string();
-        self.write(move |c| jobs::touch_token(c, &id, at)).await
-    }
-
-    async fn find_api_token(&self, secret_hash: &str) -> Result<Option<ApiToken>> {
-        let h = secret_hash.to_string();
-        self.read(move |c| jobs::find_token(c, &h)).await
-    }
-
-    async fn stats(&self) -> Result<StoreStats> {
-        self.read(jobs::stats).await
+forward! {
+    impl OpenCreditStore for SqliteStore {
+        write fn oc_create_app(name: &str, api_key: &str, secret_hash: &str, tier: &str) -> OcApp
+            = opencredit::create_app;
+        read  fn oc_app_by_key(api_key: &str) -> Option<OcApp> = opencredit::app_by_key;
+        write fn oc_set_app_tier(app: &str, tier: &str) -> OcApp = opencredit::set_app_tier;
+        read  fn oc_list_apps() -> Vec<OcApp> = opencredit::list_apps;
+        write fn oc_register(new: NewOcMember) -> (OcMember, Option<OcMember>)
+            = opencredit::register;
+        read  fn oc_member(id: i64) -> Option<OcMember> = opencredit::get_member;
+        write fn oc_set_avatar(member_id: i64, avatar: Option<&str>) -> OcMember
+            = opencredit::set_avatar;
+        read  fn oc_login(email: &str) -> Option<(OcMember, String)> = opencredit::login;
+        read  fn oc_search_members(email: Option<&str>, query: Option<&str>, page: Page)
+            -> (Vec<OcMember>, u64) = opencredit::search_members;
+        read  fn oc_managed(manager_id: i64) -> Vec<i64> = opencredit::managed;
+        read  fn oc_member_emails(member_id: i64) -> Vec<OcEmail> = opencredit::member_emails;
+        write fn oc_add_email(member_id: i64, email: &str, token_hash: &str) -> OcEmail
+            = opencredit::add_email;
+        write fn oc_reissue_email_link(member_id: i64, email: &str, token_hash: &str)
+            -> Option<OcEmail> = opencredit::reissue_email_link;
+        write fn oc_verify_email(token_hash: &str, now: DateTime<Utc>) -> Option<OcEmail>
+            = opencredit::verify_email;
+        write fn oc_create_token(token: OcToken) -> () = opencredit::create_token;
+        read  fn oc_token(token_hash: &str) -> Option<OcToken> = opencredit::token;
+        write fn oc_create_badge(member_id: i64, fields: OcBadgeFields) -> OcBadge
+            = opencredit::create_badge;
+        write fn oc_update_badge(id: i64, fields: OcBadgeFields) -> OcBadge
+            = opencredit::update_badge;
+        read  fn oc_badge(id: i64) -> Option<OcBadge> = opencredit::get_badge;
+        read  fn oc_list_badges(member_id: Option<i64>, page: Page) -> (Vec<OcBadge>, u64)
+            = opencredit::list_badges;
+        write fn oc_delete_badge(id: i64) -> bool = opencredit::delete_badge;
+        read  fn oc_email(email: &str) -> Option<OcEmail> = opencredit::get_email;
+        write fn oc_give(new: NewOcMemberBadge) -> OcMemberBadge = opencredit::give;
+        read  fn oc_member_badge(id: i64) -> Option<OcMemberBadge> = opencredit::get_member_badge;
+        read  fn oc_member_badges(member_id: i64, status: Option<&str>, page: Page)
+            -> (Vec<OcMemberBadge>, u64) = opencredit::member_badges;
+        write fn oc_set_member_badge_status(id: i64, status: &str) -> OcMemberBadge
+            = opencredit::set_member_badge_status;
+        write fn oc_delete_member_badge(id: i64) -> bool = opencredit::delete_member_badge;
+        write fn oc_sync_awards(limit: u32) -> OcAwardSync = opencredit::sync_awards;
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use accolade_store::Store;
+use accolade_store::prelude::*;
 use accolade_store_sqlite::{SqliteOptions, SqliteStore};
 
 async fn fresh() -> Arc<dyn Store> {

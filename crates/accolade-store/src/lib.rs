@@ -6,6 +6,7 @@ mod error;
 mod index_cache;
 mod models;
 mod opencredit;
+pub mod prelude;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -16,5 +17,8 @@ pub use error::{Entity, StoreError};
 pub use index_cache::IndexCache;
 pub use models::*;
 pub use opencredit::*;
-pub use store::{Durable, Store};
+pub use store::{
+    AdminStore, AwardStore, ConfigStore, CredlyStore, Durable, EventStore, OpenCreditStore,
+    OutboxStore, Store, WebhookStore,
+};
 pub use webhooks::*;

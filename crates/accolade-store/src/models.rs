@@ -152,7 +152,7 @@ impl PenaltyPatch {
     }
 }
 
-/// What happened to one event handed to [`crate::Store::process_events`].
+/// What happened to one event handed to [`crate::EventStore::process_events`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventOutcome {
     /// Stored and processed; ids of awards made and revoked because of it.
@@ -280,15 +280,15 @@ pub enum JobResult {
         run_at: DateTime<Utc>,
         reason: String,
         /// The Credly organization whose expired key the job waits for: rotating that key makes
-        /// it due at once ([`crate::Store::release_jobs_waiting_for_key`]). If the stored key
-        /// is already current when the result is recorded (rotated while the job ran), the job
-        /// is due at once and not marked.
+        /// it due at once ([`crate::OutboxStore::release_jobs_waiting_for_key`]). If the stored
+        /// key is already current when the result is recorded (rotated while the job ran), the
+        /// job is due at once and not marked.
         waiting_for_key: Option<String>,
     },
 }
 
 /// A finished job with the award delivery it produced, recorded together (see
-/// [`crate::Store::finish_jobs`]).
+/// [`crate::OutboxStore::finish_jobs`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobCompletion {
     pub job_id: String,
@@ -309,7 +309,7 @@ pub struct Delivery {
 // ---- Credly -------------------------------------------------------------------------------
 
 /// A Credly organization as stored (the API key itself is only ever returned encrypted, by
-/// [`crate::Store::credly_org_key`]).
+/// [`crate::CredlyStore::credly_org_key`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CredlyOrganization {
     /// Credly's organization UUID.
