@@ -1,9 +1,15 @@
 //! The transport abstraction: where raw event-bus messages come from.
 //!
-//! Redis Streams is the transport today (its implementation lives in the server crate, which
-//! owns the Redis client); Kafka can be added later behind the same trait (see `KAFKA.md`).
 //! A consumer loop only needs: fetch a batch, decode each message with the shared
-//! [`SchemaRegistry`], hand the events on, acknowledge the batch.
+//! [`SchemaRegistry`], hand the events on, acknowledge the batch. Kafka can be added behind this
+//! trait (see `KAFKA.md`); `tests/source.rs` drives a transport-independent loop with an
+//! in-memory source.
+//!
+//! The server's Redis Streams consumer (`accolade-server/src/service/bus/consumer.rs`) does not
+//! go through it: it reads ahead of the database by several batches and acknowledges each batch
+//! from a task of its own once that batch is durable, which `ack(&mut self)` on the one source
+//! cannot express. Bringing the two together (an acknowledger handle the source hands out) is
+//! for when a second transport is built, so that its shape is decided by two real users.
 
 use std::future::Future;
 
