@@ -1,11 +1,10 @@
 //! Awards: list (by learner, template, state), get, manual award and revoke with a reason.
 
 use accolade_domain::award::AwardState;
-use accolade_store::{AwardFilter, ManualChange};
+use accolade_store::AwardFilter;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Timelike, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -14,7 +13,7 @@ use utoipa_axum::routes;
 use super::dto::*;
 use super::extract::{ApiJson, ApiQuery};
 use crate::error::{ApiError, ApiResult};
-use crate::metrics as m;
+use crate::service::awards::{self, AwardError, ChangedBy};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -51,24 +50,14 @@ fn award_state() -> utoipa::openapi::Object {
     )
 }
 
-/// Now, at the microsecond precision both databases store, so the award returned by a manual
-/// change equals the one read back later.
-pub(crate) fn now_micros() -> DateTime<Utc> {
-    let now = Utc::now();
-    now.with_nanosecond(now.nanosecond() / 1_000 * 1_000)
-        .unwrap_or(now)
-}
-
-/// A reason of 1-1000 characters as sent (stored trimmed), not blank.
-pub(crate) fn reason(given: &str) -> Result<String, ApiError> {
-    let r = given.trim();
-    if r.is_empty() || given.chars().count() > 1000 {
-        return Err(ApiError::bad_request(
-            "invalid_reason",
-            "a reason of 1-1000 characters is required",
-        ));
+impl From<AwardError> for ApiError {
+    fn from(e: AwardError) -> Self {
+        match e {
+            AwardError::InvalidReason => ApiError::bad_request("invalid_reason", e.to_string()),
+            AwardError::InvalidLearner => ApiError::bad_request("invalid_learner", e.to_string()),
+            AwardError::Store(e) => e.into(),
+        }
     }
-    Ok(r.to_string())
 }
 
 /// List awards, newest first (all episodes, revoked ones included).
@@ -90,10 +79,7 @@ pub async fn list_awards(
         template_id: q.template.clone(),
         state: award_state,
     };
-    let page = state
-        .store
-        .list_awards(&filter, page(q.limit, q.offset)?)
-        .await?;
+    let page = awards::list(&*state.store, &filter, page(q.limit, q.offset)?).await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
 
@@ -106,26 +92,7 @@ pub async fn create_award(
     State(state): State<AppState>,
     ApiJson(b): ApiJson<CreateAward>,
 ) -> ApiResult<(StatusCode, Json<AwardBody>)> {
-    let reason = reason(&b.reason)?;
-    let learner = b.learner.trim();
-    if learner.is_empty() || b.learner.len() > 255 {
-        return Err(ApiError::bad_request(
-            "invalid_learner",
-            "learner must be a username of 1-255 bytes",
-        ));
-    }
-    let award = state
-        .store
-        .award_manually(
-            &b.template,
-            learner,
-            ManualChange {
-                reason,
-                at: now_micros(),
-            },
-        )
-        .await?;
-    m::manual_award();
+    let award = awards::award(&*state.store, &b.template, &b.learner, &b.reason).await?;
     Ok((StatusCode::CREATED, Json(award.into())))
 }
 
@@ -135,7 +102,7 @@ pub async fn get_award(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AwardBody>> {
-    Ok(Json(state.store.get_award(&id).await?.into()))
+    Ok(Json(awards::get(&*state.store, &id).await?.into()))
 }
 
 /// Revoke an award by hand with a reason.
@@ -148,17 +115,6 @@ pub async fn revoke_award(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<RevokeAward>,
 ) -> ApiResult<Json<AwardBody>> {
-    let reason = reason(&b.reason)?;
-    let award = state
-        .store
-        .revoke_award(
-            &id,
-            ManualChange {
-                reason,
-                at: now_micros(),
-            },
-        )
-        .await?;
-    m::manual_revoke();
+    let award = awards::revoke(&*state.store, &id, &b.reason, ChangedBy::Api).await?;
     Ok(Json(award.into()))
 }

@@ -147,7 +147,7 @@ pub struct RotateKey {
 pub async fn list_orgs(
     State(state): State<AppState>,
 ) -> ApiResult<Json<ListBody<OrganizationBody>>> {
-    let orgs = state.store.list_credly_orgs().await?;
+    let orgs = orgs::list(&*state.store).await?;
     Ok(Json(ListBody {
         data: orgs
             .into_iter()
@@ -181,10 +181,7 @@ pub async fn get_org(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
 ) -> ApiResult<Json<OrganizationBody>> {
-    let org = state
-        .store
-        .get_credly_org(&orgs::normalize_id(&uuid))
-        .await?;
+    let org = orgs::get(&*state.store, &orgs::normalize_id(&uuid)).await?;
     Ok(Json(OrganizationBody::new(&state.credly, org)))
 }
 
@@ -294,7 +291,7 @@ pub async fn list_notifications(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<ListBody<NotificationBody>>> {
-    let page = state.store.list_credly_notifications(q.page()?).await?;
+    let page = webhook::notifications(&*state.store, q.page()?).await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
 

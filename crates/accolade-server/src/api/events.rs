@@ -1,10 +1,8 @@
 //! `POST /api/v1/events` (ingest, one event or an array) and the inbox listings.
 
-use accolade_store::EventOutcome;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::IntoParams;
@@ -14,10 +12,24 @@ use utoipa_axum::routes;
 use super::dto::*;
 use super::extract::{json_bytes, parse_json, ApiQuery};
 use crate::error::{ApiError, ApiResult};
-use crate::metrics as m;
-use crate::service::admission::{admit, Admission};
+use crate::service::events::{self, IngestFailure};
 use crate::service::ingest::IngestError;
 use crate::state::AppState;
+
+impl From<IngestFailure> for ApiError {
+    fn from(e: IngestFailure) -> Self {
+        match e {
+            e @ IngestFailure::TooMany { .. } => {
+                ApiError::bad_request("too_many_events", e.to_string())
+            }
+            IngestFailure::Store(e) => e.into(),
+            IngestFailure::Writer(IngestError::Storage(detail)) => {
+                ApiError::Internal(anyhow::anyhow!(detail))
+            }
+            IngestFailure::Writer(other) => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -56,52 +68,21 @@ pub async fn ingest_events(
             ))
         }
     };
-    let max = state.config.ingest.max_events_per_request;
-    if items.len() > max {
-        return Err(ApiError::bad_request(
-            "too_many_events",
-            format!("at most {max} events per request, got {}", items.len()),
-        ));
-    }
-    m::events_received(items.len());
-    let now = Utc::now();
-    let mut events = Vec::with_capacity(items.len());
-    let mut rejected = Vec::new();
-    let mut records = Vec::new();
-    // Rules are matched here (service::admission), on this request's thread, not on the single
-    // database writer's (which re-evaluates only if the index is rebuilt before the batch commits).
-    let rules = state.index.current();
-    for (index, item) in items.into_iter().enumerate() {
-        match admit(&rules, item, "http".into(), now) {
-            Admission::Accepted(ev) => events.push(ev),
-            Admission::Rejected { record, reason } => {
-                rejected.push(RejectionBody {
-                    index,
-                    code: record.code.clone(),
-                    detail: reason.to_string(),
-                });
-                records.push(record);
-            }
-        }
-    }
-    if !records.is_empty() {
-        tracing::info!(count = records.len(), "events rejected at ingest");
-        state.store.record_rejected(records).await?;
-    }
-    let outcomes = state.ingest.submit(events).await.map_err(|e| match e {
-        IngestError::Storage(detail) => ApiError::Internal(anyhow::anyhow!(detail)),
-        other => ApiError::Unavailable(other.to_string()),
-    })?;
-    let duplicates = outcomes
-        .iter()
-        .filter(|o| **o == EventOutcome::Duplicate)
-        .count();
+    let ingested = events::ingest(&state, items).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(IngestBody {
-            accepted: outcomes.len() - duplicates,
-            duplicates,
-            rejected,
+            accepted: ingested.accepted,
+            duplicates: ingested.duplicates,
+            rejected: ingested
+                .rejected
+                .into_iter()
+                .map(|r| RejectionBody {
+                    index: r.index,
+                    code: r.code,
+                    detail: r.detail,
+                })
+                .collect(),
         }),
     ))
 }
@@ -154,11 +135,8 @@ pub async fn list_events(
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<ListBody<EventBody>>> {
     let wanted = page(q.limit, q.offset)?;
-    let events = state
-        .store
-        .list_events(q.learner.as_deref(), wanted)
-        .await?;
-    Ok(Json(ListBody::from_page(events, Into::into)))
+    let page = events::list(&*state.store, q.learner.as_deref(), wanted).await?;
+    Ok(Json(ListBody::from_page(page, Into::into)))
 }
 
 /// Events refused at ingest, newest first, with the reason.
@@ -168,6 +146,6 @@ pub async fn list_rejected_events(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<ListBody<RejectedEventBody>>> {
-    let rows = state.store.list_rejected(q.page()?).await?;
+    let rows = events::rejected(&*state.store, q.page()?).await?;
     Ok(Json(ListBody::from_page(rows, Into::into)))
 }

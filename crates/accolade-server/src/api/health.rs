@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::metrics;
+use crate::service::stats;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -57,7 +58,7 @@ async fn render_metrics(State(state): State<AppState>, headers: HeaderMap) -> Re
                 .into_response();
         }
     }
-    match state.store.stats().await {
+    match stats::read(&*state.store).await {
         Ok(stats) => metrics::set_store_gauges(&stats),
         Err(e) => tracing::warn!(error = %e, "could not read store stats for /metrics"),
     }

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::dto::*;
 use super::extract::ApiQuery;
 use crate::error::{ApiError, ApiResult};
+use crate::service::jobs;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -60,10 +61,7 @@ pub async fn list_jobs(
         status,
         kind: q.kind.clone(),
     };
-    let page = state
-        .store
-        .list_jobs(&filter, page(q.limit, q.offset)?)
-        .await?;
+    let page = jobs::list(&*state.store, &filter, page(q.limit, q.offset)?).await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
 
@@ -73,7 +71,7 @@ pub async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobBody>> {
-    Ok(Json(state.store.get_job(&id).await?.into()))
+    Ok(Json(jobs::get(&*state.store, &id).await?.into()))
 }
 
 /// Run a dead (or waiting) job again now.
@@ -84,5 +82,5 @@ pub async fn retry_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobBody>> {
-    Ok(Json(state.store.retry_job(&id).await?.into()))
+    Ok(Json(jobs::retry(&*state.store, &id).await?.into()))
 }

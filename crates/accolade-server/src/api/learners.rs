@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 use super::dto::*;
 use super::extract::ApiQuery;
 use crate::error::ApiResult;
+use crate::service::learners;
 use crate::service::progress::{self, ProgressView};
 use crate::state::AppState;
 
@@ -27,10 +28,8 @@ pub async fn list_learners(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<ListBody<LearnerBody>>> {
-    Ok(Json(ListBody::from_page(
-        state.store.list_learners(q.page()?).await?,
-        Into::into,
-    )))
+    let page = learners::list(&*state.store, q.page()?).await?;
+    Ok(Json(ListBody::from_page(page, Into::into)))
 }
 
 #[utoipa::path(get, path = "/learners/{username}", tag = "learners", params(("username" = String, Path)),
@@ -39,7 +38,7 @@ pub async fn get_learner(
     State(state): State<AppState>,
     Path(username): Path<String>,
 ) -> ApiResult<Json<LearnerBody>> {
-    Ok(Json(state.store.get_learner(&username).await?.into()))
+    Ok(Json(learners::get(&*state.store, &username).await?.into()))
 }
 
 /// Progress of a learner on every template: fulfilled requirements and the events that did it.

@@ -1,6 +1,5 @@
 //! Penalties: rules that reset linked requirements when an event matches.
 
-use accolade_store::{NewPenalty, PenaltyPatch};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -9,8 +8,9 @@ use utoipa_axum::routes;
 
 use super::dto::*;
 use super::extract::ApiJson;
-use super::requirements::ensure_configured;
+use super::requirements::configured;
 use crate::error::{ApiError, ApiResult};
+use crate::service::penalties::{self, Change, Draft, PenaltyError};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -19,14 +19,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_penalty, update_penalty, delete_penalty))
 }
 
-fn non_empty(ids: &[String]) -> Result<(), ApiError> {
-    if ids.is_empty() {
-        return Err(ApiError::bad_request(
-            "no_requirements",
-            "a penalty must reset at least one requirement",
-        ));
+impl From<PenaltyError> for ApiError {
+    fn from(e: PenaltyError) -> Self {
+        match e {
+            PenaltyError::NoRequirements => ApiError::bad_request("no_requirements", e.to_string()),
+            PenaltyError::Store(e) => e.into(),
+        }
     }
-    Ok(())
 }
 
 /// Add a penalty to a template.
@@ -40,16 +39,14 @@ pub async fn create_penalty(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<CreatePenalty>,
 ) -> ApiResult<(StatusCode, Json<PenaltyBody>)> {
-    ensure_configured(&state, &b.event_type)?;
-    non_empty(&b.requirements)?;
-    let new = NewPenalty {
+    let draft = Draft {
+        event_type: configured(&state, &b.event_type)?,
         key: b.key,
-        event_type: b.event_type,
         description: b.description,
         rules: rules_from(&b.rules)?,
         requirement_ids: b.requirements,
     };
-    let p = state.store.add_penalty(&id, new).await?;
+    let p = penalties::add(&*state.store, &id, draft).await?;
     Ok((StatusCode::CREATED, Json(p.into())))
 }
 
@@ -59,7 +56,7 @@ pub async fn get_penalty(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PenaltyBody>> {
-    Ok(Json(state.store.get_penalty(&id).await?.into()))
+    Ok(Json(penalties::get(&*state.store, &id).await?.into()))
 }
 
 #[utoipa::path(patch, path = "/penalties/{id}", tag = "penalties", params(("id" = String, Path)),
@@ -73,19 +70,19 @@ pub async fn update_penalty(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<UpdatePenalty>,
 ) -> ApiResult<Json<PenaltyBody>> {
-    if let Some(e) = &b.event_type {
-        ensure_configured(&state, e)?;
-    }
-    if let Some(ids) = &b.requirements {
-        non_empty(ids)?;
-    }
-    let patch = PenaltyPatch {
-        event_type: b.event_type,
+    let change = Change {
+        event_type: b
+            .event_type
+            .as_deref()
+            .map(|e| configured(&state, e))
+            .transpose()?,
         description: b.description,
         rules: b.rules.as_deref().map(rules_from).transpose()?,
         requirement_ids: b.requirements,
     };
-    Ok(Json(state.store.update_penalty(&id, patch).await?.into()))
+    Ok(Json(
+        penalties::update(&*state.store, &id, change).await?.into(),
+    ))
 }
 
 #[utoipa::path(delete, path = "/penalties/{id}", tag = "penalties", params(("id" = String, Path)),
@@ -94,6 +91,6 @@ pub async fn delete_penalty(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_penalty(&id).await?;
+    penalties::delete(&*state.store, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,6 @@
 //! Requirements of a template and their data rules.
 
-use accolade_domain::template::Group;
-use accolade_store::{NewRequirement, RequirementPatch};
+use accolade_domain::template::{Group, Requirement};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -11,6 +10,8 @@ use utoipa_axum::routes;
 use super::dto::*;
 use super::extract::ApiJson;
 use crate::error::{ApiError, ApiResult};
+use crate::service::event_types::{ConfiguredEventType, EventTypeError};
+use crate::service::requirements::{self, Change, Draft, RuleEditError};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -25,20 +26,27 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_rule))
 }
 
-/// Refuses event types the operator has not configured (`events.types`).
-pub fn ensure_configured(state: &AppState, event_type: &str) -> Result<(), ApiError> {
-    accolade_domain::event::validate_event_type(event_type)?;
-    if state.config.events.is_configured(event_type) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "event_type_not_configured",
-            format!(
-                "`{event_type}` is not in events.types; configured: {}",
-                state.config.events.types.join(", ")
-            ),
-        ))
+impl From<EventTypeError> for ApiError {
+    fn from(e: EventTypeError) -> Self {
+        match e {
+            EventTypeError::Invalid(d) => d.into(),
+            e @ EventTypeError::NotConfigured { .. } => {
+                ApiError::bad_request("event_type_not_configured", e.to_string())
+            }
+        }
     }
+}
+
+/// The event type of a request, if `events.types` lists it.
+pub fn configured(state: &AppState, event_type: &str) -> Result<ConfiguredEventType, ApiError> {
+    Ok(ConfiguredEventType::check(
+        &state.config.events,
+        event_type,
+    )?)
+}
+
+fn rules_body(r: &Requirement) -> Vec<RuleBody> {
+    r.rules.iter().map(RuleBody::from_rule).collect()
 }
 
 /// Add a requirement to a template (group: next free letter when absent).
@@ -53,15 +61,14 @@ pub async fn create_requirement(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<CreateRequirement>,
 ) -> ApiResult<(StatusCode, Json<RequirementBody>)> {
-    ensure_configured(&state, &b.event_type)?;
-    let new = NewRequirement {
+    let draft = Draft {
+        event_type: configured(&state, &b.event_type)?,
         key: b.key,
-        event_type: b.event_type,
         description: b.description,
         group: b.group.as_deref().map(Group::parse).transpose()?,
         rules: rules_from(&b.rules)?,
     };
-    let r = state.store.add_requirement(&id, new).await?;
+    let r = requirements::add(&*state.store, &id, draft).await?;
     Ok((StatusCode::CREATED, Json(r.into())))
 }
 
@@ -72,7 +79,7 @@ pub async fn get_requirement(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<RequirementBody>> {
-    Ok(Json(state.store.get_requirement(&id).await?.into()))
+    Ok(Json(requirements::get(&*state.store, &id).await?.into()))
 }
 
 #[utoipa::path(patch, path = "/requirements/{id}", tag = "requirements", params(("id" = String, Path)),
@@ -85,17 +92,20 @@ pub async fn update_requirement(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<UpdateRequirement>,
 ) -> ApiResult<Json<RequirementBody>> {
-    if let Some(e) = &b.event_type {
-        ensure_configured(&state, e)?;
-    }
-    let patch = RequirementPatch {
-        event_type: b.event_type,
+    let change = Change {
+        event_type: b
+            .event_type
+            .as_deref()
+            .map(|e| configured(&state, e))
+            .transpose()?,
         description: b.description,
         group: b.group.as_deref().map(Group::parse).transpose()?,
         rules: b.rules.as_deref().map(rules_from).transpose()?,
     };
     Ok(Json(
-        state.store.update_requirement(&id, patch).await?.into(),
+        requirements::update(&*state.store, &id, change)
+            .await?
+            .into(),
     ))
 }
 
@@ -106,7 +116,7 @@ pub async fn delete_requirement(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_requirement(&id).await?;
+    requirements::delete(&*state.store, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -117,8 +127,8 @@ pub async fn list_rules(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<RuleBody>>> {
-    let r = state.store.get_requirement(&id).await?;
-    Ok(Json(r.rules.iter().map(RuleBody::from_rule).collect()))
+    let r = requirements::get(&*state.store, &id).await?;
+    Ok(Json(rules_body(&r)))
 }
 
 /// Replace all data rules of a requirement.
@@ -132,17 +142,8 @@ pub async fn replace_rules(
     ApiJson(b): ApiJson<Vec<RuleBody>>,
 ) -> ApiResult<Json<Vec<RuleBody>>> {
     let rules = rules_from(&b)?;
-    let r = state
-        .store
-        .update_requirement(
-            &id,
-            RequirementPatch {
-                rules: Some(rules),
-                ..Default::default()
-            },
-        )
-        .await?;
-    Ok(Json(r.rules.iter().map(RuleBody::from_rule).collect()))
+    let r = requirements::replace_rules(&*state.store, &id, rules).await?;
+    Ok(Json(rules_body(&r)))
 }
 
 /// Append one data rule.
@@ -156,22 +157,8 @@ pub async fn add_rule(
     ApiJson(b): ApiJson<RuleBody>,
 ) -> ApiResult<(StatusCode, Json<Vec<RuleBody>>)> {
     let rule = b.to_rule()?;
-    let mut rules = state.store.get_requirement(&id).await?.rules;
-    rules.push(rule);
-    let r = state
-        .store
-        .update_requirement(
-            &id,
-            RequirementPatch {
-                rules: Some(rules),
-                ..Default::default()
-            },
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(r.rules.iter().map(RuleBody::from_rule).collect()),
-    ))
+    let r = requirements::add_rule(&*state.store, &id, rule).await?;
+    Ok((StatusCode::CREATED, Json(rules_body(&r))))
 }
 
 /// Remove the data rule at `index` (0-based, as listed).
@@ -182,25 +169,17 @@ pub async fn delete_rule(
     State(state): State<AppState>,
     Path((id, index)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<RuleBody>>> {
-    let mut rules = state.store.get_requirement(&id).await?.rules;
-    let i: usize = index
-        .parse()
-        .ok()
-        .filter(|i| *i < rules.len())
-        .ok_or(ApiError::NotFound {
-            code: "rule_not_found",
-            detail: format!("requirement {id} has no rule at index {index}"),
-        })?;
-    rules.remove(i);
-    let r = state
-        .store
-        .update_requirement(
-            &id,
-            RequirementPatch {
-                rules: Some(rules),
-                ..Default::default()
+    // An index that is not a number is past the end like any other.
+    let i = index.parse().unwrap_or(usize::MAX);
+    let r = requirements::remove_rule(&*state.store, &id, i)
+        .await
+        .map_err(|e| match e {
+            // Named as sent, a number or not.
+            RuleEditError::NoRule { .. } => ApiError::NotFound {
+                code: "rule_not_found",
+                detail: format!("requirement {id} has no rule at index {index}"),
             },
-        )
-        .await?;
-    Ok(Json(r.rules.iter().map(RuleBody::from_rule).collect()))
+            RuleEditError::Store(e) => e.into(),
+        })?;
+    Ok(Json(rules_body(&r)))
 }

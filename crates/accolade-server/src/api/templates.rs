@@ -2,7 +2,7 @@
 //! update, activate and deactivate.
 
 use accolade_domain::template::Origin;
-use accolade_store::{NewTemplate, TemplateFilter, TemplatePatch};
+use accolade_store::{TemplateFilter, TemplatePatch};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -14,7 +14,20 @@ use utoipa_axum::routes;
 use super::dto::*;
 use super::extract::{ApiJson, ApiQuery};
 use crate::error::{ApiError, ApiResult};
+use crate::service::templates::{self, NewLocalTemplate, TemplateError};
 use crate::state::AppState;
+
+impl From<TemplateError> for ApiError {
+    fn from(e: TemplateError) -> Self {
+        match e {
+            TemplateError::NotCreatable => {
+                ApiError::bad_request("origin_not_creatable", e.to_string())
+            }
+            TemplateError::InvalidUuid(_) => ApiError::bad_request("invalid_uuid", e.to_string()),
+            TemplateError::Store(e) => e.into(),
+        }
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -66,10 +79,7 @@ pub async fn list_templates(
         organization_id: q.organization.clone(),
         provider_state: None,
     };
-    let page = state
-        .store
-        .list_templates(&filter, page(q.limit, q.offset)?)
-        .await?;
+    let page = templates::list(&*state.store, &filter, page(q.limit, q.offset)?).await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
 
@@ -82,41 +92,16 @@ pub async fn create_template(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTemplate>,
 ) -> ApiResult<(StatusCode, Json<TemplateBody>)> {
-    if let Some(o) = body.origin.as_deref() {
-        if Origin::parse(o)? != Origin::Local {
-            return Err(ApiError::bad_request(
-                "origin_not_creatable",
-                "Credly templates are created by syncing an organization, not by hand",
-            ));
-        }
-    }
-    if let Some(u) = &body.uuid {
-        if !accolade_domain::ids::is_uuid(u) {
-            return Err(ApiError::bad_request(
-                "invalid_uuid",
-                format!("`{u}` is not a UUID"),
-            ));
-        }
-    }
-    let t = state
-        .store
-        .create_template(NewTemplate {
-            // The hyphenated lower-case form, whichever form `Uuid` parsed.
-            id: body
-                .uuid
-                .as_deref()
-                .map(accolade_domain::ids::normalize_uuid),
-            name: body.name,
-            description: body.description,
-            image_url: body.image_url,
-            origin: Origin::Local,
-            provider_state: "active".into(),
-            is_active: body.active,
-            allow_reaward: body.allow_reaward.unwrap_or(true),
-            organization_id: None,
-        })
-        .await?;
-    tracing::info!(template.id = %t.id, "template {} created", t.id);
+    let new = NewLocalTemplate {
+        origin: body.origin.as_deref().map(Origin::parse).transpose()?,
+        uuid: body.uuid,
+        name: body.name,
+        description: body.description,
+        image_url: body.image_url,
+        active: body.active,
+        allow_reaward: body.allow_reaward,
+    };
+    let t = templates::create_local(&*state.store, new).await?;
     Ok((StatusCode::CREATED, Json(t.into())))
 }
 
@@ -128,7 +113,7 @@ pub async fn get_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TemplateDetailBody>> {
-    Ok(Json(state.store.get_template(&id).await?.into()))
+    Ok(Json(templates::get(&*state.store, &id).await?.into()))
 }
 
 /// Change a template's name, description, image or re-award switch.
@@ -147,7 +132,9 @@ pub async fn update_template(
         image_url: b.image_url.map(Some),
         allow_reaward: b.allow_reaward,
     };
-    Ok(Json(state.store.update_template(&id, patch).await?.into()))
+    Ok(Json(
+        templates::update(&*state.store, &id, patch).await?.into(),
+    ))
 }
 
 /// Activate: the template takes part in event processing from the next event on.
@@ -158,9 +145,11 @@ pub async fn activate_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TemplateBody>> {
-    let t = state.store.set_template_active(&id, true).await?;
-    tracing::info!(template.id = %id, "template {id} activated");
-    Ok(Json(t.into()))
+    Ok(Json(
+        templates::set_active(&*state.store, &id, true)
+            .await?
+            .into(),
+    ))
 }
 
 /// Deactivate: events stop counting for it; issued badges are kept.
@@ -171,7 +160,9 @@ pub async fn deactivate_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TemplateBody>> {
-    let t = state.store.set_template_active(&id, false).await?;
-    tracing::info!(template.id = %id, "template {id} deactivated");
-    Ok(Json(t.into()))
+    Ok(Json(
+        templates::set_active(&*state.store, &id, false)
+            .await?
+            .into(),
+    ))
 }

@@ -42,13 +42,7 @@ pub struct TokenBody {
 
 impl From<ApiToken> for TokenBody {
     fn from(t: ApiToken) -> Self {
-        let state = if t.revoked_at.is_some() {
-            "revoked"
-        } else if auth::is_live(&t, Utc::now()) {
-            "active"
-        } else {
-            "expired"
-        };
+        let state = auth::state_of(&t, Utc::now());
         TokenBody {
             id: t.id,
             name: t.name,
@@ -95,7 +89,7 @@ impl From<TokenRequestError> for ApiError {
 #[utoipa::path(get, path = "/tokens", tag = "tokens",
     responses((status = 200, body = ListBody<TokenBody>)), security(("bearer" = [])))]
 pub async fn list_tokens(State(state): State<AppState>) -> ApiResult<Json<ListBody<TokenBody>>> {
-    let tokens = state.store.list_api_tokens().await?;
+    let tokens = auth::list_tokens(&*state.store).await?;
     Ok(Json(ListBody {
         data: tokens.into_iter().map(Into::into).collect(),
         next_offset: None,
@@ -111,17 +105,17 @@ pub async fn create_token(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<TokenWithSecretBody>)> {
-    let expires_at = match body.expires_in.as_deref() {
-        None => None,
-        Some(text) => Some(expires_at(text)?),
-    };
+    let expires_at = body
+        .expires_in
+        .as_deref()
+        .map(auth::expires_at)
+        .transpose()?;
     let (token, secret) = auth::create_token(&*state.store, &body.name, &body.scopes, expires_at)
         .await
         .map_err(|e| match e {
             CreateTokenError::Invalid(e) => ApiError::from(e),
             CreateTokenError::Store(e) => ApiError::from(e),
         })?;
-    tracing::info!(token.id = %token.id, scopes = ?token.scopes, "API token created");
     Ok((
         StatusCode::CREATED,
         Json(TokenWithSecretBody {
@@ -129,20 +123,6 @@ pub async fn create_token(
             secret,
         }),
     ))
-}
-
-/// `now + text` for a lifetime such as `90d`.
-pub fn expires_at(text: &str) -> Result<DateTime<Utc>, TokenRequestError> {
-    let bad = || TokenRequestError {
-        code: "invalid_expiry",
-        detail: format!("`expires_in` must be a lifetime such as 90d, 12h or 30m, not {text:?}"),
-    };
-    let lifetime = crate::config::parse_duration(text).map_err(|_| bad())?;
-    // Ten years at most: beyond that "expiry" means none, and the arithmetic stays in range.
-    if lifetime.is_zero() || lifetime > std::time::Duration::from_secs(10 * 366 * 86_400) {
-        return Err(bad());
-    }
-    Ok(Utc::now() + chrono::Duration::from_std(lifetime).map_err(|_| bad())?)
 }
 
 /// Revoke a token: refused from now on (within seconds on other instances), kept in the list.
@@ -154,8 +134,6 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TokenBody>> {
-    let token = state.store.revoke_api_token(&id, Utc::now()).await?;
-    state.tokens.forget(&token.id);
-    tracing::info!(token.id = %token.id, "API token revoked");
+    let token = auth::revoke_token(&*state.store, &state.tokens, &id).await?;
     Ok(Json(token.into()))
 }

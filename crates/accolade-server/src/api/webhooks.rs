@@ -2,7 +2,7 @@
 //! A subscription's secret appears in the answers to create and rotate-secret only.
 
 use accolade_domain::webhook::DeliveryStatus;
-use accolade_store::{DeliveryFilter, Webhook, WebhookDelivery, WebhookPatch};
+use accolade_store::{Webhook, WebhookDelivery, WebhookPatch};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use super::dto::{one_of_strings, ListBody, PageQuery};
 use super::extract::{ApiJson, ApiQuery};
 use crate::error::{ApiError, ApiResult};
+use crate::service::webhooks::deliveries;
 use crate::service::webhooks::subscriptions::{self, Subscribe, SubscriptionError, WithSecret};
 use crate::state::AppState;
 
@@ -243,7 +244,7 @@ pub async fn list_webhooks(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<ListBody<WebhookBody>>> {
-    let page = state.store.list_webhooks(q.page()?).await?;
+    let page = subscriptions::list(&*state.store, q.page()?).await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
 
@@ -278,7 +279,7 @@ pub async fn get_webhook(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookBody>> {
-    let w = state.store.get_webhook(&id).await?;
+    let w = subscriptions::get(&*state.store, &id).await?;
     Ok(Json(w.into()))
 }
 
@@ -310,8 +311,7 @@ pub async fn delete_webhook(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_webhook(&id).await?;
-    tracing::info!(webhook.id = %id, "webhook subscription {id} deleted");
+    subscriptions::delete(&*state.store, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -352,15 +352,8 @@ pub async fn list_deliveries(
     ApiQuery(q): ApiQuery<DeliveryQuery>,
 ) -> ApiResult<Json<ListBody<DeliveryBody>>> {
     let status = q.status.as_deref().map(parse_status).transpose()?;
-    state.store.get_webhook(&id).await?;
-    let filter = DeliveryFilter {
-        webhook_id: Some(id),
-        status,
-    };
-    let page = state
-        .store
-        .list_webhook_deliveries(&filter, super::dto::page(q.limit, q.offset)?)
-        .await?;
+    let wanted = super::dto::page(q.limit, q.offset)?;
+    let page = deliveries::of_webhook(&*state.store, &id, status, wanted).await?;
     Ok(Json(ListBody::from_page(page, Into::into)))
 }
 
@@ -371,7 +364,7 @@ pub async fn get_delivery(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryBody>> {
-    let d = state.store.get_webhook_delivery(&id).await?;
+    let d = deliveries::get(&*state.store, &id).await?;
     Ok(Json(d.into()))
 }
 
@@ -384,7 +377,6 @@ pub async fn replay_delivery(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<DeliveryBody>)> {
-    let d = state.store.replay_webhook_delivery(&id, Utc::now()).await?;
-    tracing::info!(delivery.id = %d.id, replay_of = %id, "webhook delivery {id} replayed as {}", d.id);
+    let d = deliveries::replay(&*state.store, &id).await?;
     Ok((StatusCode::CREATED, Json(d.into())))
 }

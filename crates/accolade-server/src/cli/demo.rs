@@ -11,7 +11,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 
 use crate::config::Config;
-use crate::service::apply;
+use crate::service::{admin_users, apply};
 use crate::state::AppState;
 
 /// The sandbox template the demo activates ("Rust Fundamentals" of the sandbox's demo seed).
@@ -56,7 +56,7 @@ pub async fn setup(
     use crate::service::credly::{orgs, sync};
     use accolade_credly_sandbox::{DEMO_ORG_ID, DEMO_TOKEN};
     let store = &*state.store;
-    if store.get_credly_org(DEMO_ORG_ID).await.is_err() {
+    if orgs::get(store, DEMO_ORG_ID).await.is_err() {
         orgs::add(&state.credly, store, DEMO_ORG_ID, DEMO_TOKEN).await?;
     }
     sb.sandbox.set_webhook_url(
@@ -64,23 +64,16 @@ pub async fn setup(
         Some(format!("http://{addr}/badges/credly/webhook/")),
     );
     let synced = sync::sync_org(&state.credly, store, DEMO_ORG_ID, false).await?;
-    if !state.config.events.is_configured(PASSING) {
+    let desired = apply::parse(&rules()).context("the demo rules")?;
+    if apply::unconfigured(&desired, &state.config.events).is_some() {
         anyhow::bail!("the demo needs {PASSING} in events.types");
     }
-    let desired = apply::parse(&rules()).context("the demo rules")?;
     apply::apply(store, desired, false)
         .await
         .context("activating the demo template")?;
     let password = crate::service::auth::random_secret()[..20].to_string();
-    let hash = {
-        let password = password.clone();
-        tokio::task::spawn_blocking(move || crate::web::password::hash(&password)).await??
-    };
-    if store.get_admin_user(ADMIN).await.is_ok() {
-        store.set_admin_password(ADMIN, &hash).await?;
-    } else {
-        store.create_admin_user(ADMIN, &hash).await?;
-    }
+    let admin = admin_users::Username::parse(ADMIN)?;
+    admin_users::create_or_set_password(store, &admin, &password).await?;
     let base = format!("http://{addr}");
     eprintln!(
         "\nDemo ready. A Credly sandbox runs at {sandbox} (organization {DEMO_ORG_ID}); its {n} \

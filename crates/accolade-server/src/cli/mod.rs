@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 mod demo;
 
 use crate::config::{Config, Overrides, DEFAULT_CONFIG};
-use crate::service::{apply, auth};
+use crate::service::{admin_users, apply, auth, password};
 use crate::state::AppState;
 use crate::{db, telemetry};
 
@@ -264,13 +264,13 @@ fn read_password() -> anyhow::Result<String> {
     if std::io::stdin().is_terminal() {
         eprint!(
             "Password (at least {} characters, shown as typed): ",
-            crate::web::password::MIN_LENGTH
+            password::MIN_LENGTH
         );
     }
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']).to_string();
-    crate::web::password::check_strength(&password).map_err(|e| anyhow::anyhow!(e))?;
+    password::check_strength(&password).map_err(|e| anyhow::anyhow!(e))?;
     Ok(password)
 }
 
@@ -308,22 +308,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let templates =
                 apply::parse(&text).with_context(|| format!("in {}", file.display()))?;
-            for t in &templates {
-                let d = &t.desired;
-                for r in d
-                    .requirements
-                    .iter()
-                    .map(|r| &r.event_type)
-                    .chain(d.penalties.iter().map(|p| &p.event_type))
-                {
-                    if !config.events.is_configured(r) {
-                        anyhow::bail!(
-                            "in {}: {} uses event type `{r}`, which is not in events.types",
-                            file.display(),
-                            t.at
-                        );
-                    }
-                }
+            if let Some((at, event_type)) = apply::unconfigured(&templates, &config.events) {
+                anyhow::bail!(
+                    "in {}: {at} uses event type `{event_type}`, which is not in events.types",
+                    file.display()
+                );
             }
             let store = db::open(&config.database).await?;
             let report = apply::apply(&*store, templates, dry_run)
@@ -369,11 +358,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 OpenCreditCommand::SetTier { app, tier } => {
                     let tier: Tier = tier.parse()?;
-                    let app = store.oc_set_app_tier(&app, tier.as_str()).await?;
+                    let app = crate::opencredit::apps::change_tier(&*store, &app, tier).await?;
                     println!("app {} ({}) is now on tier {}", app.id, app.name, app.tier);
                 }
                 OpenCreditCommand::ListApps => {
-                    for app in store.oc_list_apps().await? {
+                    for app in crate::opencredit::apps::list(&*store).await? {
                         println!("{}\t{}\t{}\t{}", app.id, app.api_key, app.tier, app.name);
                     }
                 }
@@ -388,10 +377,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     expires_in,
                 },
         } => {
-            let expires_at = expires_in
-                .as_deref()
-                .map(crate::api::tokens::expires_at)
-                .transpose()?;
+            let expires_at = expires_in.as_deref().map(auth::expires_at).transpose()?;
             let store = db::open(&config.database).await?;
             let (token, secret) = auth::create_token(&*store, &name, &scopes, expires_at).await?;
             let until = token
@@ -412,19 +398,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let store = db::open(&config.database).await?;
             println!("id\tname\tscopes\tstate\texpires_at\tlast_used_at");
-            for t in store.list_api_tokens().await? {
-                let body = crate::api::tokens::TokenBody::from(t);
-                let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-                    t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into())
-                };
+            let now = chrono::Utc::now();
+            let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into())
+            };
+            for t in auth::list_tokens(&*store).await? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
-                    body.id,
-                    body.name,
-                    body.scopes.join(" "),
-                    body.state,
-                    time(body.expires_at),
-                    time(body.last_used_at)
+                    t.id,
+                    t.name,
+                    t.scopes.join(" "),
+                    auth::state_of(&t, now),
+                    time(t.expires_at),
+                    time(t.last_used_at)
                 );
             }
             Ok(())
@@ -433,7 +419,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: AdminCommand::RevokeToken { id },
         } => {
             let store = db::open(&config.database).await?;
-            let token = match store.revoke_api_token(&id, chrono::Utc::now()).await {
+            // This process verifies no tokens: nothing of its own to forget.
+            let cache = auth::TokenCache::default();
+            let token = match auth::revoke_token(&*store, &cache, &id).await {
                 Err(accolade_store::StoreError::NotFound { .. }) => {
                     anyhow::bail!("no API token {id} (see `accolade admin list-tokens`)")
                 }
@@ -448,25 +436,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin {
             command: AdminCommand::CreateUser { username, reset },
         } => {
-            let username = username.trim().to_lowercase();
-            if username.is_empty()
-                || username.len() > 64
-                || !username
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
-            {
-                anyhow::bail!(
-                    "the username must be 1-64 characters of a-z, 0-9, '.', '_', '-', '@'"
-                );
-            }
+            let username = admin_users::Username::parse(&username)?;
             let password = read_password()?;
-            let hash = crate::web::password::hash(&password)?;
             let store = db::open(&config.database).await?;
             if reset {
-                store.set_admin_password(&username, &hash).await?;
-                eprintln!("New password set for {username}; their sessions were ended.");
+                admin_users::set_password(&*store, &username, &password).await?;
+                eprintln!(
+                    "New password set for {}; their sessions were ended.",
+                    username.as_str()
+                );
             } else {
-                let user = store.create_admin_user(&username, &hash).await?;
+                let user = admin_users::create(&*store, &username, &password).await?;
                 eprintln!(
                     "Created admin account {} ({}). Sign in at /admin.",
                     user.username, user.id
@@ -544,19 +524,14 @@ async fn credly_command(config: Config, command: CredlyCommand) -> anyhow::Resul
             print_org(&org, &state.credly);
         }
         CredlyCommand::Orgs => {
-            for org in store.list_credly_orgs().await? {
+            for org in orgs::list(store).await? {
                 print_org(&org, &state.credly);
             }
         }
         CredlyCommand::Sync { org, dry_run } => {
             let ids = match org {
                 Some(o) => vec![orgs::normalize_id(&o)],
-                None => store
-                    .list_credly_orgs()
-                    .await?
-                    .into_iter()
-                    .map(|o| o.id)
-                    .collect(),
+                None => orgs::list(store).await?.into_iter().map(|o| o.id).collect(),
             };
             if ids.is_empty() {
                 anyhow::bail!(
@@ -591,8 +566,10 @@ async fn credly_command(config: Config, command: CredlyCommand) -> anyhow::Resul
 }
 
 async fn jobs_command(config: Config, command: JobsCommand) -> anyhow::Result<()> {
+    use crate::service::jobs;
     use accolade_domain::outbox::JobStatus;
     let store = db::open(&config.database).await?;
+    let store = &*store;
     match command {
         JobsCommand::List { status, limit } => {
             let status = JobStatus::parse(&status)
@@ -601,9 +578,8 @@ async fn jobs_command(config: Config, command: JobsCommand) -> anyhow::Result<()
                 status: Some(status),
                 kind: None,
             };
-            let page = store
-                .list_jobs(&filter, accolade_store::Page::new(Some(limit), None))
-                .await?;
+            let page =
+                jobs::list(store, &filter, accolade_store::Page::new(Some(limit), None)).await?;
             for j in page.items {
                 println!(
                     "{}  {}  {}  attempts {}  {}",
@@ -618,27 +594,13 @@ async fn jobs_command(config: Config, command: JobsCommand) -> anyhow::Result<()
         JobsCommand::Retry { ids, all_dead } => {
             let mut ids = ids;
             if all_dead {
-                let filter = accolade_store::JobFilter {
-                    status: Some(JobStatus::Dead),
-                    kind: None,
-                };
-                let mut offset = None;
-                loop {
-                    let page = store
-                        .list_jobs(&filter, accolade_store::Page::new(Some(500), offset))
-                        .await?;
-                    ids.extend(page.items.into_iter().map(|j| j.id));
-                    match page.next_offset {
-                        Some(o) => offset = Some(o),
-                        None => break,
-                    }
-                }
+                ids.extend(jobs::dead_ids(store).await?);
             }
             if ids.is_empty() {
                 anyhow::bail!("name job ids or pass --all-dead");
             }
             for id in ids {
-                let job = store.retry_job(&id).await?;
+                let job = jobs::retry(store, &id).await?;
                 println!("{}  {}  queued again", job.id, job.kind);
             }
         }
@@ -647,6 +609,7 @@ async fn jobs_command(config: Config, command: JobsCommand) -> anyhow::Result<()
 }
 
 async fn webhooks_command(config: Config, command: WebhooksCommand) -> anyhow::Result<()> {
+    use crate::service::webhooks::deliveries;
     use crate::service::webhooks::subscriptions::{self, Subscribe};
     let state = cli_state(config).await?;
     let store = &*state.store;
@@ -684,20 +647,10 @@ async fn webhooks_command(config: Config, command: WebhooksCommand) -> anyhow::R
             println!("{}", created.secret);
         }
         WebhooksCommand::List => {
-            let mut offset = None;
-            loop {
-                let page = store
-                    .list_webhooks(accolade_store::Page::new(Some(500), offset))
-                    .await?;
-                page.items.iter().for_each(show);
-                match page.next_offset {
-                    Some(o) => offset = Some(o),
-                    None => break,
-                }
-            }
+            subscriptions::all(store).await?.iter().for_each(show);
         }
         WebhooksCommand::Remove { id } => {
-            store.delete_webhook(&id).await?;
+            subscriptions::delete(store, &id).await?;
             println!("{id}  removed");
         }
         WebhooksCommand::Deliveries {
@@ -717,9 +670,9 @@ async fn webhooks_command(config: Config, command: WebhooksCommand) -> anyhow::R
                 webhook_id: webhook,
                 status,
             };
-            let page = store
-                .list_webhook_deliveries(&filter, accolade_store::Page::new(Some(limit), None))
-                .await?;
+            let page =
+                deliveries::list(store, &filter, accolade_store::Page::new(Some(limit), None))
+                    .await?;
             for d in page.items {
                 println!(
                     "{}  {}  {}  {}  attempts {}  last {}  {}",
@@ -736,9 +689,7 @@ async fn webhooks_command(config: Config, command: WebhooksCommand) -> anyhow::R
             }
         }
         WebhooksCommand::Replay { delivery_id } => {
-            let d = store
-                .replay_webhook_delivery(&delivery_id, chrono::Utc::now())
-                .await?;
+            let d = deliveries::replay(store, &delivery_id).await?;
             println!("{}  replays {delivery_id} (event {})", d.id, d.event_id);
         }
     }
@@ -775,81 +726,15 @@ async fn doctor(config: Config) -> anyhow::Result<()> {
 pub use crate::service::checks::Level;
 
 /// The checks of `accolade doctor` once the database is open: database, Credly keys (expiry,
-/// decryption), dead outbox jobs, dead webhook deliveries. One line per finding.
+/// decryption), dead outbox jobs, dead webhook deliveries, and the Open Credit API's when it is
+/// on. One line per finding.
 pub async fn checks(state: &AppState) -> anyhow::Result<Vec<(Level, String)>> {
-    let mut out = Vec::new();
-    match state.store.ping().await {
-        Ok(()) => out.push((
-            Level::Ok,
-            format!("database reachable ({})", state.store.backend()),
-        )),
-        Err(e) => out.push((Level::Fail, format!("database: {e}"))),
-    }
-    let statuses = crate::service::credly::orgs::check_expiry(&state.credly, &*state.store).await?;
-    if statuses.is_empty() {
-        out.push((Level::Ok, "no Credly organization configured".into()));
-    }
-    for (org, s) in statuses {
-        let line = format!(
-            "Credly key of {} ({}) expires {} ({} days)",
-            org.name,
-            org.id,
-            s.expires_at.format("%Y-%m-%d"),
-            s.days_left
-        );
-        match s.level {
-            "ok" => out.push((Level::Ok, line)),
-            "warning" => out.push((Level::Warn, format!("{line}: rotate it soon"))),
-            _ => out.push((
-                Level::Fail,
-                format!("{line}: expired, issuing and sync wait for a new key"),
-            )),
-        }
-        if let Ok(sealed) = state.store.credly_org_key(&org.id).await {
-            if let Err(e) = state.credly.secrets.open(&sealed, &org.id) {
-                out.push((
-                    Level::Fail,
-                    format!("key of {} cannot be decrypted: {e}", org.id),
-                ));
-            }
-        }
-    }
-    let stats = state.store.stats().await?;
-    if stats.outbox_dead > 0 {
-        out.push((
-            Level::Warn,
-            format!(
-                "{} dead job(s): `accolade jobs list` and `accolade jobs retry`",
-                stats.outbox_dead
-            ),
-        ));
-    } else {
-        out.push((
-            Level::Ok,
-            format!("no dead jobs ({} pending)", stats.outbox_pending),
-        ));
-    }
-    let filter = accolade_store::DeliveryFilter {
-        webhook_id: None,
-        status: Some(accolade_domain::webhook::DeliveryStatus::Dead),
-    };
-    let dead = state
-        .store
-        .list_webhook_deliveries(&filter, accolade_store::Page::new(Some(100), None))
-        .await?;
-    if dead.items.is_empty() {
-        out.push((Level::Ok, "no dead webhook deliveries".into()));
-    } else {
-        let more = if dead.next_offset.is_some() { "+" } else { "" };
-        out.push((
-            Level::Warn,
-            format!(
-                "{}{more} dead webhook deliveries: `accolade webhooks deliveries` and \
-                 `accolade webhooks replay`, or /admin/webhooks",
-                dead.items.len()
-            ),
-        ));
-    }
+    use crate::service::checks;
+    let store = &*state.store;
+    let mut out = vec![checks::database(store).await];
+    out.extend(checks::credly_keys(&state.credly, store).await?);
+    out.push(checks::dead_jobs(store).await?);
+    out.push(checks::dead_deliveries(store).await?);
     if state.config.opencredit.enabled {
         out.extend(crate::opencredit::checks(state).await);
     }
@@ -896,7 +781,7 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
         }
     }
     tokio::spawn(crate::service::credly::orgs::watch_expiry(state.clone()));
-    tokio::spawn(crate::web::login::purge_expired_sessions(state.clone()));
+    tokio::spawn(crate::service::admin_sessions::purge_expired(state.clone()));
     let bus_tasks = if state.config.event_bus.enabled {
         start_bus(&state)?
     } else {

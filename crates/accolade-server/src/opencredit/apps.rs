@@ -32,6 +32,16 @@ pub async fn create(
     Ok((app, secret))
 }
 
+/// Every registered app.
+pub async fn list(store: &dyn Store) -> Result<Vec<OcApp>, StoreError> {
+    store.oc_list_apps().await
+}
+
+/// Moves an app (by id or API key) to another tier; its next request is counted against it.
+pub async fn change_tier(store: &dyn Store, app: &str, tier: Tier) -> Result<OcApp, StoreError> {
+    store.oc_set_app_tier(app, tier.as_str()).await
+}
+
 /// An app of the Open Credit API (its secret is never shown again).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AppBody {
@@ -122,7 +132,7 @@ async fn create_app(
 #[utoipa::path(get, path = "/opencredit/apps", tag = "opencredit",
     responses((status = 200, body = AppList)), security(("bearer" = [])))]
 async fn list_apps(State(state): State<AppState>) -> Result<Json<AppList>, ApiError> {
-    let apps = state.store.oc_list_apps().await?;
+    let apps = list(&*state.store).await?;
     Ok(Json(AppList {
         data: apps.into_iter().map(|a| AppBody::of(a, None)).collect(),
     }))
@@ -139,7 +149,7 @@ async fn set_tier(
     crate::api::extract::ApiJson(body): crate::api::extract::ApiJson<TierChange>,
 ) -> Result<Json<AppBody>, ApiError> {
     let tier = parse_tier(&body.tier)?;
-    let app = state.store.oc_set_app_tier(&app, tier.as_str()).await?;
+    let app = change_tier(&*state.store, &app, tier).await?;
     Ok(Json(AppBody::of(app, None)))
 }
 

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use super::ctx::{digest, Ctx};
 use super::envelope::{Caching, OcError, OcResult, Ok, Paging};
 use super::params::Params;
+use crate::service::password;
 use crate::state::AppState;
-use crate::web::password;
 
 /// Longest name field.
 const MAX_NAME: usize = 100;
@@ -259,10 +259,12 @@ async fn authenticate_inner(
     }
     let found = state.store.oc_login(&address).await?;
     // argon2 off the async runtime, within the same budget as the admin sign-in.
-    let ok =
-        crate::web::password::verify_off_runtime(&pass, found.as_ref().map(|(_, h)| h.as_str()))
-            .await
-            .map_err(|_| OcError::throttled(1))?;
+    let ok = crate::service::password::verify_off_runtime(
+        &pass,
+        found.as_ref().map(|(_, h)| h.as_str()),
+    )
+    .await
+    .map_err(|_| OcError::throttled(1))?;
     match found {
         Some((member, _)) if ok => issue_tokens(state, ctx, member.id, None).await,
         _ => Err(invalid()),

@@ -21,6 +21,8 @@ use accolade_store::{
 use anyhow::{bail, Context};
 use serde::Deserialize;
 
+use crate::config::EventsConfig;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesFile {
@@ -476,6 +478,23 @@ async fn plan(
         desired.template.image_url = synced.image_url.clone();
     }
     Ok((current, desired, notes))
+}
+
+/// The first event type a requirement or penalty of `templates` listens to that
+/// `events.types` does not list, with where it is (`at`): such a file is refused as a whole.
+pub fn unconfigured<'a>(
+    templates: &'a [FileTemplate],
+    events: &EventsConfig,
+) -> Option<(&'a str, &'a str)> {
+    templates.iter().find_map(|t| {
+        let d = &t.desired;
+        d.requirements
+            .iter()
+            .map(|r| r.event_type.as_str())
+            .chain(d.penalties.iter().map(|p| p.event_type.as_str()))
+            .find(|e| !events.is_configured(e))
+            .map(|e| (t.at.as_str(), e))
+    })
 }
 
 /// The result of an apply run.

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use accolade_store::{ApiToken, NewApiToken, Store};
+use accolade_store::{ApiToken, NewApiToken, Store, StoreError};
 use axum::http::Method;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
@@ -153,7 +153,7 @@ pub enum CreateTokenError {
     #[error(transparent)]
     Invalid(#[from] TokenRequestError),
     #[error(transparent)]
-    Store(#[from] accolade_store::StoreError),
+    Store(#[from] StoreError),
 }
 
 /// Creates a token; returns it with the secret, which is never retrievable again.
@@ -173,12 +173,58 @@ pub async fn create_token(
             expires_at,
         })
         .await?;
+    tracing::info!(token.id = %token.id, scopes = ?token.scopes, "API token created");
     Ok((token, secret))
+}
+
+/// `now + text` for a lifetime such as `90d`, `12h` or `30m` (at most ten years).
+pub fn expires_at(text: &str) -> Result<DateTime<Utc>, TokenRequestError> {
+    let bad = || {
+        invalid(
+            "invalid_expiry",
+            format!("`expires_in` must be a lifetime such as 90d, 12h or 30m, not {text:?}"),
+        )
+    };
+    let lifetime = crate::config::parse_duration(text).map_err(|_| bad())?;
+    // Ten years at most: beyond that "expiry" means none, and the arithmetic stays in range.
+    if lifetime.is_zero() || lifetime > Duration::from_secs(10 * 366 * 86_400) {
+        return Err(bad());
+    }
+    Ok(Utc::now() + chrono::Duration::from_std(lifetime).map_err(|_| bad())?)
+}
+
+/// Every token, oldest first (revoked and expired ones included).
+pub async fn list_tokens(store: &dyn Store) -> Result<Vec<ApiToken>, StoreError> {
+    store.list_api_tokens().await
+}
+
+/// Revokes a token: refused from now on, at once by this process (`cache` forgets it) and
+/// within `CACHE_TTL` by every other instance. It stays in the list.
+pub async fn revoke_token(
+    store: &dyn Store,
+    cache: &TokenCache,
+    id: &str,
+) -> Result<ApiToken, StoreError> {
+    let token = store.revoke_api_token(id, Utc::now()).await?;
+    cache.forget(&token.id);
+    tracing::info!(token.id = %token.id, "API token revoked");
+    Ok(token)
 }
 
 /// Whether a token is accepted at `now`.
 pub fn is_live(token: &ApiToken, now: DateTime<Utc>) -> bool {
     token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > now)
+}
+
+/// A token's state at `now`: `active`, `expired` or `revoked`.
+pub fn state_of(token: &ApiToken, now: DateTime<Utc>) -> &'static str {
+    if token.revoked_at.is_some() {
+        "revoked"
+    } else if is_live(token, now) {
+        "active"
+    } else {
+        "expired"
+    }
 }
 
 /// Verified tokens by secret hash, and when they were read.

@@ -1,14 +1,28 @@
-//! Use cases shared by the JSON API, the CLI and the workers. Handlers stay thin and call these.
+//! Use cases shared by the JSON API, the admin UI, the CLI and the workers. Handlers stay thin:
+//! they translate HTTP, HTML or command-line input into these calls and the results back.
 
+pub mod admin_sessions;
+pub mod admin_users;
 pub mod admission;
 pub mod apply;
 pub mod auth;
+pub mod awards;
 pub mod blocking;
 pub mod bus;
 pub mod checks;
 pub mod credly;
+pub mod event_types;
+pub mod events;
+pub mod explain;
 pub mod ingest;
+pub mod jobs;
+pub mod learners;
+pub mod password;
+pub mod penalties;
 pub mod progress;
+pub mod requirements;
 pub mod secrets;
+pub mod stats;
+pub mod templates;
 pub mod webhooks;
 pub mod worker;

@@ -1,25 +1,24 @@
 //! Award pages: the list (state, external id and state, timeline, revoke with a reason) and one
 //! award's page with its outbox jobs, where a failed delivery or revocation is retried by hand.
 
-use std::collections::HashMap;
-
 use accolade_domain::award::{Award, AwardState};
-use accolade_domain::outbox::{Job, JobStatus};
-use accolade_store::{AwardFilter, ManualChange, Page, StoreError};
+use accolade_store::{AwardFilter, Page, StoreError};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 
 use super::forms::one;
 use super::ops::{when, JobRow};
 use super::pages::{error_page, pager, render_with, PER_PAGE};
 use super::session::{Admin, AdminForm};
+use crate::service::awards::{self, AwardError, AwardWithJobs, ChangedBy};
+use crate::service::{jobs, templates};
 use crate::state::AppState;
 
-fn unavailable(e: StoreError) -> Response {
+fn unavailable(e: impl std::fmt::Display) -> Response {
     super::pages::unavailable("admin award page: cannot read the database", e)
 }
 
@@ -59,20 +58,6 @@ fn external(a: &Award) -> String {
         (None, Some(s)) => s.clone(),
         (None, None) => String::new(),
     }
-}
-
-/// A job an operator can hurry: dead, or backing off after a failed attempt.
-fn waiting(job: &Job, now: DateTime<Utc>) -> bool {
-    job.status == JobStatus::Dead
-        || (job.status == JobStatus::Pending && job.attempts > 0 && job.run_at > now)
-}
-
-async fn template_name(state: &AppState, id: &str) -> String {
-    state
-        .store
-        .get_template(id)
-        .await
-        .map_or_else(|_| id.to_string(), |t| t.template.name)
 }
 
 // ---- list ---------------------------------------------------------------------------------
@@ -138,22 +123,18 @@ async fn list_page(state: &AppState, admin: Admin, q: AwardQuery, notice: Notice
         template_id: None,
         state: AwardState::parse(&q.state),
     };
-    let awards = match state
-        .store
-        .list_awards(&filter, Page::new(Some(PER_PAGE), Some(q.offset)))
-        .await
-    {
+    let page = Page::new(Some(PER_PAGE), Some(q.offset));
+    let awards = match awards::list(&*state.store, &filter, page).await {
         Ok(a) => a,
         Err(e) => return unavailable(e),
     };
     // A page holds at most PER_PAGE awards of usually few templates: one lookup per template.
-    let mut names: HashMap<String, String> = HashMap::new();
-    for a in &awards.items {
-        if !names.contains_key(&a.template_id) {
-            let name = template_name(state, &a.template_id).await;
-            names.insert(a.template_id.clone(), name);
-        }
-    }
+    let ids: Vec<&str> = awards
+        .items
+        .iter()
+        .map(|a| a.template_id.as_str())
+        .collect();
+    let names = templates::names(&*state.store, &ids).await;
     let rows = awards
         .items
         .into_iter()
@@ -207,20 +188,16 @@ pub struct AwardPage {
 }
 
 async fn award_page(state: &AppState, admin: Admin, id: &str, notice: Notice) -> Response {
-    let award = match state.store.get_award(id).await {
+    let AwardWithJobs { award, jobs } = match awards::with_jobs(&*state.store, id).await {
         Ok(a) => a,
         Err(StoreError::NotFound { .. }) => {
             return error_page(StatusCode::NOT_FOUND, "There is no award with this id.")
         }
         Err(e) => return unavailable(e),
     };
-    let jobs = match state.store.jobs_of_award(id).await {
-        Ok(j) => j,
-        Err(e) => return unavailable(e),
-    };
-    let template = template_name(state, &award.template_id).await;
+    let template = templates::name_or_id(&*state.store, &award.template_id).await;
     let now = Utc::now();
-    let retryable = jobs.iter().any(|j| waiting(j, now));
+    let retryable = jobs.iter().any(|j| jobs::is_waiting(j, now));
     let jobs: Vec<JobRow> = jobs.into_iter().map(JobRow::from).collect();
     render_with(
         status_of(&notice),
@@ -250,20 +227,10 @@ pub async fn retry(
     Path(id): Path<String>,
     AdminForm { admin, fields: _ }: AdminForm,
 ) -> Response {
-    let jobs = match state.store.jobs_of_award(&id).await {
-        Ok(j) => j,
+    let retried: Vec<String> = match jobs::retry_waiting_of_award(&*state.store, &id).await {
+        Ok(j) => j.into_iter().map(|j| j.kind).collect(),
         Err(e) => return unavailable(e),
     };
-    let mut retried = Vec::new();
-    let now = Utc::now();
-    for job in jobs.iter().filter(|j| waiting(j, now)) {
-        match state.store.retry_job(&job.id).await {
-            Ok(j) => retried.push(j.kind),
-            // Finished between the read and the retry: nothing to do for it.
-            Err(StoreError::NotFound { .. } | StoreError::Conflict { .. }) => {}
-            Err(e) => return unavailable(e),
-        }
-    }
     let notice = if retried.is_empty() {
         (false, "This award has no failed job to retry.".to_string())
     } else {
@@ -283,53 +250,29 @@ pub async fn revoke(
         fields: form,
     }: AdminForm,
 ) -> Response {
-    let on_award_page = one(&form, "back") == "award";
-    let back = |admin, notice| {
-        let state = &state;
-        let id = &id;
-        let learner = one(&form, "learner").to_string();
-        async move {
-            if on_award_page {
-                award_page(state, admin, id, Some(notice)).await
-            } else {
-                let q = AwardQuery {
-                    learner,
-                    ..Default::default()
-                };
-                list_page(state, admin, q, Some(notice)).await
-            }
-        }
-    };
-    let reason = match crate::api::awards::reason(one(&form, "reason")) {
-        Ok(r) => format!("{r} (by {} in the admin UI)", admin.session.username),
-        Err(e) => return back(admin, (false, e.to_string())).await,
-    };
-    let notice = match state
-        .store
-        .revoke_award(
-            &id,
-            ManualChange {
-                reason,
-                at: crate::api::awards::now_micros(),
-            },
-        )
-        .await
-    {
-        Ok(a) => {
-            crate::metrics::manual_revoke();
-            (
-                true,
-                format!(
-                    "Revoked the award of {} (episode {}).",
-                    a.learner, a.episode
-                ),
-            )
-        }
-        Err(StoreError::NotFound { .. }) => {
+    let by = ChangedBy::Admin(&admin.session.username);
+    let notice = match awards::revoke(&*state.store, &id, one(&form, "reason"), by).await {
+        Ok(a) => (
+            true,
+            format!(
+                "Revoked the award of {} (episode {}).",
+                a.learner, a.episode
+            ),
+        ),
+        Err(e @ AwardError::InvalidReason) => (false, e.to_string()),
+        Err(AwardError::Store(StoreError::NotFound { .. })) => {
             return error_page(StatusCode::NOT_FOUND, "There is no award with this id.")
         }
-        Err(e @ StoreError::Conflict { .. }) => (false, e.to_string()),
+        Err(AwardError::Store(e @ StoreError::Conflict { .. })) => (false, e.to_string()),
         Err(e) => return unavailable(e),
     };
-    back(admin, notice).await
+    if one(&form, "back") == "award" {
+        award_page(&state, admin, &id, Some(notice)).await
+    } else {
+        let q = AwardQuery {
+            learner: one(&form, "learner").to_string(),
+            ..Default::default()
+        };
+        list_page(&state, admin, q, Some(notice)).await
+    }
 }

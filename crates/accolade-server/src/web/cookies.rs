@@ -11,9 +11,9 @@
 use axum::http::header::{COOKIE, HOST};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use base64::Engine;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+
+/// The login form's CSRF token is made like session ids are.
+pub use crate::service::admin_sessions::random_token;
 
 pub const SESSION: &str = "accolade_session";
 pub const LOGIN_CSRF: &str = "accolade_login_csrf";
@@ -46,18 +46,6 @@ pub fn set(name: &str, value: &str, max_age_secs: i64, secure: bool) -> String {
         "{name}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{}",
         if secure { "; Secure" } else { "" }
     )
-}
-
-/// A new random token: 32 bytes, base64url without padding (cookie- and form-safe).
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// What the database keeps of a session id.
-pub fn hash_id(id: &str) -> String {
-    hex::encode(Sha256::digest(id.as_bytes()))
 }
 
 /// Equal strings, compared in time independent of where they differ.

@@ -79,7 +79,7 @@ async fn page(state: &AppState, admin: Admin, notices: Vec<Notice>, new_id: Stri
     } else {
         StatusCode::OK
     };
-    match state.store.list_credly_orgs().await {
+    match orgs::list(&*state.store).await {
         Ok(list) => render_with(
             status,
             &CredlyPage {
@@ -185,11 +185,7 @@ pub async fn sync_selected(
     }
     let mut notices = Vec::new();
     for org in selected {
-        let name = state
-            .store
-            .get_credly_org(org)
-            .await
-            .map_or_else(|_| org.to_string(), |o| o.name);
+        let name = orgs::name_or_id(&*state.store, org).await;
         notices.push(match sync::sync_org(&state.credly, &*state.store, org, dry_run).await {
             Ok(s) => Notice {
                 ok: true,

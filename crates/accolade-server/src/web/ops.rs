@@ -3,7 +3,8 @@
 //! Awards have their own module, [`super::awards`].
 
 use accolade_domain::outbox::{Job, JobStatus};
-use accolade_store::{JobFilter, Page, StoreError};
+use accolade_domain::webhook::DeliveryStatus;
+use accolade_store::{DeliveryFilter, JobFilter, Page, StoreError};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -14,6 +15,8 @@ use serde::Deserialize;
 use super::forms::one;
 use super::pages::{error_page, pager, render_with, PER_PAGE};
 use super::session::{Admin, AdminForm};
+use crate::service::webhooks::deliveries;
+use crate::service::{events, jobs, progress};
 use crate::state::AppState;
 
 pub(super) fn when(t: Option<DateTime<Utc>>) -> String {
@@ -81,11 +84,8 @@ async fn jobs_page(
         status: JobStatus::parse(&q.status),
         kind: None,
     };
-    let jobs = match state
-        .store
-        .list_jobs(&filter, Page::new(Some(PER_PAGE), Some(q.offset)))
-        .await
-    {
+    let page = Page::new(Some(PER_PAGE), Some(q.offset));
+    let jobs = match jobs::list(&*state.store, &filter, page).await {
         Ok(j) => j,
         Err(e) => return unavailable(e),
     };
@@ -128,7 +128,7 @@ pub async fn retry(
         fields: form,
     }: AdminForm,
 ) -> Response {
-    let notice = match state.store.retry_job(&id).await {
+    let notice = match jobs::retry(&*state.store, &id).await {
         Ok(j) => (true, format!("Job {} is due again now.", j.id)),
         Err(StoreError::NotFound { .. }) => {
             return error_page(StatusCode::NOT_FOUND, "There is no job with this id.")
@@ -197,7 +197,7 @@ pub async fn events(
     let rejected_tab = q.show == "rejected";
     let page = Page::new(Some(PER_PAGE), Some(q.offset));
     let (rows, rejected, next_offset) = if rejected_tab {
-        let list = match state.store.list_rejected(page).await {
+        let list = match events::rejected(&*state.store, page).await {
             Ok(l) => l,
             Err(e) => return unavailable(e),
         };
@@ -216,7 +216,7 @@ pub async fn events(
         (Vec::new(), rows, list.next_offset)
     } else {
         let learner = Some(q.learner.trim().to_string()).filter(|s| !s.is_empty());
-        let list = match state.store.list_events(learner.as_deref(), page).await {
+        let list = match events::list(&*state.store, learner.as_deref(), page).await {
             Ok(l) => l,
             Err(e) => return unavailable(e),
         };
@@ -269,7 +269,7 @@ pub struct ProgressPage {
     pub csrf: String,
     pub learner: String,
     /// None before a learner was asked for.
-    pub view: Option<crate::service::progress::ProgressView>,
+    pub view: Option<progress::ProgressView>,
     pub missing: bool,
 }
 
@@ -284,7 +284,7 @@ pub async fn progress(
     let (view, missing) = if learner.is_empty() {
         (None, false)
     } else {
-        match crate::service::progress::for_learner(&*state.store, &learner).await {
+        match progress::for_learner(&*state.store, &learner).await {
             Ok(v) => (Some(v), false),
             Err(StoreError::NotFound { .. }) => (None, true),
             Err(e) => return unavailable(e),
@@ -345,16 +345,12 @@ async fn deliveries_page(
     q: DeliveryQuery,
     notice: Option<(bool, String)>,
 ) -> Response {
-    use accolade_domain::webhook::DeliveryStatus;
-    let filter = accolade_store::DeliveryFilter {
+    let filter = DeliveryFilter {
         webhook_id: None,
         status: DeliveryStatus::parse(&q.status),
     };
-    let list = match state
-        .store
-        .list_webhook_deliveries(&filter, Page::new(Some(PER_PAGE), Some(q.offset)))
-        .await
-    {
+    let page = Page::new(Some(PER_PAGE), Some(q.offset));
+    let list = match deliveries::list(&*state.store, &filter, page).await {
         Ok(l) => l,
         Err(e) => return unavailable(e),
     };
@@ -415,7 +411,7 @@ pub async fn replay(
     Path(id): Path<String>,
     AdminForm { admin, fields: _ }: AdminForm,
 ) -> Response {
-    let notice = match state.store.replay_webhook_delivery(&id, Utc::now()).await {
+    let notice = match deliveries::replay(&*state.store, &id).await {
         Ok(d) => (true, format!("Replaying the event as delivery {}.", d.id)),
         Err(StoreError::NotFound { .. }) => {
             return error_page(StatusCode::NOT_FOUND, "There is no delivery with this id.")

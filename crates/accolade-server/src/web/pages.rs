@@ -8,7 +8,8 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::session::Admin;
-use crate::service::credly::orgs::key_status;
+use crate::service::credly::orgs::{self, key_status};
+use crate::service::stats;
 use crate::state::AppState;
 
 /// Renders a template, or a plain 500 if rendering fails (a bug, logged).
@@ -142,8 +143,8 @@ fn when(t: Option<DateTime<Utc>>) -> String {
 
 /// `GET /admin`
 pub async fn dashboard(State(state): State<AppState>, admin: Admin) -> Response {
-    let (stats, orgs) = match tokio::try_join!(state.store.stats(), state.store.list_credly_orgs())
-    {
+    let store = &*state.store;
+    let (stats, orgs) = match tokio::try_join!(stats::read(store), orgs::list(store)) {
         Ok(v) => v,
         Err(e) => {
             return unavailable("dashboard: cannot read the database", e);

@@ -6,10 +6,9 @@
 
 use std::sync::OnceLock;
 
-use accolade_domain::event::IncomingEvent;
 use accolade_domain::rules::DataRule;
 use accolade_domain::template::Group;
-use accolade_store::{NewPenalty, NewRequirement, StoreError};
+use accolade_store::StoreError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -17,8 +16,12 @@ use axum::response::Response;
 use super::forms::one;
 use super::pages::error_page;
 use super::session::{Admin, AdminForm};
-use super::templates::{detail_page, Extras};
+use super::templates::{detail_page, rule_text, Extras};
 use crate::config::Config;
+use crate::service::event_types::ConfiguredEventType;
+use crate::service::explain::{self, Subject};
+use crate::service::penalties::{self, PenaltyError};
+use crate::service::{requirements, templates};
 use crate::state::AppState;
 
 /// Rule rows a form offers (more can be added through the API or rules as code).
@@ -76,15 +79,13 @@ fn rules_from(form: &[(String, String)]) -> Result<Vec<DataRule>, String> {
     Ok(rules)
 }
 
-fn event_type_of(state: &AppState, form: &[(String, String)]) -> Result<String, String> {
+fn event_type_of(
+    state: &AppState,
+    form: &[(String, String)],
+) -> Result<ConfiguredEventType, String> {
     let t = one(form, "event_type").trim();
-    if state.config.events.is_configured(t) {
-        Ok(t.to_string())
-    } else {
-        Err(format!(
-            "`{t}` is not one of the configured event types (events.types)"
-        ))
-    }
+    ConfiguredEventType::check(&state.config.events, t)
+        .map_err(|_| format!("`{t}` is not one of the configured event types (events.types)"))
 }
 
 async fn answer(
@@ -109,7 +110,7 @@ async fn answer(
     .await
 }
 
-fn store_failure(e: StoreError) -> Result<String, String> {
+fn store_failure(e: impl std::fmt::Display) -> Result<String, String> {
     Err(e.to_string())
 }
 
@@ -128,15 +129,14 @@ pub async fn add(
             "" => None,
             g => Some(Group::parse(g).map_err(|e| e.to_string())?),
         };
-        let rules = rules_from(&form)?;
-        let new = NewRequirement {
+        let draft = requirements::Draft {
             key: None,
             event_type,
             description: one(&form, "description").trim().to_string(),
             group,
-            rules,
+            rules: rules_from(&form)?,
         };
-        match state.store.add_requirement(&id, new).await {
+        match requirements::add(&*state.store, &id, draft).await {
             Ok(r) => Ok(format!("Requirement added to group {}.", r.group)),
             Err(e) => store_failure(e),
         }
@@ -152,19 +152,15 @@ pub async fn delete(
     AdminForm { admin, fields: _ }: AdminForm,
 ) -> Response {
     // Only a requirement of this template may be deleted from its page.
-    match state.store.get_requirement(&requirement).await {
-        Ok(r) if r.template_id == id => {}
-        Ok(_) | Err(StoreError::NotFound { .. }) => {
+    let result = match requirements::delete_of_template(&*state.store, &id, &requirement).await {
+        Ok(()) => {
+            Ok("Requirement deleted. Fulfilments already recorded stay as history.".to_string())
+        }
+        Err(StoreError::NotFound { .. }) => {
             return error_page(
                 StatusCode::NOT_FOUND,
                 "This template has no such requirement.",
             )
-        }
-        Err(e) => return answer(&state, admin, &id, store_failure(e)).await,
-    }
-    let result = match state.store.delete_requirement(&requirement).await {
-        Ok(()) => {
-            Ok("Requirement deleted. Fulfilments already recorded stay as history.".to_string())
         }
         Err(e) => store_failure(e),
     };
@@ -188,22 +184,22 @@ pub async fn add_penalty(
             .filter(|(k, _)| k == "resets")
             .map(|(_, v)| v.clone())
             .collect();
-        if requirement_ids.is_empty() {
-            return Err("Choose at least one requirement for the penalty to reset.".to_string());
-        }
-        let new = NewPenalty {
+        let draft = penalties::Draft {
             key: None,
             event_type,
             description: one(&form, "description").trim().to_string(),
             rules,
             requirement_ids,
         };
-        match state.store.add_penalty(&id, new).await {
+        match penalties::add(&*state.store, &id, draft).await {
             Ok(p) => Ok(format!(
                 "Penalty added; it resets {} requirement(s).",
                 p.requirement_ids.len()
             )),
-            Err(e) => store_failure(e),
+            Err(PenaltyError::NoRequirements) => {
+                Err("Choose at least one requirement for the penalty to reset.".to_string())
+            }
+            Err(PenaltyError::Store(e)) => store_failure(e),
         }
     }
     .await;
@@ -231,16 +227,17 @@ pub struct Explain {
     pub rows: Vec<ExplainRow>,
 }
 
-fn verdicts(rules: &[DataRule], payload: &serde_json::Value) -> Vec<RuleVerdict> {
-    rules
-        .iter()
-        .map(|r| RuleVerdict {
-            rule: format!("{} {} {}", r.path, r.operator, r.value)
-                .trim_end()
-                .to_string(),
-            matched: r.compile().matches(payload),
-        })
-        .collect()
+/// "Requirement A: description", "Penalty: description".
+fn label(subject: Subject<'_>) -> String {
+    let (what, description) = match subject {
+        Subject::Requirement(r) => (format!("Requirement {}", r.group), &r.description),
+        Subject::Penalty(p) => ("Penalty".to_string(), &p.description),
+    };
+    if description.is_empty() {
+        what
+    } else {
+        format!("{what}: {description}")
+    }
 }
 
 /// `POST /admin/templates/{id}/explain` with `event` = a sample event (JSON).
@@ -253,7 +250,7 @@ pub async fn explain(
     }: AdminForm,
 ) -> Response {
     let sample = one(&form, "event").to_string();
-    let config = match state.store.get_template(&id).await {
+    let config = match templates::get(&*state.store, &id).await {
         Ok(c) => c,
         Err(StoreError::NotFound { .. }) => {
             return error_page(
@@ -263,59 +260,30 @@ pub async fn explain(
         }
         Err(e) => return answer(&state, admin, &id, store_failure(e)).await,
     };
-    let parsed = serde_json::from_str::<serde_json::Value>(&sample)
-        .map_err(|e| format!("The sample is not valid JSON: {e}"))
-        .and_then(|v| {
-            IncomingEvent::from_json(&v)
-                .map_err(|e| format!("The sample is not a usable event: {e}"))
-        });
-    let explain = match parsed {
-        Err(error) => Explain {
-            error: Some(error),
+    let explain = match explain::sample(&sample) {
+        Err(e) => Explain {
+            error: Some(format!("The sample is {e}")),
             rows: Vec::new(),
         },
-        Ok(ev) => {
-            let mut rows: Vec<ExplainRow> = config
-                .requirements
-                .iter()
-                .map(|r| {
-                    let type_matches = r.event_type == ev.event_type;
-                    let rules = verdicts(&r.rules, &ev.payload);
-                    ExplainRow {
-                        what: format!(
-                            "Requirement {}{}",
-                            r.group,
-                            if r.description.is_empty() {
-                                String::new()
-                            } else {
-                                format!(": {}", r.description)
-                            }
-                        ),
-                        matched: type_matches && rules.iter().all(|v| v.matched),
-                        type_matches,
-                        rules,
-                    }
+        Ok(ev) => Explain {
+            error: None,
+            rows: explain::judge(&config, &ev)
+                .into_iter()
+                .map(|v| ExplainRow {
+                    what: label(v.subject),
+                    type_matches: v.type_matches,
+                    rules: v
+                        .rules
+                        .into_iter()
+                        .map(|(rule, matched)| RuleVerdict {
+                            rule: rule_text(rule),
+                            matched,
+                        })
+                        .collect(),
+                    matched: v.matched,
                 })
-                .collect();
-            rows.extend(config.penalties.iter().map(|p| {
-                let type_matches = p.event_type == ev.event_type;
-                let rules = verdicts(&p.rules, &ev.payload);
-                ExplainRow {
-                    what: format!(
-                        "Penalty{}",
-                        if p.description.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {}", p.description)
-                        }
-                    ),
-                    matched: type_matches && rules.iter().all(|v| v.matched),
-                    type_matches,
-                    rules,
-                }
-            }));
-            Explain { error: None, rows }
-        }
+                .collect(),
+        },
     };
     detail_page(
         &state,

@@ -12,6 +12,7 @@ use chrono::Utc;
 
 use super::cookies;
 use super::pages::{error_page, unavailable};
+use crate::service::admin_sessions;
 use crate::state::AppState;
 
 /// A valid session of an admin account.
@@ -69,11 +70,7 @@ impl FromRequestParts<AppState> for Admin {
         let Some(id) = cookies::get(&parts.headers, cookies::SESSION) else {
             return Err(not_signed_in(parts));
         };
-        match state
-            .store
-            .get_admin_session(&cookies::hash_id(id), Utc::now())
-            .await
-        {
+        match admin_sessions::current(&*state.store, id, Utc::now()).await {
             Ok(Some(session)) => Ok(Admin { session, secure }),
             Ok(None) => Err(not_signed_in(parts)),
             Err(e) => Err(unavailable("cannot read the admin session", e)),

@@ -3,8 +3,9 @@
 //! templates. Only Credly templates have a Credly state: local ones show none, and filtering on
 //! a Credly state lists Credly templates only.
 
-use accolade_domain::template::Origin;
-use accolade_store::{Page, TemplateFilter};
+use accolade_domain::rules::DataRule;
+use accolade_domain::template::{Group, Origin};
+use accolade_store::{Page, StoreError, TemplateFilter};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -13,6 +14,8 @@ use serde::Deserialize;
 
 use super::pages::{error_page, pager, render_with, unavailable, PER_PAGE};
 use super::session::Admin;
+use crate::service::credly::orgs;
+use crate::service::templates;
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,7 +72,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Response {
     // Unknown filter values are ignored rather than refused: this is a page a person edits.
-    let mut filter = TemplateFilter {
+    let filter = TemplateFilter {
         origin: match q.origin.as_str() {
             "local" => Some(Origin::Local),
             "credly" => Some(Origin::Credly),
@@ -84,33 +87,15 @@ pub async fn list(
         organization_id: Some(q.org.clone()).filter(|s| !s.is_empty()),
         provider_state: Some(q.state.trim().to_string()).filter(|s| !s.is_empty()),
     };
-    // Local templates have no Credly state (the stored provider state of a local template is
-    // a placeholder), so a Credly state filter means Credly templates; with origin "local" it
-    // matches nothing.
-    let mut none_match = false;
-    if filter.provider_state.is_some() {
-        match filter.origin {
-            Some(Origin::Local) => none_match = true,
-            _ => filter.origin = Some(Origin::Credly),
-        }
-    }
     let page = Page::new(Some(PER_PAGE), Some(q.offset));
-    let listing = async {
-        if none_match {
-            Ok(accolade_store::Paged {
-                items: Vec::new(),
-                next_offset: None,
-            })
-        } else {
-            state.store.list_templates(&filter, page).await
-        }
-    };
-    let (templates, orgs) = match tokio::try_join!(listing, state.store.list_credly_orgs()) {
-        Ok(v) => v,
-        Err(e) => {
-            return unavailable("templates page: cannot read the database", e);
-        }
-    };
+    let store = &*state.store;
+    let (templates, orgs) =
+        match tokio::try_join!(templates::list(store, &filter, page), orgs::list(store)) {
+            Ok(v) => v,
+            Err(e) => {
+                return unavailable("templates page: cannot read the database", e);
+            }
+        };
     let names: std::collections::HashMap<&str, &str> = orgs
         .iter()
         .map(|o| (o.id.as_str(), o.name.as_str()))
@@ -214,21 +199,21 @@ pub struct DetailPage {
     pub sample: String,
 }
 
-fn rules_text(rules: &[accolade_domain::rules::DataRule]) -> Vec<String> {
-    rules
-        .iter()
-        .map(|r| {
-            format!("{} {} {}", r.path, r.operator, r.value)
-                .trim_end()
-                .to_string()
-        })
-        .collect()
+/// A data rule as the pages show it: `path op value`.
+pub(super) fn rule_text(r: &DataRule) -> String {
+    format!("{} {} {}", r.path, r.operator, r.value)
+        .trim_end()
+        .to_string()
+}
+
+fn rules_text(rules: &[DataRule]) -> Vec<String> {
+    rules.iter().map(rule_text).collect()
 }
 
 pub async fn detail_page(state: &AppState, admin: Admin, id: &str, extras: Extras) -> Response {
-    let config = match state.store.get_template(id).await {
+    let config = match templates::get(&*state.store, id).await {
         Ok(c) => c,
-        Err(accolade_store::StoreError::NotFound { .. }) => {
+        Err(StoreError::NotFound { .. }) => {
             return error_page(
                 StatusCode::NOT_FOUND,
                 "There is no badge template with this id.",
@@ -240,11 +225,7 @@ pub async fn detail_page(state: &AppState, admin: Admin, id: &str, extras: Extra
     };
     let t = config.template;
     let org_name = match &t.organization_id {
-        Some(org) => state
-            .store
-            .get_credly_org(org)
-            .await
-            .map_or_else(|_| org.clone(), |o| o.name),
+        Some(org) => orgs::name_or_id(&*state.store, org).await,
         None => String::new(),
     };
     let by_id: std::collections::HashMap<&str, String> = config
@@ -278,9 +259,8 @@ pub async fn detail_page(state: &AppState, admin: Admin, id: &str, extras: Extra
             if t.origin == Origin::Credly { ", which is then issued on Credly" } else { "" }
         )
     };
-    let next_group = ('A'..='Z')
-        .find(|c| !letters.iter().any(|l| l.starts_with(*c)))
-        .map_or_else(String::new, |c| c.to_string());
+    let next_group = Group::next_free(config.requirements.iter().map(|r| r.group))
+        .map_or_else(|_| String::new(), |g| g.to_string());
     let requirement_ids = config
         .requirements
         .iter()
@@ -382,7 +362,7 @@ pub async fn set_active(
             )
         }
     };
-    match state.store.set_template_active(&id, active).await {
+    match templates::set_active(&*state.store, &id, active).await {
         Ok(t) => {
             tracing::info!(template = %t.id, active, by = %admin.session.username, "template switched from the admin UI");
             let notice = if active {
@@ -401,7 +381,7 @@ pub async fn set_active(
             )
             .await
         }
-        Err(accolade_store::StoreError::NotFound { .. }) => error_page(
+        Err(StoreError::NotFound { .. }) => error_page(
             StatusCode::NOT_FOUND,
             "There is no badge template with this id.",
         ),

@@ -1,8 +1,8 @@
-//! Organizations: adding one (checked against Credly before anything is stored), rotating its
-//! key, and the key's expiry status (Credly keys live 180 days).
+//! Organizations: listing and reading them, adding one (checked against Credly before anything
+//! is stored), rotating its key, and the key's expiry status (Credly keys live 180 days).
 
 use accolade_credly::{Credentials, CredlyError, KEY_LIFETIME_DAYS};
-use accolade_store::{CredlyKey, CredlyOrganization, NewCredlyOrganization, Store};
+use accolade_store::{CredlyKey, CredlyOrganization, NewCredlyOrganization, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
@@ -126,6 +126,36 @@ async fn check_key(
         expires_at,
     };
     Ok((org.name, key))
+}
+
+/// Every organization, in the order the store keeps them.
+pub async fn list(store: &dyn Store) -> Result<Vec<CredlyOrganization>, StoreError> {
+    store.list_credly_orgs().await
+}
+
+pub async fn get(store: &dyn Store, id: &str) -> Result<CredlyOrganization, StoreError> {
+    store.get_credly_org(id).await
+}
+
+/// An organization's name, or its id when it cannot be read.
+pub async fn name_or_id(store: &dyn Store, id: &str) -> String {
+    store
+        .get_credly_org(id)
+        .await
+        .map_or_else(|_| id.to_string(), |o| o.name)
+}
+
+/// Whether the stored key of an organization opens with this server's secrets key (after the
+/// key file changed, it does not): `Err` says why not. A key that cannot be read is not judged.
+pub async fn key_opens(credly: &Credly, store: &dyn Store, id: &str) -> Result<(), String> {
+    match store.credly_org_key(id).await {
+        Ok(sealed) => credly
+            .secrets
+            .open(&sealed, id)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Adds an organization after Credly confirmed the key and told us its name.

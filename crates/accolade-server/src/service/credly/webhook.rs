@@ -10,7 +10,10 @@
 
 use accolade_credly::{Credentials, CredlyError};
 use accolade_domain::award::AwardState;
-use accolade_store::{Delivery, NewCredlyNotification, Store, TemplateChange};
+use accolade_store::{
+    CredlyNotification, Delivery, NewCredlyNotification, Page, Paged, Store, StoreError,
+    TemplateChange,
+};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +45,14 @@ pub struct Receipt {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// Notifications received, newest first, with what became of them.
+pub async fn notifications(
+    store: &dyn Store,
+    page: Page,
+) -> Result<Paged<CredlyNotification>, StoreError> {
+    store.list_credly_notifications(page).await
 }
 
 /// Records a notification for processing. Unknown organizations and event types are answered

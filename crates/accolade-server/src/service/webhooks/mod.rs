@@ -3,7 +3,9 @@
 //!
 //! - `destination`: which addresses webhooks may reach (public ones, plus
 //!   `webhooks.allowed_destinations`), checked when subscribing and again when sending;
-//! - `subscriptions`: validation, secret generation and sealing (API and CLI call these);
+//! - `subscriptions`: subscribe, list, change, delete, with validation, secret generation and
+//!   sealing (the API, the CLI and the admin UI call these);
+//! - `deliveries`: the delivery log: list, read, replay;
 //! - `signature`: the `Accolade-Signature` header;
 //! - `sender`: one HTTP attempt and how its answer is classified;
 //! - `worker`: fans outgoing events out into deliveries and sends due deliveries under a lease.
@@ -11,6 +13,7 @@
 //! The event hot path is not involved: awards already write an `outgoing_events` row in their
 //! transaction; the worker turns those into deliveries afterwards (`Store::fan_out_webhooks`).
 
+pub mod deliveries;
 pub mod destination;
 pub mod sender;
 pub mod signature;

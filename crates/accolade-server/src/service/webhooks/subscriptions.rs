@@ -1,12 +1,12 @@
-//! Subscriptions: input validation (URL, its destination, event types, secret), secret
-//! generation, and sealing the
-//! secret under the server key bound to the subscription id, so it is stored encrypted and a
-//! ciphertext copied onto another subscription does not open. The plaintext secret leaves this
+//! Subscriptions: subscribing, listing, changing and deleting them, with input validation (URL,
+//! its destination, event types, secret), secret generation, and sealing the secret under the
+//! server key bound to the subscription id, so it is stored encrypted and a ciphertext copied
+//! onto another subscription does not open. The plaintext secret leaves this
 //! module only in the value returned by [`create`] and [`rotate_secret`], shown to the operator
 //! once.
 
 use accolade_domain::webhook::{is_known_event_type, EVENT_TYPES};
-use accolade_store::{NewWebhook, Store, StoreError, Webhook, WebhookPatch};
+use accolade_store::{NewWebhook, Page, Paged, Store, StoreError, Webhook, WebhookPatch};
 use base64::Engine;
 use rand::RngCore;
 
@@ -205,6 +205,39 @@ pub async fn rotate_secret(
         .await?;
     tracing::info!(webhook.id = %id, "webhook secret of {id} rotated");
     Ok(WithSecret { webhook, secret })
+}
+
+/// A page of subscriptions, oldest first.
+pub async fn list(store: &dyn Store, page: Page) -> Result<Paged<Webhook>, StoreError> {
+    store.list_webhooks(page).await
+}
+
+/// Every subscription, read page by page.
+pub async fn all(store: &dyn Store) -> Result<Vec<Webhook>, StoreError> {
+    let mut out = Vec::new();
+    let mut offset = None;
+    loop {
+        let page = store
+            .list_webhooks(Page::new(Some(Page::MAX_LIMIT), offset))
+            .await?;
+        out.extend(page.items);
+        match page.next_offset {
+            Some(o) => offset = Some(o),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// A subscription (never with its secret).
+pub async fn get(store: &dyn Store, id: &str) -> Result<Webhook, StoreError> {
+    store.get_webhook(id).await
+}
+
+/// Unsubscribes; the subscription's delivery log goes with it.
+pub async fn delete(store: &dyn Store, id: &str) -> Result<(), StoreError> {
+    store.delete_webhook(id).await?;
+    tracing::info!(webhook.id = %id, "webhook subscription {id} deleted");
+    Ok(())
 }
 
 /// The subscription's secret in clear, for signing.

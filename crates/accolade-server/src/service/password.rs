@@ -1,5 +1,6 @@
-//! Admin passwords: argon2id hashes in PHC form. Verifying against a fixed dummy hash when the
-//! account does not exist keeps "unknown user" and "wrong password" equally slow.
+//! Passwords of admin accounts and Open Credit members: argon2id hashes in PHC form. Verifying
+//! against a fixed dummy hash when the account does not exist keeps "unknown user" and "wrong
+//! password" equally slow.
 
 use std::sync::OnceLock;
 
