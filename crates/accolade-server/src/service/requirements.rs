@@ -85,7 +85,7 @@ pub async fn delete_of_template(
     let r = store.get_requirement(id).await?;
     if r.template_id != template_id {
         return Err(StoreError::NotFound {
-            what: "requirement",
+            what: accolade_store::Entity::Requirement,
         });
     }
     store.delete_requirement(id).await
