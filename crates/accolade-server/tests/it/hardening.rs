@@ -688,8 +688,15 @@ async fn first_attempts(server: &Served, hook: &str) -> Vec<Value> {
                 .await;
             assert_eq!(s, 200, "{body}");
             let items = body["data"].as_array().unwrap().clone();
-            (!items.is_empty() && items.iter().all(|d| d["attempts"].as_i64() >= Some(1)))
-                .then_some(items)
+            // Claiming counts the attempt before it is made; its outcome (an error, a status
+            // or a final state) is written after, so wait for that.
+            let attempted = |d: &Value| {
+                d["attempts"].as_i64() >= Some(1)
+                    && (!d["last_error"].is_null()
+                        || !d["last_status"].is_null()
+                        || d["status"] != "pending")
+            };
+            (!items.is_empty() && items.iter().all(attempted)).then_some(items)
         },
     )
     .await
