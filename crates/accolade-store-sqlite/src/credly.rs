@@ -236,13 +236,7 @@ pub fn sync_templates(
             }
         }
     }
-    let summary = SyncSummary {
-        created: plan.created,
-        updated: plan.updated,
-        deactivated: plan.deactivated,
-        unchanged: plan.unchanged,
-        pages,
-    };
+    let summary = SyncSummary::of(&plan, pages);
     if !dry_run {
         if config_changed {
             bump_version(c)?;

@@ -226,7 +226,8 @@ pub struct ApiToken {
     /// What the token may do (`events:write`, `read`, `admin`), as given when it was made.
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
-    /// Refreshed at most about once a minute per token (the verification cache).
+    /// Refreshed when a request reads the token from the store, at most about every ten
+    /// seconds per token and instance (the verification cache).
     pub last_used_at: Option<DateTime<Utc>>,
     /// Not accepted from then on (None: no expiry).
     pub expires_at: Option<DateTime<Utc>>,
@@ -362,6 +363,19 @@ pub struct SyncSummary {
     pub unchanged: u32,
     /// Pages fetched from Credly.
     pub pages: u32,
+}
+
+impl SyncSummary {
+    /// The counts of a planned sync that fetched `pages` pages.
+    pub fn of(plan: &accolade_domain::credly_sync::SyncPlan, pages: u32) -> SyncSummary {
+        SyncSummary {
+            created: plan.created,
+            updated: plan.updated,
+            deactivated: plan.deactivated,
+            unchanged: plan.unchanged,
+            pages,
+        }
+    }
 }
 
 pub use accolade_domain::credly_sync::{ProviderTemplate, PROVIDER_STATE_GONE};
