@@ -4,7 +4,11 @@
 //! is checked by the caller, the number of quads here, and RDFC-1.0's Hash N-Degree Quads calls
 //! (the cost of poison graphs) by rdf-canon's call limit.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
 use oxjsonld::{JsonLdParser, JsonLdRemoteDocument};
+use serde_json::Value;
 use rdf_canon::CanonicalizationOptions;
 use sha2::Sha256;
 
@@ -75,6 +79,12 @@ pub fn to_rdf(json: &[u8]) -> Result<Vec<oxrdf::Quad>, CanonError> {
     Ok(quads)
 }
 
+/// The canonical N-Quads (RDFC-1.0, SHA-256) of a document Accolade built itself, through
+/// [`to_rdf_by_shape`].
+pub fn canonicalize_own(doc: &Value) -> Result<String, CanonError> {
+    canonicalize_quads(&to_rdf_by_shape(doc)?)
+}
+
 /// The canonical N-Quads (RDFC-1.0, SHA-256) of a JSON-LD document.
 pub fn canonicalize_json(json: &[u8]) -> Result<String, CanonError> {
     canonicalize_quads(&to_rdf(json)?)
@@ -106,6 +116,133 @@ pub fn canonicalize_nquads(
         rdf_canon::canonicalize_with::<Sha256>(&dataset, &options)
     };
     result.map_err(|e| CanonError::Canonicalize(e.to_string()))
+}
+
+/// Keys whose string values decide what the document means rather than carry a value (types
+/// and `@vocab`-typed terms are expanded against the context): they stay in the shape.
+const SHAPE_KEYS: &[&str] = &["@context", "type", "@type", "proofPurpose"];
+
+/// Placeholder IRIs standing for a document's values in its shape.
+const SLOT: &str = "urn:accolade:slot:";
+
+/// Shapes remembered (Accolade issues a handful: credentials with or without optional fields,
+/// status lists, proof configurations).
+const MAX_SHAPES: usize = 256;
+
+static SHAPES: LazyLock<Mutex<HashMap<String, Arc<Vec<oxrdf::Quad>>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// JSON-LD to RDF of a document Accolade built, memoized by shape.
+///
+/// Processing the Open Badges and VC contexts costs milliseconds per document, and oxjsonld
+/// keeps no processed context between documents. Accolade's documents differ only in their
+/// values, so each *shape* (the document with every value string replaced by a numbered
+/// placeholder IRI, types kept) is expanded once by the full processor, and a document's quads
+/// are its shape's quads with the placeholders replaced by its values. This is exact for
+/// documents whose values are literals or absolute IRIs and whose contexts are the compiled-in
+/// ones, which is what Accolade writes; anything else (a value that would be read as a compact
+/// IRI, a relative IRI) goes through the full processor. Never use it for documents from
+/// elsewhere: an inline context could give a value a meaning the placeholder does not have.
+/// The property test `by_shape_equals_the_full_processor` holds the two paths equal.
+pub fn to_rdf_by_shape(doc: &Value) -> Result<Vec<oxrdf::Quad>, CanonError> {
+    let mut slots = Vec::new();
+    let skeleton = shape_of(doc, None, &mut slots);
+    let key = serde_json::to_string(&skeleton).expect("JSON serializes");
+    let cached = SHAPES.lock().expect("not poisoned").get(&key).cloned();
+    let quads = match cached {
+        Some(quads) => quads,
+        None => {
+            let quads = Arc::new(to_rdf(key.as_bytes())?);
+            let mut shapes = SHAPES.lock().expect("not poisoned");
+            if shapes.len() >= MAX_SHAPES {
+                shapes.clear();
+            }
+            shapes.insert(key, Arc::clone(&quads));
+            quads
+        }
+    };
+    match fill(&quads, &slots) {
+        Some(filled) => Ok(filled),
+        None => to_rdf(&serde_json::to_vec(doc).expect("JSON serializes")),
+    }
+}
+
+fn shape_of(value: &Value, key: Option<&str>, slots: &mut Vec<String>) -> Value {
+    match value {
+        Value::String(_) | Value::Array(_) if key.is_some_and(|k| SHAPE_KEYS.contains(&k)) => {
+            value.clone()
+        }
+        Value::String(s) => {
+            slots.push(s.clone());
+            Value::String(format!("{SLOT}{}", slots.len() - 1))
+        }
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| shape_of(v, key, slots)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), shape_of(v, Some(k), slots)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The shape's quads with its slots filled; `None` when a value cannot stand where its
+/// placeholder stood.
+fn fill(quads: &[oxrdf::Quad], slots: &[String]) -> Option<Vec<oxrdf::Quad>> {
+    let slot = |s: &str| -> Option<Option<&String>> {
+        match s.strip_prefix(SLOT) {
+            Some(n) => Some(Some(slots.get(n.parse::<usize>().ok()?)?)),
+            None => Some(None),
+        }
+    };
+    let iri = |n: &oxrdf::NamedNode| -> Option<oxrdf::NamedNode> {
+        match slot(n.as_str())? {
+            None => Some(n.clone()),
+            Some(value) => {
+                let absolute = ["https://", "http://", "urn:", "did:"]
+                    .iter()
+                    .any(|p| value.starts_with(p));
+                if !absolute {
+                    return None;
+                }
+                oxrdf::NamedNode::new(value.as_str()).ok()
+            }
+        }
+    };
+    let mut out = Vec::with_capacity(quads.len());
+    for q in quads {
+        let subject = match &q.subject {
+            oxrdf::NamedOrBlankNode::NamedNode(n) => iri(n)?.into(),
+            other => other.clone(),
+        };
+        let object: oxrdf::Term = match &q.object {
+            oxrdf::Term::NamedNode(n) => iri(n)?.into(),
+            oxrdf::Term::Literal(l) => match slot(l.value())? {
+                None => l.clone().into(),
+                Some(value) => match l.language() {
+                    Some(lang) => oxrdf::Literal::new_language_tagged_literal_unchecked(
+                        value.as_str(),
+                        lang,
+                    )
+                    .into(),
+                    None => oxrdf::Literal::new_typed_literal(value.as_str(), l.datatype())
+                        .into(),
+                },
+            },
+            other => other.clone(),
+        };
+        let graph_name = match &q.graph_name {
+            oxrdf::GraphName::NamedNode(n) => oxrdf::GraphName::NamedNode(iri(n)?),
+            other => other.clone(),
+        };
+        if slot(q.predicate.as_str())?.is_some() {
+            return None;
+        }
+        out.push(oxrdf::Quad::new(subject, q.predicate.clone(), object, graph_name));
+    }
+    Some(out)
 }
 
 fn unknown_context_in(message: &str) -> Option<String> {

@@ -51,15 +51,38 @@ pub struct HashData {
     pub bytes: [u8; 64],
 }
 
+/// Signs `unsigned` (a JSON object without `proof`), returning it with the proof added. For
+/// documents Accolade built ([`canon::to_rdf_by_shape`]); the result is the same as [`sign`]'s.
+pub fn sign_own(
+    unsigned: &Value,
+    key: &SigningKey,
+    options: &ProofOptions,
+) -> Result<Value, ProofError> {
+    sign_with(unsigned, key, options, true)
+}
+
 /// Signs `unsigned` (a JSON object without `proof`), returning it with the proof added.
 pub fn sign(
     unsigned: &Value,
     key: &SigningKey,
     options: &ProofOptions,
 ) -> Result<Value, ProofError> {
+    sign_with(unsigned, key, options, false)
+}
+
+fn sign_with(
+    unsigned: &Value,
+    key: &SigningKey,
+    options: &ProofOptions,
+    own: bool,
+) -> Result<Value, ProofError> {
     let object = unsigned.as_object().ok_or(ProofError::NotAnObject)?;
     let config = proof_config(object, options);
-    let hash = hash_data(object, &config)?;
+    let hash = if own {
+        hash_own(unsigned, &config)?
+    } else {
+        hash_data(object, &config)?
+    };
     let signature = ed25519_dalek::Signer::sign(key, &hash.bytes);
     let mut proof = config;
     proof.remove("@context");
@@ -96,6 +119,19 @@ pub fn hash_data(
 ) -> Result<HashData, ProofError> {
     let canonical_document = canon::canonicalize_json(&json_bytes(document))?;
     let canonical_proof_config = canon::canonicalize_json(&json_bytes(config))?;
+    let mut bytes = [0u8; 64];
+    bytes[..32].copy_from_slice(&Sha256::digest(canonical_proof_config.as_bytes()));
+    bytes[32..].copy_from_slice(&Sha256::digest(canonical_document.as_bytes()));
+    Ok(HashData {
+        canonical_proof_config,
+        canonical_document,
+        bytes,
+    })
+}
+
+fn hash_own(document: &Value, config: &Map<String, Value>) -> Result<HashData, ProofError> {
+    let canonical_document = canon::canonicalize_own(document)?;
+    let canonical_proof_config = canon::canonicalize_own(&Value::Object(config.clone()))?;
     let mut bytes = [0u8; 64];
     bytes[..32].copy_from_slice(&Sha256::digest(canonical_proof_config.as_bytes()));
     bytes[32..].copy_from_slice(&Sha256::digest(canonical_document.as_bytes()));

@@ -116,3 +116,79 @@ fn the_open_badges_linked_data_proof_vector_reproduces_byte_for_byte() {
     );
     reproduce("vectors/ob-v3p0", &key);
 }
+
+mod by_shape {
+    use accolade_openbadges::credential::{Achievement, Award, Issuer};
+    use accolade_openbadges::{canon, keys, proof, status_list};
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+
+    fn award(text: &str, email: Option<String>, index: i64, with_optional: bool) -> Award {
+        let issuer = Issuer {
+            id: "did:web:badges.example.org%3A8443:tenant".into(),
+            name: format!("Issuer {text}"),
+            url: with_optional.then(|| "https://badges.example.org/".into()),
+            email: with_optional.then(|| "badges@example.org".into()),
+        };
+        Award {
+            id: format!("urn:uuid:0b8f3f9c-0000-4000-8000-{index:012}"),
+            issuer: issuer.clone(),
+            achievement: Achievement {
+                id: format!("https://badges.example.org/ob/v3/achievements/t{index}"),
+                name: text.into(),
+                description: format!("{text}\n\"quoted\" \\ back"),
+                criteria: text.into(),
+                image: with_optional.then(|| "https://badges.example.org/i.svg".into()),
+                achievement_type: "Badge".into(),
+                creator: with_optional.then_some(issuer),
+            },
+            email,
+            salt: format!("{index:x}"),
+            name: with_optional.then(|| text.to_string()),
+            earned_at: Utc.timestamp_opt(1_700_000_000 + index, 0).unwrap(),
+            valid_until: with_optional
+                .then(|| Utc.timestamp_opt(1_800_000_000 + index, 0).unwrap()),
+            status: status_list::entry("https://badges.example.org/ob/v3/status/1", index),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// The memoized expansion gives exactly the full processor's quads (as a canonical
+        /// form: blank node labels differ between runs).
+        #[test]
+        fn by_shape_equals_the_full_processor(
+            text in "\\PC{0,40}",
+            email in proptest::option::of("[a-z]{1,8}@[a-z]{1,8}\\.org"),
+            index in 0i64..131_072,
+            with_optional: bool,
+        ) {
+            let doc = award(&text, email, index, with_optional).unsigned();
+            let full = canon::canonicalize_json(&serde_json::to_vec(&doc).unwrap()).unwrap();
+            prop_assert_eq!(canon::canonicalize_own(&doc).unwrap(), full);
+        }
+    }
+
+    #[test]
+    fn sign_own_is_sign() {
+        let key = keys::signing_key([3; 32]);
+        let options = proof::ProofOptions {
+            verification_method: "did:web:badges.example.org#key-1".into(),
+            created: "2026-12-07T09:00:00Z".into(),
+        };
+        for optional in [false, true] {
+            let doc = award("Träger <b>", Some("a@b.org".into()), 7, optional).unsigned();
+            let own = proof::sign_own(&doc, &key, &options).unwrap();
+            assert_eq!(own, proof::sign(&doc, &key, &options).unwrap());
+            proof::verify(&own, &key.verifying_key()).unwrap();
+        }
+    }
+
+    #[test]
+    fn values_that_are_not_absolute_iris_take_the_full_path() {
+        let mut doc = award("x", None, 1, false).unsigned();
+        doc["credentialSubject"]["achievement"]["id"] = "xsd:string".into();
+        let full = canon::canonicalize_json(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        assert_eq!(canon::canonicalize_own(&doc).unwrap(), full);
+    }
+}
