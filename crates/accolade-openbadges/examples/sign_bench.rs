@@ -37,7 +37,9 @@ fn main() {
                             name: "Course completed".into(),
                             description: "Passed every graded unit of the course.".into(),
                             criteria: "Pass the final exam (grade >= 0.8).".into(),
-                            image: Some("https://badges.example.org/ob/v3/achievements/t1/image.svg".into()),
+                            image: Some(
+                                "https://badges.example.org/ob/v3/achievements/t1/image.svg".into(),
+                            ),
                             achievement_type: "Badge".into(),
                             creator: Some(issuer.clone()),
                         },
@@ -46,7 +48,10 @@ fn main() {
                         name: Some("Ada Lovelace".into()),
                         earned_at: Utc::now(),
                         valid_until: None,
-                        status: status_list::entry("https://badges.example.org/ob/v3/status/1", i as i64),
+                        status: status_list::entry(
+                            "https://badges.example.org/ob/v3/status/1",
+                            i as i64,
+                        ),
                     };
                     let options = proof::ProofOptions {
                         verification_method: "did:web:badges.example.org#key-1".into(),

@@ -30,7 +30,9 @@ struct Chunk<'a> {
 }
 
 fn chunks(png: &[u8]) -> Result<Vec<Chunk<'_>>, BakingError> {
-    let mut rest = png.strip_prefix(PNG_SIGNATURE.as_slice()).ok_or(BakingError::NotPng)?;
+    let mut rest = png
+        .strip_prefix(PNG_SIGNATURE.as_slice())
+        .ok_or(BakingError::NotPng)?;
     let mut out = Vec::new();
     while !rest.is_empty() {
         if rest.len() < 12 {
@@ -105,9 +107,15 @@ pub fn unbake_png(png: &[u8]) -> Result<String, BakingError> {
         return Err(BakingError::BadChunk);
     }
     let rest = rest.get(1..).ok_or(BakingError::BadChunk)?;
-    let language_end = rest.iter().position(|&b| b == 0).ok_or(BakingError::BadChunk)?;
+    let language_end = rest
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(BakingError::BadChunk)?;
     let rest = &rest[language_end + 1..];
-    let translated_end = rest.iter().position(|&b| b == 0).ok_or(BakingError::BadChunk)?;
+    let translated_end = rest
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(BakingError::BadChunk)?;
     String::from_utf8(rest[translated_end + 1..].to_vec()).map_err(|_| BakingError::NotUtf8)
 }
 
@@ -142,7 +150,9 @@ pub fn unbake_svg(svg: &str) -> Result<String, BakingError> {
     if !svg.contains("<svg") {
         return Err(BakingError::NotSvg);
     }
-    let start = svg.find("<openbadges:credential").ok_or(BakingError::NoCredential)?;
+    let start = svg
+        .find("<openbadges:credential")
+        .ok_or(BakingError::NoCredential)?;
     let open_end = start + svg[start..].find('>').ok_or(BakingError::NoCredential)?;
     if svg[..open_end].ends_with('/') {
         return Err(BakingError::NoCredential);
@@ -153,7 +163,10 @@ pub fn unbake_svg(svg: &str) -> Result<String, BakingError> {
             .ok_or(BakingError::NoCredential)?;
     let body = svg[open_end + 1..body_end].trim();
     let text = match body.strip_prefix("<![CDATA[") {
-        Some(rest) => rest.strip_suffix("]]>").ok_or(BakingError::NoCredential)?.to_string(),
+        Some(rest) => rest
+            .strip_suffix("]]>")
+            .ok_or(BakingError::NoCredential)?
+            .to_string(),
         None => body
             .replace("&lt;", "<")
             .replace("&gt;", ">")
@@ -184,7 +197,11 @@ mod tests {
         }
         let mut png = PNG_SIGNATURE.to_vec();
         chunk(&mut png, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0]);
-        chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01]);
+        chunk(
+            &mut png,
+            b"IDAT",
+            &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01],
+        );
         chunk(&mut png, b"IEND", &[]);
         png
     }
@@ -201,11 +218,21 @@ mod tests {
         assert_eq!(unbake_png(&baked).unwrap(), credential);
         let again = bake_png(&baked, "{}").unwrap();
         assert_eq!(unbake_png(&again).unwrap(), "{}");
-        assert_eq!(chunks(&again).unwrap().iter().filter(|c| is_credential_chunk(c)).count(), 1);
+        assert_eq!(
+            chunks(&again)
+                .unwrap()
+                .iter()
+                .filter(|c| is_credential_chunk(c))
+                .count(),
+            1
+        );
         assert_eq!(&chunks(&again).unwrap().last().unwrap().kind, b"IEND");
         assert_eq!(unbake_png(&tiny_png()), Err(BakingError::NoCredential));
         assert_eq!(unbake_png(b"GIF89a"), Err(BakingError::NotPng));
-        assert_eq!(unbake_png(&baked[..baked.len() - 3]), Err(BakingError::BadChunk));
+        assert_eq!(
+            unbake_png(&baked[..baked.len() - 3]),
+            Err(BakingError::BadChunk)
+        );
     }
 
     #[test]
@@ -217,7 +244,10 @@ mod tests {
         let read: serde_json::Value = serde_json::from_str(&unbake_svg(&baked).unwrap()).unwrap();
         assert_eq!(read["name"], "a ]]> b");
         let closed = bake_svg(r#"<svg xmlns="http://www.w3.org/2000/svg"/>"#, "{}").unwrap();
-        assert!(closed.ends_with("</openbadges:credential></svg>"), "{closed}");
+        assert!(
+            closed.ends_with("</openbadges:credential></svg>"),
+            "{closed}"
+        );
         assert_eq!(unbake_svg(svg), Err(BakingError::NoCredential));
     }
 }

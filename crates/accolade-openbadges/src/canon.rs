@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use oxjsonld::{JsonLdParser, JsonLdRemoteDocument};
-use serde_json::Value;
 use rdf_canon::CanonicalizationOptions;
+use serde_json::Value;
 use sha2::Sha256;
 
 use crate::contexts;
@@ -222,13 +222,11 @@ fn fill(quads: &[oxrdf::Quad], slots: &[String]) -> Option<Vec<oxrdf::Quad>> {
             oxrdf::Term::Literal(l) => match slot(l.value())? {
                 None => l.clone().into(),
                 Some(value) => match l.language() {
-                    Some(lang) => oxrdf::Literal::new_language_tagged_literal_unchecked(
-                        value.as_str(),
-                        lang,
-                    )
-                    .into(),
-                    None => oxrdf::Literal::new_typed_literal(value.as_str(), l.datatype())
-                        .into(),
+                    Some(lang) => {
+                        oxrdf::Literal::new_language_tagged_literal_unchecked(value.as_str(), lang)
+                            .into()
+                    }
+                    None => oxrdf::Literal::new_typed_literal(value.as_str(), l.datatype()).into(),
                 },
             },
             other => other.clone(),
@@ -240,7 +238,12 @@ fn fill(quads: &[oxrdf::Quad], slots: &[String]) -> Option<Vec<oxrdf::Quad>> {
         if slot(q.predicate.as_str())?.is_some() {
             return None;
         }
-        out.push(oxrdf::Quad::new(subject, q.predicate.clone(), object, graph_name));
+        out.push(oxrdf::Quad::new(
+            subject,
+            q.predicate.clone(),
+            object,
+            graph_name,
+        ));
     }
     Some(out)
 }
@@ -248,7 +251,9 @@ fn fill(quads: &[oxrdf::Quad], slots: &[String]) -> Option<Vec<oxrdf::Quad>> {
 fn unknown_context_in(message: &str) -> Option<String> {
     let start = message.find("unknown context ")? + "unknown context ".len();
     let rest = &message[start..];
-    let end = rest.find(|c: char| c.is_whitespace() || c == '"' || c == '\'').unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        .unwrap_or(rest.len());
     Some(rest[..end].to_string())
 }
 
@@ -287,9 +292,7 @@ fn blank(b: &oxrdf::BlankNode) -> Result<oxrdf02::BlankNode, CanonError> {
 
 fn literal(l: &oxrdf::Literal) -> Result<oxrdf02::Literal, CanonError> {
     Ok(match l.language() {
-        Some(lang) => {
-            oxrdf02::Literal::new_language_tagged_literal_unchecked(l.value(), lang)
-        }
+        Some(lang) => oxrdf02::Literal::new_language_tagged_literal_unchecked(l.value(), lang),
         None => oxrdf02::Literal::new_typed_literal(l.value(), named(&l.datatype().into_owned())?),
     })
 }

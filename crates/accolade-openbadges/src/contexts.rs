@@ -31,13 +31,25 @@ pub const CONTEXTS: &[(&str, &str)] = &[
         "https://www.w3.org/ns/credentials/undefined-terms/v2",
         include_str!("../contexts/credentials-undefined-terms-v2.jsonld"),
     ),
-    (OB_CONTEXTS[0], include_str!("../contexts/ob-v3p0-3.0.0.jsonld")),
-    (OB_CONTEXTS[1], include_str!("../contexts/ob-v3p0-3.0.1.jsonld")),
-    (OB_CONTEXTS[2], include_str!("../contexts/ob-v3p0-3.0.2.jsonld")),
+    (
+        OB_CONTEXTS[0],
+        include_str!("../contexts/ob-v3p0-3.0.0.jsonld"),
+    ),
+    (
+        OB_CONTEXTS[1],
+        include_str!("../contexts/ob-v3p0-3.0.1.jsonld"),
+    ),
+    (
+        OB_CONTEXTS[2],
+        include_str!("../contexts/ob-v3p0-3.0.2.jsonld"),
+    ),
     (OB_V3, include_str!("../contexts/ob-v3p0-3.0.3.jsonld")),
     (DID_V1, include_str!("../contexts/did-v1.jsonld")),
     (MULTIKEY_V1, include_str!("../contexts/multikey-v1.jsonld")),
-    (DATA_INTEGRITY_V2, include_str!("../contexts/data-integrity-v2.jsonld")),
+    (
+        DATA_INTEGRITY_V2,
+        include_str!("../contexts/data-integrity-v2.jsonld"),
+    ),
     (
         "https://w3id.org/security/data-integrity/v1",
         include_str!("../contexts/data-integrity-v1.jsonld"),
@@ -50,7 +62,10 @@ pub const CONTEXTS: &[(&str, &str)] = &[
 
 /// The document of a known context URL.
 pub fn lookup(url: &str) -> Option<&'static str> {
-    CONTEXTS.iter().find(|(u, _)| *u == url).map(|(_, body)| *body)
+    CONTEXTS
+        .iter()
+        .find(|(u, _)| *u == url)
+        .map(|(_, body)| *body)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! identified by a salted SHA-256 hash of the learner's email (`IdentityObject`).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::contexts::{OB_V3, VC_V2};
@@ -62,7 +62,10 @@ impl Achievement {
         let mut achievement = Map::new();
         achievement.insert("id".into(), self.id.clone().into());
         achievement.insert("type".into(), json!(["Achievement"]));
-        achievement.insert("achievementType".into(), self.achievement_type.clone().into());
+        achievement.insert(
+            "achievementType".into(),
+            self.achievement_type.clone().into(),
+        );
         achievement.insert("name".into(), self.name.clone().into());
         achievement.insert("description".into(), self.description.clone().into());
         achievement.insert("criteria".into(), json!({ "narrative": self.criteria }));
@@ -144,7 +147,10 @@ impl Award {
         let mut credential = Map::new();
         credential.insert("@context".into(), json!([VC_V2, OB_V3]));
         credential.insert("id".into(), self.id.clone().into());
-        credential.insert("type".into(), json!(["VerifiableCredential", "OpenBadgeCredential"]));
+        credential.insert(
+            "type".into(),
+            json!(["VerifiableCredential", "OpenBadgeCredential"]),
+        );
         credential.insert("name".into(), self.achievement.name.clone().into());
         credential.insert("issuer".into(), self.issuer.profile());
         credential.insert("validFrom".into(), datetime(self.earned_at).into());

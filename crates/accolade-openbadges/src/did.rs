@@ -2,7 +2,7 @@
 //! URL, where its DID document is served, and the document (a controller document listing every
 //! key, old ones too, as `Multikey` verification methods usable for `assertionMethod`).
 
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 /// The DID of an issuer at `base_url` (`https://badges.example.org/tenant` ->
 /// `did:web:badges.example.org:tenant`; a port's colon is percent-encoded).
@@ -16,7 +16,10 @@ pub fn did_web(base_url: &str) -> Result<String, &'static str> {
     if authority.is_empty() || authority.contains('@') {
         return Err("the base URL has no host");
     }
-    let mut did = format!("did:web:{}", authority.to_ascii_lowercase().replace(':', "%3A"));
+    let mut did = format!(
+        "did:web:{}",
+        authority.to_ascii_lowercase().replace(':', "%3A")
+    );
     for segment in path.split('/').filter(|s| !s.is_empty()) {
         did.push(':');
         did.push_str(segment);
@@ -28,7 +31,10 @@ pub fn did_web(base_url: &str) -> Result<String, &'static str> {
 /// `/.well-known/did.json` without a path, else `<path>/did.json`.
 pub fn document_path(base_url: &str) -> String {
     let rest = base_url.split_once("://").map_or(base_url, |(_, r)| r);
-    let path = rest.split_once('/').map_or("", |(_, p)| p).trim_end_matches('/');
+    let path = rest
+        .split_once('/')
+        .map_or("", |(_, p)| p)
+        .trim_end_matches('/');
     if path.is_empty() {
         "/.well-known/did.json".into()
     } else {
@@ -72,7 +78,10 @@ mod tests {
 
     #[test]
     fn did_web_follows_the_method_spec() {
-        assert_eq!(did_web("https://w3c-ccg.github.io").unwrap(), "did:web:w3c-ccg.github.io");
+        assert_eq!(
+            did_web("https://w3c-ccg.github.io").unwrap(),
+            "did:web:w3c-ccg.github.io"
+        );
         assert_eq!(
             did_web("https://w3c-ccg.github.io/user/alice/").unwrap(),
             "did:web:w3c-ccg.github.io:user:alice"

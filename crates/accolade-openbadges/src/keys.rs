@@ -41,7 +41,11 @@ pub fn parse_public_multibase(value: &str) -> Result<VerifyingKey, KeyError> {
 
 /// Reads a `secretKeyMultibase`.
 pub fn parse_secret_multibase(value: &str) -> Result<SigningKey, KeyError> {
-    Ok(SigningKey::from_bytes(&decode(value, &SECRET_HEADER, "secret")?))
+    Ok(SigningKey::from_bytes(&decode(
+        value,
+        &SECRET_HEADER,
+        "secret",
+    )?))
 }
 
 /// `z` + base58btc of `bytes` (multibase, used for keys and proof values).
@@ -81,11 +85,17 @@ mod tests {
         let key = signing_key([7; 32]);
         let public = public_multibase(&key.verifying_key());
         assert!(public.starts_with("z6Mk"), "{public}");
-        assert_eq!(parse_public_multibase(&public).unwrap(), key.verifying_key());
+        assert_eq!(
+            parse_public_multibase(&public).unwrap(),
+            key.verifying_key()
+        );
         let secret = secret_multibase(&key);
         assert!(secret.starts_with("z3u2"), "{secret}");
         assert_eq!(parse_secret_multibase(&secret).unwrap().to_bytes(), [7; 32]);
-        assert_eq!(parse_public_multibase(&secret), Err(KeyError::WrongKind("public")));
+        assert_eq!(
+            parse_public_multibase(&secret),
+            Err(KeyError::WrongKind("public"))
+        );
         assert_eq!(parse_public_multibase("f00"), Err(KeyError::NotMultibase));
     }
 }

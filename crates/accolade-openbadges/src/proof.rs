@@ -154,7 +154,10 @@ pub fn read_proof(document: &Value) -> Result<ProofOf, ProofError> {
     let proof = single_proof(document)?;
     Ok(ProofOf {
         verification_method: str_field(proof, "verificationMethod")?.to_string(),
-        created: proof.get("created").and_then(Value::as_str).map(str::to_string),
+        created: proof
+            .get("created")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 

@@ -5,9 +5,9 @@
 
 use std::io::{Read, Write};
 
-use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use base64::Engine;
+use serde_json::{json, Value};
 
 /// The smallest list the specification allows for group privacy (16 KiB of bits).
 pub const MIN_ENTRIES: u32 = 131_072;

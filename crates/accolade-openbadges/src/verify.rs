@@ -62,7 +62,11 @@ pub trait Resolver {
 pub fn verify(credential: &Value, now: DateTime<Utc>, resolver: &dyn Resolver) -> Report {
     let mut checks = Vec::new();
     let mut add = |check: &'static str, outcome: Outcome, detail: String| {
-        checks.push(Check { check, outcome, detail })
+        checks.push(Check {
+            check,
+            outcome,
+            detail,
+        })
     };
 
     let contexts: Vec<&str> = match credential.get("@context") {
@@ -73,7 +77,7 @@ pub fn verify(credential: &Value, now: DateTime<Utc>, resolver: &dyn Resolver) -
     let base = contexts.first().copied();
     let ob = contexts.iter().any(|c| OB_CONTEXTS.contains(c));
     if matches!(base, Some(VC_V2) | Some(VC_V1)) && ob {
-        add("contexts", Outcome::Passed, format!("{}", contexts.join(", ")));
+        add("contexts", Outcome::Passed, contexts.join(", "));
     } else {
         add(
             "contexts",
@@ -85,8 +89,10 @@ pub fn verify(credential: &Value, now: DateTime<Utc>, resolver: &dyn Resolver) -
     }
 
     let types = strings(credential.get("type"));
-    if types.iter().any(|t| *t == "VerifiableCredential")
-        && types.iter().any(|t| *t == "OpenBadgeCredential" || *t == "AchievementCredential")
+    if types.contains(&"VerifiableCredential")
+        && types
+            .iter()
+            .any(|t| *t == "OpenBadgeCredential" || *t == "AchievementCredential")
     {
         add("type", Outcome::Passed, types.join(", "));
     } else {
@@ -126,15 +132,21 @@ pub fn verify(credential: &Value, now: DateTime<Utc>, resolver: &dyn Resolver) -
         .and_then(Value::as_str);
     let parse = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc));
     match (from.map(parse), until.map(parse)) {
-        (Some(Err(_)), _) | (_, Some(Err(_))) => {
-            add("validity", Outcome::Failed, "validFrom or validUntil is not a date-time".into())
-        }
+        (Some(Err(_)), _) | (_, Some(Err(_))) => add(
+            "validity",
+            Outcome::Failed,
+            "validFrom or validUntil is not a date-time".into(),
+        ),
         (Some(Ok(f)), _) if f > now => {
             add("validity", Outcome::Failed, format!("not valid before {f}"))
         }
         (_, Some(Ok(u))) if u <= now => add("validity", Outcome::Failed, format!("expired at {u}")),
         (None, _) => add("validity", Outcome::Failed, "validFrom is missing".into()),
-        _ => add("validity", Outcome::Passed, "within its validity period".into()),
+        _ => add(
+            "validity",
+            Outcome::Passed,
+            "within its validity period".into(),
+        ),
     }
 
     status(credential, resolver, &mut add);
@@ -150,7 +162,10 @@ pub fn verify(credential: &Value, now: DateTime<Utc>, resolver: &dyn Resolver) -
             Verdict::Valid
         },
         checks,
-        credential_id: credential.get("id").and_then(Value::as_str).map(str::to_string),
+        credential_id: credential
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         issuer: match credential.get("issuer") {
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => other.get("id").and_then(Value::as_str).map(str::to_string),
@@ -170,7 +185,11 @@ fn status(
 ) {
     let entries: Vec<&Value> = match credential.get("credentialStatus") {
         None => {
-            add("status", Outcome::Passed, "no credentialStatus: not revocable".into());
+            add(
+                "status",
+                Outcome::Passed,
+                "no credentialStatus: not revocable".into(),
+            );
             return;
         }
         Some(Value::Array(items)) => items.iter().collect(),
@@ -178,11 +197,19 @@ fn status(
     };
     for entry in entries {
         if entry.get("type").and_then(Value::as_str) != Some("BitstringStatusListEntry") {
-            add("status", Outcome::Unknown, "a status entry of a type not read here".into());
+            add(
+                "status",
+                Outcome::Unknown,
+                "a status entry of a type not read here".into(),
+            );
             continue;
         }
         if entry.get("statusPurpose").and_then(Value::as_str) != Some("revocation") {
-            add("status", Outcome::Unknown, "a status purpose other than revocation".into());
+            add(
+                "status",
+                Outcome::Unknown,
+                "a status purpose other than revocation".into(),
+            );
             continue;
         }
         let index = entry
@@ -190,19 +217,35 @@ fn status(
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<u64>().ok());
         let Some(list) = entry.get("statusListCredential").and_then(Value::as_str) else {
-            add("status", Outcome::Failed, "statusListCredential is missing".into());
+            add(
+                "status",
+                Outcome::Failed,
+                "statusListCredential is missing".into(),
+            );
             continue;
         };
         let Some(index) = index else {
-            add("status", Outcome::Failed, "statusListIndex is not a number".into());
+            add(
+                "status",
+                Outcome::Failed,
+                "statusListIndex is not a number".into(),
+            );
             continue;
         };
         match resolver.status_bits(list) {
-            Err(why) => add("status", Outcome::Unknown, format!("list {list} not resolved: {why}")),
+            Err(why) => add(
+                "status",
+                Outcome::Unknown,
+                format!("list {list} not resolved: {why}"),
+            ),
             Ok(bits) => match status_list::get(&bits, index) {
                 Some(false) => add("status", Outcome::Passed, "not revoked".into()),
                 Some(true) => add("status", Outcome::Failed, "revoked".into()),
-                None => add("status", Outcome::Failed, "index past the end of the list".into()),
+                None => add(
+                    "status",
+                    Outcome::Failed,
+                    "index past the end of the list".into(),
+                ),
             },
         }
     }

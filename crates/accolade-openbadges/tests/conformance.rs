@@ -11,7 +11,9 @@ use accolade_openbadges::{canon, keys, proof};
 use serde_json::Value;
 
 fn data(path: &str) -> String {
-    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(path);
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(path);
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
 }
 
@@ -32,7 +34,10 @@ fn nquads(text: &str) -> Vec<oxrdf02::Quad> {
 #[test]
 fn rdf_canon_evaluation_tests_pass() {
     let mut passed = 0;
-    for line in data("rdf-canon/eval-tests.tsv").lines().filter(|l| !l.is_empty()) {
+    for line in data("rdf-canon/eval-tests.tsv")
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
         let cols: Vec<&str> = line.split('\t').collect();
         let [id, input, expected, hash, name] = cols[..] else {
             panic!("bad line {line}");
@@ -66,8 +71,14 @@ fn reproduce(dir: &str, key: &keys::SigningKey) {
         &proof::proof_config(unsigned.as_object().unwrap(), &options),
     )
     .unwrap();
-    assert_eq!(hash.canonical_document, data(&format!("{dir}/canonDocument.nq")));
-    assert_eq!(hash.canonical_proof_config, data(&format!("{dir}/canonProofConfig.nq")));
+    assert_eq!(
+        hash.canonical_document,
+        data(&format!("{dir}/canonDocument.nq"))
+    );
+    assert_eq!(
+        hash.canonical_proof_config,
+        data(&format!("{dir}/canonProofConfig.nq"))
+    );
     assert_eq!(
         hex::encode(hash.bytes),
         data(&format!("{dir}/combinedHash.txt")).trim()

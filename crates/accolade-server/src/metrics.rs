@@ -138,3 +138,10 @@ pub fn webhook_delivery(outcome: &'static str) {
 pub fn blocking_job(budget: &'static str, outcome: &'static str) {
     counter!("accolade_blocking_jobs_total", "budget" => budget, "outcome" => outcome).increment(1);
 }
+
+/// Open Badges credentials signed and stored.
+pub const OB_CREDENTIALS_SIGNED: &str = "accolade_openbadges_credentials_signed_total";
+/// Open Badges credentials whose status bit was set (revoked).
+pub const OB_CREDENTIALS_REVOKED: &str = "accolade_openbadges_credentials_revoked_total";
+/// Status list credentials (re-)signed.
+pub const OB_STATUS_LISTS_SIGNED: &str = "accolade_openbadges_status_lists_signed_total";

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::service::auth::TokenCache;
 use crate::service::credly::Credly;
 use crate::service::ingest::Ingest;
+use crate::service::openbadges::OpenBadges;
 use crate::service::secrets::SecretBox;
 use crate::service::webhooks::Webhooks;
 
@@ -30,6 +31,8 @@ pub struct Inner {
     pub webhooks: Webhooks,
     /// The Open Credit API's limiter, mailer and caches.
     pub opencredit: Arc<crate::opencredit::runtime::OpenCredit>,
+    /// The Open Badges 3.0 issuer (keys, documents, proof checks).
+    pub openbadges: Arc<OpenBadges>,
     /// Recently verified admin tokens.
     pub tokens: TokenCache,
     /// Cancelled on shutdown.
@@ -48,6 +51,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config) -> anyhow::Result<AppState> {
         let secrets = SecretBox::load(&config.secrets, &config.database.url)?;
         let webhooks = Webhooks::new(&config.webhooks, config.worker.lease_secs, secrets.clone())?;
+        let openbadges = Arc::new(OpenBadges::new(&config, secrets.clone())?);
         let credly = Credly::new(config.credly.clone(), secrets)?;
         let index = Arc::new(IndexCache::new());
         let shutdown = CancellationToken::new();
@@ -68,6 +72,7 @@ impl AppState {
             credly,
             webhooks,
             opencredit,
+            openbadges,
             tokens: TokenCache::default(),
             shutdown,
         })))

@@ -13,10 +13,12 @@ mod events;
 mod forward;
 mod jobs;
 pub mod migrate;
+mod openbadges;
 mod opencredit;
 mod rows;
 mod webhooks;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -439,5 +441,43 @@ forward! {
             = opencredit::set_member_badge_status;
         write         fn oc_delete_member_badge(id: i64) -> bool = opencredit::delete_member_badge;
         write         fn oc_sync_awards(limit: u32) -> OcAwardSync = opencredit::sync_awards;
+    }
+}
+
+forward! {
+    impl OpenBadgesStore for PgStore {
+        conn          fn ob_keys() -> Vec<ObKey> = openbadges::keys;
+        write         fn ob_add_key(key: NewObKey, only_if_none: bool, now: DateTime<Utc>)
+            -> ObKey = openbadges::add_key;
+        write         fn ob_claim(
+            holder: &str,
+            limit: u32,
+            list_size: u32,
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>
+        ) -> Option<ObWork> = openbadges::claim;
+        write         fn ob_complete(
+            holder: &str,
+            work: &ObWork,
+            signed: Vec<SignedCredential>,
+            now: DateTime<Utc>
+        ) -> Option<ObCompleted> = openbadges::complete;
+        conn          fn ob_lists_to_sign(limit: u32) -> Vec<ObStatusList>
+            = openbadges::lists_to_sign;
+        conn          fn ob_store_status_list(
+            id: i64,
+            version: i64,
+            document: String,
+            now: DateTime<Utc>
+        ) -> bool = openbadges::store_status_list;
+        conn          fn ob_status_list(id: i64) -> ObStatusList = openbadges::status_list;
+        conn          fn ob_credential(credential_id: &str) -> ObCredential
+            = openbadges::credential_by_id;
+        conn          fn ob_credential_of_award(award_id: &str) -> Option<ObCredential>
+            = openbadges::credential_of_award;
+        conn          fn ob_credential_ids(award_ids: &[String]) -> HashMap<String, String>
+            = openbadges::credential_ids;
+        conn          fn ob_totals() -> ObTotals = openbadges::totals;
+        conn          fn ob_backlog() -> u64 = openbadges::backlog;
     }
 }

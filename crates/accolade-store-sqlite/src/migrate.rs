@@ -76,6 +76,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0014_complete_local_jobs.sql",
         include_str!("../migrations/0014_complete_local_jobs.sql"),
     ),
+    (
+        15,
+        "0015_openbadges.sql",
+        include_str!("../migrations/0015_openbadges.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

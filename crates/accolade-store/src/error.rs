@@ -90,6 +90,7 @@ pub enum Entity {
     App,
     Award,
     Badge,
+    Credential,
     CredlyNotification,
     CredlyOrganization,
     Job,
@@ -98,6 +99,7 @@ pub enum Entity {
     MemberBadge,
     Penalty,
     Requirement,
+    StatusList,
     Template,
     Webhook,
     WebhookDelivery,
@@ -112,6 +114,7 @@ impl Entity {
             Entity::App => "app",
             Entity::Award => "award",
             Entity::Badge => "badge",
+            Entity::Credential => "credential",
             Entity::CredlyNotification => "credly notification",
             Entity::CredlyOrganization => "credly organization",
             Entity::Job => "job",
@@ -120,6 +123,7 @@ impl Entity {
             Entity::MemberBadge => "member badge",
             Entity::Penalty => "penalty",
             Entity::Requirement => "requirement",
+            Entity::StatusList => "status list",
             Entity::Template => "template",
             Entity::Webhook => "webhook",
             Entity::WebhookDelivery => "webhook delivery",
@@ -141,6 +145,8 @@ impl Entity {
             Entity::Webhook => "webhook_not_found",
             Entity::WebhookDelivery => "webhook_delivery_not_found",
             Entity::ApiToken => "token_not_found",
+            Entity::Credential => "credential_not_found",
+            Entity::StatusList => "status_list_not_found",
             Entity::AdminUser
             | Entity::App
             | Entity::Badge

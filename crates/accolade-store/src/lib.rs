@@ -5,6 +5,7 @@ mod admin;
 mod error;
 mod index_cache;
 mod models;
+mod openbadges;
 mod opencredit;
 pub mod prelude;
 mod store;
@@ -16,9 +17,10 @@ pub use admin::*;
 pub use error::{Entity, StoreError};
 pub use index_cache::IndexCache;
 pub use models::*;
+pub use openbadges::*;
 pub use opencredit::*;
 pub use store::{
-    AdminStore, AwardStore, ConfigStore, CredlyStore, Durable, EventStore, OpenCreditStore,
-    OutboxStore, Store, WebhookStore,
+    AdminStore, AwardStore, ConfigStore, CredlyStore, Durable, EventStore, OpenBadgesStore,
+    OpenCreditStore, OutboxStore, Store, WebhookStore,
 };
 pub use webhooks::*;

@@ -25,6 +25,9 @@
 //!   replay;
 //! - [`admin`]: accounts and sessions of the `/admin` web UI: unique usernames, failed-login
 //!   counting and locks, password changes ending sessions, session expiry, logout and purge;
+//! - [`openbadges`]: the Open Badges 3.0 issuer: credentials reserved per local award and kept
+//!   across a lost lease, the lease, signing once, status-list bits, versions and rollover,
+//!   signing keys, the backlog;
 //! - [`shared`]: tests taking two handles on one database (called by implementations directly).
 //!
 //! [`support`] holds the event builders and helpers the tests are written with; implementation
@@ -37,6 +40,7 @@ pub mod configuration;
 pub mod credly;
 pub mod defects;
 pub mod examples;
+pub mod openbadges;
 pub mod opencredit;
 pub mod operations;
 pub mod processing;
@@ -49,6 +53,7 @@ pub use configuration::*;
 pub use credly::*;
 pub use defects::*;
 pub use examples::*;
+pub use openbadges::*;
 pub use opencredit::*;
 pub use operations::*;
 pub use processing::*;
@@ -177,6 +182,15 @@ macro_rules! conformance_suite {
             oc_member_badges_follow_the_recipient_address,
             oc_awards_of_linked_templates_become_member_badges,
             oc_a_verified_claim_takes_an_address_from_an_unverified_one,
+            ob_claim_reserves_one_credential_per_local_award,
+            ob_credly_template_events_are_skipped,
+            ob_complete_stores_each_credential_once,
+            ob_lease_keeps_other_holders_out_until_it_expires,
+            ob_revocation_sets_its_entry_bit_and_bumps_the_version,
+            ob_status_lists_roll_over_when_half_used,
+            ob_keys_are_added_once_and_rotated,
+            ob_unknown_credentials_and_lists_are_not_found,
+            ob_backlog_counts_events_after_the_cursor,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

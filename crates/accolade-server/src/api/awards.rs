@@ -60,6 +60,19 @@ impl From<AwardError> for ApiError {
     }
 }
 
+/// Fills in the links to the awards' Open Badges credentials.
+async fn with_credentials(state: &AppState, bodies: &mut [AwardBody]) -> ApiResult<()> {
+    let ids: Vec<String> = bodies.iter().map(|b| b.id.clone()).collect();
+    let links = crate::service::openbadges::public::credential_links(state, &ids).await?;
+    for body in bodies {
+        if let Some(credential_id) = links.get(&body.id) {
+            body.credential_url = Some(state.openbadges.credential_url(credential_id));
+            body.badge_url = Some(state.openbadges.badge_page_url(credential_id));
+        }
+    }
+    Ok(())
+}
+
 /// List awards, newest first (all episodes, revoked ones included).
 #[utoipa::path(get, path = "/awards", tag = "awards", params(AwardQuery),
     responses((status = 200, body = ListBody<AwardBody>), (status = 400, body = crate::error::ErrorBody)),
@@ -80,7 +93,9 @@ pub async fn list_awards(
         state: award_state,
     };
     let page = awards::list(&*state.store, &filter, page(q.limit, q.offset)?).await?;
-    Ok(Json(ListBody::from_page(page, Into::into)))
+    let mut body = ListBody::from_page(page, AwardBody::from);
+    with_credentials(&state, &mut body.data).await?;
+    Ok(Json(body))
 }
 
 /// Award a template to a learner by hand (a new episode; delivery goes through the outbox).
@@ -102,7 +117,10 @@ pub async fn get_award(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AwardBody>> {
-    Ok(Json(awards::get(&*state.store, &id).await?.into()))
+    let mut body = [AwardBody::from(awards::get(&*state.store, &id).await?)];
+    with_credentials(&state, &mut body).await?;
+    let [body] = body;
+    Ok(Json(body))
 }
 
 /// Revoke an award by hand with a reason.

@@ -390,6 +390,11 @@ pub struct AwardBody {
     pub event_id: Option<String>,
     pub external_id: Option<String>,
     pub external_state: Option<String>,
+    /// The award's signed Open Badges 3.0 credential (local templates; null until signed, which
+    /// takes about a second, and when Open Badges issuing is off).
+    pub credential_url: Option<String>,
+    /// The learner's public page of the badge (with the credential).
+    pub badge_url: Option<String>,
 }
 
 impl From<Award> for AwardBody {
@@ -408,6 +413,8 @@ impl From<Award> for AwardBody {
             event_id: a.event_id,
             external_id: a.external_id,
             external_state: a.external_state,
+            credential_url: None,
+            badge_url: None,
         }
     }
 }

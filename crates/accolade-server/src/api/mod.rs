@@ -12,10 +12,11 @@ pub mod extract;
 pub mod health;
 pub mod jobs;
 pub mod learners;
+pub mod openbadges;
 pub mod penalties;
 pub mod requirements;
 pub mod templates;
-pub mod tokens;
+mod tokens;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -44,7 +45,7 @@ use crate::state::AppState;
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
     tags((name = "events"), (name = "templates"), (name = "requirements"), (name = "penalties"),
-         (name = "learners"), (name = "awards"), (name = "jobs"), (name = "credly"), (name = "webhooks"), (name = "opencredit"), (name = "tokens"))
+         (name = "learners"), (name = "awards"), (name = "jobs"), (name = "credly"), (name = "webhooks"), (name = "opencredit"), (name = "tokens"), (name = "openbadges"))
 )]
 struct ApiDoc;
 
@@ -72,6 +73,7 @@ fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(credly::router())
         .merge(webhooks::router())
         .merge(tokens::router())
+        .merge(openbadges::router())
         .merge(crate::opencredit::apps::admin_router())
         .split_for_parts();
     document_shared_answers(&mut doc);
@@ -205,8 +207,10 @@ pub fn build_app(state: AppState) -> Router {
         .nest("/api/v1", api)
         .nest("/v1.1", open_credit)
         .merge(health::router())
+        .merge(openbadges::public_router(&state.openbadges.did_document_path()))
         .merge(credly::webhook_router())
         .merge(crate::web::router())
+        .merge(crate::web::badge::router())
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))

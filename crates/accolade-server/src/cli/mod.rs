@@ -82,6 +82,11 @@ pub enum Command {
         #[command(subcommand)]
         command: OpenCreditCommand,
     },
+    /// The Open Badges 3.0 issuer: signing keys.
+    Openbadges {
+        #[command(subcommand)]
+        command: OpenBadgesCommand,
+    },
     /// Outbox jobs.
     Jobs {
         #[command(subcommand)]
@@ -100,6 +105,15 @@ pub enum Command {
     /// Check configuration, database and Credly keys; exits non-zero when something needs
     /// attention.
     Doctor,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OpenBadgesCommand {
+    /// Make a new signing key; new credentials and status lists are signed with it. Old keys
+    /// stay in the DID document, so credentials they signed still verify.
+    RotateKey,
+    /// List the signing keys (the active one last) and the issuer's DID.
+    Keys,
 }
 
 #[derive(Debug, Subcommand)]
@@ -455,6 +469,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Credly { command } => credly_command(config, command).await,
+        Command::Openbadges { command } => openbadges_command(config, command).await,
         Command::Jobs { command } => jobs_command(config, command).await,
         Command::Webhooks { command } => webhooks_command(config, command).await,
         Command::Doctor => doctor(config).await,
@@ -482,6 +497,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn openbadges_command(config: Config, command: OpenBadgesCommand) -> anyhow::Result<()> {
+    let state = cli_state(config).await?;
+    let ob = &state.openbadges;
+    let store = &*state.store;
+    match command {
+        OpenBadgesCommand::RotateKey => {
+            let old = ob.keys.get(store).await?;
+            let key = ob.keys.rotate(store).await?;
+            println!(
+                "New signing key {} ({}); {} kept for earlier credentials. Running servers use it within 5 seconds.",
+                ob.method(&key.id),
+                key.public_multibase,
+                ob.method(&old.active_id)
+            );
+        }
+        OpenBadgesCommand::Keys => {
+            let keys = ob.keys.get(store).await?;
+            println!(
+                "issuer {}  (DID document at {}{})",
+                ob.did,
+                ob.base,
+                ob.did_document_path()
+            );
+            for k in &keys.all {
+                println!(
+                    "{}  {}  created {}  {}",
+                    ob.method(&k.id),
+                    k.public_multibase,
+                    k.created_at.format("%Y-%m-%d %H:%M"),
+                    match k.retired_at {
+                        Some(t) => format!("retired {}", t.format("%Y-%m-%d %H:%M")),
+                        None => "active".into(),
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn cli_state(config: Config) -> anyhow::Result<AppState> {
@@ -767,11 +822,18 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
     let workers = workers && config.worker.enabled;
     let state = AppState::new(store, config)?;
     crate::metrics::handle();
+    if state.openbadges.enabled {
+        // The first start makes the issuer's key, so its DID document is complete at once.
+        state.openbadges.keys.get(&*state.store).await?;
+    }
     if workers {
         tokio::spawn(crate::service::credly::worker::run(state.clone()));
         tokio::spawn(crate::service::webhooks::worker::run(state.clone()));
         if state.config.opencredit.enabled {
             tokio::spawn(crate::opencredit::awards::run(state.clone()));
+        }
+        if state.openbadges.enabled {
+            tokio::spawn(crate::service::openbadges::issuer::run(state.clone()));
         }
         if let Some(every) = state.config.credly.sync_every()? {
             tokio::spawn(crate::service::credly::sync::run_periodic(

@@ -39,8 +39,28 @@ pub struct Config {
     pub credly: CredlyConfig,
     pub webhooks: WebhooksConfig,
     pub opencredit: OpenCreditConfig,
+    pub openbadges: OpenBadgesConfig,
     pub secrets: SecretsConfig,
     pub log: LogConfig,
+}
+
+/// The Open Badges 3.0 issuer (`[openbadges]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenBadgesConfig {
+    pub enabled: bool,
+    /// The issuer Profile's name (empty = "Accolade"), URL and email (optional).
+    pub issuer_name: String,
+    pub issuer_url: String,
+    pub issuer_email: String,
+    /// Whether credentials and badge pages carry the learner's name.
+    pub show_names: bool,
+    /// Entries per Bitstring Status List (>= 131072).
+    pub status_list_size: u32,
+    /// Awards signed per batch.
+    pub batch_size: u32,
+    /// Idle poll interval of the issuer.
+    pub poll_interval_ms: u64,
 }
 
 /// The Open Credit-style API (`[opencredit]`).
@@ -463,6 +483,32 @@ impl Config {
             || public.chars().any(|c| c.is_whitespace() || c.is_control())
         {
             bail!("http.public_base_url must be empty or an http(s) URL like https://badges.example.org");
+        }
+        let ob = &self.openbadges;
+        if ob.status_list_size < accolade_openbadges::status_list::MIN_ENTRIES
+            || !ob.status_list_size.is_multiple_of(8)
+            || ob.status_list_size > 8 * 1024 * 1024
+        {
+            bail!(
+                "openbadges.status_list_size must be a multiple of 8 from 131072 (the Bitstring \
+                 Status List minimum) to 8388608, not {}",
+                ob.status_list_size
+            );
+        }
+        if !(1..=4096).contains(&ob.batch_size) {
+            bail!("openbadges.batch_size must be from 1 to 4096");
+        }
+        if !(10..=60_000).contains(&ob.poll_interval_ms) {
+            bail!("openbadges.poll_interval_ms must be from 10 to 60000");
+        }
+        for (key, value) in [("issuer_url", &ob.issuer_url)] {
+            if !(value.is_empty() || value.starts_with("http://") || value.starts_with("https://"))
+            {
+                bail!("openbadges.{key} must be empty or an http(s) URL");
+            }
+        }
+        if accolade_openbadges::did::did_web(&self.public_base_url()).is_err() {
+            bail!("http.public_base_url must name a host: the Open Badges issuer is its did:web");
         }
         if self.http.max_body_bytes < 1024 {
             bail!("http.max_body_bytes must be at least 1024");

@@ -58,6 +58,9 @@ impl Scope {
         let path = path.trim_end_matches('/');
         if method == Method::POST && path == "/events" {
             Scope::EventsWrite
+        } else if method == Method::POST && path == "/openbadges/verify" {
+            // Checking a credential changes nothing: a read token may do it.
+            Scope::Read
         } else if (method == Method::GET || method == Method::HEAD)
             && !(path == "/tokens" || path.starts_with("/tokens/"))
         {

@@ -17,6 +17,7 @@ pub mod explain;
 pub mod ingest;
 pub mod jobs;
 pub mod learners;
+pub mod openbadges;
 pub mod password;
 pub mod penalties;
 pub mod progress;

@@ -6,6 +6,7 @@
 //! styles and forms, and no framing.
 
 pub mod awards;
+pub mod badge;
 pub mod cookies;
 pub mod credly;
 pub mod forms;

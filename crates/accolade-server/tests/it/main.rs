@@ -14,6 +14,7 @@ mod credly_keys;
 mod hardening;
 mod helpers;
 mod ingest;
+mod openbadges;
 mod opencredit;
 mod operator_bus;
 mod operator_config;

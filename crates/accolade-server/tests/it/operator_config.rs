@@ -105,6 +105,9 @@ fn value_for(key: &str, default: &toml::Value) -> (String, toml::Value, toml::Va
         ),
         "opencredit.mail.from" => text("Badges <badges@example.org>"),
         "secrets.key" => masked("AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=", "***"),
+        "openbadges.status_list_size" => ("262144".into(), V::Integer(262144), V::Integer(262144)),
+        "openbadges.issuer_url" => text("https://www.example.edu"),
+        "openbadges.issuer_email" => text("badges@example.edu"),
         "log.format" => text("json"),
         "log.level" => text("debug"),
         _ => match default {

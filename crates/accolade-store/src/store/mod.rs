@@ -12,6 +12,7 @@
 //! | outbound webhooks                          | [`WebhookStore`]    | `webhooks.rs`   |
 //! | admin accounts, sessions, tokens, stats    | [`AdminStore`]      | `admin.rs`      |
 //! | the Open Credit-style API (`oc_*`)         | [`OpenCreditStore`] | `opencredit.rs` |
+//! | Open Badges 3.0 keys, credentials, status  | [`OpenBadgesStore`] | `openbadges.rs` |
 //!
 //! Callers hold an `Arc<dyn Store>`, on which every area's methods can be called without
 //! importing the area's trait. Calling them on a concrete store or a generic `S: Store` needs the
@@ -22,6 +23,7 @@ mod awards;
 mod config;
 mod credly;
 mod events;
+mod openbadges;
 mod opencredit;
 mod outbox;
 mod webhooks;
@@ -35,6 +37,7 @@ pub use awards::AwardStore;
 pub use config::ConfigStore;
 pub use credly::CredlyStore;
 pub use events::EventStore;
+pub use openbadges::OpenBadgesStore;
 pub use opencredit::OpenCreditStore;
 pub use outbox::OutboxStore;
 pub use webhooks::WebhookStore;
@@ -55,6 +58,7 @@ pub trait Store:
     + WebhookStore
     + AdminStore
     + OpenCreditStore
+    + OpenBadgesStore
     + Send
     + Sync
     + 'static
