@@ -48,6 +48,10 @@ struct Args {
     /// fulfilments of `rss` and adds 10,000 templates before timing the admin pages.
     #[arg(long, default_value = "batch,single,latency,rss")]
     phases: String,
+    /// Extra environment of the server, `KEY=VALUE` (repeatable), e.g.
+    /// `--server-env ACCOLADE_OPENBADGES__ENABLED=false` for an A/B of Open Badges issuing.
+    #[arg(long = "server-env")]
+    server_env: Vec<String>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -392,7 +396,16 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(256)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let server = start_server(&args.binary, &[])?;
+    let server_env: Vec<(&str, String)> = args
+        .server_env
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k, v.to_string()))
+                .with_context(|| format!("--server-env {kv}: expected KEY=VALUE"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let server = start_server(&args.binary, &server_env)?;
     wait_ready(&client, &server.base).await?;
     configure(&client, &server).await?;
     let mut summary = Vec::new();
@@ -427,7 +440,7 @@ async fn main() -> anyhow::Result<()> {
     // 1,000-event bodies, parsed, in the batch sweep).
     let server = if phases.contains(&"rss") || phases.contains(&"admin") {
         drop(server);
-        let fresh = start_server(&args.binary, &[])?;
+        let fresh = start_server(&args.binary, &server_env)?;
         wait_ready(&client, &fresh.base).await?;
         configure(&client, &fresh).await?;
         fresh

@@ -49,6 +49,17 @@ pub fn start_server(binary: &Path, env: &[(&str, String)]) -> anyhow::Result<Ser
         );
     }
     let token = String::from_utf8(out.stdout)?.trim().to_string();
+    let (child, base) = spawn(binary, &db, env)?;
+    Ok(Server {
+        child,
+        base,
+        token,
+        dir,
+    })
+}
+
+/// `accolade serve` on a free port of 127.0.0.1.
+fn spawn(binary: &Path, db: &str, env: &[(&str, String)]) -> anyhow::Result<(Child, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -65,15 +76,21 @@ pub fn start_server(binary: &Path, env: &[(&str, String)]) -> anyhow::Result<Ser
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()?;
-    Ok(Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        token,
-        dir,
-    })
+    Ok((child, format!("http://127.0.0.1:{port}")))
 }
 
 impl Server {
+    /// Stops the server (SIGKILL) and starts it again on the same database with `env`.
+    pub fn restart(&mut self, binary: &Path, env: &[(&str, String)]) -> anyhow::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let db = format!("sqlite://{}/bench.db", self.dir.display());
+        let (child, base) = spawn(binary, &db, env)?;
+        self.child = child;
+        self.base = base;
+        Ok(())
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

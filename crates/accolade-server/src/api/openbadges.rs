@@ -111,8 +111,12 @@ async fn achievement_image(
 }
 
 async fn credential(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let stored = public::credential(&state, &id).await?;
-    Ok(typed(stored.document, VC_MEDIA_TYPE, IMMUTABLE))
+    let signed = public::signed(&state, &id).await?;
+    Ok(typed(
+        axum::body::Body::from(axum::body::Bytes::copy_from_slice(signed.document.as_bytes())),
+        VC_MEDIA_TYPE,
+        IMMUTABLE,
+    ))
 }
 
 async fn baked_png(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {

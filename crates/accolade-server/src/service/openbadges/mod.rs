@@ -32,6 +32,8 @@ pub struct OpenBadges {
     pub keys: keyring::KeyRing,
     /// Proof checks of served credentials, remembered (a credential never changes).
     pub proof_checked: public::ProofCache,
+    /// Signed documents and badge PNGs served from memory.
+    pub documents: public::DocumentCache,
     /// Proof checks (badge pages, verification) on the blocking pool, bounded.
     pub verify_budget: crate::service::blocking::Budget,
 }
@@ -59,6 +61,7 @@ impl OpenBadges {
             poll: std::time::Duration::from_millis(ob.poll_interval_ms),
             keys: keyring::KeyRing::new(secrets),
             proof_checked: public::ProofCache::default(),
+            documents: public::DocumentCache::default(),
             verify_budget: crate::service::blocking::Budget::new(
                 "openbadges-verify",
                 crate::service::blocking::workers_for(0),

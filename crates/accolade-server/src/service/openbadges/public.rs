@@ -5,6 +5,7 @@
 //! process and is remembered.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use accolade_domain::template::Origin;
 use accolade_openbadges::verify::{self, Outcome, Report, Resolver, Verdict};
@@ -88,6 +89,62 @@ pub async fn credential_links(
     Ok(state.store.ob_credential_ids(award_ids).await?)
 }
 
+/// Signed documents kept in memory at most (about 3 KB each); then forgotten all at once.
+const DOCUMENTS_MAX: usize = 10_000;
+
+/// What the public reads of a credential need; never changes once signed.
+pub struct Signed {
+    pub document: Arc<str>,
+    pub template_id: String,
+}
+
+/// Signed credentials by id, and badge PNGs by template: both immutable, so a public GET is
+/// answered from memory after the first (no database read, no image encoding).
+#[derive(Default)]
+pub struct DocumentCache {
+    documents: Mutex<HashMap<String, Arc<Signed>>>,
+    pngs: Mutex<HashMap<String, Arc<[u8]>>>,
+}
+
+/// A signed credential's document, from memory when seen before.
+pub async fn signed(state: &AppState, id: &str) -> Result<Arc<Signed>, PublicError> {
+    enabled(&state.openbadges)?;
+    if !accolade_domain::ids::is_uuid(id) {
+        return Err(StoreError::not_found(Entity::Credential).into());
+    }
+    // One key per credential, whatever form of the UUID was asked for.
+    let id = &accolade_domain::ids::normalize_uuid(id);
+    let cache = &state.openbadges.documents;
+    if let Some(hit) = cache.documents.lock().get(id) {
+        return Ok(hit.clone());
+    }
+    let stored = credential(state, id).await?;
+    let signed = Arc::new(Signed {
+        document: stored.document.into(),
+        template_id: stored.template_id,
+    });
+    let mut documents = cache.documents.lock();
+    if documents.len() >= DOCUMENTS_MAX {
+        documents.clear();
+    }
+    documents.insert(id.to_string(), signed.clone());
+    Ok(signed)
+}
+
+fn png_of(state: &AppState, template_id: &str) -> Arc<[u8]> {
+    let cache = &state.openbadges.documents;
+    if let Some(png) = cache.pngs.lock().get(template_id) {
+        return png.clone();
+    }
+    let png: Arc<[u8]> = image::png(template_id).into();
+    let mut pngs = cache.pngs.lock();
+    if pngs.len() >= 1_000 {
+        pngs.clear();
+    }
+    pngs.insert(template_id.to_string(), png.clone());
+    png
+}
+
 /// A stored credential.
 pub async fn credential(state: &AppState, id: &str) -> Result<ObCredential, PublicError> {
     enabled(&state.openbadges)?;
@@ -113,14 +170,14 @@ pub async fn status_list(state: &AppState, id: &str) -> Result<String, PublicErr
 
 /// The credential baked into its badge's PNG.
 pub async fn baked_png(state: &AppState, id: &str) -> Result<Vec<u8>, PublicError> {
-    let credential = credential(state, id).await?;
-    baking::bake_png(&image::png(&credential.template_id), &credential.document)
+    let credential = signed(state, id).await?;
+    baking::bake_png(&png_of(state, &credential.template_id), &credential.document)
         .map_err(|e| PublicError::Internal(anyhow::anyhow!("baking: {e}")))
 }
 
 /// The credential baked into its badge's SVG.
 pub async fn baked_svg(state: &AppState, id: &str) -> Result<String, PublicError> {
-    let credential = credential(state, id).await?;
+    let credential = signed(state, id).await?;
     let doc: Value = serde_json::from_str(&credential.document).map_err(anyhow::Error::from)?;
     let name = doc["credentialSubject"]["achievement"]["name"]
         .as_str()
