@@ -184,7 +184,33 @@ pub struct AwardPage {
     pub jobs: Vec<JobRow>,
     /// True when a job is dead or waiting for a retry: the retry button is offered.
     pub retryable: bool,
+    /// The award's Open Badges 3.0 credential, once signed.
+    pub credential: Option<CredentialLinks>,
     pub notice: Notice,
+}
+
+/// Where an award's signed Open Badges credential is served.
+pub struct CredentialLinks {
+    /// The credential document (JSON-LD).
+    pub json_url: String,
+    /// The learner's public badge page.
+    pub page_url: String,
+}
+
+/// The links to an award's credential, when it has one (none while it waits to be signed or
+/// when issuing is off; a failed read is logged and shows none rather than failing the page).
+async fn credential_of(state: &AppState, award_id: &str) -> Option<CredentialLinks> {
+    let ids = [award_id.to_string()];
+    match crate::service::openbadges::public::credential_links(state, &ids).await {
+        Ok(links) => links.get(award_id).map(|credential_id| CredentialLinks {
+            json_url: state.openbadges.credential_url(credential_id),
+            page_url: state.openbadges.badge_page_url(credential_id),
+        }),
+        Err(e) => {
+            tracing::warn!(award = %award_id, error = %e, "admin award page: cannot read its credential");
+            None
+        }
+    }
 }
 
 async fn award_page(state: &AppState, admin: Admin, id: &str, notice: Notice) -> Response {
@@ -199,6 +225,7 @@ async fn award_page(state: &AppState, admin: Admin, id: &str, notice: Notice) ->
     let now = Utc::now();
     let retryable = jobs.iter().any(|j| jobs::is_waiting(j, now));
     let jobs: Vec<JobRow> = jobs.into_iter().map(JobRow::from).collect();
+    let credential = credential_of(state, &award.id).await;
     render_with(
         status_of(&notice),
         &AwardPage {
@@ -206,6 +233,7 @@ async fn award_page(state: &AppState, admin: Admin, id: &str, notice: Notice) ->
             csrf: admin.session.csrf_token,
             retryable,
             jobs,
+            credential,
             award: AwardRow::of(award, template),
             notice,
         },

@@ -1375,6 +1375,10 @@ async fn the_award_page_shows_its_jobs_and_retries_a_dead_delivery_with_the_form
         page.body
     );
     assert!(page.body.contains("Retry the failed job now"));
+    assert!(
+        !page.body.contains("Open Badges 3.0"),
+        "a Credly award has no Open Badges credential"
+    );
     let csrf = page.field("csrf");
 
     let retry = format!("{uri}/retry");
@@ -1436,4 +1440,45 @@ async fn the_award_page_shows_its_jobs_and_retries_a_dead_delivery_with_the_form
         StatusCode::SEE_OTHER,
         "anonymous visitors see no award"
     );
+}
+
+#[tokio::test]
+async fn the_award_page_links_the_signed_credential_and_the_learners_badge_page() {
+    let app = admin_app("ann").await;
+    app.template("Demo", &[("A", rules_passed(DEMO))]).await;
+    app.send(passing("ev-1", "bob", DEMO, true)).await;
+    let award_id = app.awards("bob").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let session = session_of(&app).await;
+    let cookies = [("accolade_session", session.as_str())];
+    let uri = format!("/admin/awards/{award_id}");
+    let waiting = send(&app, "GET", &uri, &cookies, None).await;
+    assert_eq!(waiting.status, StatusCode::OK, "{}", waiting.body);
+    assert!(
+        !waiting.body.contains("Learner's badge page"),
+        "no link before the credential is signed"
+    );
+
+    accolade_server::service::openbadges::issuer::drain(&app.state)
+        .await
+        .unwrap();
+    let award = &app.awards("bob").await[0];
+    let (json_url, page_url) = (
+        award["credential_url"].as_str().unwrap(),
+        award["badge_url"].as_str().unwrap(),
+    );
+    let page = send(&app, "GET", &uri, &cookies, None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for link in [
+        format!("<a id=\"ob-credential\" href=\"{json_url}\">Credential (Open Badges 3.0)</a>"),
+        format!("<a id=\"ob-badge-page\" href=\"{page_url}\">Learner's badge page</a>"),
+    ] {
+        assert!(
+            page.body.contains(&link),
+            "{link} missing in\n{}",
+            page.body
+        );
+    }
 }
