@@ -109,6 +109,11 @@ pub struct IssueBadge {
     pub issued_to_last_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer_earner_id: Option<String>,
+    /// When the badge expires, in the `issued_at` form; left out when the award does not expire
+    /// (Credly then applies the template's default expiry; `null` would mean the same, `false`
+    /// none at all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// Formats a time as Credly's `issued_at` (`2025-03-04 09:41:00 +0000`).
@@ -140,6 +145,26 @@ mod tests {
     fn issued_at_uses_credlys_documented_format() {
         let t = Utc.with_ymd_and_hms(2025, 3, 4, 14, 41, 0).unwrap();
         assert_eq!(credly_time(t), "2025-03-04 14:41:00 +0000");
+    }
+
+    #[test]
+    fn expires_at_is_sent_only_when_the_award_expires() {
+        let mut issue = IssueBadge {
+            recipient_email: "ada@example.com".into(),
+            badge_template_id: "t".into(),
+            issued_at: "2025-03-04 14:41:00 +0000".into(),
+            issued_to_first_name: "Ada".into(),
+            issued_to_last_name: "Lovelace".into(),
+            issuer_earner_id: None,
+            expires_at: None,
+        };
+        let body = serde_json::to_value(&issue).unwrap();
+        assert!(body.get("expires_at").is_none(), "{body}");
+        issue.expires_at = Some(credly_time(
+            Utc.with_ymd_and_hms(2026, 3, 4, 14, 41, 0).unwrap(),
+        ));
+        let body = serde_json::to_value(&issue).unwrap();
+        assert_eq!(body["expires_at"], "2026-03-04 14:41:00 +0000");
     }
 
     #[test]

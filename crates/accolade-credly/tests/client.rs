@@ -142,6 +142,7 @@ async fn errors_are_classified() {
         issued_to_first_name: "A".into(),
         issued_to_last_name: "B".into(),
         issuer_earner_id: None,
+        expires_at: None,
     };
     let dup = c
         .issue_badge(CRED, &issue("dup@example.com"))

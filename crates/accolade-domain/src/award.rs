@@ -74,4 +74,47 @@ pub struct Award {
     pub event_id: Option<String>,
     pub external_id: Option<String>,
     pub external_state: Option<String>,
+    /// When it stops being valid (`earned_at` + the template's `expires_after` at the time it
+    /// was made); `None`: never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Award {
+    /// Whether the award has expired by `now`: its expiry has come and it was not revoked
+    /// (a revoked award is revoked, not expired).
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.state != AwardState::Revoked && self.expires_at.is_some_and(|at| now >= at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_award_expires_at_its_expiry_unless_revoked() {
+        let now = Utc::now();
+        let mut a = Award {
+            id: "a".into(),
+            template_id: "t".into(),
+            learner: "ann".into(),
+            episode: 1,
+            state: AwardState::Awarded,
+            earned_at: now,
+            awarded_at: now,
+            issued_at: None,
+            revoked_at: None,
+            revoke_reason: None,
+            event_id: None,
+            external_id: None,
+            external_state: None,
+            expires_at: None,
+        };
+        assert!(!a.is_expired(now));
+        a.expires_at = Some(now + chrono::Duration::seconds(1));
+        assert!(!a.is_expired(now));
+        assert!(a.is_expired(now + chrono::Duration::seconds(1)));
+        a.state = AwardState::Revoked;
+        assert!(!a.is_expired(now + chrono::Duration::seconds(2)));
+    }
 }

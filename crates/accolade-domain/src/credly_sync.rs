@@ -157,9 +157,9 @@ pub enum ApplyStep {
     Missing,
     /// Create it (inactive).
     Create(ProviderTemplate),
-    /// Write `to` over `current`.
+    /// Write `to` over `current` (boxed: a template is much larger than the other variants).
     Update {
-        current: Template,
+        current: Box<Template>,
         to: ProviderTemplate,
     },
     /// Already as Credly says.
@@ -185,7 +185,10 @@ pub fn plan_apply(existing: Option<Template>, p: ProviderTemplate) -> ApplyStep 
                 p
             };
             if differs(&t, &to) {
-                ApplyStep::Update { current: t, to }
+                ApplyStep::Update {
+                    current: Box::new(t),
+                    to,
+                }
             } else {
                 ApplyStep::Unchanged
             }
@@ -224,6 +227,8 @@ mod tests {
             is_active: active,
             allow_reaward: true,
             organization_id: Some(ORG.into()),
+            expires_after: None,
+            criteria: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

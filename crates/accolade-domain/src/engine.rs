@@ -8,8 +8,10 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::expiry::ExpiresAfter;
 use crate::rules::{all_match, CompiledRule};
 use crate::template::{Group, Origin, TemplateConfig};
 
@@ -22,6 +24,8 @@ pub struct TemplateInfo {
     pub image_url: Option<String>,
     pub origin: Origin,
     pub allow_reaward: bool,
+    /// The template's award lifetime (awards made now expire this long after they were earned).
+    pub expires_after: Option<ExpiresAfter>,
     /// Requirement id → its group.
     pub requirement_groups: HashMap<String, Group>,
     /// Every group the template has; complete when each has a fulfilled requirement.
@@ -29,6 +33,11 @@ pub struct TemplateInfo {
 }
 
 impl TemplateInfo {
+    /// The expiry of an award of this template earned at `earned_at`, fixed when it is made.
+    pub fn expires_at(&self, earned_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.expires_after.map(|e| e.expires_at(earned_at))
+    }
+
     /// Whether `fulfilled` (requirement ids) covers every group. A template without requirements
     /// is never complete.
     pub fn is_complete<'a>(&self, fulfilled: impl IntoIterator<Item = &'a str>) -> bool {
@@ -212,6 +221,7 @@ impl RuleIndex {
                 image_url: cfg.template.image_url.clone(),
                 origin: cfg.template.origin,
                 allow_reaward: cfg.template.allow_reaward,
+                expires_after: cfg.template.expires_after,
                 groups: requirement_groups.values().copied().collect(),
                 requirement_groups,
             }));
@@ -426,6 +436,8 @@ mod tests {
             is_active: active,
             allow_reaward: true,
             organization_id: None,
+            expires_after: None,
+            criteria: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }
@@ -549,6 +561,7 @@ mod tests {
             image_url: None,
             origin: Origin::Local,
             allow_reaward: true,
+            expires_after: None,
             requirement_groups: HashMap::new(),
             groups: BTreeSet::new(),
         };

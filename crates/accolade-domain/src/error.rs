@@ -28,6 +28,13 @@ pub enum DomainError {
     MissingUserData,
     #[error("{field} is invalid: {reason}")]
     InvalidField { field: &'static str, reason: String },
+    #[error(
+        "invalid expires_after `{0}`: use a whole number and one unit, s, m, h or d \
+         (e.g. 365d, 12h, 30m), or null for never"
+    )]
+    InvalidExpiresAfter(String),
+    #[error("invalid criteria: {0}")]
+    InvalidCriteria(String),
 }
 
 impl DomainError {
@@ -44,6 +51,8 @@ impl DomainError {
             DomainError::InvalidEvent(_) => "invalid_event",
             DomainError::MissingUserData => "missing_user_data",
             DomainError::InvalidField { .. } => "invalid_field",
+            DomainError::InvalidExpiresAfter(_) => "invalid_expires_after",
+            DomainError::InvalidCriteria(_) => "invalid_criteria",
         }
     }
 }

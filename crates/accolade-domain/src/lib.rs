@@ -7,6 +7,7 @@ pub mod decision;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod expiry;
 pub mod ids;
 pub mod login;
 pub mod manual;

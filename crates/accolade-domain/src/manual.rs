@@ -67,6 +67,7 @@ mod tests {
             event_id: None,
             external_id: None,
             external_state: None,
+            expires_at: None,
         }
     }
 

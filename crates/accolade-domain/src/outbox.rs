@@ -1,6 +1,8 @@
 //! Outbox jobs and outgoing events: the durable record of work that must happen after an award or
 //! revocation (deliver to the provider, publish `badge.awarded`/`badge.revoked`). Both are written
 //! in the same transaction as the award itself, so nothing is lost between "decided" and "done".
+//! An award's expiry writes a `badge.expired` event (no job: nothing is delivered) in the
+//! transaction that marks the award as notified ([`expired_event`]).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,10 +11,13 @@ use serde_json::Value;
 use crate::award::Award;
 use crate::engine::TemplateInfo;
 use crate::event::LearnerData;
-use crate::template::Origin;
+use crate::template::{Origin, Template};
 
 pub const BADGE_AWARDED: &str = "org.openedx.learning.badge.awarded.v1";
 pub const BADGE_REVOKED: &str = "org.openedx.learning.badge.revoked.v1";
+/// An award's `expires_at` has passed (written once per award by the expiry sweep). Not an
+/// openedx-events type: the event bus publisher and the Open Badges issuer pass it by.
+pub const BADGE_EXPIRED: &str = "org.openedx.learning.badge.expired.v1";
 
 /// Job kinds.
 pub mod kind {
@@ -193,32 +198,6 @@ pub fn effects_of(
     now: DateTime<Utc>,
 ) -> (NewJob, OutgoingEvent) {
     #[derive(Serialize)]
-    struct Pii<'a> {
-        email: &'a str,
-        name: &'a str,
-        username: &'a str,
-    }
-    #[derive(Serialize)]
-    struct User<'a> {
-        id: i64,
-        is_active: bool,
-        pii: Pii<'a>,
-    }
-    #[derive(Serialize)]
-    struct BadgeTemplate<'a> {
-        description: &'a str,
-        image_url: Option<&'a str>,
-        name: &'a str,
-        origin: &'a str,
-        uuid: &'a str,
-    }
-    #[derive(Serialize)]
-    struct Badge<'a> {
-        template: BadgeTemplate<'a>,
-        user: User<'a>,
-        uuid: &'a str,
-    }
-    #[derive(Serialize)]
     struct JobPayload<'a> {
         award_id: &'a str,
         episode: i64,
@@ -229,24 +208,12 @@ pub fn effects_of(
         reason: Option<&'a str>,
         template_id: &'a str,
     }
-    let badge = Badge {
-        template: BadgeTemplate {
-            description: &info.description,
-            image_url: info.image_url.as_deref(),
-            name: &info.name,
-            origin: info.origin.as_str(),
-            uuid: &info.id,
-        },
-        user: User {
-            id: learner.lms_user_id.unwrap_or(0),
-            is_active: learner.is_active.unwrap_or(true),
-            pii: Pii {
-                email: learner.email.as_deref().unwrap_or_default(),
-                name: learner.name.as_deref().unwrap_or_default(),
-                username: &learner.username,
-            },
-        },
-        uuid: &award.id,
+    let template = BadgeTemplate {
+        description: &info.description,
+        image_url: info.image_url.as_deref(),
+        name: &info.name,
+        origin: info.origin.as_str(),
+        uuid: &info.id,
     };
     let payload = JobPayload {
         award_id: &award.id,
@@ -276,9 +243,78 @@ pub fn effects_of(
         event_type,
         award_id: award.id.clone(),
         time: now,
-        payload: json_text(&badge),
+        payload: badge_payload(&award.id, template, learner),
     };
     (job, event)
+}
+
+/// The `badge.expired` event of an award whose `expires_at` has passed: the same badge payload
+/// as its `badge.awarded` event, at the time it expired. `None` for an award without expiry.
+pub fn expired_event(
+    award: &Award,
+    template: &Template,
+    learner: &LearnerData,
+) -> Option<OutgoingEvent> {
+    let expired_at = award.expires_at?;
+    let template = BadgeTemplate {
+        description: &template.description,
+        image_url: template.image_url.as_deref(),
+        name: &template.name,
+        origin: template.origin.as_str(),
+        uuid: &template.id,
+    };
+    Some(OutgoingEvent {
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        event_type: BADGE_EXPIRED,
+        award_id: award.id.clone(),
+        time: expired_at,
+        payload: badge_payload(&award.id, template, learner),
+    })
+}
+
+/// The template part of a badge payload.
+#[derive(Serialize)]
+struct BadgeTemplate<'a> {
+    description: &'a str,
+    image_url: Option<&'a str>,
+    name: &'a str,
+    origin: &'a str,
+    uuid: &'a str,
+}
+
+/// A badge payload (openedx-events `BadgeData`) as JSON text.
+fn badge_payload(award_id: &str, template: BadgeTemplate<'_>, learner: &LearnerData) -> String {
+    #[derive(Serialize)]
+    struct Pii<'a> {
+        email: &'a str,
+        name: &'a str,
+        username: &'a str,
+    }
+    #[derive(Serialize)]
+    struct User<'a> {
+        id: i64,
+        is_active: bool,
+        pii: Pii<'a>,
+    }
+    #[derive(Serialize)]
+    struct Badge<'a> {
+        template: BadgeTemplate<'a>,
+        user: User<'a>,
+        uuid: &'a str,
+    }
+    json_text(&Badge {
+        template,
+        user: User {
+            id: learner.lms_user_id.unwrap_or(0),
+            is_active: learner.is_active.unwrap_or(true),
+            pii: Pii {
+                email: learner.email.as_deref().unwrap_or_default(),
+                name: learner.name.as_deref().unwrap_or_default(),
+                username: &learner.username,
+            },
+        },
+        uuid: award_id,
+    })
 }
 
 /// JSON text of a payload struct (plain fields: serialising cannot fail).
@@ -309,6 +345,7 @@ mod tests {
             event_id: None,
             external_id: None,
             external_state: None,
+            expires_at: None,
         }
     }
 
@@ -320,6 +357,7 @@ mod tests {
             image_url: None,
             origin,
             allow_reaward: true,
+            expires_after: None,
             requirement_groups: HashMap::new(),
             groups: BTreeSet::new(),
         }
@@ -376,6 +414,43 @@ mod tests {
         assert_eq!(job_payload["reason"], json!("why"));
         assert_eq!(job_payload["origin"], json!("credly"));
         assert_eq!(job.id, crate::ids::award_job_id(&award(None).id, true));
+    }
+
+    #[test]
+    fn an_expired_event_carries_the_awarded_badge_at_its_expiry() {
+        let learner = LearnerData {
+            username: "jdoe".into(),
+            lms_user_id: Some(42),
+            email: Some("j@example.com".into()),
+            name: Some("J Doe".into()),
+            is_active: None,
+        };
+        let mut a = award(None);
+        let (_, awarded) = effects_of(&a, &info(Origin::Local), &learner, false, Utc::now());
+        let template = Template {
+            id: "tpl-1".into(),
+            name: "Demo \"course\"".into(),
+            description: "<b>ok</b>".into(),
+            image_url: None,
+            origin: Origin::Local,
+            provider_state: "active".into(),
+            is_active: false,
+            allow_reaward: true,
+            organization_id: None,
+            expires_after: None,
+            criteria: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        assert_eq!(expired_event(&a, &template, &learner), None, "no expiry");
+        let at = Utc.with_ymd_and_hms(2027, 8, 20, 14, 3, 27).unwrap();
+        a.expires_at = Some(at);
+        let expired = expired_event(&a, &template, &learner).unwrap();
+        assert_eq!(expired.event_type, BADGE_EXPIRED);
+        assert_eq!(expired.award_id, a.id);
+        assert_eq!(expired.time, at);
+        assert_eq!(expired.payload, awarded.payload);
+        assert_ne!(expired.id, awarded.id);
     }
 
     fn job_of(kind: &str, payload: Value) -> Job {

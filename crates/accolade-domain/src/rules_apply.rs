@@ -108,11 +108,12 @@ pub fn plan(
     current: Option<&TemplateConfig>,
 ) -> Result<ApplyPlan, ApplyRefusal> {
     let DesiredTemplate {
-        template,
+        mut template,
         requirements,
         penalties,
     } = desired;
     validate_name("name", &template.name)?;
+    template.criteria = crate::expiry::criteria(template.criteria.take())?;
     if let Some(c) = current {
         if c.template.origin != template.origin {
             return Err(ApplyRefusal::OriginMismatch {
@@ -211,6 +212,8 @@ mod tests {
             is_active: true,
             allow_reaward: false,
             organization_id: None,
+            expires_after: None,
+            criteria: None,
         }
     }
 
@@ -246,6 +249,8 @@ mod tests {
                 is_active: true,
                 allow_reaward: false,
                 organization_id: None,
+                expires_after: None,
+                criteria: None,
                 created_at: Utc::now(),
                 updated_at: Utc::now(),
             },

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::expiry::ExpiresAfter;
 use crate::rules::DataRule;
 use crate::DomainError;
 
@@ -50,6 +51,12 @@ pub struct Template {
     /// Whether a learner may earn the badge again after a revocation (a new award episode).
     pub allow_reaward: bool,
     pub organization_id: Option<String>,
+    /// How long an award stays valid after it was earned; `None`: it never expires. An award's
+    /// expiry is fixed when it is made ([`crate::award::Award::expires_at`]).
+    pub expires_after: Option<ExpiresAfter>,
+    /// Operator-written Markdown for the Open Badges achievement's `criteria.narrative` (at most
+    /// 10,000 characters); `None`: the narrative is written from the requirements.
+    pub criteria: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -67,6 +74,8 @@ pub struct NewTemplate {
     pub is_active: bool,
     pub allow_reaward: bool,
     pub organization_id: Option<String>,
+    pub expires_after: Option<ExpiresAfter>,
+    pub criteria: Option<String>,
 }
 
 /// A group letter, `A`..=`Z`.

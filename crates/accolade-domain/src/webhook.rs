@@ -1,10 +1,10 @@
 //! Outbound webhooks: which event types a subscription may name and the delivery states. When a
 //! failed delivery is tried again is [`crate::retry::RetryPolicy`]'s decision.
 
-use crate::outbox::{BADGE_AWARDED, BADGE_REVOKED};
+use crate::outbox::{BADGE_AWARDED, BADGE_EXPIRED, BADGE_REVOKED};
 
 /// Event types a subscription can ask for (every outgoing event is one of these).
-pub const EVENT_TYPES: [&str; 2] = [BADGE_AWARDED, BADGE_REVOKED];
+pub const EVENT_TYPES: [&str; 3] = [BADGE_AWARDED, BADGE_REVOKED, BADGE_EXPIRED];
 
 /// True when `event_type` is one webhooks can deliver.
 pub fn is_known_event_type(event_type: &str) -> bool {
@@ -57,6 +57,7 @@ mod tests {
         assert!(wants(&[BADGE_REVOKED.to_string()], BADGE_REVOKED));
         assert!(!wants(&[BADGE_REVOKED.to_string()], BADGE_AWARDED));
         assert!(is_known_event_type(BADGE_AWARDED));
+        assert!(is_known_event_type(BADGE_EXPIRED));
         assert!(!is_known_event_type("org.openedx.learning.badge.other.v1"));
     }
 }

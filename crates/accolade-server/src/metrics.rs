@@ -112,6 +112,13 @@ pub fn bus_dead_letter(code: &str) {
     counter!("accolade_bus_dead_letters_total", "code" => code.to_string()).increment(1);
 }
 
+/// Awards the expiry sweep found expired (each with its one `badge.expired` event).
+pub fn awards_expired(n: usize) {
+    if n > 0 {
+        counter!("accolade_awards_expired_total").increment(n as u64);
+    }
+}
+
 /// Badge events published to the event bus.
 pub fn bus_published(n: usize) {
     counter!("accolade_bus_published_total").increment(n as u64);

@@ -1,6 +1,7 @@
 //! Learners, progress and awards, including manual award and revocation and delivery results.
 //! Writers lock the learner's row first, like event batches (see `effects.rs`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use accolade_domain::award::Award;
@@ -188,6 +189,80 @@ pub async fn revoke_award(
     let revoked = changes.revoke(&info, &learner, award, &change.reason, change.at);
     changes.flush(c).await.map_err(db)?;
     Ok(revoked)
+}
+
+/// The expiry sweep (see `AwardStore::notify_expired_awards`): one UPDATE … RETURNING marks the
+/// awards in the transaction that writes their `badge.expired` events. Rows another transaction
+/// holds are skipped (a concurrent sweep, an event batch revoking one): such a sweep never waits
+/// on a lock, so it cannot deadlock with a batch, and an award marked by a sweep that committed
+/// meanwhile fails the re-checked condition (`NOT expiry_notified`) and is left out.
+pub async fn notify_expired(
+    c: &mut PgConnection,
+    now: chrono::DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<Award>> {
+    let found = sqlx::query(concat!(
+        "UPDATE awards SET expiry_notified = true WHERE id IN (SELECT id FROM awards \
+         WHERE expires_at IS NOT NULL AND NOT expiry_notified AND state <> 'revoked' \
+         AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         RETURNING ",
+        award_columns!()
+    ))
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db)?;
+    let mut awards = rows::all(found, rows::award)?;
+    awards.sort_by(|a, b| (a.expires_at, &a.id).cmp(&(b.expires_at, &b.id)));
+    let mut templates: HashMap<String, Template> = HashMap::new();
+    let mut events = Vec::with_capacity(awards.len());
+    for a in &awards {
+        if !templates.contains_key(&a.template_id) {
+            let t = config::template(c, &a.template_id).await?;
+            templates.insert(a.template_id.clone(), t);
+        }
+        let stored = get_learner(c, &a.learner).await?;
+        let learner = LearnerData {
+            username: stored.username,
+            lms_user_id: stored.lms_user_id,
+            email: stored.email,
+            name: stored.name,
+            is_active: Some(true),
+        };
+        events.extend(accolade_domain::outbox::expired_event(
+            a,
+            &templates[&a.template_id],
+            &learner,
+        ));
+    }
+    if !events.is_empty() {
+        sqlx::query(
+            "INSERT INTO outgoing_events (id, event_type, award_id, time, payload) \
+             SELECT e.id, e.event_type, e.award_id, e.time, e.payload::jsonb \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) \
+             AS e(id, event_type, award_id, time, payload)",
+        )
+        .bind(events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_type).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.award_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| micros(e.time)).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| rows::json_str(&e.payload))
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    }
+    Ok(awards)
 }
 
 /// Records a delivery result. A revoked award keeps its `revoked` state.

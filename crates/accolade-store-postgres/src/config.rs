@@ -289,6 +289,7 @@ pub async fn list_templates(
 
 pub async fn create_template(c: &mut PgConnection, new: NewTemplate) -> Result<Template> {
     validate_name("name", &new.name)?;
+    let criteria = accolade_domain::expiry::criteria(new.criteria)?;
     let id = match new.id {
         Some(id) => id,
         None => accolade_domain::ids::uuid(),
@@ -296,8 +297,8 @@ pub async fn create_template(c: &mut PgConnection, new: NewTemplate) -> Result<T
     let now = micros(Utc::now());
     let row = sqlx::query(concat!(
         "INSERT INTO templates (id, name, description, image_url, origin, provider_state, \
-         is_active, allow_reaward, organization_id, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING ",
+         is_active, allow_reaward, organization_id, expires_after, criteria, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING ",
         template_columns!()
     ))
     .bind(text(&id))
@@ -309,6 +310,8 @@ pub async fn create_template(c: &mut PgConnection, new: NewTemplate) -> Result<T
     .bind(new.is_active)
     .bind(new.allow_reaward)
     .bind(opt_text(new.organization_id.as_deref()))
+    .bind(new.expires_after.map(|e| e.to_string()))
+    .bind(opt_text(criteria.as_deref()))
     .bind(now)
     .fetch_one(&mut *c)
     .await
@@ -328,22 +331,10 @@ pub async fn create_template(c: &mut PgConnection, new: NewTemplate) -> Result<T
 
 pub async fn update_template(c: &mut PgConnection, id: &str, p: TemplatePatch) -> Result<Template> {
     let mut t = template(c, id).await?;
-    if let Some(n) = p.name {
-        validate_name("name", &n)?;
-        t.name = n.trim().to_string();
-    }
-    if let Some(d) = p.description {
-        t.description = d;
-    }
-    if let Some(i) = p.image_url {
-        t.image_url = i;
-    }
-    if let Some(a) = p.allow_reaward {
-        t.allow_reaward = a;
-    }
+    p.apply_to(&mut t)?;
     let row = sqlx::query(concat!(
         "UPDATE templates SET name = $2, description = $3, image_url = $4, allow_reaward = $5, \
-         updated_at = $6 WHERE id = $1 RETURNING ",
+         expires_after = $6, criteria = $7, updated_at = $8 WHERE id = $1 RETURNING ",
         template_columns!()
     ))
     .bind(text(id))
@@ -351,6 +342,8 @@ pub async fn update_template(c: &mut PgConnection, id: &str, p: TemplatePatch) -
     .bind(text(&t.description))
     .bind(opt_text(t.image_url.as_deref()))
     .bind(t.allow_reaward)
+    .bind(t.expires_after.map(|e| e.to_string()))
+    .bind(opt_text(t.criteria.as_deref()))
     .bind(micros(Utc::now()))
     .fetch_one(&mut *c)
     .await
@@ -670,7 +663,8 @@ pub async fn apply_template(
     } else {
         sqlx::query(
             "UPDATE templates SET name = $2, description = $3, image_url = $4, \
-             is_active = $5, allow_reaward = $6, updated_at = $7 WHERE id = $1",
+             is_active = $5, allow_reaward = $6, expires_after = $7, criteria = $8, \
+             updated_at = $9 WHERE id = $1",
         )
         .bind(text(&id))
         .bind(text(nt.name.trim()))
@@ -678,6 +672,8 @@ pub async fn apply_template(
         .bind(opt_text(nt.image_url.as_deref()))
         .bind(nt.is_active)
         .bind(nt.allow_reaward)
+        .bind(nt.expires_after.map(|e| e.to_string()))
+        .bind(opt_text(nt.criteria.as_deref()))
         .bind(micros(Utc::now()))
         .execute(&mut *c)
         .await

@@ -237,6 +237,8 @@ forward! {
             -> Award = awards::award_manually;
         write         fn revoke_award(award_id: &str, change: ManualChange) -> Award
             = awards::revoke_award;
+        write         fn notify_expired_awards(now: DateTime<Utc>, limit: u32) -> Vec<Award>
+            = awards::notify_expired;
     }
 }
 

@@ -5,6 +5,7 @@
 //! sqlx prepares once per connection and caches.
 
 use accolade_domain::award::{Award, AwardState};
+use accolade_domain::expiry::ExpiresAfter;
 use accolade_domain::outbox::{Job, JobStatus};
 use accolade_domain::rules::DataRule;
 use accolade_domain::template::{Group, Origin, Template};
@@ -164,7 +165,7 @@ pub fn group(s: &str) -> Result<Group, sqlx::Error> {
 macro_rules! template_columns {
     () => {
         "id, name, description, image_url, origin, provider_state, is_active, allow_reaward, \
-         organization_id, created_at, updated_at"
+         organization_id, created_at, updated_at, expires_after, criteria"
     };
 }
 pub(crate) use template_columns;
@@ -183,13 +184,18 @@ pub fn template(r: &PgRow) -> Result<Template, sqlx::Error> {
         organization_id: r.try_get(8)?,
         created_at: r.try_get(9)?,
         updated_at: r.try_get(10)?,
+        expires_after: r
+            .try_get::<Option<String>, _>(11)?
+            .map(|e| ExpiresAfter::parse(&e).map_err(|_| bad_value("expires_after", &e)))
+            .transpose()?,
+        criteria: r.try_get(12)?,
     })
 }
 
 macro_rules! award_columns {
     () => {
         "id, template_id, learner, episode, state, earned_at, awarded_at, issued_at, revoked_at, \
-         revoke_reason, event_id, external_id, external_state"
+         revoke_reason, event_id, external_id, external_state, expires_at"
     };
 }
 pub(crate) use award_columns;
@@ -210,6 +216,7 @@ pub fn award(r: &PgRow) -> Result<Award, sqlx::Error> {
         event_id: r.try_get(10)?,
         external_id: r.try_get(11)?,
         external_state: r.try_get(12)?,
+        expires_at: r.try_get(13)?,
     })
 }
 

@@ -139,6 +139,12 @@ async fn two_handles_award_exactly_once() {
     accolade_store::testkit::shared::two_handles_award_exactly_once(a, b).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_sweep_expired_awards_once() {
+    let (a, b) = two_instances().await;
+    accolade_store::testkit::expiry::concurrent_sweeps(a, b).await;
+}
+
 /// PostgreSQL-only behaviour.
 mod postgres {
     use std::collections::HashSet;

@@ -46,6 +46,8 @@ async fn main() {
                 is_active: true,
                 allow_reaward: true,
                 organization_id: None,
+                expires_after: None,
+                criteria: None,
             })
             .await
             .unwrap();

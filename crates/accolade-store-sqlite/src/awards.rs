@@ -12,7 +12,9 @@ use accolade_store::{
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::config;
-use crate::events::{count, ensure_learner, insert_award, latest_award, revoke, Statements};
+use crate::events::{
+    count, ensure_learner, insert_award, insert_outgoing, latest_award, revoke, Statements,
+};
 use crate::rows::{self, db, parse_ts, ts, AWARD_COLUMNS, LEARNER_COLUMNS};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -151,6 +153,42 @@ pub fn revoke_award(c: &Connection, award_id: &str, change: ManualChange) -> Res
     )?;
     count(c, 0, 1)?;
     Ok(award)
+}
+
+/// The expiry sweep (see `AwardStore::notify_expired_awards`): one UPDATE … RETURNING marks the
+/// awards, on the single writer, in the transaction that writes their `badge.expired` events.
+pub fn notify_expired(
+    c: &Connection,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> Result<Vec<Award>> {
+    let mut awards: Vec<Award> = c
+        .prepare_cached(&format!(
+            "UPDATE awards SET expiry_notified = 1 WHERE id IN (SELECT id FROM awards \
+             WHERE expires_at IS NOT NULL AND expiry_notified = 0 AND state <> 'revoked' \
+             AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING {AWARD_COLUMNS}"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![ts(now), i64::from(limit)], rows::award)?
+                .collect()
+        })
+        .map_err(db)?;
+    awards.sort_by(|a, b| (a.expires_at, &a.id).cmp(&(b.expires_at, &b.id)));
+    let mut templates: std::collections::HashMap<String, accolade_domain::template::Template> =
+        std::collections::HashMap::new();
+    let mut st = Statements::new(c);
+    for a in &awards {
+        if !templates.contains_key(&a.template_id) {
+            templates.insert(a.template_id.clone(), config::template(c, &a.template_id)?);
+        }
+        let learner = ensure_learner(c, &a.learner)?;
+        if let Some(event) =
+            accolade_domain::outbox::expired_event(a, &templates[&a.template_id], &learner)
+        {
+            insert_outgoing(&mut st, &event)?;
+        }
+    }
+    Ok(awards)
 }
 
 pub fn record_delivery(c: &Connection, award_id: &str, d: Delivery) -> Result<Award> {

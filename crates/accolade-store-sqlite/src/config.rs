@@ -198,6 +198,7 @@ pub fn list_templates(c: &Connection, f: &TemplateFilter, page: Page) -> Result<
 
 pub fn create_template(c: &Connection, new: NewTemplate) -> Result<Template> {
     validate_name("name", &new.name)?;
+    let criteria = accolade_domain::expiry::criteria(new.criteria)?;
     let id = match new.id {
         Some(id) => id,
         None => accolade_domain::ids::uuid(),
@@ -205,8 +206,8 @@ pub fn create_template(c: &Connection, new: NewTemplate) -> Result<Template> {
     let now = ts(Utc::now());
     c.execute(
         "INSERT INTO templates (id, name, description, image_url, origin, provider_state, \
-         is_active, allow_reaward, organization_id, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+         is_active, allow_reaward, organization_id, expires_after, criteria, created_at, \
+         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
         params![
             id,
             new.name.trim(),
@@ -217,6 +218,8 @@ pub fn create_template(c: &Connection, new: NewTemplate) -> Result<Template> {
             new.is_active,
             new.allow_reaward,
             new.organization_id,
+            new.expires_after.map(|e| e.to_string()),
+            criteria,
             now
         ],
     )
@@ -236,28 +239,18 @@ pub fn create_template(c: &Connection, new: NewTemplate) -> Result<Template> {
 
 pub fn update_template(c: &Connection, id: &str, p: TemplatePatch) -> Result<Template> {
     let mut t = template(c, id)?;
-    if let Some(n) = p.name {
-        validate_name("name", &n)?;
-        t.name = n.trim().to_string();
-    }
-    if let Some(d) = p.description {
-        t.description = d;
-    }
-    if let Some(i) = p.image_url {
-        t.image_url = i;
-    }
-    if let Some(a) = p.allow_reaward {
-        t.allow_reaward = a;
-    }
+    p.apply_to(&mut t)?;
     c.execute(
         "UPDATE templates SET name = ?2, description = ?3, image_url = ?4, allow_reaward = ?5, \
-         updated_at = ?6 WHERE id = ?1",
+         expires_after = ?6, criteria = ?7, updated_at = ?8 WHERE id = ?1",
         params![
             id,
             t.name,
             t.description,
             t.image_url,
             t.allow_reaward,
+            t.expires_after.map(|e| e.to_string()),
+            t.criteria,
             ts(Utc::now())
         ],
     )
@@ -485,7 +478,7 @@ pub fn apply_template(c: &Connection, d: DesiredTemplate) -> Result<TemplateConf
     } else {
         c.execute(
             "UPDATE templates SET name = ?2, description = ?3, image_url = ?4, is_active = ?5, \
-             allow_reaward = ?6, updated_at = ?7 WHERE id = ?1",
+             allow_reaward = ?6, expires_after = ?7, criteria = ?8, updated_at = ?9 WHERE id = ?1",
             params![
                 id,
                 nt.name.trim(),
@@ -493,6 +486,8 @@ pub fn apply_template(c: &Connection, d: DesiredTemplate) -> Result<TemplateConf
                 nt.image_url,
                 nt.is_active,
                 nt.allow_reaward,
+                nt.expires_after.map(|e| e.to_string()),
+                nt.criteria,
                 ts(Utc::now())
             ],
         )

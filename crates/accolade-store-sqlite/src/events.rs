@@ -63,8 +63,8 @@ const SQL: [&str; 13] = [
     "SELECT episode, state = 'revoked' FROM awards WHERE learner = ?2 AND template_id = ?1 \
      ORDER BY episode DESC LIMIT 1",
     LATEST_AWARD,
-    "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, issued_at, event_id, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, 'awarded', ?5, ?6, ?7, ?8, ?6)",
+    "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, issued_at, event_id, updated_at, expires_at) \
+     VALUES (?1, ?2, ?3, ?4, 'awarded', ?5, ?6, ?7, ?8, ?6, ?9)",
     "UPDATE awards SET state = 'revoked', revoked_at = ?2, revoke_reason = ?3, updated_at = ?2 WHERE id = ?1",
     "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
@@ -353,6 +353,8 @@ pub fn insert_award(
         event_id: event_id.map(str::to_string),
         external_id: None,
         external_state: None,
+        // Fixed now: a later change of the template's expiry does not move it.
+        expires_at: info.expires_at(earned_at),
     };
     st.get(Sql::InsertAward)?
         .execute(params![
@@ -363,7 +365,8 @@ pub fn insert_award(
             ts(earned_at),
             ts(now),
             award.issued_at.map(ts),
-            award.event_id
+            award.event_id,
+            award.expires_at.map(ts)
         ])
         .map_err(|e| {
             if crate::rows::is_unique_violation(&e) {
@@ -451,6 +454,11 @@ fn enqueue(
             now
         ])
         .map_err(db)?;
+    insert_outgoing(st, event)
+}
+
+/// Writes an outgoing event (with an award's job, or alone: `badge.expired`).
+pub fn insert_outgoing(st: &mut Statements<'_>, event: &OutgoingEvent) -> Result<()> {
     st.get(Sql::InsertOutgoing)?
         .execute(params![
             event.id,

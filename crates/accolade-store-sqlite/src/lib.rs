@@ -454,6 +454,8 @@ forward! {
         write fn award_manually(template_id: &str, username: &str, change: ManualChange) -> Award
             = awards::award_manually;
         write fn revoke_award(award_id: &str, change: ManualChange) -> Award = awards::revoke_award;
+        write fn notify_expired_awards(now: DateTime<Utc>, limit: u32) -> Vec<Award>
+            = awards::notify_expired;
     }
 }
 

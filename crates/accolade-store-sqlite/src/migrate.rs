@@ -81,6 +81,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0015_openbadges.sql",
         include_str!("../migrations/0015_openbadges.sql"),
     ),
+    (
+        16,
+        "0016_template_expiry.sql",
+        include_str!("../migrations/0016_template_expiry.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

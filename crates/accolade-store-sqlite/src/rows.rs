@@ -1,6 +1,7 @@
 //! Row mapping and value conversions between SQLite and domain types.
 
 use accolade_domain::award::{Award, AwardState};
+use accolade_domain::expiry::ExpiresAfter;
 use accolade_domain::outbox::{Job, JobStatus};
 use accolade_domain::rules::DataRule;
 use accolade_domain::template::{Group, Origin, Template};
@@ -67,7 +68,7 @@ pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 pub const TEMPLATE_COLUMNS: &str = "id, name, description, image_url, origin, provider_state, \
-     is_active, allow_reaward, organization_id, created_at, updated_at";
+     is_active, allow_reaward, organization_id, created_at, updated_at, expires_after, criteria";
 
 pub fn template(r: &Row<'_>) -> rusqlite::Result<Template> {
     let origin: String = r.get(4)?;
@@ -83,6 +84,11 @@ pub fn template(r: &Row<'_>) -> rusqlite::Result<Template> {
         organization_id: r.get(8)?,
         created_at: parse_ts(&r.get::<_, String>(9)?)?,
         updated_at: parse_ts(&r.get::<_, String>(10)?)?,
+        expires_after: r
+            .get::<_, Option<String>>(11)?
+            .map(|e| ExpiresAfter::parse(&e).map_err(|_| conversion(BadValue(e))))
+            .transpose()?,
+        criteria: r.get(12)?,
     })
 }
 
@@ -102,7 +108,7 @@ pub fn group(s: &str) -> rusqlite::Result<Group> {
 macro_rules! award_columns {
     () => {
         "id, template_id, learner, episode, state, earned_at, awarded_at, \
-         issued_at, revoked_at, revoke_reason, event_id, external_id, external_state"
+         issued_at, revoked_at, revoke_reason, event_id, external_id, external_state, expires_at"
     };
 }
 pub(crate) use award_columns;
@@ -125,6 +131,7 @@ pub fn award(r: &Row<'_>) -> rusqlite::Result<Award> {
         event_id: r.get(10)?,
         external_id: r.get(11)?,
         external_state: r.get(12)?,
+        expires_at: opt_ts(r.get(13)?)?,
     })
 }
 

@@ -50,6 +50,12 @@ async fn two_handles_award_exactly_once() {
     accolade_store::testkit::shared::two_handles_award_exactly_once(a, b).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_handles_sweep_expired_awards_once() {
+    let (a, b) = two_handles();
+    accolade_store::testkit::expiry::concurrent_sweeps(a, b).await;
+}
+
 /// `process_events` must not need a multi-threaded runtime (it used `block_in_place` once).
 #[tokio::test(flavor = "current_thread")]
 async fn process_events_runs_on_a_current_thread_runtime() {

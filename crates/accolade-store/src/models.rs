@@ -2,10 +2,11 @@
 
 use accolade_domain::award::AwardState;
 use accolade_domain::event::validate_event_type;
+use accolade_domain::expiry::ExpiresAfter;
 use accolade_domain::outbox::JobStatus;
 use accolade_domain::rules::DataRule;
+use accolade_domain::template::{validate_name, Penalty, Requirement, Template};
 use accolade_domain::template::{Group, Origin};
-use accolade_domain::template::{Penalty, Requirement};
 use accolade_domain::DomainError;
 
 pub use accolade_domain::rules_apply::{DesiredPenalty, DesiredRequirement, DesiredTemplate};
@@ -57,13 +58,45 @@ pub struct Paged<T> {
     pub next_offset: Option<u64>,
 }
 
-/// A partial update of a template's own fields.
+/// A partial update of a template's own fields (`None`: unchanged; `Some(None)` clears an
+/// optional field).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TemplatePatch {
     pub name: Option<String>,
     pub description: Option<String>,
     pub image_url: Option<Option<String>>,
     pub allow_reaward: Option<bool>,
+    /// Applies to awards made from then on; existing awards keep their `expires_at`.
+    pub expires_after: Option<Option<ExpiresAfter>>,
+    /// Checked with [`accolade_domain::expiry::criteria`] by the stores (blank clears it).
+    pub criteria: Option<Option<String>>,
+}
+
+impl TemplatePatch {
+    /// Validates the given fields and applies them to `t` (shared by both stores). The name is
+    /// checked as given and stored trimmed.
+    pub fn apply_to(self, t: &mut Template) -> Result<(), DomainError> {
+        if let Some(n) = self.name {
+            validate_name("name", &n)?;
+            t.name = n.trim().to_string();
+        }
+        if let Some(d) = self.description {
+            t.description = d;
+        }
+        if let Some(i) = self.image_url {
+            t.image_url = i;
+        }
+        if let Some(a) = self.allow_reaward {
+            t.allow_reaward = a;
+        }
+        if let Some(e) = self.expires_after {
+            t.expires_after = e;
+        }
+        if let Some(c) = self.criteria {
+            t.criteria = accolade_domain::expiry::criteria(c)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

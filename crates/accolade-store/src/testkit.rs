@@ -28,6 +28,8 @@
 //! - [`openbadges`]: the Open Badges 3.0 issuer: credentials reserved per local award and kept
 //!   across a lost lease, the lease, signing once, status-list bits, versions and rollover,
 //!   signing keys, the backlog;
+//! - [`expiry`]: templates' `expires_after` and `criteria`, an award's `expires_at` fixed when
+//!   it is made, the expiry sweep's one `badge.expired` event per award;
 //! - [`shared`]: tests taking two handles on one database (called by implementations directly).
 //!
 //! [`support`] holds the event builders and helpers the tests are written with; implementation
@@ -40,6 +42,7 @@ pub mod configuration;
 pub mod credly;
 pub mod defects;
 pub mod examples;
+pub mod expiry;
 pub mod openbadges;
 pub mod opencredit;
 pub mod operations;
@@ -53,6 +56,7 @@ pub use configuration::*;
 pub use credly::*;
 pub use defects::*;
 pub use examples::*;
+pub use expiry::*;
 pub use openbadges::*;
 pub use opencredit::*;
 pub use operations::*;
@@ -191,6 +195,11 @@ macro_rules! conformance_suite {
             ob_keys_are_added_once_and_rotated,
             ob_unknown_credentials_and_lists_are_not_found,
             ob_backlog_counts_events_after_the_cursor,
+            ob_expired_events_are_passed_by,
+            template_expiry_and_criteria_are_stored,
+            expiry_is_fixed_when_the_award_is_made,
+            expiry_sweep_notifies_each_expired_award_once,
+            concurrent_expiry_sweeps_notify_once,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

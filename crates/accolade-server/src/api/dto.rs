@@ -117,6 +117,46 @@ fn template_name_or_null() -> Object {
     text(1, 255, NAME_PATTERN, true, NAME_DOC)
 }
 
+const EXPIRES_AFTER_DOC: &str =
+    "How long an award stays valid after it was earned: a whole number \
+     (1-999999, no leading zero) and one unit, `s` seconds, `m` minutes, `h` hours or `d` days, \
+     e.g. `365d`, `90d`, `12h`; null: awards never expire. An award's `expires_at` is fixed when \
+     it is made, so a change applies to later awards only. Anything else is refused with \
+     `invalid_expires_after`.";
+
+fn expires_after() -> Object {
+    text(
+        2,
+        7,
+        accolade_domain::expiry::EXPIRES_AFTER_PATTERN,
+        true,
+        EXPIRES_AFTER_DOC,
+    )
+}
+
+/// The criteria text: Markdown, at most 10,000 characters, or null.
+fn criteria() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .max_length(Some(accolade_domain::expiry::MAX_CRITERIA_CHARS))
+        .description(Some(
+            "Operator-written criteria (Markdown, at most 10,000 characters) for the Open \
+             Badges achievement's `criteria.narrative`; null or blank: the narrative is written \
+             from the requirements. Longer texts are refused with `invalid_criteria`.",
+        ))
+        .build()
+}
+
+/// For fields of a partial update that can be cleared: absent stays `None` (unchanged, with
+/// `#[serde(default)]`), `null` is `Some(None)` (clear), a value `Some(Some(v))`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 fn local_origin() -> Object {
     one_of_strings(
         &["local"],
@@ -201,6 +241,13 @@ pub struct TemplateBody {
     pub is_active: bool,
     pub allow_reaward: bool,
     pub organization_id: Option<String>,
+    /// How long an award stays valid (`365d`, `12h`, …); null: awards never expire.
+    #[schema(schema_with = expires_after)]
+    pub expires_after: Option<String>,
+    /// Operator-written criteria (Markdown) of the Open Badges achievement; null: written from
+    /// the requirements.
+    #[schema(schema_with = criteria)]
+    pub criteria: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -217,6 +264,8 @@ impl From<Template> for TemplateBody {
             is_active: t.is_active,
             allow_reaward: t.allow_reaward,
             organization_id: t.organization_id,
+            expires_after: t.expires_after.map(|e| e.to_string()),
+            criteria: t.criteria,
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
@@ -257,6 +306,10 @@ pub struct CreateTemplate {
     #[serde(default)]
     pub active: bool,
     pub allow_reaward: Option<bool>,
+    #[schema(schema_with = expires_after)]
+    pub expires_after: Option<String>,
+    #[schema(schema_with = criteria)]
+    pub criteria: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -267,6 +320,14 @@ pub struct UpdateTemplate {
     pub description: Option<String>,
     pub image_url: Option<String>,
     pub allow_reaward: Option<bool>,
+    /// Absent: unchanged; null: awards made from now on never expire.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = expires_after)]
+    pub expires_after: Option<Option<String>>,
+    /// Absent: unchanged; null or blank: the narrative is written from the requirements.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(schema_with = criteria)]
+    pub criteria: Option<Option<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -395,10 +456,16 @@ pub struct AwardBody {
     pub credential_url: Option<String>,
     /// The learner's public page of the badge (with the credential).
     pub badge_url: Option<String>,
+    /// When the award stops being valid: `earned_at` plus the template's `expires_after` as it
+    /// was when the award was made; null: never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// True once `expires_at` has passed (a revoked award is revoked, not expired).
+    pub expired: bool,
 }
 
 impl From<Award> for AwardBody {
     fn from(a: Award) -> Self {
+        let expired = a.is_expired(Utc::now());
         AwardBody {
             id: a.id,
             template: a.template_id,
@@ -415,6 +482,8 @@ impl From<Award> for AwardBody {
             external_state: a.external_state,
             credential_url: None,
             badge_url: None,
+            expired,
+            expires_at: a.expires_at,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Badge templates: list with filters, create (local), get with requirements and penalties,
 //! update, activate and deactivate.
 
+use accolade_domain::expiry::ExpiresAfter;
 use accolade_domain::template::Origin;
 use accolade_store::{TemplateFilter, TemplatePatch};
 use axum::extract::{Path, State};
@@ -35,6 +36,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_template, update_template))
         .routes(routes!(activate_template))
         .routes(routes!(deactivate_template))
+}
+
+/// An `expires_after` as sent (`365d`, …; null: never), or `invalid_expires_after`.
+fn expires_after(text: Option<&str>) -> Result<Option<ExpiresAfter>, ApiError> {
+    Ok(text.map(ExpiresAfter::parse).transpose()?)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -100,6 +106,8 @@ pub async fn create_template(
         image_url: body.image_url,
         active: body.active,
         allow_reaward: body.allow_reaward,
+        expires_after: expires_after(body.expires_after.as_deref())?,
+        criteria: accolade_domain::expiry::criteria(body.criteria)?,
     };
     let t = templates::create_local(&*state.store, new).await?;
     Ok((StatusCode::CREATED, Json(t.into())))
@@ -116,10 +124,12 @@ pub async fn get_template(
     Ok(Json(templates::get(&*state.store, &id).await?.into()))
 }
 
-/// Change a template's name, description, image or re-award switch.
+/// Change a template's name, description, image, re-award switch, expiry (for awards made from
+/// then on) or criteria.
 #[utoipa::path(patch, path = "/templates/{id}", tag = "templates", params(("id" = String, Path)),
     request_body = UpdateTemplate,
-    responses((status = 200, body = TemplateBody), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 200, body = TemplateBody), (status = 400, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update_template(
     State(state): State<AppState>,
@@ -131,6 +141,14 @@ pub async fn update_template(
         description: b.description,
         image_url: b.image_url.map(Some),
         allow_reaward: b.allow_reaward,
+        expires_after: b
+            .expires_after
+            .map(|e| expires_after(e.as_deref()))
+            .transpose()?,
+        criteria: b
+            .criteria
+            .map(accolade_domain::expiry::criteria)
+            .transpose()?,
     };
     Ok(Json(
         templates::update(&*state.store, &id, patch).await?.into(),

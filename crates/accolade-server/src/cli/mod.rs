@@ -829,6 +829,7 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
     if workers {
         tokio::spawn(crate::service::credly::worker::run(state.clone()));
         tokio::spawn(crate::service::webhooks::worker::run(state.clone()));
+        tokio::spawn(crate::service::expiry::run(state.clone()));
         if state.config.opencredit.enabled {
             tokio::spawn(crate::opencredit::awards::run(state.clone()));
         }

@@ -384,6 +384,8 @@ pub struct WorkerConfig {
     pub retry_schedule: Vec<String>,
     /// Idle poll interval.
     pub poll_interval_ms: u64,
+    /// How often the expiry sweep looks for expired awards, e.g. `30s`.
+    pub expiry_check_interval: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -544,6 +546,7 @@ impl Config {
                 .map_err(|_| anyhow::anyhow!("events.types: `{t}` is not a valid event type"))?;
         }
         self.retry_schedule()?;
+        self.expiry_check_interval()?;
         if self.worker.lease_secs == 0 {
             bail!("worker.lease_secs must be at least 1");
         }
@@ -667,6 +670,18 @@ impl Config {
         })
     }
 
+    /// `worker.expiry_check_interval`: at least 100 ms.
+    pub fn expiry_check_interval(&self) -> anyhow::Result<Duration> {
+        let text = &self.worker.expiry_check_interval;
+        let d = parse_duration(text).with_context(|| {
+            format!("worker.expiry_check_interval: `{text}` is not a duration like 30s, 5m")
+        })?;
+        if d < Duration::from_millis(100) {
+            bail!("worker.expiry_check_interval must be at least 100ms, got `{text}`");
+        }
+        Ok(d)
+    }
+
     pub fn retry_schedule(&self) -> anyhow::Result<Vec<Duration>> {
         if self.worker.retry_schedule.is_empty() {
             bail!("worker.retry_schedule needs at least one delay");
@@ -756,6 +771,21 @@ mod tests {
                 .to_string()
                 .contains("database.sqlite_page_size"));
         }
+        for bad in ["soon", "0s", "50ms"] {
+            let mut c = Config::defaults();
+            c.worker.expiry_check_interval = bad.into();
+            assert!(
+                c.validate()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("worker.expiry_check_interval"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Config::defaults().expiry_check_interval().unwrap(),
+            Duration::from_secs(30)
+        );
         let mut c = Config::defaults();
         c.worker.retry_schedule = vec!["10 parsecs".into()];
         assert!(c

@@ -12,6 +12,7 @@
 
 use std::collections::HashSet;
 
+use accolade_domain::expiry::ExpiresAfter;
 use accolade_domain::rules::DataRule;
 use accolade_domain::template::{Group, Origin, TemplateConfig};
 use accolade_store::{
@@ -44,6 +45,11 @@ pub struct TemplateSpec {
     pub active: bool,
     #[serde(default = "yes")]
     pub allow_reaward: bool,
+    /// How long an award stays valid (`365d`, `12h`, …); absent: awards never expire.
+    pub expires_after: Option<String>,
+    /// Operator-written criteria (Markdown) for the Open Badges achievement; absent: written
+    /// from the requirements.
+    pub criteria: Option<String>,
     #[serde(default)]
     pub requirement: Vec<RequirementSpec>,
     #[serde(default)]
@@ -148,6 +154,14 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<FileTemplate>> {
                 bail!("{at}: uuid `{u}` is not a UUID");
             }
         }
+        let expires_after = t
+            .expires_after
+            .as_deref()
+            .map(ExpiresAfter::parse)
+            .transpose()
+            .with_context(|| at.clone())?;
+        let criteria =
+            accolade_domain::expiry::criteria(t.criteria.clone()).with_context(|| at.clone())?;
         let explicit: Vec<Group> = t
             .requirement
             .iter()
@@ -230,6 +244,8 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<FileTemplate>> {
                     is_active: t.active,
                     allow_reaward: t.allow_reaward,
                     organization_id: None,
+                    expires_after,
+                    criteria,
                 },
                 requirements,
                 penalties,
@@ -330,6 +346,18 @@ pub fn diff(current: Option<&TemplateConfig>, d: &DesiredTemplate) -> Vec<String
             "  ~ allow_reaward {} -> {}",
             t.allow_reaward, d.template.allow_reaward
         ));
+    }
+    if t.expires_after != d.template.expires_after {
+        let shown =
+            |e: Option<ExpiresAfter>| e.map_or_else(|| "never".to_string(), |e| e.to_string());
+        lines.push(format!(
+            "  ~ expires_after {} -> {} (for awards made from now on)",
+            shown(t.expires_after),
+            shown(d.template.expires_after)
+        ));
+    }
+    if t.criteria != d.template.criteria {
+        lines.push("  ~ criteria changed".to_string());
     }
     for r in &d.requirements {
         match cur
@@ -616,6 +644,65 @@ event_type = "org.openedx.learning.course.passing.status.updated.v1"
         let no_uuid = CREDLY.replace("uuid = \"6B1C2D3E-4F50-4A6B-8C7D-9E0F1A2B3C4D\"\n", "");
         assert!(format!("{:#}", parse(&no_uuid).unwrap_err())
             .contains("must name its Credly template uuid"));
+    }
+
+    #[test]
+    fn expiry_and_criteria_are_read_checked_and_diffed() {
+        let text = SAMPLE.replace(
+            "active = true",
+            "active = true\nexpires_after = \"365d\"\ncriteria = \"\"\"\nPass it.\n\"\"\"",
+        );
+        let f = parse(&text).unwrap();
+        let t = &f[0].desired.template;
+        assert_eq!(
+            t.expires_after.map(|e| e.to_string()).as_deref(),
+            Some("365d")
+        );
+        assert_eq!(t.criteria.as_deref(), Some("Pass it.\n"));
+        for bad in ["0d", "365 d", "1y", ""] {
+            let text = SAMPLE.replace(
+                "active = true",
+                &format!("active = true\nexpires_after = \"{bad}\""),
+            );
+            let e = format!("{:#}", parse(&text).unwrap_err());
+            assert!(
+                e.starts_with("template #1 (`Demo course completion`): invalid expires_after"),
+                "{e}"
+            );
+        }
+        let long = SAMPLE.replace(
+            "active = true",
+            &format!("active = true\ncriteria = \"{}\"", "x".repeat(10_001)),
+        );
+        let e = format!("{:#}", parse(&long).unwrap_err());
+        assert!(e.contains("invalid criteria"), "{e}");
+
+        let now = chrono::Utc::now();
+        let current = TemplateConfig {
+            template: accolade_domain::template::Template {
+                id: "t".into(),
+                name: t.name.clone(),
+                description: t.description.clone(),
+                image_url: None,
+                origin: Origin::Local,
+                provider_state: "active".into(),
+                is_active: true,
+                allow_reaward: true,
+                organization_id: None,
+                expires_after: Some(ExpiresAfter::parse("30d").unwrap()),
+                criteria: None,
+                created_at: now,
+                updated_at: now,
+            },
+            requirements: vec![],
+            penalties: vec![],
+        };
+        let lines = diff(Some(&current), &f[0].desired);
+        assert!(
+            lines.contains(&"  ~ expires_after 30d -> 365d (for awards made from now on)".into()),
+            "{lines:?}"
+        );
+        assert!(lines.contains(&"  ~ criteria changed".into()), "{lines:?}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod checks;
 pub mod credly;
 pub mod event_types;
 pub mod events;
+pub mod expiry;
 pub mod explain;
 pub mod ingest;
 pub mod jobs;

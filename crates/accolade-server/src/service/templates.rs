@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use accolade_domain::expiry::ExpiresAfter;
 use accolade_domain::template::{Origin, Template, TemplateConfig};
 use accolade_store::{NewTemplate, Page, Paged, Store, StoreError, TemplateFilter, TemplatePatch};
 
@@ -34,6 +35,10 @@ pub struct NewLocalTemplate {
     pub active: bool,
     /// Default true.
     pub allow_reaward: Option<bool>,
+    /// How long its awards stay valid; `None`: they never expire.
+    pub expires_after: Option<ExpiresAfter>,
+    /// Operator-written criteria (Markdown) for the Open Badges achievement.
+    pub criteria: Option<String>,
 }
 
 /// A page of templates. Only Credly templates have a Credly state (the stored provider state of
@@ -88,6 +93,8 @@ pub async fn create_local(
             is_active: new.active,
             allow_reaward: new.allow_reaward.unwrap_or(true),
             organization_id: None,
+            expires_after: new.expires_after,
+            criteria: new.criteria,
         })
         .await?;
     tracing::info!(template.id = %t.id, "template {} created", t.id);
@@ -99,7 +106,8 @@ pub async fn get(store: &dyn Store, id: &str) -> Result<TemplateConfig, StoreErr
     store.get_template(id).await
 }
 
-/// Changes a template's name, description, image or re-award switch.
+/// Changes a template's name, description, image, re-award switch, expiry or criteria. A new
+/// expiry applies to awards made from then on: existing awards keep their `expires_at`.
 pub async fn update(
     store: &dyn Store,
     id: &str,

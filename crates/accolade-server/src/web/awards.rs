@@ -48,6 +48,7 @@ fn timeline(a: &Award) -> Vec<String> {
             a.revoke_reason.clone().unwrap_or_default()
         ));
     }
+    lines.extend(super::ops::expiry_line(a, Utc::now()));
     lines
 }
 

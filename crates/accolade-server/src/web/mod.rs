@@ -82,6 +82,11 @@ pub fn router() -> Router<AppState> {
             post(requirements::add_penalty),
         )
         .route("/admin/templates/{id}/explain", post(requirements::explain))
+        .route("/admin/templates/{id}/expiry", post(templates::set_expiry))
+        .route(
+            "/admin/templates/{id}/criteria",
+            post(templates::set_criteria),
+        )
         .route("/admin/static/admin.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
 }

@@ -23,6 +23,19 @@ pub(super) fn when(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
+/// An award's expiry as a line of its timeline (award list and page): "expired …" once it has
+/// passed, "expires …" before; none for an award that never expires or was revoked before.
+pub(super) fn expiry_line(a: &accolade_domain::award::Award, now: DateTime<Utc>) -> Option<String> {
+    let at = a.expires_at?;
+    if a.is_expired(now) {
+        Some(format!("expired {}", when(Some(at))))
+    } else if a.revoked_at.is_none() {
+        Some(format!("expires {}", when(Some(at))))
+    } else {
+        None
+    }
+}
+
 fn unavailable(e: StoreError) -> Response {
     super::pages::unavailable("admin page: cannot read the database", e)
 }

@@ -1,11 +1,13 @@
 //! Badge templates: the list with search and filters (organization, origin, active, Credly
 //! state shown per row) and server-side pagination, so it stays fast with tens of thousands of
 //! templates. Only Credly templates have a Credly state: local ones show none, and filtering on
-//! a Credly state lists Credly templates only.
+//! a Credly state lists Credly templates only. A template's page also changes its award expiry
+//! and its Open Badges criteria text (small forms, CSRF-checked like the others).
 
+use accolade_domain::expiry::ExpiresAfter;
 use accolade_domain::rules::DataRule;
 use accolade_domain::template::{Group, Origin};
-use accolade_store::{Page, StoreError, TemplateFilter};
+use accolade_store::{Page, StoreError, TemplateFilter, TemplatePatch};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -387,4 +389,93 @@ pub async fn set_active(
         ),
         Err(e) => unavailable("cannot switch the template", e),
     }
+}
+
+/// Saves one field of the template from its page: the change, or the reason it was refused as
+/// a notice (422); an unknown template is a 404 page.
+async fn save(
+    state: &AppState,
+    admin: Admin,
+    id: &str,
+    patch: Result<TemplatePatch, String>,
+    done: &str,
+) -> Response {
+    let notice = match patch {
+        Err(why) => (false, why),
+        Ok(patch) => match templates::update(&*state.store, id, patch).await {
+            Ok(t) => {
+                tracing::info!(template = %t.id, by = %admin.session.username, "{done} from the admin UI");
+                (true, format!("{done}."))
+            }
+            Err(StoreError::NotFound { .. }) => {
+                return error_page(
+                    StatusCode::NOT_FOUND,
+                    "There is no badge template with this id.",
+                )
+            }
+            Err(StoreError::Domain(e)) => (false, e.to_string()),
+            Err(e) => return unavailable("cannot change the template", e),
+        },
+    };
+    detail_page(
+        state,
+        admin,
+        id,
+        Extras {
+            notice: Some(notice),
+            ..Extras::default()
+        },
+    )
+    .await
+}
+
+/// `POST /admin/templates/{id}/expiry` with `expires_after` (`365d`, `12h`, …; empty: never).
+/// Applies to awards made from then on.
+pub async fn set_expiry(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    super::session::AdminForm {
+        admin,
+        fields: form,
+    }: super::session::AdminForm,
+) -> Response {
+    let patch = match super::forms::one(&form, "expires_after").trim() {
+        "" => Ok(None),
+        text => ExpiresAfter::parse(text)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+    }
+    .map(|e| TemplatePatch {
+        expires_after: Some(e),
+        ..TemplatePatch::default()
+    });
+    let done = match &patch {
+        Ok(TemplatePatch {
+            expires_after: Some(Some(e)),
+            ..
+        }) => format!("Expiry saved: awards made from now on expire {e} after they are earned"),
+        _ => "Expiry removed: awards made from now on never expire".to_string(),
+    };
+    save(&state, admin, &id, patch, &done).await
+}
+
+/// `POST /admin/templates/{id}/criteria` with `criteria` (Markdown; empty: written from the
+/// requirements).
+pub async fn set_criteria(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    super::session::AdminForm {
+        admin,
+        fields: form,
+    }: super::session::AdminForm,
+) -> Response {
+    // Browsers send line breaks in a textarea as CRLF.
+    let text = super::forms::one(&form, "criteria").replace("\r\n", "\n");
+    let patch = accolade_domain::expiry::criteria(Some(text))
+        .map(|c| TemplatePatch {
+            criteria: Some(c),
+            ..TemplatePatch::default()
+        })
+        .map_err(|e| e.to_string());
+    save(&state, admin, &id, patch, "Criteria saved").await
 }

@@ -667,6 +667,8 @@ async fn the_templates_page_pages_on_the_server_and_keeps_filters() {
                 is_active: false,
                 allow_reaward: true,
                 organization_id: None,
+                expires_after: None,
+                criteria: None,
             })
             .await
             .unwrap();

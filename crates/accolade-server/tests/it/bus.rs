@@ -432,6 +432,84 @@ async fn one_publisher_holds_the_lease_and_a_crash_after_xadd_publishes_nothing_
     assert_eq!(badge_events(&mut conn, &stream).await.len(), 3);
 }
 
+/// A `badge.expired` event (no event-bus schema: openedx-events has no such type) is passed by:
+/// marked published with its batch, never written to the stream, and no error stops the
+/// publisher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_without_a_schema_are_passed_by() {
+    let Some(mut conn) = redis().await else {
+        return;
+    };
+    let prefix = format!("t{}", unique());
+    let app = TestApp::with_config(bus_config(&prefix)).await;
+    let id = app.template("Demo", &[("A", rules_passed(DEMO))]).await;
+    let (s, body) = app
+        .request(
+            "PATCH",
+            &format!("/api/v1/templates/{id}"),
+            Some(serde_json::json!({"expires_after": "1s"})),
+        )
+        .await;
+    assert_eq!(s, axum::http::StatusCode::OK, "{body}");
+    app.send(serde_json::json!([passing("e1", "ann", DEMO, true)]))
+        .await;
+    let far = chrono::Utc::now() + chrono::Duration::days(365 * 10);
+    let expired = app
+        .state
+        .store
+        .notify_expired_awards(far, 10)
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+    let registry = bus::registry(&app.state.config).unwrap();
+    let stream = app.state.config.event_bus.stream();
+    let mut publisher = bus::producer::Publisher::new(&app.state, registry);
+    // The awarded event and the expired one are handled in one batch.
+    assert_eq!(
+        publisher.run_once(&app.state, &mut conn).await.unwrap(),
+        Some(2)
+    );
+    assert!(app
+        .state
+        .store
+        .unpublished_events(10)
+        .await
+        .unwrap()
+        .is_empty());
+    let events = badge_events(&mut conn, &stream).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0]["event_type"],
+        "org.openedx.learning.badge.awarded.v1"
+    );
+    // A batch of only such events is marked without writing anything.
+    app.send(serde_json::json!([passing("e2", "bob", DEMO, true)]))
+        .await;
+    assert_eq!(
+        publisher.run_once(&app.state, &mut conn).await.unwrap(),
+        Some(1)
+    );
+    let expired = app
+        .state
+        .store
+        .notify_expired_awards(far, 10)
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(
+        publisher.run_once(&app.state, &mut conn).await.unwrap(),
+        Some(1)
+    );
+    assert!(app
+        .state
+        .store
+        .unpublished_events(10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(badge_events(&mut conn, &stream).await.len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_in_flight_are_committed_in_stream_order() {
     let Some(mut conn) = redis().await else {

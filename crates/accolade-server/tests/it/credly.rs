@@ -517,6 +517,7 @@ async fn a_duplicate_issue_is_reconciled_with_the_existing_badge() {
                 issued_to_first_name: "Ada".into(),
                 issued_to_last_name: "Lovelace".into(),
                 issuer_earner_id: None,
+                expires_at: None,
             },
         )
         .await

@@ -11,6 +11,7 @@ mod crash;
 mod credly;
 mod credly_crash;
 mod credly_keys;
+mod expiry;
 mod hardening;
 mod helpers;
 mod ingest;

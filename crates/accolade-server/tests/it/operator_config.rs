@@ -75,6 +75,7 @@ fn value_for(key: &str, default: &toml::Value) -> (String, toml::Value, toml::Va
         ),
         "events.ignored_keypaths" => list("user.id,course.end", &["user.id", "course.end"]),
         "worker.retry_schedule" => list("5s,30s", &["5s", "30s"]),
+        "worker.expiry_check_interval" => text("5s"),
         "webhooks.retry_schedule" => list(r#"["2m", "10m"]"#, &["2m", "10m"]),
         "webhooks.retry_interval" => text("12h"),
         "webhooks.allowed_destinations" => list(

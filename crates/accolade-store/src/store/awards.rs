@@ -2,6 +2,7 @@
 
 use accolade_domain::award::Award;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::Result;
 use crate::models::*;
@@ -31,4 +32,11 @@ pub trait AwardStore: Send + Sync {
 
     /// Revokes an award by hand, with outbox job and event. `Conflict` if already revoked.
     async fn revoke_award(&self, award_id: &str, change: ManualChange) -> Result<Award>;
+
+    /// The expiry sweep: marks up to `limit` unrevoked awards whose `expires_at` is at or before
+    /// `now` and that were not notified yet as notified, and writes one `badge.expired`
+    /// outgoing event for each, in one transaction; returns them (earliest expiry first). No
+    /// claim or lease: the marking statement itself decides, so awards are never notified twice,
+    /// even by several instances sweeping at once. Revoked awards are never notified.
+    async fn notify_expired_awards(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Award>>;
 }

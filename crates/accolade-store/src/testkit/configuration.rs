@@ -43,6 +43,8 @@ pub async fn create_template_keeps_fields(store: Arc<dyn Store>) {
         is_active: true,
         allow_reaward: false,
         organization_id: Some("org-1".into()),
+        expires_after: None,
+        criteria: None,
     };
     let t = store.create_template(new.clone()).await.unwrap();
     assert_eq!(t.id, id);
@@ -413,6 +415,7 @@ pub async fn update_template_fields(store: Arc<dyn Store>) {
                 description: Some("Now with a description".into()),
                 image_url: Some(None),
                 allow_reaward: Some(false),
+                ..Default::default()
             },
         )
         .await

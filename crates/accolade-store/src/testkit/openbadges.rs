@@ -330,6 +330,50 @@ pub async fn ob_credly_template_events_are_skipped(store: Arc<dyn Store>) {
     assert_eq!((totals.credentials, totals.status_lists), (0, 0));
 }
 
+/// A `badge.expired` event in the stream is passed by like a Credly template's: the claim
+/// covers it without error and issues nothing for it. The award's claim carries its
+/// `expires_at` (the credential's `validUntil`) and the template its criteria text.
+pub async fn ob_expired_events_are_passed_by(store: Arc<dyn Store>) {
+    with_key(&store).await;
+    let t = store
+        .create_template(crate::NewTemplate {
+            expires_after: Some(accolade_domain::expiry::ExpiresAfter::parse("30d").unwrap()),
+            criteria: Some("Pass the exam.".into()),
+            ..local_template("Expiring", false)
+        })
+        .await
+        .unwrap();
+    store
+        .add_requirement(&t.id, passed_course(DEMO_COURSE, None))
+        .await
+        .unwrap();
+    activate(&store, &t.id).await;
+    pass(&store, &["ann"]).await;
+    let award = awards_by_learner(&store, &t.id).await["ann"].clone();
+    let expires_at = store.get_award(&award).await.unwrap().expires_at.unwrap();
+    let notified = store.notify_expired_awards(expires_at, 10).await.unwrap();
+    assert_eq!(notified.len(), 1);
+    let t0 = now();
+    let work = claim_events(&store, "a", 2, LIST_SIZE, t0, t0 + secs(60)).await;
+    assert!(work.revoked_awards.is_empty(), "{work:?}");
+    assert_eq!(work.issues.len(), 1, "the award, once");
+    let issue = &work.issues[0];
+    assert_eq!(issue.award.id, award);
+    assert_eq!(issue.award.expires_at, Some(expires_at));
+    assert_eq!(issue.template.criteria.as_deref(), Some("Pass the exam."));
+    let signed = vec![SignedCredential {
+        award_id: award.clone(),
+        document: document(issue),
+        key_id: KEY.into(),
+        valid_until: Some(expires_at),
+    }];
+    let done = store.ob_complete("a", &work, signed, t0).await.unwrap();
+    assert_eq!(done.map(|d| d.signed), Some(1));
+    assert_eq!(store.ob_backlog().await.unwrap(), 0);
+    let stored = store.ob_credential_of_award(&award).await.unwrap().unwrap();
+    assert_eq!(stored.valid_until, Some(expires_at));
+}
+
 /// A completion stores each document once, as signed; completing the same claim again does
 /// nothing, and a document for an award signed before is not stored over it. A reserved credential
 /// is not served until it is signed.

@@ -229,6 +229,8 @@ pub fn local_template(name: &str, active: bool) -> NewTemplate {
         is_active: active,
         allow_reaward: true,
         organization_id: None,
+        expires_after: None,
+        criteria: None,
     }
 }
 

@@ -9,6 +9,10 @@
 //! under a "last batch" key, all atomically. The ids are marked published in the database after
 //! the script; if the process dies in between, the next holder reads the last batch's ids and
 //! marks them before publishing anything, so each event reaches the stream exactly once.
+//!
+//! Outgoing events of a type without an event-bus schema (`badge.expired`, which openedx-events
+//! does not define) are passed by: marked published with their batch, never written to the
+//! stream.
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -80,6 +84,8 @@ pub struct Publisher {
     token: String,
     host: String,
     renewed: Option<Instant>,
+    /// Events of the last batch passed by (no schema for their type): marked, not published.
+    passed_by: usize,
 }
 
 impl Publisher {
@@ -100,6 +106,7 @@ impl Publisher {
             },
             host,
             renewed: None,
+            passed_by: 0,
         }
     }
 
@@ -176,14 +183,15 @@ impl Publisher {
         let n = ids.len();
         if n > 0 {
             state.store.mark_published(ids, Utc::now()).await?;
-            crate::metrics::bus_published(n);
+            crate::metrics::bus_published(n - self.passed_by);
         }
         Ok(Some(n))
     }
 
     /// The first half of [`Publisher::run_once`]: writes the next batch to the stream (renewing
     /// the lease when a third of it has passed) and returns its event ids, not yet marked
-    /// published. `None` when another instance holds the lease.
+    /// published (those of types without a schema included: they are passed by). `None` when
+    /// another instance holds the lease.
     pub async fn write_batch(
         &mut self,
         state: &AppState,
@@ -193,12 +201,21 @@ impl Publisher {
         if !fresh && !self.acquire(state, conn).await? {
             return Ok(None);
         }
+        self.passed_by = 0;
         let pending = state.store.unpublished_events(BATCH).await?;
         if pending.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        let mut script = PUBLISH_SCRIPT.prepare_invoke();
         let ids: Vec<String> = pending.iter().map(|p| p.id.clone()).collect();
+        let (publish, passed_by): (Vec<_>, Vec<_>) = pending
+            .iter()
+            .partition(|p| self.registry.contains(&p.event_type));
+        self.passed_by = passed_by.len();
+        if publish.is_empty() {
+            // Nothing for the stream: the batch is only to be marked.
+            return Ok(Some(ids));
+        }
+        let mut script = PUBLISH_SCRIPT.prepare_invoke();
         script
             .key(&self.lease_key)
             .key(&self.stream)
@@ -206,8 +223,8 @@ impl Publisher {
             .arg(&self.token)
             .arg(10_000)
             .arg(ids.join("\n"))
-            .arg(pending.len());
-        for p in &pending {
+            .arg(publish.len());
+        for p in &publish {
             let event = json!({
                 "id": p.id,
                 "event_type": p.event_type,

@@ -95,6 +95,9 @@ pub async fn issue(
         issued_to_first_name: first,
         issued_to_last_name: last,
         issuer_earner_id: learner.lms_user_id.map(|id| id.to_string()),
+        // The award's own expiry (fixed when it was made); none: the field is left out and
+        // Credly applies the template's default.
+        expires_at: award.expires_at.map(credly_time),
     };
     let cred = Credentials {
         org_id: &t.org_id,

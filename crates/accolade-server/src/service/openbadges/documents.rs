@@ -57,7 +57,11 @@ pub fn achievement(
         } else {
             template.description.clone()
         },
-        criteria: criteria(requirements),
+        // The operator's text when there is one, else written from the requirements.
+        criteria: template
+            .criteria
+            .clone()
+            .unwrap_or_else(|| criteria(requirements)),
         image: Some(ob.image_url(&template.id, template.image_url.as_deref())),
         achievement_type: "Badge".into(),
         creator: Some(ob.issuer.clone()),
@@ -82,7 +86,7 @@ pub fn credential(
             .clone()
             .filter(|n| ob.show_names && !n.trim().is_empty()),
         earned_at: issue.award.earned_at,
-        valid_until: None,
+        valid_until: issue.award.expires_at,
         status: status_list::entry(&ob.status_list_url(issue.status_list), issue.status_index),
     }
     .unsigned()

@@ -16,7 +16,7 @@ use accolade_openbadges::credential::{self, Achievement};
 use accolade_openbadges::proof::{self, ProofOptions};
 use accolade_store::{ObIssue, ObWork, SignedCredential};
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{documents, keyring::Keys};
 use crate::state::AppState;
@@ -115,7 +115,8 @@ async fn sign_batch(
     let ob = &state.openbadges;
     let achievements = achievements_of(state, &work.issues).await?;
     let created = credential::datetime(Utc::now());
-    let mut jobs: Vec<(String, serde_json::Value)> = Vec::with_capacity(work.issues.len());
+    let mut jobs: Vec<(String, Option<DateTime<Utc>>, serde_json::Value)> =
+        Vec::with_capacity(work.issues.len());
     for issue in &work.issues {
         let achievement = achievements
             .get(&issue.award.template_id)
@@ -124,6 +125,7 @@ async fn sign_batch(
         let salt = hex::encode(rand::random::<[u8; 16]>());
         jobs.push((
             issue.award.id.clone(),
+            issue.award.expires_at,
             documents::credential(ob, issue, achievement, salt),
         ));
     }
@@ -141,13 +143,13 @@ async fn sign_batch(
         handles.push(tokio::task::spawn_blocking(move || {
             chunk
                 .into_iter()
-                .map(|(award_id, unsigned)| {
+                .map(|(award_id, valid_until, unsigned)| {
                     let signed = proof::sign_own(&unsigned, &keys.active, &options)?;
                     Ok(SignedCredential {
                         award_id,
                         document: serde_json::to_string(&signed)?,
                         key_id: keys.active_id.clone(),
-                        valid_until: None,
+                        valid_until,
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()

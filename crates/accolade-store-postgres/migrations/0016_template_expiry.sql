@@ -1,0 +1,12 @@
+-- Issue 18, expiry and criteria. A template's `expires_after` (`365d`, `12h`, …, as written; NULL:
+-- awards never expire) and operator-written `criteria` (Markdown for the Open Badges achievement;
+-- NULL: written from the requirements). An award's `expires_at` is fixed when it is made
+-- (earned_at + expires_after then), so changing the template never moves it; `expiry_notified`
+-- is set, with its one badge.expired outgoing event, by the expiry sweep.
+ALTER TABLE templates ADD COLUMN expires_after TEXT, ADD COLUMN criteria TEXT;
+ALTER TABLE awards ADD COLUMN expires_at TIMESTAMPTZ,
+    ADD COLUMN expiry_notified BOOLEAN NOT NULL DEFAULT false;
+-- What the sweep looks for: unrevoked awards with an expiry not yet notified, earliest first.
+-- Awards without expiry (the default) are not in it, so the event path's INSERT writes no entry.
+CREATE INDEX awards_expiring ON awards (expires_at)
+    WHERE expires_at IS NOT NULL AND NOT expiry_notified AND state <> 'revoked';
