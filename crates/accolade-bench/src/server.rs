@@ -69,7 +69,7 @@ fn spawn(binary: &Path, db: &str, env: &[(&str, String)]) -> anyhow::Result<(Chi
             "--bind",
             &format!("127.0.0.1:{port}"),
             "--database-url",
-            &db,
+            db,
         ])
         .env("ACCOLADE_LOG__LEVEL", "warn")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))

@@ -102,13 +102,27 @@ async fn main() -> anyhow::Result<()> {
     let off = [("ACCOLADE_OPENBADGES__ENABLED", "false".to_string())];
     let mut server = start_server(&args.binary, &off)?;
     wait_ready(&client, &server.base).await?;
-    let tpl = call(&client, &server, reqwest::Method::POST, "/api/v1/templates", json!({"name": "Open Badges bench"})).await?;
+    let tpl = call(
+        &client,
+        &server,
+        reqwest::Method::POST,
+        "/api/v1/templates",
+        json!({"name": "Open Badges bench"}),
+    )
+    .await?;
     let id = tpl["id"].as_str().context("template id")?.to_string();
     call(&client, &server, reqwest::Method::POST, &format!("/api/v1/templates/{id}/requirements"), json!({
         "event_type": PASSING,
         "rules": [{"path": "is_passing", "op": "=", "value": "true"}, {"path": "course.course_key", "op": "=", "value": COURSE}],
     })).await?;
-    call(&client, &server, reqwest::Method::POST, &format!("/api/v1/templates/{id}/activate"), json!({})).await?;
+    call(
+        &client,
+        &server,
+        reqwest::Method::POST,
+        &format!("/api/v1/templates/{id}/activate"),
+        json!({}),
+    )
+    .await?;
     for chunk in (0..args.awards).collect::<Vec<_>>().chunks(1000) {
         let body: Vec<Value> = chunk.iter().map(|&i| event(i)).collect();
         let r = client
@@ -153,7 +167,8 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     let started = Instant::now();
     for c in 0..args.concurrency {
-        let (client, urls, stop, count) = (client.clone(), urls.clone(), stop.clone(), count.clone());
+        let (client, urls, stop, count) =
+            (client.clone(), urls.clone(), stop.clone(), count.clone());
         tasks.push(tokio::spawn(async move {
             let mut times = Vec::new();
             let mut i = c * 7919;

@@ -113,7 +113,9 @@ async fn achievement_image(
 async fn credential(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let signed = public::signed(&state, &id).await?;
     Ok(typed(
-        axum::body::Body::from(axum::body::Bytes::copy_from_slice(signed.document.as_bytes())),
+        axum::body::Body::from(axum::body::Bytes::copy_from_slice(
+            signed.document.as_bytes(),
+        )),
         VC_MEDIA_TYPE,
         IMMUTABLE,
     ))

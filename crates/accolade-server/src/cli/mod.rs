@@ -790,6 +790,7 @@ pub async fn checks(state: &AppState) -> anyhow::Result<Vec<(Level, String)>> {
     out.extend(checks::credly_keys(&state.credly, store).await?);
     out.push(checks::dead_jobs(store).await?);
     out.push(checks::dead_deliveries(store).await?);
+    out.extend(checks::openbadges(&state.openbadges, store).await?);
     if state.config.opencredit.enabled {
         out.extend(crate::opencredit::checks(state).await);
     }
@@ -825,6 +826,23 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
     if state.openbadges.enabled {
         // The first start makes the issuer's key, so its DID document is complete at once.
         state.openbadges.keys.get(&*state.store).await?;
+        let base = &state.openbadges.base;
+        let host = base
+            .split("://")
+            .nth(1)
+            .unwrap_or("")
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("");
+        if !base.starts_with("https://") || host.parse::<std::net::IpAddr>().is_ok() {
+            tracing::warn!(
+                did = %state.openbadges.did,
+                "Open Badges credentials are issued by {}: did:web verifiers resolve only https host names, so \
+                 set http.public_base_url to this service's https address before issuing for real \
+                 (docs/openbadges.md)",
+                state.openbadges.did
+            );
+        }
     }
     if workers {
         tokio::spawn(crate::service::credly::worker::run(state.clone()));

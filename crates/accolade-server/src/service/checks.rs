@@ -116,3 +116,56 @@ pub async fn dead_deliveries(store: &dyn Store) -> anyhow::Result<Finding> {
         )
     })
 }
+
+/// The Open Badges issuer: its signing key opens with this server's secrets key, and how many
+/// awards wait to be signed.
+pub async fn openbadges(
+    ob: &crate::service::openbadges::OpenBadges,
+    store: &dyn Store,
+) -> anyhow::Result<Vec<Finding>> {
+    if !ob.enabled {
+        return Ok(vec![(Level::Ok, "Open Badges issuing is off".into())]);
+    }
+    let mut out = Vec::new();
+    let https = ob.base.starts_with("https://");
+    out.push((
+        Level::Ok,
+        format!(
+            "Open Badges issuer {}{}",
+            ob.did,
+            if https {
+                ""
+            } else {
+                " (not https: fine for trying, but did:web verifiers need http.public_base_url to be an https host name)"
+            }
+        ),
+    ));
+    if store.ob_keys().await?.is_empty() {
+        out.push((
+            Level::Ok,
+            "Open Badges signing key: none yet (made on the first `accolade serve`)".into(),
+        ));
+    } else {
+        match ob.keys.get(store).await {
+            Ok(keys) => out.push((
+                Level::Ok,
+                format!(
+                    "Open Badges signing key {} opens ({} key(s) in the DID document)",
+                    keys.active_id,
+                    keys.all.len()
+                ),
+            )),
+            Err(e) => out.push((Level::Fail, format!("Open Badges signing key: {e:#}"))),
+        }
+    }
+    let backlog = store.ob_backlog().await?;
+    out.push(if backlog > 10_000 {
+        (
+            Level::Warn,
+            format!("{backlog} award events wait for the Open Badges issuer (is a server with workers running?)"),
+        )
+    } else {
+        (Level::Ok, format!("{backlog} award events wait for the Open Badges issuer"))
+    });
+    Ok(out)
+}

@@ -334,6 +334,11 @@ async fn key_rotation_signs_new_credentials_with_the_new_key_and_old_ones_still_
             .unwrap(),
     )
     .await;
+    let doctor = op.ok(&["doctor"]);
+    assert!(
+        doctor.contains("Open Badges signing key key-") && doctor.contains("opens (1 key(s)"),
+        "{doctor}"
+    );
     let out = op.ok(&["openbadges", "rotate-key"]);
     assert!(out.contains("New signing key"), "{out}");
     let keys_listed = op.ok(&["openbadges", "keys"]);
@@ -653,4 +658,29 @@ async fn sigkill_during_signing_and_revocation_signs_each_award_once() {
         (set == expected).then_some(())
     })
     .await;
+}
+
+/// With a path in the public base URL the issuer is `did:web:host:path` and its document is
+/// served at `<path>/did.json`, as did:web resolvers look for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_base_url_with_a_path_gives_a_did_with_path_segments() {
+    let (_op, s) = started(
+        "ob-path",
+        &[(
+            "ACCOLADE_HTTP__PUBLIC_BASE_URL",
+            "https://badges.example.org/tenant/a",
+        )],
+    )
+    .await;
+    let doc = get_json(&s, &s.url("/tenant/a/did.json")).await;
+    assert_eq!(doc["id"], "did:web:badges.example.org:tenant:a");
+    let same = get_json(&s, &s.url("/.well-known/did.json")).await;
+    assert_eq!(same, doc);
+    send(&s, passing("p-1", "ada", DEMO, true)).await;
+    let award = signed_award(&s, "ada", 1).await;
+    let url = award["credential_url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://badges.example.org/tenant/a/ob/v3/credentials/"),
+        "{url}"
+    );
 }

@@ -3,7 +3,7 @@
 //! status bit of each revoked one, and re-signs changed status lists.
 //!
 //! A batch is claimed (credential ids and status-list entries reserved in the store, under a
-//! lease), signed with no transaction open on the blocking pool, and completed in one
+//! lease), signed with no transaction open on the low-priority signing threads ([`super::signer`]), and completed in one
 //! transaction that stores the documents and moves the cursor. A crash before completion leaves
 //! the reservations: the next claim finds the same ids and entries, so the award is signed again
 //! into the same credential, and stored once.
@@ -89,9 +89,10 @@ pub async fn step(state: &AppState, holder: &str) -> anyhow::Result<bool> {
             created: credential::datetime(Utc::now()),
         };
         let key = keys.clone();
-        let signed =
-            tokio::task::spawn_blocking(move || proof::sign_own(&unsigned, &key.active, &options))
-                .await??;
+        let signed = ob
+            .signer
+            .run(move || proof::sign_own(&unsigned, &key.active, &options))
+            .await??;
         let text = serde_json::to_string(&signed)?;
         if store
             .ob_store_status_list(list.id, list.version, text, Utc::now())
@@ -103,7 +104,7 @@ pub async fn step(state: &AppState, holder: &str) -> anyhow::Result<bool> {
     Ok(busy)
 }
 
-/// Signs a batch's awards on the blocking pool, in as many chunks as the budget allows.
+/// Signs a batch's awards on the signing threads, one chunk per thread.
 async fn sign_batch(
     state: &AppState,
     keys: &Arc<Keys>,
@@ -129,7 +130,7 @@ async fn sign_batch(
             documents::credential(ob, issue, achievement, salt),
         ));
     }
-    let threads = ob.signing_threads.min(jobs.len()).max(1);
+    let threads = ob.signer.threads().min(jobs.len()).max(1);
     let per = jobs.len().div_ceil(threads);
     let mut handles = Vec::new();
     let mut rest = jobs;
@@ -140,7 +141,7 @@ async fn sign_batch(
             verification_method: ob.method(&keys.active_id),
             created: created.clone(),
         };
-        handles.push(tokio::task::spawn_blocking(move || {
+        handles.push(ob.signer.run(move || {
             chunk
                 .into_iter()
                 .map(|(award_id, valid_until, unsigned)| {
@@ -156,8 +157,8 @@ async fn sign_batch(
         }));
     }
     let mut signed = Vec::with_capacity(work.issues.len());
-    for handle in handles {
-        signed.extend(handle.await??);
+    for result in futures::future::join_all(handles).await {
+        signed.extend(result??);
     }
     Ok(signed)
 }

@@ -8,6 +8,7 @@ pub mod image;
 pub mod issuer;
 pub mod keyring;
 pub mod public;
+pub mod signer;
 
 use accolade_openbadges::credential::Issuer;
 use accolade_openbadges::did;
@@ -26,8 +27,8 @@ pub struct OpenBadges {
     pub show_names: bool,
     pub list_size: u32,
     pub batch_size: u32,
-    /// Threads signing a batch (one fewer than the cores, at least one: ingest keeps a core).
-    pub signing_threads: usize,
+    /// The low-priority threads that sign.
+    pub signer: signer::Signer,
     pub poll: std::time::Duration,
     pub keys: keyring::KeyRing,
     /// Proof checks of served credentials, remembered (a credential never changes).
@@ -57,7 +58,9 @@ impl OpenBadges {
             show_names: ob.show_names,
             list_size: ob.status_list_size,
             batch_size: ob.batch_size,
-            signing_threads: crate::service::blocking::workers_for(0),
+            signer: signer::Signer::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
             poll: std::time::Duration::from_millis(ob.poll_interval_ms),
             keys: keyring::KeyRing::new(secrets),
             proof_checked: public::ProofCache::default(),

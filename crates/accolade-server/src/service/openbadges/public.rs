@@ -171,8 +171,11 @@ pub async fn status_list(state: &AppState, id: &str) -> Result<String, PublicErr
 /// The credential baked into its badge's PNG.
 pub async fn baked_png(state: &AppState, id: &str) -> Result<Vec<u8>, PublicError> {
     let credential = signed(state, id).await?;
-    baking::bake_png(&png_of(state, &credential.template_id), &credential.document)
-        .map_err(|e| PublicError::Internal(anyhow::anyhow!("baking: {e}")))
+    baking::bake_png(
+        &png_of(state, &credential.template_id),
+        &credential.document,
+    )
+    .map_err(|e| PublicError::Internal(anyhow::anyhow!("baking: {e}")))
 }
 
 /// The credential baked into its badge's SVG.
