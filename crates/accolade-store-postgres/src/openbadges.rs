@@ -549,7 +549,7 @@ pub async fn complete(
                     .await
                     .map_err(db)?;
             for index in &indexes {
-                set_bit(&mut bits, *index)?;
+                accolade_store::set_status_bit(&mut bits, *index)?;
             }
             let n = indexes.len() as i64;
             done.revoked += n as u64;
@@ -579,15 +579,6 @@ pub async fn complete(
 }
 
 /// Sets entry `index` (0 = the most significant bit of the first byte).
-fn set_bit(bits: &mut [u8], index: i64) -> Result<()> {
-    let byte = usize::try_from(index / 8)
-        .ok()
-        .and_then(|i| bits.get_mut(i))
-        .ok_or_else(|| StoreError::Other(format!("status index {index} is outside its list")))?;
-    *byte |= 0x80 >> (index % 8);
-    Ok(())
-}
-
 pub async fn lists_to_sign(c: &mut PgConnection, limit: u32) -> Result<Vec<ObStatusList>> {
     let found = sqlx::query(concat!(
         "SELECT ",
@@ -712,19 +703,4 @@ pub async fn backlog(c: &mut PgConnection) -> Result<u64> {
     .await
     .map_err(db)?;
     Ok(u64::try_from(n).unwrap_or_default())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entry_zero_is_the_first_bytes_most_significant_bit() {
-        let mut bits = vec![0u8; 2];
-        set_bit(&mut bits, 0).unwrap();
-        set_bit(&mut bits, 9).unwrap();
-        set_bit(&mut bits, 15).unwrap();
-        assert_eq!(bits, [0b1000_0000, 0b0100_0001]);
-        assert!(set_bit(&mut bits, 16).is_err());
-    }
 }

@@ -447,7 +447,7 @@ pub fn complete(
             )
             .map_err(db)?;
         for index in &indexes {
-            set_bit(&mut bits, *index)?;
+            accolade_store::set_status_bit(&mut bits, *index)?;
         }
         let n = indexes.len() as i64;
         done.revoked += n as u64;
@@ -468,15 +468,6 @@ pub fn complete(
 }
 
 /// Sets entry `index` (0 = the most significant bit of the first byte).
-fn set_bit(bits: &mut [u8], index: i64) -> Result<()> {
-    let byte = usize::try_from(index / 8)
-        .ok()
-        .and_then(|i| bits.get_mut(i))
-        .ok_or_else(|| StoreError::Other(format!("status index {index} is outside its list")))?;
-    *byte |= 0x80 >> (index % 8);
-    Ok(())
-}
-
 pub fn lists_to_sign(c: &Connection, limit: u32) -> Result<Vec<ObStatusList>> {
     c.prepare_cached(&format!(
         "SELECT {LIST_COLUMNS} FROM ob_status_lists WHERE version > signed_version \
@@ -584,16 +575,6 @@ pub fn backlog(c: &Connection) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entry_zero_is_the_first_bytes_most_significant_bit() {
-        let mut bits = vec![0u8; 2];
-        set_bit(&mut bits, 0).unwrap();
-        set_bit(&mut bits, 9).unwrap();
-        set_bit(&mut bits, 15).unwrap();
-        assert_eq!(bits, [0b1000_0000, 0b0100_0001]);
-        assert!(set_bit(&mut bits, 16).is_err());
-    }
 
     /// The claim's event read walks the rowid and the primary keys, never scanning awards or
     /// templates.

@@ -133,3 +133,29 @@ pub struct ObTotals {
     /// Status lists changed since they were last signed.
     pub lists_unsigned: u64,
 }
+
+/// Sets entry `index` of a status list's bits (index 0 = the most significant bit of the first
+/// byte, as Bitstring Status List 1.0 orders them). An index outside the list is an error.
+pub fn set_status_bit(bits: &mut [u8], index: i64) -> Result<(), crate::StoreError> {
+    let outside = || crate::StoreError::Other(format!("status index {index} is outside its list"));
+    let index = usize::try_from(index).map_err(|_| outside())?;
+    let byte = bits.get_mut(index / 8).ok_or_else(outside)?;
+    *byte |= 0x80 >> (index % 8);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_zero_is_the_first_bytes_most_significant_bit() {
+        let mut bits = vec![0u8; 2];
+        set_status_bit(&mut bits, 0).unwrap();
+        set_status_bit(&mut bits, 9).unwrap();
+        set_status_bit(&mut bits, 15).unwrap();
+        assert_eq!(bits, [0b1000_0000, 0b0100_0001]);
+        assert!(set_status_bit(&mut bits, 16).is_err());
+        assert!(set_status_bit(&mut bits, -1).is_err());
+    }
+}

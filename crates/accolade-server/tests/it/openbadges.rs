@@ -684,3 +684,47 @@ async fn a_base_url_with_a_path_gives_a_did_with_path_segments() {
         "{url}"
     );
 }
+
+/// The issuer settings reach what is issued: the issuer's URL and email in its Profile, the
+/// status list size, and a short poll interval (a revocation shows in well under a second).
+#[tokio::test(flavor = "multi_thread")]
+async fn issuer_settings_reach_the_credential_and_the_status_list() {
+    let (_op, s) = started(
+        "ob-settings",
+        &[
+            ("ACCOLADE_OPENBADGES__ISSUER_URL", "https://www.example.edu"),
+            ("ACCOLADE_OPENBADGES__ISSUER_EMAIL", "badges@example.edu"),
+            ("ACCOLADE_OPENBADGES__STATUS_LIST_SIZE", "262144"),
+            ("ACCOLADE_OPENBADGES__POLL_INTERVAL_MS", "20"),
+        ],
+    )
+    .await;
+    send(&s, passing("s-1", "ada", DEMO, true)).await;
+    let award = signed_award(&s, "ada", 1).await;
+    let credential = get_json(&s, award["credential_url"].as_str().unwrap()).await;
+    assert_eq!(credential["issuer"]["url"], "https://www.example.edu");
+    assert_eq!(credential["issuer"]["email"], "badges@example.edu");
+    let list_url = credential["credentialStatus"]["statusListCredential"]
+        .as_str()
+        .unwrap();
+    let list = get_json(&s, list_url).await;
+    let bits =
+        status_list::decode(list["credentialSubject"]["encodedList"].as_str().unwrap()).unwrap();
+    assert_eq!(bits.len() * 8, 262_144);
+    s.api(
+        "POST",
+        &format!("/awards/{}/revoke", award["id"].as_str().unwrap()),
+        Some(json!({"reason": "test"})),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    eventually(Duration::from_secs(5), "the revocation", || async {
+        revoked_bit(&s, &credential).await.then_some(())
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
