@@ -6,7 +6,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
-use axum::http::header::{self, HeaderValue};
+use axum::http::header;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -122,34 +122,19 @@ fn render(status: StatusCode, t: &impl Template) -> Response {
 }
 
 async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        STYLESHEET,
-    )
-        .into_response()
+    super::stylesheet_response(STYLESHEET)
 }
 
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+    // The standing (revoked, expired) changes: caches ask again each time.
+    super::protect(
+        &mut response,
+        &super::PageHeaders {
+            csp: CSP,
+            referrer: "no-referrer",
+            cache: "no-cache",
+        },
     );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    if !h.contains_key(header::CACHE_CONTROL) {
-        // The standing (revoked, expired) changes: caches ask again each time.
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    }
     response
 }

@@ -92,22 +92,35 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn stylesheet() -> Response {
+    stylesheet_response(STYLESHEET)
+}
+
+/// A stylesheet compiled into the binary, cached for an hour.
+pub(crate) fn stylesheet_response(css: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        STYLESHEET,
+        css,
     )
         .into_response()
 }
 
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
+/// What one family of pages sends with every answer.
+pub(crate) struct PageHeaders {
+    pub csp: &'static str,
+    pub referrer: &'static str,
+    /// `Cache-Control` unless the handler set its own.
+    pub cache: &'static str,
+}
+
+/// Adds a page family's headers, and what every page sends: no MIME sniffing, no framing.
+pub(crate) fn protect(response: &mut Response, page: &PageHeaders) {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(page.csp),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -116,11 +129,23 @@ async fn security_headers(req: Request, next: Next) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
+        HeaderValue::from_static(page.referrer),
     );
-    // Pages show account data: never keep them in shared caches or the back-forward cache.
     if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(page.cache));
     }
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    // Pages show account data: never keep them in shared caches or the back-forward cache.
+    protect(
+        &mut response,
+        &PageHeaders {
+            csp: CSP,
+            referrer: "same-origin",
+            cache: "no-store",
+        },
+    );
     response
 }
