@@ -77,6 +77,10 @@ pub struct Award {
     /// When it stops being valid (`earned_at` + the template's `expires_after` at the time it
     /// was made); `None`: never.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The backfill that made it, if one did (`earned_at` and `event_id` are then those of the
+    /// stored event that completed the replayed progress).
+    #[serde(default)]
+    pub backfill_id: Option<String>,
 }
 
 impl Award {
@@ -109,6 +113,7 @@ mod tests {
             external_id: None,
             external_state: None,
             expires_at: None,
+            backfill_id: None,
         };
         assert!(!a.is_expired(now));
         a.expires_at = Some(now + chrono::Duration::seconds(1));

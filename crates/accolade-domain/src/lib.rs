@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod award;
+pub mod backfill;
 pub mod credly_sync;
 pub mod decision;
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod outbox;
 pub mod retry;
 pub mod rules;
 pub mod rules_apply;
+pub mod sparse_json;
 pub mod template;
 pub mod webhook;
 

@@ -68,6 +68,7 @@ mod tests {
             external_id: None,
             external_state: None,
             expires_at: None,
+            backfill_id: None,
         }
     }
 

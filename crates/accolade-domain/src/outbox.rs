@@ -346,6 +346,7 @@ mod tests {
             external_id: None,
             external_state: None,
             expires_at: None,
+            backfill_id: None,
         }
     }
 

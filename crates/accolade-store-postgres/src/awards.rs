@@ -162,7 +162,7 @@ pub async fn award_manually(
     let mut changes = Changes::default();
     let latest = changes.latest_award(c, template_id, username).await?;
     let episode = manual::award_episode(username, latest.as_ref())?;
-    let award = changes.award(&info, &learner, episode, change.at, None, change.at);
+    let award = changes.award(&info, &learner, episode, change.at, None, None, change.at);
     changes.flush(c).await.map_err(|e| {
         if is_unique_violation(&e) {
             StoreError::already_awarded()

@@ -157,6 +157,7 @@ impl Changes {
         episode: i64,
         earned_at: DateTime<Utc>,
         event_id: Option<&str>,
+        backfill_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Award {
         let award = Award {
@@ -175,6 +176,7 @@ impl Changes {
             external_state: None,
             // Fixed now: a later change of the template's expiry does not move it.
             expires_at: info.expires_at(earned_at),
+            backfill_id: backfill_id.map(str::to_string),
         };
         let (job, event) = effects_of(&award, info, learner, false, now);
         self.jobs.push((job, now));
@@ -278,10 +280,10 @@ impl Changes {
             let a = &self.awards;
             sqlx::query(
                 "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, \
-                 revoked_at, revoke_reason, event_id, updated_at, issued_at, expires_at) \
+                 revoked_at, revoke_reason, event_id, updated_at, issued_at, expires_at, backfill_id) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], \
                  $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], \
-                 $11::timestamptz[], $12::timestamptz[], $13::timestamptz[])",
+                 $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[])",
             )
             .bind(a.iter().map(|a| a.id.as_str()).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.template_id.as_str()).collect::<Vec<_>>())
@@ -296,6 +298,7 @@ impl Changes {
             .bind(a.iter().map(|a| micros(a.revoked_at.unwrap_or(a.awarded_at))).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.issued_at.map(micros)).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.expires_at.map(micros)).collect::<Vec<_>>())
+            .bind(a.iter().map(|a| a.backfill_id.as_deref()).collect::<Vec<_>>())
             .execute(&mut *c)
             .await?;
         }

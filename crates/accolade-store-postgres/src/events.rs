@@ -307,7 +307,7 @@ async fn award_on_completion(
     };
     Ok(Some(
         changes
-            .award(info, learner, episode, ev.time, Some(&ev.id), now)
+            .award(info, learner, episode, ev.time, Some(&ev.id), None, now)
             .id,
     ))
 }

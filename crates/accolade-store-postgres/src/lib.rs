@@ -5,6 +5,7 @@
 
 mod admin;
 mod awards;
+mod backfill;
 mod config;
 mod credly;
 mod effects;
@@ -20,6 +21,7 @@ mod webhooks;
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use accolade_domain::award::Award;
@@ -481,5 +483,60 @@ forward! {
             = openbadges::credential_ids;
         conn          fn ob_totals() -> ObTotals = openbadges::totals;
         conn          fn ob_backlog() -> u64 = openbadges::backlog;
+    }
+}
+
+forward! {
+    impl BackfillStore for PgStore {
+        conn          fn inbox_bounds() -> InboxBounds = backfill::inbox_bounds;
+
+        async fn scan_inbox(
+            &self,
+            scan: InboxScan,
+            visitor: Box<dyn InboxVisitor>,
+        ) -> Result<Box<dyn InboxVisitor>> {
+            backfill::scan_inbox(&mut *self.conn().await?, scan, visitor).await
+        }
+
+        conn          fn latest_awards(template_id: &str)
+            -> HashMap<String, accolade_domain::backfill::Held> = backfill::latest_awards;
+        conn          fn event_ids(seqs: &[i64]) -> HashMap<i64, String> = backfill::event_ids;
+        write         fn create_backfill(new: NewBackfill, now: DateTime<Utc>) -> Backfill
+            = backfill::create;
+        conn          fn get_backfill(id: &str) -> Backfill = backfill::get;
+        conn          fn list_backfills(template_id: Option<&str>, page: Page) -> Paged<Backfill>
+            = backfill::list;
+        write         fn cancel_backfill(id: &str, now: DateTime<Utc>) -> Backfill
+            = backfill::cancel;
+        write         fn claim_backfill(
+            holder: &str,
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>
+        ) -> Option<Backfill> = backfill::claim;
+        write         fn backfill_progress(
+            id: &str,
+            holder: &str,
+            phase: BackfillPhase,
+            events_scanned: i64,
+            events_total: i64,
+            learners_total: i64,
+            lease_until: DateTime<Utc>,
+            now: DateTime<Utc>
+        ) -> Option<Backfill> = backfill::progress;
+        write         fn backfill_apply(
+            id: &str,
+            holder: &str,
+            learners: Vec<String>,
+            replayer: Arc<accolade_domain::backfill::Replayer>,
+            lease_until: DateTime<Utc>,
+            now: DateTime<Utc>
+        ) -> Option<BackfillStep> = backfill::apply;
+        write         fn finish_backfill(
+            id: &str,
+            holder: &str,
+            state: BackfillState,
+            error: Option<String>,
+            now: DateTime<Utc>
+        ) -> Option<Backfill> = backfill::finish;
     }
 }

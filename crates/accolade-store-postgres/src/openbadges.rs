@@ -578,7 +578,7 @@ pub async fn complete(
     Ok(Some(done))
 }
 
-/// Sets entry `index` (0 = the most significant bit of the first byte).
+/// The status lists changed since their last signature (or never signed), oldest first.
 pub async fn lists_to_sign(c: &mut PgConnection, limit: u32) -> Result<Vec<ObStatusList>> {
     let found = sqlx::query(concat!(
         "SELECT ",

@@ -128,7 +128,7 @@ pub fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// A stored value that does not parse (the database was edited by hand, or is newer).
-fn bad_value(column: &str, value: &str) -> sqlx::Error {
+pub fn bad_value(column: &str, value: &str) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
         index: column.to_string(),
         source: format!("unexpected stored value `{value}`").into(),
@@ -195,7 +195,7 @@ pub fn template(r: &PgRow) -> Result<Template, sqlx::Error> {
 macro_rules! award_columns {
     () => {
         "id, template_id, learner, episode, state, earned_at, awarded_at, issued_at, revoked_at, \
-         revoke_reason, event_id, external_id, external_state, expires_at"
+         revoke_reason, event_id, external_id, external_state, expires_at, backfill_id"
     };
 }
 pub(crate) use award_columns;
@@ -217,6 +217,7 @@ pub fn award(r: &PgRow) -> Result<Award, sqlx::Error> {
         external_id: r.try_get(11)?,
         external_state: r.try_get(12)?,
         expires_at: r.try_get(13)?,
+        backfill_id: r.try_get(14)?,
     })
 }
 

@@ -131,6 +131,7 @@ pub fn award_manually(
         episode,
         change.at,
         None,
+        None,
         change.at,
     )?;
     count(c, 1, 0)?;

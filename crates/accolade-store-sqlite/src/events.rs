@@ -63,8 +63,8 @@ const SQL: [&str; 13] = [
     "SELECT episode, state = 'revoked' FROM awards WHERE learner = ?2 AND template_id = ?1 \
      ORDER BY episode DESC LIMIT 1",
     LATEST_AWARD,
-    "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, issued_at, event_id, updated_at, expires_at) \
-     VALUES (?1, ?2, ?3, ?4, 'awarded', ?5, ?6, ?7, ?8, ?6, ?9)",
+    "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, issued_at, event_id, updated_at, expires_at, backfill_id) \
+     VALUES (?1, ?2, ?3, ?4, 'awarded', ?5, ?6, ?7, ?8, ?6, ?9, ?10)",
     "UPDATE awards SET state = 'revoked', revoked_at = ?2, revoke_reason = ?3, updated_at = ?2 WHERE id = ?1",
     "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6)",
@@ -325,11 +325,12 @@ fn award_on_completion(
     let Some(episode) = decision::episode_on_completion(latest, info.allow_reaward) else {
         return Ok(None);
     };
-    insert_award(st, info, learner, episode, earned_at, event_id, now).map(|a| Some(a.id))
+    insert_award(st, info, learner, episode, earned_at, event_id, None, now).map(|a| Some(a.id))
 }
 
 /// Writes a new award episode with its job and outgoing event; the caller adds it to the
 /// dashboard counters ([`count`]).
+#[allow(clippy::too_many_arguments)]
 pub fn insert_award(
     st: &mut Statements<'_>,
     info: &TemplateInfo,
@@ -337,6 +338,7 @@ pub fn insert_award(
     episode: i64,
     earned_at: DateTime<Utc>,
     event_id: Option<&str>,
+    backfill_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Award> {
     let award = Award {
@@ -355,6 +357,7 @@ pub fn insert_award(
         external_state: None,
         // Fixed now: a later change of the template's expiry does not move it.
         expires_at: info.expires_at(earned_at),
+        backfill_id: backfill_id.map(str::to_string),
     };
     st.get(Sql::InsertAward)?
         .execute(params![
@@ -366,7 +369,8 @@ pub fn insert_award(
             ts(now),
             award.issued_at.map(ts),
             award.event_id,
-            award.expires_at.map(ts)
+            award.expires_at.map(ts),
+            award.backfill_id
         ])
         .map_err(|e| {
             if crate::rows::is_unique_violation(&e) {

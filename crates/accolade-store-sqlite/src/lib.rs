@@ -3,6 +3,7 @@
 
 mod admin;
 mod awards;
+mod backfill;
 mod checkpoint;
 mod config;
 mod credly;
@@ -731,5 +732,100 @@ fn create_private(path: &Path) -> Result<()> {
             "cannot create {}: {e}",
             path.display()
         ))),
+    }
+}
+
+forward! {
+    impl BackfillStore for SqliteStore {
+        read  fn inbox_bounds() -> InboxBounds = backfill::inbox_bounds;
+
+        async fn scan_inbox(
+            &self,
+            scan: InboxScan,
+            mut visitor: Box<dyn InboxVisitor>,
+        ) -> Result<Box<dyn InboxVisitor>> {
+            self.read(move |c| {
+                visitor.begin();
+                let out = backfill::scan_inbox(c, &scan, visitor.as_mut());
+                visitor.end();
+                out.map(|()| visitor)
+            })
+            .await
+        }
+
+        read  fn latest_awards(template_id: &str) -> HashMap<String, accolade_domain::backfill::Held>
+            = backfill::latest_awards;
+        read  fn event_ids(seqs: &[i64]) -> HashMap<i64, String> = backfill::event_ids;
+        write fn create_backfill(new: NewBackfill, now: DateTime<Utc>) -> Backfill
+            = backfill::create;
+        read  fn get_backfill(id: &str) -> Backfill = backfill::get;
+        read  fn list_backfills(template_id: Option<&str>, page: Page) -> Paged<Backfill>
+            = backfill::list;
+        write fn cancel_backfill(id: &str, now: DateTime<Utc>) -> Backfill = backfill::cancel;
+        write fn claim_backfill(holder: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>)
+            -> Option<Backfill> = backfill::claim;
+        write fn backfill_progress(
+            id: &str,
+            holder: &str,
+            phase: BackfillPhase,
+            events_scanned: i64,
+            events_total: i64,
+            learners_total: i64,
+            lease_until: DateTime<Utc>,
+            now: DateTime<Utc>
+        ) -> Option<Backfill> = backfill::progress;
+
+        async fn backfill_apply(
+            &self,
+            id: &str,
+            holder: &str,
+            learners: Vec<String>,
+            replayer: Arc<accolade_domain::backfill::Replayer>,
+            lease_until: DateTime<Utc>,
+            now: DateTime<Utc>,
+        ) -> Result<Option<BackfillStep>> {
+            let (id, holder) = (id.to_owned(), holder.to_owned());
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut conn = inner.writer.lock();
+                // The step rewrites progress on the writer's own connection, which does not
+                // move `data_version`: the cached progress of its learners is dropped here.
+                let mut progress = inner.progress.lock();
+                let result = (|| {
+                    let tx = conn
+                        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                        .map_err(rows::db)?;
+                    let out = backfill::apply(
+                        &tx,
+                        &id,
+                        &holder,
+                        &learners,
+                        &replayer,
+                        lease_until,
+                        now,
+                    )?;
+                    tx.commit().map_err(rows::db)?;
+                    Ok(out)
+                })();
+                match &result {
+                    Ok(_) => learners.iter().for_each(|l| progress.forget(l)),
+                    Err(_) => progress.clear(),
+                }
+                drop(progress);
+                drop(conn);
+                inner.sync_wal()?;
+                result
+            })
+            .await
+            .map_err(|e| StoreError::Other(format!("sqlite worker panicked: {e}")))?
+        }
+
+        write fn finish_backfill(
+            id: &str,
+            holder: &str,
+            state: BackfillState,
+            error: Option<String>,
+            now: DateTime<Utc>
+        ) -> Option<Backfill> = backfill::finish;
     }
 }

@@ -86,6 +86,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0016_template_expiry.sql",
         include_str!("../migrations/0016_template_expiry.sql"),
     ),
+    (
+        17,
+        "0017_backfills.sql",
+        include_str!("../migrations/0017_backfills.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

@@ -467,7 +467,7 @@ pub fn complete(
     Ok(Some(done))
 }
 
-/// Sets entry `index` (0 = the most significant bit of the first byte).
+/// The status lists changed since their last signature (or never signed), oldest first.
 pub fn lists_to_sign(c: &Connection, limit: u32) -> Result<Vec<ObStatusList>> {
     c.prepare_cached(&format!(
         "SELECT {LIST_COLUMNS} FROM ob_status_lists WHERE version > signed_version \

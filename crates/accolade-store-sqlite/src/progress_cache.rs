@@ -66,6 +66,14 @@ impl ProgressCache {
         self.data_version = None;
     }
 
+    /// Forgets a learner's progress (a backfill rewrote it on this connection, which does not
+    /// move `data_version`); it is read again on next use. Their chain head stays valid.
+    pub fn forget(&mut self, learner: &str) {
+        if let Some(templates) = self.learners.remove(learner) {
+            self.entries = self.entries.saturating_sub(templates.len());
+        }
+    }
+
     /// The entry of `learner` and `template`. The first time the learner is seen, all their
     /// fulfilments (`load`: template id, requirement id) are read at once, or none when the
     /// learner never sent an event before (`no_events`), since they have none.

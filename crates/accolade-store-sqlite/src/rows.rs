@@ -108,7 +108,7 @@ pub fn group(s: &str) -> rusqlite::Result<Group> {
 macro_rules! award_columns {
     () => {
         "id, template_id, learner, episode, state, earned_at, awarded_at, \
-         issued_at, revoked_at, revoke_reason, event_id, external_id, external_state, expires_at"
+         issued_at, revoked_at, revoke_reason, event_id, external_id, external_state, expires_at, backfill_id"
     };
 }
 pub(crate) use award_columns;
@@ -132,6 +132,7 @@ pub fn award(r: &Row<'_>) -> rusqlite::Result<Award> {
         external_id: r.get(11)?,
         external_state: r.get(12)?,
         expires_at: opt_ts(r.get(13)?)?,
+        backfill_id: r.get(14)?,
     })
 }
 

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod backfill;
 mod error;
 mod index_cache;
 mod models;
@@ -14,13 +15,14 @@ pub mod testkit;
 mod webhooks;
 
 pub use admin::*;
+pub use backfill::*;
 pub use error::{Entity, StoreError};
 pub use index_cache::IndexCache;
 pub use models::*;
 pub use openbadges::*;
 pub use opencredit::*;
 pub use store::{
-    AdminStore, AwardStore, ConfigStore, CredlyStore, Durable, EventStore, OpenBadgesStore,
-    OpenCreditStore, OutboxStore, Store, WebhookStore,
+    AdminStore, AwardStore, BackfillStore, ConfigStore, CredlyStore, Durable, EventStore,
+    OpenBadgesStore, OpenCreditStore, OutboxStore, Store, WebhookStore,
 };
 pub use webhooks::*;

@@ -13,6 +13,7 @@
 //! | admin accounts, sessions, tokens, stats    | [`AdminStore`]      | `admin.rs`      |
 //! | the Open Credit-style API (`oc_*`)         | [`OpenCreditStore`] | `opencredit.rs` |
 //! | Open Badges 3.0 keys, credentials, status  | [`OpenBadgesStore`] | `openbadges.rs` |
+//! | inbox scans, backfill jobs and steps       | [`BackfillStore`]   | `backfill.rs`   |
 //!
 //! Callers hold an `Arc<dyn Store>`, on which every area's methods can be called without
 //! importing the area's trait. Calling them on a concrete store or a generic `S: Store` needs the
@@ -20,6 +21,7 @@
 
 mod admin;
 mod awards;
+mod backfill;
 mod config;
 mod credly;
 mod events;
@@ -34,6 +36,7 @@ use crate::StoreError;
 
 pub use admin::AdminStore;
 pub use awards::AwardStore;
+pub use backfill::BackfillStore;
 pub use config::ConfigStore;
 pub use credly::CredlyStore;
 pub use events::EventStore;
@@ -59,6 +62,7 @@ pub trait Store:
     + AdminStore
     + OpenCreditStore
     + OpenBadgesStore
+    + BackfillStore
     + Send
     + Sync
     + 'static

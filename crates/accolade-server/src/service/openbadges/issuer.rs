@@ -66,6 +66,9 @@ pub async fn step(state: &AppState, holder: &str) -> anyhow::Result<bool> {
     if let Some(work) = work {
         busy = true;
         let signed = sign_batch(state, &keys, &work).await?;
+        // A list the claim has just opened is signed before the first credential naming it is
+        // published, so a verifier never finds a credential whose status list is missing.
+        sign_lists(state, &keys).await?;
         let count = signed.len();
         match store.ob_complete(holder, &work, signed, Utc::now()).await? {
             Some(done) => {
@@ -81,6 +84,16 @@ pub async fn step(state: &AppState, holder: &str) -> anyhow::Result<bool> {
             None => tracing::info!(count, "Open Badges batch was completed elsewhere; dropped"),
         }
     }
+    busy |= sign_lists(state, &keys).await?;
+    Ok(busy)
+}
+
+/// Signs the status lists whose bits changed since their last signature (or that were never
+/// signed). Returns whether there were any.
+async fn sign_lists(state: &AppState, keys: &Arc<Keys>) -> anyhow::Result<bool> {
+    let ob = &state.openbadges;
+    let store = &*state.store;
+    let mut busy = false;
     for list in store.ob_lists_to_sign(LISTS_PER_PASS).await? {
         busy = true;
         let unsigned = documents::status_list(ob, &list, Utc::now());
@@ -88,7 +101,7 @@ pub async fn step(state: &AppState, holder: &str) -> anyhow::Result<bool> {
             verification_method: ob.method(&keys.active_id),
             created: credential::datetime(Utc::now()),
         };
-        let key = keys.clone();
+        let key = Arc::clone(keys);
         let signed = ob
             .signer
             .run(move || proof::sign_own(&unsigned, &key.active, &options))
