@@ -221,13 +221,11 @@ impl Replayer {
         let mut latest: Option<decision::Latest> = None;
         let mut was_complete = false;
         for (i, hit) in hits.into_iter().enumerate() {
-            for b in 0..self.requirement_ids.len() {
-                let before = has_bit(&state, b);
-                let reset = has_bit(&hit.reset, b);
-                if reset {
-                    by[b] = None;
-                } else if !before && has_bit(&hit.fulfilled, b) {
-                    by[b] = Some(i);
+            for (b, by) in by.iter_mut().enumerate() {
+                if has_bit(&hit.reset, b) {
+                    *by = None;
+                } else if !has_bit(&state, b) && has_bit(&hit.fulfilled, b) {
+                    *by = Some(i);
                 }
             }
             for ((s, f), r) in state.iter_mut().zip(&hit.fulfilled).zip(&hit.reset) {

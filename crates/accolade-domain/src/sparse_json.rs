@@ -36,6 +36,25 @@ impl PathTree {
         }
     }
 
+    /// Adds every path of `other`.
+    pub fn merge(&mut self, other: &PathTree) {
+        self.whole |= other.whole;
+        for (k, o) in &other.children {
+            self.children.entry(k.clone()).or_default().merge(o);
+        }
+    }
+
+    /// Whether every path `other` keeps is kept here (whole, or down to at least the same
+    /// depth), so a payload parsed with this tree serves rules needing `other`'s paths.
+    pub fn covers(&self, other: &PathTree) -> bool {
+        self.whole
+            || (!other.whole
+                && other
+                    .children
+                    .iter()
+                    .all(|(k, o)| self.children.get(k).is_some_and(|mine| mine.covers(o))))
+    }
+
     /// Whether nothing is kept (no rule names a path).
     pub fn is_empty(&self) -> bool {
         !self.whole && self.children.is_empty()
@@ -284,6 +303,17 @@ mod tests {
             PathTree::default().payload_of_event(&body).unwrap(),
             json!({})
         );
+    }
+
+    #[test]
+    fn a_tree_covers_its_subtrees() {
+        let big = tree(&["a.b", "c", "d.e.f"]);
+        assert!(big.covers(&tree(&["a.b"])));
+        assert!(big.covers(&tree(&["c.x", "d.e.f"])));
+        assert!(big.covers(&PathTree::default()));
+        assert!(!big.covers(&tree(&["a"])));
+        assert!(!big.covers(&tree(&["a.b", "z"])));
+        assert!(!tree(&["a.b"]).covers(&tree(&["a.c"])));
     }
 
     #[test]

@@ -152,3 +152,13 @@ pub const OB_CREDENTIALS_SIGNED: &str = "accolade_openbadges_credentials_signed_
 pub const OB_CREDENTIALS_REVOKED: &str = "accolade_openbadges_credentials_revoked_total";
 /// Status list credentials (re-)signed.
 pub const OB_STATUS_LISTS_SIGNED: &str = "accolade_openbadges_status_lists_signed_total";
+
+/// Backfills queued (API, CLI, admin UI, activation, rules as code).
+pub const BACKFILLS_QUEUED: &str = "accolade_backfills_queued_total";
+/// Backfills ended, by state (`succeeded`, `failed`, `cancelled`).
+pub const BACKFILLS_FINISHED: &str = "accolade_backfills_finished_total";
+/// Awards and revocations made by backfills.
+pub const BACKFILL_AWARDS: &str = "accolade_backfill_awards_total";
+pub const BACKFILL_REVOCATIONS: &str = "accolade_backfill_revocations_total";
+/// Learners replayed and written by backfill apply steps.
+pub const BACKFILL_LEARNERS: &str = "accolade_backfill_learners_total";

@@ -33,6 +33,8 @@ pub struct Inner {
     pub opencredit: Arc<crate::opencredit::runtime::OpenCredit>,
     /// The Open Badges 3.0 issuer (keys, documents, proof checks).
     pub openbadges: Arc<OpenBadges>,
+    /// Backfills and previews (the preview budget and the editor's cached snapshot).
+    pub backfills: crate::service::backfill::Backfills,
     /// Recently verified admin tokens.
     pub tokens: TokenCache,
     /// Cancelled on shutdown.
@@ -73,6 +75,7 @@ impl AppState {
             webhooks,
             opencredit,
             openbadges,
+            backfills: Default::default(),
             tokens: TokenCache::default(),
             shutdown,
         })))

@@ -23,6 +23,8 @@ CREATE TABLE backfills (
     revocations_made BIGINT NOT NULL DEFAULT 0,
     cursor           TEXT,
     cancel_requested BOOLEAN NOT NULL DEFAULT false,
+    phase_started_at TIMESTAMPTZ,
+    done_at_phase_start BIGINT NOT NULL DEFAULT 0,
     error            TEXT,
     holder           TEXT,
     lease_until      TIMESTAMPTZ,

@@ -30,7 +30,8 @@ macro_rules! columns {
     () => {
         "id, template_id, state, phase, since, revoke, reason, requested_by, events_scanned, \
          events_total, learners_total, learners_done, awards_made, revocations_made, cursor, \
-         cancel_requested, error, created_at, started_at, finished_at, updated_at"
+         cancel_requested, error, created_at, started_at, finished_at, updated_at, \
+         phase_started_at, done_at_phase_start"
     };
 }
 
@@ -59,6 +60,8 @@ fn row(r: &PgRow) -> std::result::Result<Backfill, sqlx::Error> {
         started_at: r.try_get(18)?,
         finished_at: r.try_get(19)?,
         updated_at: r.try_get(20)?,
+        phase_started_at: r.try_get(21)?,
+        done_at_phase_start: r.try_get(22)?,
     })
 }
 
@@ -72,16 +75,38 @@ pub async fn inbox_bounds(c: &mut PgConnection) -> Result<InboxBounds> {
     Ok(InboxBounds { first, last })
 }
 
-/// Reads the rows in pages (keyset on `seq`), handing each page to the visitor on a blocking
-/// thread so its CPU work stays off the async runtime.
+/// Reads the rows in pages (keyset on `seq`) and hands them to the visitor on a thread of the
+/// scan's own (its CPU work stays off the async runtime, and the visitor may lower the thread's
+/// priority), the next page being read while the visitor works on one.
 pub async fn scan_inbox(
     c: &mut PgConnection,
     scan: InboxScan,
     mut visitor: Box<dyn InboxVisitor>,
 ) -> Result<Box<dyn InboxVisitor>> {
+    type Page = Vec<(i64, String, String, DateTime<Utc>, String)>;
+    let (pages, inbox) = std::sync::mpsc::sync_channel::<Page>(2);
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("inbox-scan".into())
+        .spawn(move || {
+            visitor.begin();
+            for page in inbox {
+                for (seq, learner, event_type, time, body) in &page {
+                    visitor.visit(ScannedRow {
+                        seq: *seq,
+                        learner,
+                        event_type,
+                        time: *time,
+                        body,
+                    });
+                }
+            }
+            let _ = done.send(visitor);
+        })
+        .map_err(|e| StoreError::Other(format!("cannot start a scan thread: {e}")))?;
     let mut after = scan.after;
     loop {
-        let page: Vec<(i64, String, String, DateTime<Utc>, String)> = sqlx::query_as(
+        let page: Page = sqlx::query_as(
             "SELECT seq, learner, event_type, time, body::text FROM inbox_events \
              WHERE seq > $1 AND seq <= $2 AND event_type = ANY($3) \
              AND ($4::timestamptz IS NULL OR time >= $4) ORDER BY seq LIMIT $5",
@@ -94,31 +119,24 @@ pub async fn scan_inbox(
         .fetch_all(&mut *c)
         .await
         .map_err(db)?;
-        let Some(last) = page.last().map(|r| r.0) else {
-            return Ok(visitor);
-        };
-        after = last;
         let full = page.len() as i64 == PAGE;
-        visitor = tokio::task::spawn_blocking(move || {
-            visitor.begin();
-            for (seq, learner, event_type, time, body) in &page {
-                visitor.visit(ScannedRow {
-                    seq: *seq,
-                    learner,
-                    event_type,
-                    time: *time,
-                    body,
-                });
-            }
-            visitor.end();
-            visitor
-        })
-        .await
-        .map_err(|e| StoreError::Other(format!("scan visitor panicked: {e}")))?;
+        if let Some(last) = page.last() {
+            after = last.0;
+            // A full channel waits for the visitor (back-pressure), off the async runtime.
+            let pages = pages.clone();
+            tokio::task::spawn_blocking(move || pages.send(page))
+                .await
+                .map_err(|e| StoreError::Other(format!("scan hand-over failed: {e}")))?
+                .map_err(|_| StoreError::Other("the scan thread stopped".into()))?;
+        }
         if !full {
-            return Ok(visitor);
+            break;
         }
     }
+    drop(pages);
+    finished
+        .await
+        .map_err(|_| StoreError::Other("the scan thread panicked".into()))
 }
 
 pub async fn latest_awards(
@@ -273,19 +291,23 @@ pub async fn cancel(c: &mut PgConnection, id: &str, now: DateTime<Utc>) -> Resul
 pub async fn claim(
     c: &mut PgConnection,
     holder: &str,
+    only: Option<&str>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Option<Backfill>> {
     let id: Option<String> = sqlx::query_scalar(
         "UPDATE backfills SET state = 'running', holder = $1, lease_until = $3, \
-         started_at = coalesce(started_at, $2), updated_at = $2 WHERE id = ( \
-         SELECT id FROM backfills WHERE state = 'queued' \
-         OR (state = 'running' AND (lease_until IS NULL OR lease_until <= $2)) \
+         started_at = coalesce(started_at, $2), updated_at = $2, phase = 'scanning', \
+         events_scanned = 0, phase_started_at = $2, done_at_phase_start = learners_done \
+         WHERE id = ( \
+         SELECT id FROM backfills WHERE ($4::text IS NULL OR id = $4) AND (state = 'queued' \
+         OR (state = 'running' AND (lease_until IS NULL OR lease_until <= $2))) \
          ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id",
     )
     .bind(text(holder))
     .bind(micros(now))
     .bind(micros(lease_until))
+    .bind(only.map(text))
     .fetch_optional(&mut *c)
     .await
     .map_err(db)?;
@@ -324,7 +346,10 @@ pub async fn progress(
         return Ok(None);
     }
     sqlx::query(
-        "UPDATE backfills SET phase = $2, events_scanned = $3, events_total = $4, \
+        "UPDATE backfills SET \
+         phase_started_at = CASE WHEN phase = $2 THEN phase_started_at ELSE $7 END, \
+         done_at_phase_start = CASE WHEN phase = $2 THEN done_at_phase_start ELSE learners_done END, \
+         phase = $2, events_scanned = $3, events_total = $4, \
          learners_total = $5, lease_until = $6, updated_at = $7 WHERE id = $1",
     )
     .bind(text(id))
@@ -388,7 +413,8 @@ pub async fn apply(
     let job = get(c, id).await?;
     let info = replayer.info.clone();
     // The learners' rows, locked in username order as event batches lock them.
-    let data: Vec<(String, Option<i64>, Option<String>, Option<String>)> = sqlx::query_as(
+    type LearnerRow = (String, Option<i64>, Option<String>, Option<String>);
+    let data: Vec<LearnerRow> = sqlx::query_as(
         "SELECT username, lms_user_id, email, name FROM learners WHERE username = ANY($1) \
          ORDER BY username COLLATE \"C\" FOR UPDATE",
     )
@@ -492,7 +518,10 @@ pub async fn apply(
         };
         match backfill::verdict(&outcome, held, info.allow_reaward) {
             (Verdict::Award, episode) => {
-                let by = &stored[outcome.completed_by.expect("a held badge was completed")];
+                // A replay that holds the badge names the event that completed it.
+                let Some(by) = outcome.completed_by.map(|i| &stored[i]) else {
+                    continue;
+                };
                 changes.award(
                     &info,
                     learner_data,
@@ -505,7 +534,8 @@ pub async fn apply(
                 step.awarded += 1;
             }
             (Verdict::Revoke, _) if job.revoke => {
-                let award = latest.expect("a held badge has an award");
+                // A learner who holds the badge has an award.
+                let Some(award) = latest else { continue };
                 let reason = backfill::revocation_reason(id);
                 changes.revoke(&info, learner_data, award, &reason, now);
                 step.revoked += 1;

@@ -508,8 +508,7 @@ forward! {
             = backfill::list;
         write         fn cancel_backfill(id: &str, now: DateTime<Utc>) -> Backfill
             = backfill::cancel;
-        write         fn claim_backfill(
-            holder: &str,
+        write         fn claim_backfill(holder: &str, only: Option<&str>,
             now: DateTime<Utc>,
             lease_until: DateTime<Utc>
         ) -> Option<Backfill> = backfill::claim;

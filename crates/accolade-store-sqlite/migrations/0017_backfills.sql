@@ -23,6 +23,8 @@ CREATE TABLE backfills (
     revocations_made INTEGER NOT NULL DEFAULT 0,
     cursor           TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
+    phase_started_at TEXT,
+    done_at_phase_start INTEGER NOT NULL DEFAULT 0,
     error            TEXT,
     holder           TEXT,
     lease_until      TEXT,

@@ -20,7 +20,8 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 const COLUMNS: &str = "id, template_id, state, phase, since, revoke, reason, requested_by, \
      events_scanned, events_total, learners_total, learners_done, awards_made, revocations_made, \
-     cursor, cancel_requested, error, created_at, started_at, finished_at, updated_at";
+     cursor, cancel_requested, error, created_at, started_at, finished_at, updated_at, \
+     phase_started_at, done_at_phase_start";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Backfill> {
     let bad = |s: String| {
@@ -54,6 +55,8 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Backfill> {
         started_at: opt_ts(r.get(18)?)?,
         finished_at: opt_ts(r.get(19)?)?,
         updated_at: parse_ts(&r.get::<_, String>(20)?)?,
+        phase_started_at: opt_ts(r.get(21)?)?,
+        done_at_phase_start: r.get(22)?,
     })
 }
 
@@ -235,16 +238,17 @@ pub fn cancel(c: &Connection, id: &str, now: DateTime<Utc>) -> Result<Backfill> 
 pub fn claim(
     c: &Connection,
     holder: &str,
+    only: Option<&str>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Option<Backfill>> {
     let now = ts(now);
     let id: Option<String> = c
         .query_row(
-            "SELECT id FROM backfills WHERE state = 'queued' \
-             OR (state = 'running' AND (lease_until IS NULL OR lease_until <= ?1)) \
+            "SELECT id FROM backfills WHERE (?2 IS NULL OR id = ?2) AND (state = 'queued' \
+             OR (state = 'running' AND (lease_until IS NULL OR lease_until <= ?1))) \
              ORDER BY created_at, id LIMIT 1",
-            [&now],
+            params![now, only],
             |r| r.get(0),
         )
         .optional()
@@ -252,7 +256,9 @@ pub fn claim(
     let Some(id) = id else { return Ok(None) };
     c.execute(
         "UPDATE backfills SET state = 'running', holder = ?2, lease_until = ?3, \
-         started_at = coalesce(started_at, ?4), updated_at = ?4 WHERE id = ?1",
+         started_at = coalesce(started_at, ?4), updated_at = ?4, phase = 'scanning', \
+         events_scanned = 0, phase_started_at = ?4, done_at_phase_start = learners_done \
+         WHERE id = ?1",
         params![id, holder, ts(lease_until), now],
     )
     .map_err(db)?;
@@ -286,7 +292,10 @@ pub fn progress(
         return Ok(None);
     }
     c.execute(
-        "UPDATE backfills SET phase = ?2, events_scanned = ?3, events_total = ?4, \
+        "UPDATE backfills SET \
+         phase_started_at = CASE WHEN phase = ?2 THEN phase_started_at ELSE ?7 END, \
+         done_at_phase_start = CASE WHEN phase = ?2 THEN done_at_phase_start ELSE learners_done END, \
+         phase = ?2, events_scanned = ?3, events_total = ?4, \
          learners_total = ?5, lease_until = ?6, updated_at = ?7 WHERE id = ?1",
         params![
             id,
@@ -449,7 +458,10 @@ pub fn apply(
         });
         match backfill::verdict(&outcome, held, info.allow_reaward) {
             (Verdict::Award, episode) => {
-                let by = &stored[outcome.completed_by.expect("a held badge was completed")];
+                // A replay that holds the badge names the event that completed it.
+                let Some(by) = outcome.completed_by.map(|i| &stored[i]) else {
+                    continue;
+                };
                 let data = events::ensure_learner(c, learner)?;
                 events::insert_award(
                     &mut st,
@@ -464,8 +476,9 @@ pub fn apply(
                 step.awarded += 1;
             }
             (Verdict::Revoke, _) if job.revoke => {
+                // A learner who holds the badge has an award.
+                let Some(award) = latest else { continue };
                 let data = events::ensure_learner(c, learner)?;
-                let award = latest.expect("a held badge has an award");
                 let reason = backfill::revocation_reason(id);
                 events::revoke(&mut st, info, &data, award, &reason, now)?;
                 step.revoked += 1;

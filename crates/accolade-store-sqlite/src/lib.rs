@@ -744,13 +744,29 @@ forward! {
             scan: InboxScan,
             mut visitor: Box<dyn InboxVisitor>,
         ) -> Result<Box<dyn InboxVisitor>> {
-            self.read(move |c| {
-                visitor.begin();
-                let out = backfill::scan_inbox(c, &scan, visitor.as_mut());
-                visitor.end();
-                out.map(|()| visitor)
-            })
-            .await
+            // A thread and a read-only connection of the scan's own: the visitor may lower the
+            // thread's priority, which no pooled thread should keep.
+            let path = self.inner.path.clone();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("inbox-scan".into())
+                .spawn(move || {
+                    let out = (|| {
+                        let c = Connection::open_with_flags(
+                            &path,
+                            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                        )
+                        .map_err(rows::db)?;
+                        c.pragma_update(None, "cache_size", -32_768).map_err(rows::db)?;
+                        visitor.begin();
+                        backfill::scan_inbox(&c, &scan, visitor.as_mut())?;
+                        Ok(visitor)
+                    })();
+                    let _ = tx.send(out);
+                })
+                .map_err(|e| StoreError::Other(format!("cannot start a scan thread: {e}")))?;
+            rx.await
+                .map_err(|_| StoreError::Other("the scan thread panicked".into()))?
         }
 
         read  fn latest_awards(template_id: &str) -> HashMap<String, accolade_domain::backfill::Held>
@@ -762,7 +778,7 @@ forward! {
         read  fn list_backfills(template_id: Option<&str>, page: Page) -> Paged<Backfill>
             = backfill::list;
         write fn cancel_backfill(id: &str, now: DateTime<Utc>) -> Backfill = backfill::cancel;
-        write fn claim_backfill(holder: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>)
+        write fn claim_backfill(holder: &str, only: Option<&str>, now: DateTime<Utc>, lease_until: DateTime<Utc>)
             -> Option<Backfill> = backfill::claim;
         write fn backfill_progress(
             id: &str,

@@ -28,14 +28,13 @@ pub struct ScannedRow<'a> {
     pub body: &'a str,
 }
 
-/// What a scan calls for each row, on one of the store's threads. `begin` and `end` run on that
-/// thread before the first and after the last row (e.g. to lower its priority for the scan).
-/// The store hands the visitor back when the scan is done; [`InboxVisitor::into_any`] recovers
-/// the caller's type.
+/// What a scan calls for each row. Every call runs on a thread the store starts for this scan
+/// alone and ends after it, so `begin` (called on it before the first row) may change the
+/// thread for good, e.g. lower its CPU priority. The store hands the visitor back when the scan
+/// is done; [`InboxVisitor::into_any`] recovers the caller's type.
 pub trait InboxVisitor: Send + 'static {
     fn visit(&mut self, row: ScannedRow<'_>);
     fn begin(&mut self) {}
-    fn end(&mut self) {}
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
@@ -139,6 +138,11 @@ pub struct Backfill {
     #[serde(skip)]
     pub cursor: Option<String>,
     pub cancel_requested: bool,
+    /// When the current phase began (a restarted job scans again), and the learners done then:
+    /// the rate an ETA is estimated from.
+    pub phase_started_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub done_at_phase_start: i64,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,

@@ -30,6 +30,9 @@
 //!   signing keys, the backlog;
 //! - [`expiry`]: templates' `expires_after` and `criteria`, an award's `expires_at` fixed when
 //!   it is made, the expiry sweep's one `badge.expired` event per award;
+//! - [`backfill`]: the inbox scan, backfill jobs (one open per template, lease, cancel, resume
+//!   after the cursor) and apply steps: each documented example backfilled equals live
+//!   processing, penalties in event-time order, `since`, exactly once, revoking only when asked;
 //! - [`shared`]: tests taking two handles on one database (called by implementations directly).
 //!
 //! [`support`] holds the event builders and helpers the tests are written with; implementation
@@ -38,6 +41,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod admin;
+pub mod backfill;
 pub mod configuration;
 pub mod credly;
 pub mod defects;
@@ -52,6 +56,7 @@ pub mod support;
 pub mod webhooks;
 
 pub use admin::*;
+pub use backfill::*;
 pub use configuration::*;
 pub use credly::*;
 pub use defects::*;
@@ -186,6 +191,12 @@ macro_rules! conformance_suite {
             oc_member_badges_follow_the_recipient_address,
             oc_awards_of_linked_templates_become_member_badges,
             oc_a_verified_claim_takes_an_address_from_an_unverified_one,
+            backfill_equals_live_processing_for_every_documented_example,
+            backfill_applies_penalties_in_event_time_order,
+            backfill_since_limits_the_history,
+            backfill_is_exactly_once_and_revokes_only_when_asked,
+            backfill_jobs_lease_cancel_and_resume,
+            scan_inbox_reads_types_and_ranges,
             ob_claim_reserves_one_credential_per_local_award,
             ob_credly_template_events_are_skipped,
             ob_complete_stores_each_credential_once,

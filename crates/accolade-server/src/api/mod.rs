@@ -5,6 +5,7 @@
 //! `/api/v1` except the document needs a bearer token (`accolade admin create-token`).
 
 pub mod awards;
+pub mod backfills;
 pub mod credly;
 pub mod dto;
 pub mod events;
@@ -45,7 +46,7 @@ use crate::state::AppState;
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
     tags((name = "events"), (name = "templates"), (name = "requirements"), (name = "penalties"),
-         (name = "learners"), (name = "awards"), (name = "jobs"), (name = "credly"), (name = "webhooks"), (name = "opencredit"), (name = "tokens"), (name = "openbadges"))
+         (name = "learners"), (name = "awards"), (name = "jobs"), (name = "credly"), (name = "webhooks"), (name = "opencredit"), (name = "tokens"), (name = "openbadges"), (name = "backfills"))
 )]
 struct ApiDoc;
 
@@ -69,6 +70,7 @@ fn api_v1() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(penalties::router())
         .merge(learners::router())
         .merge(awards::router())
+        .merge(backfills::router())
         .merge(jobs::router())
         .merge(credly::router())
         .merge(webhooks::router())

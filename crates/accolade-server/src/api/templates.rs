@@ -8,12 +8,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::dto::*;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::error::{ApiError, ApiResult};
 use crate::service::templates::{self, NewLocalTemplate, TemplateError};
 use crate::state::AppState;
@@ -155,19 +155,61 @@ pub async fn update_template(
     ))
 }
 
-/// Activate: the template takes part in event processing from the next event on.
+/// Options of an activation (the body may be left out).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateRequest {
+    /// Also backfill: award the learners whose stored events already earn the badge (see
+    /// `POST /templates/{id}/backfill`). The template is active first, so events arriving
+    /// meanwhile count live and the backfill re-reads each learner's events as it writes.
+    #[serde(default)]
+    pub backfill: bool,
+    /// The backfill's `since`.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The backfill's `revoke`.
+    #[serde(default)]
+    pub revoke: bool,
+    /// The backfill's `reason`.
+    #[schema(max_length = 1000)]
+    pub reason: Option<String>,
+}
+
+/// An activated template, with the backfill queued with it.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ActivatedBody {
+    #[serde(flatten)]
+    pub template: TemplateBody,
+    /// The backfill queued by `{"backfill": true}` (see `GET /backfills/{id}`).
+    #[schema(value_type = Option<super::backfills::BackfillBody>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<crate::service::backfill::BackfillView>,
+}
+
+/// Activate: the template takes part in event processing from the next event on; with
+/// `{"backfill": true}` a backfill is queued too.
 #[utoipa::path(post, path = "/templates/{id}/activate", tag = "templates", params(("id" = String, Path)),
-    responses((status = 200, body = TemplateBody), (status = 404, body = crate::error::ErrorBody)),
+    request_body(content = Option<ActivateRequest>, description = "optional"),
+    responses((status = 200, body = ActivatedBody),
+        (status = 400, body = crate::error::ErrorBody, description = "invalid_since, invalid_reason"),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "backfill_running")),
     security(("bearer" = [])))]
 pub async fn activate_template(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<TemplateBody>> {
-    Ok(Json(
-        templates::set_active(&*state.store, &id, true)
-            .await?
-            .into(),
-    ))
+    OptionalJson(b): OptionalJson<ActivateRequest>,
+) -> ApiResult<Json<ActivatedBody>> {
+    let start = b.backfill.then(|| crate::service::backfill::StartRequest {
+        since: b.since,
+        revoke: b.revoke,
+        reason: b.reason.clone().unwrap_or_default(),
+        requested_by: "api".into(),
+    });
+    let (template, backfill) = crate::service::backfill::activate(&state, &id, start).await?;
+    Ok(Json(ActivatedBody {
+        template: template.into(),
+        backfill,
+    }))
 }
 
 /// Deactivate: events stop counting for it; issued badges are kept.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod backfill;
 mod demo;
 
 use crate::config::{Config, Overrides, DEFAULT_CONFIG};
@@ -97,6 +98,9 @@ pub enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// Apply a template's current rules to learners who already have stored events: preview
+    /// with --dry-run, or award those who qualify (docs/backfill.md).
+    Backfill(backfill::BackfillArgs),
     /// The demo of `serve --demo`.
     Demo {
         #[command(subcommand)]
@@ -473,6 +477,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs { command } => jobs_command(config, command).await,
         Command::Webhooks { command } => webhooks_command(config, command).await,
         Command::Doctor => doctor(config).await,
+        Command::Backfill(args) => backfill::run(cli_state(config).await?, args).await,
         Command::DefaultConfig => Ok(()),
         Command::Demo {
             command:
@@ -848,6 +853,7 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
         tokio::spawn(crate::service::credly::worker::run(state.clone()));
         tokio::spawn(crate::service::webhooks::worker::run(state.clone()));
         tokio::spawn(crate::service::expiry::run(state.clone()));
+        tokio::spawn(crate::service::backfill::worker::run(state.clone()));
         if state.config.opencredit.enabled {
             tokio::spawn(crate::opencredit::awards::run(state.clone()));
         }

@@ -23,8 +23,8 @@ pub trait BackfillStore: Send + Sync {
     /// The inbox's lowest and highest `seq`.
     async fn inbox_bounds(&self) -> Result<InboxBounds>;
 
-    /// Calls `visitor` for each row `scan` selects, in `seq` order, on one of the store's
-    /// threads, and hands it back.
+    /// Calls `visitor` for each row `scan` selects, in `seq` order, on a thread of its own (see
+    /// [`InboxVisitor`]), and hands it back.
     async fn scan_inbox(
         &self,
         scan: InboxScan,
@@ -56,10 +56,12 @@ pub trait BackfillStore: Send + Sync {
     async fn cancel_backfill(&self, id: &str, now: DateTime<Utc>) -> Result<Backfill>;
 
     /// Takes the oldest queued backfill, or a running one whose lease has expired (a killed
-    /// worker's), for `holder` until `lease_until`, marking it running.
+    /// worker's), for `holder` until `lease_until`, marking it running; with `only`, that one
+    /// backfill or none.
     async fn claim_backfill(
         &self,
         holder: &str,
+        only: Option<&str>,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Backfill>>;

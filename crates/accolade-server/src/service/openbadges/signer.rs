@@ -40,7 +40,7 @@ impl Signer {
                 let spawned = std::thread::Builder::new()
                     .name(format!("ob-signer-{n}"))
                     .spawn(move || {
-                        lower_priority();
+                        crate::service::priority::lower_current_thread("Open Badges signing");
                         loop {
                             // The lock is held only while waiting for the next job.
                             let job = match rx.lock() {
@@ -83,14 +83,6 @@ impl Signer {
     }
 }
 
-/// Nice 19 for the calling thread (Linux sets the nice value per thread given its id).
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
-        tracing::warn!(error = %e, "cannot lower the priority of an Open Badges signing thread");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,20 +90,8 @@ mod tests {
     #[tokio::test]
     async fn jobs_run_on_low_priority_threads_and_panics_are_errors() {
         let signer = Signer::new(2);
-        let nice = signer
-            .run(|| {
-                #[cfg(target_os = "linux")]
-                {
-                    rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
-                }
-                #[cfg(not(target_os = "linux"))]
-                {
-                    19
-                }
-            })
-            .await
-            .unwrap();
-        assert_eq!(nice, 19);
+        let nice = signer.run(crate::service::priority::current).await.unwrap();
+        assert_eq!(nice, if cfg!(target_os = "linux") { 19 } else { 0 });
         assert_eq!(signer.run(|| 2 + 2).await.unwrap(), 4);
         assert!(signer.run(|| panic!("boom")).await.is_err());
         assert_eq!(signer.run(|| "still alive").await.unwrap(), "still alive");
