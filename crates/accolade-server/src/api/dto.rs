@@ -461,11 +461,22 @@ pub struct AwardBody {
     pub expires_at: Option<DateTime<Utc>>,
     /// True once `expires_at` has passed (a revoked award is revoked, not expired).
     pub expired: bool,
+    /// What made it: `event` (live processing of `event_id`), `backfill` (a backfill replaying
+    /// stored events; `event_id` completed the replayed progress) or `manual`.
+    #[schema(pattern = "^(event|backfill|manual)$")]
+    pub source: &'static str,
+    /// The backfill that made it, if one did (`GET /backfills/{id}`).
+    pub backfill_id: Option<String>,
 }
 
 impl From<Award> for AwardBody {
     fn from(a: Award) -> Self {
         let expired = a.is_expired(Utc::now());
+        let source = match (&a.backfill_id, &a.event_id) {
+            (Some(_), _) => "backfill",
+            (None, Some(_)) => "event",
+            (None, None) => "manual",
+        };
         AwardBody {
             id: a.id,
             template: a.template_id,
@@ -484,6 +495,8 @@ impl From<Award> for AwardBody {
             badge_url: None,
             expired,
             expires_at: a.expires_at,
+            source,
+            backfill_id: a.backfill_id,
         }
     }
 }

@@ -4,6 +4,7 @@
 mod admin_templates;
 mod admin_ui;
 mod api;
+mod backfill;
 mod browser;
 mod bus;
 mod bus_crash;
