@@ -91,6 +91,12 @@ impl Server {
         Ok(())
     }
 
+    /// Stops the server (SIGKILL), keeping its database for a restart.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -331,6 +331,11 @@ pub fn finish(
     get(c, id).map(Some)
 }
 
+/// The longest an apply step holds the writer.
+const STEP_BUDGET: std::time::Duration = std::time::Duration::from_millis(10);
+/// The work a step does before it yields to a waiting event batch.
+const STEP_MIN: std::time::Duration = std::time::Duration::from_millis(3);
+
 /// A learner's stored event of the template's types, for the replay.
 struct Stored {
     seq: i64,
@@ -389,6 +394,7 @@ fn learner_events(
 
 /// One apply step (see `BackfillStore::backfill_apply`); returns the learners whose progress
 /// it rewrote, for the caller's progress cache, with the step.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     c: &Connection,
     id: &str,
@@ -397,6 +403,7 @@ pub fn apply(
     replayer: &Replayer,
     lease_until: DateTime<Utc>,
     now: DateTime<Utc>,
+    yield_now: &dyn Fn() -> bool,
 ) -> Result<Option<BackfillStep>> {
     if !holds(c, id, holder)? {
         return Ok(None);
@@ -423,7 +430,18 @@ pub fn apply(
              fulfilled_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
         )
         .map_err(db)?;
+    let started = std::time::Instant::now();
+    let mut last: Option<&String> = None;
     for learner in learners {
+        // Live events first: once the step has done a little work, stop as soon as an event
+        // batch waits for the writer; stop anyway when the budget is spent. (Always after at
+        // least one learner, so the job moves on; yielding at once would make steps so small
+        // that their commits, not their learners, took the time.)
+        let spent = started.elapsed();
+        if last.is_some() && (spent >= STEP_BUDGET || (spent >= STEP_MIN && yield_now())) {
+            break;
+        }
+        last = Some(learner);
         let stored = learner_events(c, learner, &types, job.since, replayer)?;
         step.learners += 1;
         step.events += stored.len() as i64;
@@ -494,7 +512,7 @@ pub fn apply(
              lease_until = ?6, updated_at = ?7 WHERE id = ?1 RETURNING cancel_requested",
             params![
                 id,
-                learners.last(),
+                last,
                 step.learners,
                 step.awarded,
                 step.revoked,

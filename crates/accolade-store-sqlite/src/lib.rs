@@ -54,6 +54,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// The learner data this process last wrote per username, to skip redundant upserts.
     known_learners: Mutex<HashMap<String, LearnerData>>,
+    /// Event batches waiting for the writer: a backfill step yields to them (see
+    /// `backfill::apply`).
+    ingest_waiting: std::sync::atomic::AtomicUsize,
     /// Learners' progress as last committed by this process (see `progress_cache`).
     progress: Mutex<progress_cache::ProgressCache>,
     /// Copies the WAL into the database file in the background; stops when the store is dropped.
@@ -200,6 +203,7 @@ impl SqliteStore {
                 readers: Mutex::new(readers),
                 known_learners: Mutex::new(HashMap::new()),
                 progress: Mutex::new(progress_cache::ProgressCache::default()),
+                ingest_waiting: std::sync::atomic::AtomicUsize::new(0),
                 _checkpointer: checkpoint::Checkpointer::start(
                     path,
                     std::time::Duration::from_millis(options.busy_timeout_ms),
@@ -222,7 +226,10 @@ impl SqliteStore {
             let known = std::mem::take(&mut *inner.known_learners.lock());
             let mut new_learners = HashMap::new();
             let mut rebuilt = None;
+            use std::sync::atomic::Ordering::SeqCst;
+            inner.ingest_waiting.fetch_add(1, SeqCst);
             let mut conn = inner.writer.lock();
+            inner.ingest_waiting.fetch_sub(1, SeqCst);
             let mut progress = inner.progress.lock();
             let result = (|| {
                 let tx = conn
@@ -811,6 +818,7 @@ forward! {
                     let tx = conn
                         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                         .map_err(rows::db)?;
+                    let waiting = &inner.ingest_waiting;
                     let out = backfill::apply(
                         &tx,
                         &id,
@@ -819,12 +827,17 @@ forward! {
                         &replayer,
                         lease_until,
                         now,
+                        &|| waiting.load(std::sync::atomic::Ordering::SeqCst) > 0,
                     )?;
                     tx.commit().map_err(rows::db)?;
                     Ok(out)
                 })();
                 match &result {
-                    Ok(_) => learners.iter().for_each(|l| progress.forget(l)),
+                    Ok(Some(step)) => learners
+                        .iter()
+                        .take(step.learners as usize)
+                        .for_each(|l| progress.forget(l)),
+                    Ok(None) => {}
                     Err(_) => progress.clear(),
                 }
                 drop(progress);

@@ -65,6 +65,11 @@ pub struct BackfillRequest {
     /// Learners named per kind in a preview (0-100, default 10).
     #[schema(minimum = 0, maximum = 100)]
     pub sample: Option<u32>,
+    /// Preview from the server's last read of the inbox when it covers the rules' event types
+    /// and payload paths, reading only events stored since (as the admin editor's live count
+    /// does: well under a second after a rule change); default: read the whole inbox.
+    #[serde(default)]
+    pub reuse: bool,
 }
 
 impl BackfillRequest {
@@ -113,6 +118,7 @@ pub async fn backfill_template(
         let req = PreviewRequest {
             since: b.since,
             sample: b.sample.map(|s| s as usize),
+            reuse: b.reuse,
         };
         let p = backfill::preview(&state, &id, &req).await?;
         return Ok(Json(p).into_response());

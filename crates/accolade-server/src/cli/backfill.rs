@@ -107,6 +107,7 @@ async fn start(state: AppState, a: RunArgs) -> anyhow::Result<()> {
         let req = PreviewRequest {
             since: a.since,
             sample: Some(a.sample),
+            reuse: false,
         };
         let p = backfill::preview(&state, &template, &req).await?;
         if a.json {

@@ -6,6 +6,7 @@
 //! styles and forms, and no framing.
 
 pub mod awards;
+pub mod backfill;
 pub mod badge;
 pub mod cookies;
 pub mod credly;
@@ -87,6 +88,17 @@ pub fn router() -> Router<AppState> {
             "/admin/templates/{id}/criteria",
             post(templates::set_criteria),
         )
+        .route(
+            "/admin/templates/{id}/backfill",
+            get(backfill::preview).post(backfill::start),
+        )
+        .route(
+            "/admin/templates/{id}/would-hold",
+            post(backfill::would_hold),
+        )
+        .route("/admin/backfills/{id}", get(backfill::detail))
+        .route("/admin/backfills/{id}/cancel", post(backfill::cancel))
+        .route("/admin/static/admin.js", get(backfill::script))
         .route("/admin/static/admin.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
 }

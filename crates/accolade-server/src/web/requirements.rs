@@ -65,7 +65,7 @@ pub fn key_paths(config: &Config) -> Vec<String> {
 }
 
 /// The data rules of a form's rows (`path_N`, `op_N`, `value_N`); empty rows are skipped.
-fn rules_from(form: &[(String, String)]) -> Result<Vec<DataRule>, String> {
+pub(super) fn rules_from(form: &[(String, String)]) -> Result<Vec<DataRule>, String> {
     let mut rules = Vec::new();
     for i in 1..=RULE_ROWS {
         let path = one(form, &format!("path_{i}")).trim();

@@ -11,7 +11,7 @@ use accolade_store::{Page, StoreError, TemplateFilter, TemplatePatch};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::pages::{error_page, pager, render_with, unavailable, PER_PAGE};
@@ -364,6 +364,29 @@ pub async fn set_active(
             )
         }
     };
+    if active && super::forms::one(&form, "backfill") == "1" {
+        let req = match super::backfill::start_request(&form, &admin.session.username) {
+            Ok(r) => r,
+            Err(why) => return error_page(StatusCode::BAD_REQUEST, &why),
+        };
+        return match crate::service::backfill::activate(&state, &id, Some(req)).await {
+            Ok((_, Some(b))) => {
+                tracing::info!(template = %id, backfill = %b.backfill.id, by = %admin.session.username, "template activated with a backfill from the admin UI");
+                axum::response::Redirect::to(&format!("/admin/backfills/{}", b.backfill.id))
+                    .into_response()
+            }
+            Ok((_, None)) => {
+                axum::response::Redirect::to(&format!("/admin/templates/{id}")).into_response()
+            }
+            Err(crate::service::backfill::BackfillError::Store(StoreError::NotFound {
+                ..
+            })) => error_page(
+                StatusCode::NOT_FOUND,
+                "There is no badge template with this id.",
+            ),
+            Err(e) => error_page(StatusCode::CONFLICT, &e.to_string()),
+        };
+    }
     match templates::set_active(&*state.store, &id, active).await {
         Ok(t) => {
             tracing::info!(template = %t.id, active, by = %admin.session.username, "template switched from the admin UI");

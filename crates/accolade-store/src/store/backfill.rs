@@ -87,8 +87,11 @@ pub trait BackfillStore: Send + Sync {
     /// replayed one, and awards (`earned_at` and `event_id` of the completing event, marked
     /// with the backfill's id) or, when the job says so, revokes, as
     /// `accolade_domain::backfill::verdict` decides, with outbox jobs and outgoing events as
-    /// for live awards; then moves the cursor to the last learner, adds the totals and extends
-    /// the lease. `None`, writing nothing, when the lease is not `holder`'s.
+    /// for live awards; then moves the cursor to the last learner done, adds the totals and
+    /// extends the lease. It may stop after a prefix of `learners` (at least one) to let live
+    /// event batches have the database (SQLite: as soon as one waits for the writer);
+    /// `BackfillStep::learners` says how many it did. `None`, writing nothing, when the lease is
+    /// not `holder`'s.
     async fn backfill_apply(
         &self,
         id: &str,

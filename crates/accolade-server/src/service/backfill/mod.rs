@@ -155,6 +155,10 @@ pub struct PreviewRequest {
     pub since: Option<DateTime<Utc>>,
     /// Learners named per kind (default 10, at most 100).
     pub sample: Option<usize>,
+    /// Answer from the last read of the inbox when it covers the rules' event types and paths,
+    /// reading only the events stored since (what the admin editor's live count does); else the
+    /// whole inbox is read.
+    pub reuse: bool,
 }
 
 fn check_since(since: Option<DateTime<Utc>>) -> Result<(), BackfillError> {
@@ -180,6 +184,7 @@ impl Backfills {
         &self,
         store: &Arc<dyn Store>,
         need: Coverage,
+        reuse: bool,
     ) -> Result<(Arc<Snapshot>, bool), BackfillError> {
         let _turn = self
             .previews
@@ -187,10 +192,19 @@ impl Backfills {
             .map_err(|_| BackfillError::Busy)?;
         let bounds = store.inbox_bounds().await?;
         let mut cached = self.cached.lock().await;
-        if let Some(s) = cached.as_ref() {
-            if s.coverage.serves(&need) && s.until >= bounds.last {
+        if let Some(s) = cached
+            .as_ref()
+            .filter(|s| reuse && s.coverage.serves(&need))
+        {
+            if s.until >= bounds.last {
                 return Ok((s.clone(), false));
             }
+            let progress = ScanProgress::default();
+            let newer = Arc::new(
+                snapshot::extend(store, s.clone(), bounds.last, self.workers, &progress).await?,
+            );
+            *cached = (newer.records() <= CACHE_MAX_EVENTS).then(|| newer.clone());
+            return Ok((newer, false));
         }
         // Read what the cached snapshot covered too, so the editor's next change of rules
         // likely needs no new read.
@@ -241,7 +255,7 @@ pub async fn preview(
     }
     check_since(req.since)?;
     let cfg = state.store.get_template(template_id).await?;
-    preview_config(state, &cfg, req.since, sample).await
+    preview_config(state, &cfg, req.since, sample, req.reuse).await
 }
 
 /// [`preview`] of a configuration as given (the editor's draft).
@@ -250,16 +264,16 @@ pub async fn preview_config(
     cfg: &TemplateConfig,
     since: Option<DateTime<Utc>>,
     sample: usize,
+    reuse: bool,
 ) -> Result<Preview, BackfillError> {
     let started = Instant::now();
     let replayer = Replayer::new(cfg);
     let (snap, fresh) = state
         .backfills
-        .snapshot(&state.store, coverage_of(&replayer, since))
+        .snapshot(&state.store, coverage_of(&replayer, since), reuse)
         .await?;
-    let mut held = state.store.latest_awards(&cfg.template.id).await?;
-    let allow = replayer.info.allow_reaward;
-    let mut p = Preview {
+    let held = state.store.latest_awards(&cfg.template.id).await?;
+    let p = Preview {
         template_id: cfg.template.id.clone(),
         since,
         events_scanned: 0,
@@ -277,10 +291,51 @@ pub async fn preview_config(
         fresh_scan: fresh,
         elapsed_ms: 0,
     };
-    // Completing events are named by seq until the end (one lookup for all samples).
-    type Named = (Vec<Sample>, Vec<Option<(i64, DateTime<Utc>)>>);
+    // Replaying is CPU work (a second per million learners or so): off the async runtime.
+    let (mut p, pending) =
+        tokio::task::spawn_blocking(move || tally(p, &snap, &replayer, held, sample))
+            .await
+            .map_err(|e| BackfillError::Scan(format!("the replay panicked: {e}")))?;
+    let seqs: Vec<i64> = pending
+        .iter()
+        .flat_map(|(_, by)| by.iter().flatten().map(|(seq, _)| *seq))
+        .collect();
+    let ids = state.store.event_ids(&seqs).await?;
+    let mut kinds = pending.into_iter().map(|(mut names, by)| {
+        for (s, b) in names.iter_mut().zip(by) {
+            s.completed_by = b.and_then(|(seq, time)| {
+                ids.get(&seq).map(|id| CompletingEvent {
+                    event_id: id.clone(),
+                    time,
+                })
+            });
+        }
+        names
+    });
+    p.samples = Samples {
+        to_award: kinds.next().unwrap_or_default(),
+        to_revoke: kinds.next().unwrap_or_default(),
+        unchanged: kinds.next().unwrap_or_default(),
+        not_reawardable: kinds.next().unwrap_or_default(),
+    };
+    p.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(p)
+}
+
+/// Learners named per kind, with their completing event by `seq` (named once all are known).
+type Named = (Vec<Sample>, Vec<Option<(i64, DateTime<Utc>)>>);
+
+/// Replays every learner of the snapshot and counts the verdicts into `p`.
+fn tally(
+    mut p: Preview,
+    snap: &Snapshot,
+    replayer: &Replayer,
+    mut held: std::collections::HashMap<String, Held>,
+    sample: usize,
+) -> (Preview, Vec<Named>) {
+    let allow = replayer.info.allow_reaward;
     let mut pending: Vec<Named> = vec![(Vec::new(), Vec::new()); 4];
-    p.events_matched = snap.replay(&replayer, |r| {
+    p.events_matched = snap.replay(replayer, |r| {
         let latest: Option<Held> = held.remove(r.learner);
         if r.outcome.holds {
             p.would_hold += 1;
@@ -322,30 +377,7 @@ pub async fn preview_config(
     });
     p.events_scanned = snap.events;
     p.holders_without_events = held.values().filter(|h| !h.revoked).count() as u64;
-    let seqs: Vec<i64> = pending
-        .iter()
-        .flat_map(|(_, by)| by.iter().flatten().map(|(seq, _)| *seq))
-        .collect();
-    let ids = state.store.event_ids(&seqs).await?;
-    let mut kinds = pending.into_iter().map(|(mut names, by)| {
-        for (s, b) in names.iter_mut().zip(by) {
-            s.completed_by = b.and_then(|(seq, time)| {
-                ids.get(&seq).map(|id| CompletingEvent {
-                    event_id: id.clone(),
-                    time,
-                })
-            });
-        }
-        names
-    });
-    p.samples = Samples {
-        to_award: kinds.next().unwrap_or_default(),
-        to_revoke: kinds.next().unwrap_or_default(),
-        unchanged: kinds.next().unwrap_or_default(),
-        not_reawardable: kinds.next().unwrap_or_default(),
-    };
-    p.elapsed_ms = started.elapsed().as_millis() as u64;
-    Ok(p)
+    (p, pending)
 }
 
 /// The editor's live count: learners whose stored history earns the badge under `draft`.
@@ -353,7 +385,7 @@ pub async fn would_hold(
     state: &AppState,
     draft: &TemplateConfig,
 ) -> Result<Preview, BackfillError> {
-    preview_config(state, draft, None, 0).await
+    preview_config(state, draft, None, 0, true).await
 }
 
 /// A backfill request.

@@ -196,7 +196,39 @@ pub async fn read(
         tasks.push(scan_range(store, &coverage, from, to, progress));
     }
     let parts = futures::future::try_join_all(tasks).await?;
-    Ok(merge(coverage, until, parts))
+    // Joining and sorting millions of records is CPU work: off the async runtime.
+    tokio::task::spawn_blocking(move || merge(coverage, until, parts))
+        .await
+        .map_err(|e| ScanError::Other(format!("merging the scans panicked: {e}")))
+}
+
+/// `old` brought up to `until`: only the events stored after `old.until` are read, then joined
+/// with it (the editor's live count while events keep arriving). On PostgreSQL an event whose
+/// transaction committed after the earlier read but took a lower `seq` is not picked up; a
+/// fresh [`read`] sees it.
+pub async fn extend(
+    store: &Arc<dyn Store>,
+    old: Arc<Snapshot>,
+    until: i64,
+    workers: usize,
+    progress: &ScanProgress,
+) -> Result<Snapshot, ScanError> {
+    let newer = read(
+        store,
+        old.coverage.clone(),
+        old.until,
+        until,
+        workers,
+        progress,
+    )
+    .await?;
+    let coverage = old.coverage.clone();
+    let until = until.max(old.until);
+    tokio::task::spawn_blocking(move || {
+        merge(coverage, until, vec![old.as_part(), newer.as_part()])
+    })
+    .await
+    .map_err(|e| ScanError::Other(format!("merging the scans panicked: {e}")))
 }
 
 /// One worker's share, read `RANGE` positions at a time.
@@ -309,6 +341,27 @@ pub struct Replayed<'a> {
 }
 
 impl Snapshot {
+    /// This snapshot as a scan's part, to be merged with another.
+    fn as_part(&self) -> Collector {
+        let mut part = Collector::new(&self.coverage);
+        part.rows = self.events;
+        part.learners = self
+            .learners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), i as u32))
+            .collect();
+        part.inputs = self
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, v))| ((*kind, v.to_string()), i as u32))
+            .collect();
+        part.input_list = self.inputs.clone();
+        part.records = self.records.clone();
+        part
+    }
+
     /// Learners with at least one event of the covered types.
     pub fn learners(&self) -> usize {
         self.learners.len()

@@ -160,13 +160,17 @@ async fn run_job(
         Err(ScanError::Cancelled) => return stopped(state, holder, &job.id).await,
         Err(e) => return Err(e.into()),
     };
-    let learners: Vec<String> = snap
-        .learner_names()
-        .filter(|l| job.cursor.as_deref().is_none_or(|c| *l > c))
-        .map(str::to_string)
-        .collect();
-    let total = snap.learners() as i64;
-    drop(snap);
+    // A million names to copy and a snapshot to free: off the async runtime.
+    let cursor = job.cursor.clone();
+    let (learners, total) = tokio::task::spawn_blocking(move || {
+        let learners: Vec<String> = snap
+            .learner_names()
+            .filter(|l| cursor.as_deref().is_none_or(|c| *l > c))
+            .map(str::to_string)
+            .collect();
+        (learners, snap.learners() as i64)
+    })
+    .await?;
     let now = Utc::now();
     let Some(_) = store
         .backfill_progress(
@@ -214,12 +218,19 @@ async fn run_job(
         metrics::counter!(m::BACKFILL_LEARNERS).increment(step.learners as u64);
         metrics::counter!(m::BACKFILL_AWARDS).increment(step.awarded as u64);
         metrics::counter!(m::BACKFILL_REVOCATIONS).increment(step.revoked as u64);
-        at = end;
+        // A step may do fewer learners than asked (it yields to live events).
+        let done = (step.learners.max(1) as usize).min(end - at);
+        at += done;
         if step.cancel_requested {
             return Ok(Some(BackfillState::Cancelled));
         }
         let took = started.elapsed().max(Duration::from_micros(100));
-        let scaled = (size as f64 * STEP_TARGET.as_secs_f64() / took.as_secs_f64()) as usize;
+        tracing::debug!(
+            learners = step.learners,
+            ms = took.as_millis() as u64,
+            "backfill step"
+        );
+        let scaled = (done as f64 * STEP_TARGET.as_secs_f64() / took.as_secs_f64()) as usize;
         // Grow at most twofold per step (a fast step on cached pages is no promise).
         size = scaled.clamp(STEP_MIN, (size * 2).min(STEP_MAX));
     }
