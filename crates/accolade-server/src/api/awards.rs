@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_awards, create_award))
         .routes(routes!(get_award))
         .routes(routes!(revoke_award))
+        .routes(routes!(bulk_awards))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -135,4 +136,84 @@ pub async fn revoke_award(
 ) -> ApiResult<Json<AwardBody>> {
     let award = awards::revoke(&*state.store, &id, &b.reason, ChangedBy::Api).await?;
     Ok(Json(award.into()))
+}
+
+/// A list of learners to award or revoke by hand.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkAwards {
+    /// `award` or `revoke`.
+    #[schema(pattern = "^(award|revoke)$")]
+    pub action: String,
+    /// The learners' usernames (at most 10,000) ...
+    pub learners: Option<Vec<String>>,
+    /// ... or the list as a file holds it: CSV with the usernames in the first column (a
+    /// `username` header is skipped) or a JSON array.
+    pub list: Option<String>,
+    /// Why (1-1000 characters), kept with each change.
+    pub reason: String,
+    /// Only report what would change.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl From<crate::service::bulk::BulkError> for ApiError {
+    fn from(e: crate::service::bulk::BulkError) -> Self {
+        use crate::service::bulk::BulkError;
+        match e {
+            BulkError::InvalidList(_) => {
+                ApiError::bad_request("invalid_learner_list", e.to_string())
+            }
+            BulkError::TooMany(_) => ApiError::bad_request("too_many_learners", e.to_string()),
+            BulkError::InvalidLearner(_) => ApiError::bad_request("invalid_learner", e.to_string()),
+            BulkError::Award(e) => e.into(),
+            BulkError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Award or revoke a template by hand for a list of learners, each exactly once (sending the
+/// list again changes nothing more); with `dry_run`, only what would change. Everything is
+/// checked first: a bad learner or reason refuses the whole list.
+#[utoipa::path(post, path = "/templates/{id}/awards/bulk", tag = "awards", params(("id" = String, Path)),
+    request_body = BulkAwards,
+    responses((status = 200, body = Object, description = "per learner: awarded, revoked, would_award, would_revoke, already_holds, not_holding"),
+        (status = 400, body = crate::error::ErrorBody, description = "invalid_learner_list, too_many_learners, invalid_learner, invalid_reason, invalid_action"),
+        (status = 404, body = crate::error::ErrorBody, description = "template_not_found")),
+    security(("bearer" = [])))]
+pub async fn bulk_awards(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<BulkAwards>,
+) -> ApiResult<Json<crate::service::bulk::BulkReport>> {
+    use crate::service::bulk::{self, BulkAction, BulkRequest};
+    let action = match b.action.as_str() {
+        "award" => BulkAction::Award,
+        "revoke" => BulkAction::Revoke,
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_action",
+                format!("action must be award or revoke, not `{other}`"),
+            ))
+        }
+    };
+    let learners = match (b.learners, b.list) {
+        (Some(l), None) => l,
+        (None, Some(text)) => bulk::parse_list(&text)?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_learner_list",
+                "send either `learners` (an array) or `list` (CSV or JSON text)",
+            ))
+        }
+    };
+    let req = BulkRequest {
+        action,
+        learners,
+        reason: b.reason,
+        dry_run: b.dry_run,
+    };
+    Ok(Json(
+        bulk::run(&*state.store, &id, req, ChangedBy::Api).await?,
+    ))
 }

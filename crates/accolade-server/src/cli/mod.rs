@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod awards;
 mod backfill;
 mod demo;
 
@@ -101,6 +102,11 @@ pub enum Command {
     /// Apply a template's current rules to learners who already have stored events: preview
     /// with --dry-run, or award those who qualify (docs/backfill.md).
     Backfill(backfill::BackfillArgs),
+    /// Manual awards and revocations for a list of learners.
+    Awards {
+        #[command(subcommand)]
+        command: awards::AwardsCommand,
+    },
     /// The demo of `serve --demo`.
     Demo {
         #[command(subcommand)]
@@ -478,6 +484,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Webhooks { command } => webhooks_command(config, command).await,
         Command::Doctor => doctor(config).await,
         Command::Backfill(args) => backfill::run(cli_state(config).await?, args).await,
+        Command::Awards { command } => awards::run(cli_state(config).await?, command).await,
         Command::DefaultConfig => Ok(()),
         Command::Demo {
             command:

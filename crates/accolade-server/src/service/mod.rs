@@ -9,6 +9,7 @@ pub mod auth;
 pub mod awards;
 pub mod backfill;
 pub mod blocking;
+pub mod bulk;
 pub mod bus;
 pub mod checks;
 pub mod credly;

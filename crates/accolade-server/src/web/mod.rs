@@ -8,6 +8,7 @@
 pub mod awards;
 pub mod backfill;
 pub mod badge;
+pub mod bulk;
 pub mod cookies;
 pub mod credly;
 pub mod forms;
@@ -96,6 +97,7 @@ pub fn router() -> Router<AppState> {
             "/admin/templates/{id}/would-hold",
             post(backfill::would_hold),
         )
+        .route("/admin/templates/{id}/bulk", post(bulk::run))
         .route("/admin/backfills/{id}", get(backfill::detail))
         .route("/admin/backfills/{id}/cancel", post(backfill::cancel))
         .route("/admin/static/admin.js", get(backfill::script))

@@ -349,3 +349,301 @@ async fn sigkill_twice_during_a_backfill_of_100000_learners() {
         "{end}"
     );
 }
+
+/// The CSRF token of the first form of an admin page.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    page[at..at + page[at..].find('"').unwrap()].to_string()
+}
+
+async fn post_form(
+    s: &Served,
+    session: &str,
+    path: &str,
+    form: &[(&str, &str)],
+    json: bool,
+) -> (u16, String, Option<String>) {
+    let mut r = s
+        .http
+        .post(s.url(path))
+        .header("cookie", session)
+        .form(form);
+    if json {
+        r = r.header("accept", "application/json");
+    }
+    let r = r.send().await.unwrap();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), r.text().await.unwrap(), location)
+}
+
+/// The admin UI: the editor's live count (script and JSON answer, and the no-script button),
+/// the preview page, activation with a backfill and its progress page.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_ui_previews_counts_and_follows_a_backfill() {
+    let op = Operator::new("backfill-ui").set("ACCOLADE_WORKER__POLL_INTERVAL_MS", "50");
+    op.write_file("rules.toml", &inactive_rules());
+    op.ok(&["apply", "-f", "rules.toml"]);
+    op.create_admin("ops");
+    let token = op.token();
+    let s = op.serve(&[]).await.with_token(&token);
+    let t = template_id(&s).await;
+    send(
+        &s,
+        vec![
+            passing("u1", "ann", DEMO, true),
+            passing("u2", "bob", DEMO, true),
+            passing("u3", "cat", "course-v1:Other+X+Y", true),
+        ],
+    )
+    .await;
+    let session = s.admin_session("ops").await;
+    let (status, page) = s
+        .admin_page(&session, &format!("/admin/templates/{t}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("src=\"/admin/static/admin.js\""));
+    assert!(page.contains("id=\"would-hold\""));
+    let r = s
+        .http
+        .get(s.url("/admin/static/admin.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("would-hold"));
+    let csrf = csrf_of(&page);
+    let count = format!("/admin/templates/{t}/would-hold");
+    // The current rules: ann and bob.
+    let (status, body, _) = post_form(&s, &session, &count, &[("csrf", &csrf)], true).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["would_hold"].as_u64(), v["with_draft"].as_bool()),
+        (Some(2), Some(false))
+    );
+    // A draft requirement in a new group (passing the other course too): nobody.
+    let draft = [
+        ("csrf", csrf.as_str()),
+        ("event_type", crate::helpers::PASSING),
+        ("group", "B"),
+        ("path_1", "course.course_key"),
+        ("op_1", "="),
+        ("value_1", "course-v1:Other+X+Y"),
+    ];
+    let (_, body, _) = post_form(&s, &session, &count, &draft, true).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["would_hold"].as_u64(), v["with_draft"].as_bool()),
+        (Some(0), Some(true))
+    );
+    // The same draft in group A (either course): all three.
+    let mut either = draft;
+    either[2] = ("group", "A");
+    let (_, body, _) = post_form(&s, &session, &count, &either, true).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["would_hold"],
+        3
+    );
+    // Without the script: the page with the count.
+    let (status, html, _) = post_form(&s, &session, &count, &either, false).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("With this requirement, would hold this badge now: 3 learners"),
+        "{html}"
+    );
+    // A bad rule is explained, not counted.
+    let mut bad = draft;
+    bad[4] = ("op_1", ">");
+    let (status, body, _) = post_form(&s, &session, &count, &bad, true).await;
+    assert_eq!(status, 422, "{body}");
+    // The preview page.
+    let (status, html) = s
+        .admin_page(&session, &format!("/admin/templates/{t}/backfill"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"p-to-award\">2</dd>"), "{html}");
+    assert!(
+        html.contains("not active"),
+        "an inactive template offers activation"
+    );
+    // Activation with a backfill leads to its progress page.
+    let (status, _, location) = post_form(
+        &s,
+        &session,
+        &format!("/admin/templates/{t}/active"),
+        &[
+            ("csrf", &csrf),
+            ("active", "true"),
+            ("backfill", "1"),
+            ("confirm", "1"),
+        ],
+        false,
+    )
+    .await;
+    assert_eq!(status, 303);
+    let location = location.unwrap();
+    assert!(location.starts_with("/admin/backfills/"), "{location}");
+    let html = eventually(
+        Duration::from_secs(20),
+        "the backfill page says succeeded",
+        || {
+            let (s, session, location) = (&s, &session, &location);
+            async move {
+                let (_, html) = s.admin_page(session, location).await;
+                html.contains("id=\"bf-state\">succeeded").then_some(html)
+            }
+        },
+    )
+    .await;
+    assert!(html.contains("id=\"bf-awards\">2</dd>"), "{html}");
+    assert!(
+        !html.contains("http-equiv=\"refresh\""),
+        "an ended backfill stops refreshing"
+    );
+    assert_eq!(holders(&s, &t).await, vec!["ann", "bob"]);
+}
+
+/// Bulk awards and revocations: CLI (CSV file, dry run), API (array and list text), admin UI;
+/// each learner changed once however often a list is sent; bad lists refused whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn bulk_awards_and_revocations_apply_once() {
+    let op = Operator::new("bulk");
+    op.write_file("rules.toml", &demo_rules_with_penalty());
+    op.ok(&["apply", "-f", "rules.toml"]);
+    op.create_admin("ops");
+    let token = op.token();
+    let s = op.serve(&[]).await.with_token(&token);
+    let t = template_id(&s).await;
+    op.write_file(
+        "list.csv",
+        "username,email\nann,a@x\n\"bob\",b@x\nann,twice\n",
+    );
+    let args = [
+        "awards",
+        "bulk",
+        "--template",
+        &t,
+        "--file",
+        "list.csv",
+        "--award",
+        "--reason",
+        "prize",
+    ];
+    let dry: Value =
+        serde_json::from_str(&op.ok(&[&args[..], &["--dry-run", "--json"]].concat())).unwrap();
+    assert_eq!(
+        (dry["learners"].as_u64(), dry["changed"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(dry["results"][0]["outcome"], "would_award");
+    assert!(holders(&s, &t).await.is_empty(), "a dry run writes nothing");
+    let text = op.ok(&args);
+    assert!(
+        text.contains("2 learners: 2 awarded, 0 unchanged."),
+        "{text}"
+    );
+    assert_eq!(holders(&s, &t).await, vec!["ann", "bob"]);
+    // The same list again changes nothing.
+    let bulk = format!("/templates/{t}/awards/bulk");
+    let (status, again) = s
+        .api(
+            "POST",
+            &bulk,
+            Some(json!({"action": "award", "learners": ["ann", "bob", "cat"], "reason": "prize"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (again["changed"].as_u64(), again["unchanged"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(again["results"][0]["outcome"], "already_holds");
+    let (_, awards_of_ann) = s.api("GET", "/awards?learner=ann", None).await;
+    assert_eq!(awards_of_ann["data"].as_array().unwrap().len(), 1);
+    // Revoke from a JSON list text; a learner without the badge is reported, not an error.
+    let (status, revoked) = s
+        .api("POST", &bulk, Some(json!({"action": "revoke", "list": "[\"ann\", {\"username\": \"dan\"}]", "reason": "mistake"})))
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    let outcomes: Vec<&str> = revoked["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, vec!["revoked", "not_holding"]);
+    assert_eq!(holders(&s, &t).await, vec!["bob", "cat"]);
+    // Bad lists are refused whole.
+    let too_many: Vec<String> = (0..10_001).map(|i| format!("x{i}")).collect();
+    for (body, code) in [
+        (
+            json!({"action": "award", "learners": ["ok", " padded"], "reason": "r"}),
+            "invalid_learner",
+        ),
+        (
+            json!({"action": "award", "learners": too_many, "reason": "r"}),
+            "too_many_learners",
+        ),
+        (
+            json!({"action": "award", "learners": ["ok"], "reason": " "}),
+            "invalid_reason",
+        ),
+        (
+            json!({"action": "give", "learners": ["ok"], "reason": "r"}),
+            "invalid_action",
+        ),
+        (
+            json!({"action": "award", "reason": "r"}),
+            "invalid_learner_list",
+        ),
+        (
+            json!({"action": "award", "list": "[1]", "reason": "r"}),
+            "invalid_learner_list",
+        ),
+    ] {
+        let (status, answer) = s.api("POST", &bulk, Some(body)).await;
+        assert_eq!((status, answer["code"].as_str()), (400, Some(code)));
+    }
+    assert_eq!(holders(&s, &t).await, vec!["bob", "cat"], "nothing changed");
+    let (status, answer) = s
+        .api(
+            "POST",
+            "/templates/nope/awards/bulk",
+            Some(json!({"action": "award", "learners": ["a"], "reason": "r"})),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (404, Some("template_not_found"))
+    );
+    // The admin UI.
+    let session = s.admin_session("ops").await;
+    let (_, page) = s
+        .admin_page(&session, &format!("/admin/templates/{t}"))
+        .await;
+    let csrf = csrf_of(&page);
+    let path = format!("/admin/templates/{t}/bulk");
+    let form = |dry: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("list", "eve\r\nfay\r\n".to_string()),
+            ("action", "award".to_string()),
+            ("reason", "ui".to_string()),
+            ("dry_run", dry.to_string()),
+        ]
+    };
+    let owned = form("1");
+    let refs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, html, _) = post_form(&s, &session, &path, &refs, false).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("2 would change, 0 unchanged."), "{html}");
+    assert_eq!(holders(&s, &t).await, vec!["bob", "cat"]);
+    let owned = form("0");
+    let refs: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, html, _) = post_form(&s, &session, &path, &refs, false).await;
+    assert!(html.contains("2 changed, 0 unchanged."), "{html}");
+    assert_eq!(holders(&s, &t).await, vec!["bob", "cat", "eve", "fay"]);
+}
