@@ -345,6 +345,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for line in &report.lines {
                 println!("{line}");
             }
+            if let Some(id) = report.backfills.first() {
+                println!(
+                    "A running server's worker runs the backfill(s); follow with `accolade backfill show {id}` (or run it here: `accolade backfill resume {id}`)."
+                );
+            }
             println!(
                 "{}{} created, {} changed, {} unchanged{}",
                 if dry_run { "dry run: " } else { "" },

@@ -45,6 +45,10 @@ pub struct TemplateSpec {
     pub active: bool,
     #[serde(default = "yes")]
     pub allow_reaward: bool,
+    /// When this file activates the template (it was new or inactive), also backfill it: award
+    /// the learners whose stored events already earn it (docs/backfill.md).
+    #[serde(default)]
+    pub backfill: bool,
     /// How long an award stays valid (`365d`, `12h`, …); absent: awards never expire.
     pub expires_after: Option<String>,
     /// Operator-written criteria (Markdown) for the Open Badges achievement; absent: written
@@ -108,6 +112,8 @@ pub struct FileTemplate {
     /// For a Credly template: the name, description and image the file gives, compared with
     /// Credly's and never applied.
     pub credly_given: CredlyFields,
+    /// Backfill when this file activates the template.
+    pub backfill: bool,
 }
 
 /// Fields of a Credly template that belong to Credly (sync keeps them current).
@@ -251,6 +257,7 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<FileTemplate>> {
                 penalties,
             },
             credly_given,
+            backfill: t.backfill,
         });
     }
     Ok(out)
@@ -455,6 +462,7 @@ async fn plan(
         at,
         mut desired,
         credly_given,
+        backfill: _,
     } = t;
     let current = resolve(store, &desired).await.with_context(|| at.clone())?;
     let origin = desired.template.origin;
@@ -534,6 +542,8 @@ pub struct ApplyReport {
     pub unchanged: usize,
     /// Fields the file gives a Credly template that were not applied (each also has a `!` line).
     pub ignored: usize,
+    /// Backfills queued (`backfill = true` on a template this run activated).
+    pub backfills: Vec<String>,
 }
 
 /// Applies (or with `dry_run` only describes) a parsed rules file. Every template is matched to
@@ -547,9 +557,13 @@ pub async fn apply(
     let mut report = ApplyReport::default();
     let mut planned = Vec::with_capacity(file.len());
     for t in file {
-        planned.push(plan(store, t).await?);
+        let backfill = t.backfill;
+        planned.push((plan(store, t).await?, backfill));
     }
-    for (current, mut d, notes) in planned {
+    for ((current, mut d, notes), backfill) in planned {
+        // Backfilled when this run activates it (not again on every run of the same file).
+        let activates =
+            d.template.is_active && !current.as_ref().is_some_and(|c| c.template.is_active);
         report.ignored += notes.len();
         let lines = diff(current.as_ref(), &d);
         match (&current, lines.is_empty()) {
@@ -566,11 +580,44 @@ pub async fn apply(
         }
         report.lines.extend(lines);
         report.lines.extend(notes);
-        if !dry_run {
-            if let Some(c) = &current {
-                d.template.id = Some(c.template.id.clone());
+        let name = d.template.name.clone();
+        if dry_run {
+            if backfill && activates {
+                report
+                    .lines
+                    .push(format!("+ backfill of `{name}` when it is activated"));
             }
-            store.apply_template(d).await?;
+            continue;
+        }
+        if let Some(c) = &current {
+            d.template.id = Some(c.template.id.clone());
+        }
+        let applied = store.apply_template(d).await?;
+        if backfill && activates {
+            let queued = store
+                .create_backfill(
+                    accolade_store::NewBackfill {
+                        template_id: applied.template.id.clone(),
+                        since: None,
+                        revoke: false,
+                        reason: "activated by a rules file".into(),
+                        requested_by: "rules-as-code".into(),
+                    },
+                    chrono::Utc::now(),
+                )
+                .await;
+            match queued {
+                Ok(b) => {
+                    report.backfills.push(b.id.clone());
+                    report
+                        .lines
+                        .push(format!("+ backfill {} of `{name}` queued", b.id));
+                }
+                Err(accolade_store::StoreError::Conflict { detail, .. }) => {
+                    report.lines.push(format!("! backfill of `{name}`: {detail}"))
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(report)

@@ -647,3 +647,31 @@ async fn bulk_awards_and_revocations_apply_once() {
     assert!(html.contains("2 changed, 0 unchanged."), "{html}");
     assert_eq!(holders(&s, &t).await, vec!["bob", "cat", "eve", "fay"]);
 }
+
+/// `backfill = true` in a rules file: the run that activates the template queues a backfill
+/// (the server's worker runs it); a later run of the same file queues none.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rules_file_activating_a_template_backfills_it() {
+    let op = Operator::new("backfill-rules").set("ACCOLADE_WORKER__POLL_INTERVAL_MS", "50");
+    op.write_file("rules.toml", &inactive_rules());
+    op.ok(&["apply", "-f", "rules.toml"]);
+    let token = op.token();
+    let s = op.serve(&[]).await.with_token(&token);
+    let t = template_id(&s).await;
+    send(&s, vec![passing("r1", "ann", DEMO, true)]).await;
+    let active = demo_rules_with_penalty().replace("active = true", "active = true\nbackfill = true");
+    op.write_file("rules.toml", &active);
+    let dry = op.ok(&["apply", "-f", "rules.toml", "--dry-run"]);
+    assert!(dry.contains("+ backfill of `Demo` when it is activated"), "{dry}");
+    let out = op.ok(&["apply", "-f", "rules.toml"]);
+    assert!(out.contains("+ backfill "), "{out}");
+    eventually(Duration::from_secs(20), "ann's badge", || async {
+        (holders(&s, &t).await == vec!["ann"]).then_some(())
+    })
+    .await;
+    let again = op.ok(&["apply", "-f", "rules.toml"]);
+    assert!(!again.contains("backfill"), "{again}");
+    let (_, list) = s.api("GET", "/backfills", None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert_eq!(list["data"][0]["requested_by"], "rules-as-code");
+}
