@@ -34,7 +34,7 @@ pub struct Inner {
     /// The Open Badges 3.0 issuer (keys, documents, proof checks).
     pub openbadges: Arc<OpenBadges>,
     /// Backfills and previews (the preview budget and the editor's cached snapshot).
-    pub backfills: crate::service::backfill::Backfills,
+    pub backfills: crate::service::backfill::cache::Backfills,
     /// Recently verified admin tokens.
     pub tokens: TokenCache,
     /// Cancelled on shutdown.

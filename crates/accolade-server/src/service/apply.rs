@@ -613,9 +613,9 @@ pub async fn apply(
                         .lines
                         .push(format!("+ backfill {} of `{name}` queued", b.id));
                 }
-                Err(accolade_store::StoreError::Conflict { detail, .. }) => {
-                    report.lines.push(format!("! backfill of `{name}`: {detail}"))
-                }
+                Err(accolade_store::StoreError::Conflict { detail, .. }) => report
+                    .lines
+                    .push(format!("! backfill of `{name}`: {detail}")),
                 Err(e) => return Err(e.into()),
             }
         }

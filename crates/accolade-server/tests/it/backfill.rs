@@ -659,10 +659,14 @@ async fn a_rules_file_activating_a_template_backfills_it() {
     let s = op.serve(&[]).await.with_token(&token);
     let t = template_id(&s).await;
     send(&s, vec![passing("r1", "ann", DEMO, true)]).await;
-    let active = demo_rules_with_penalty().replace("active = true", "active = true\nbackfill = true");
+    let active =
+        demo_rules_with_penalty().replace("active = true", "active = true\nbackfill = true");
     op.write_file("rules.toml", &active);
     let dry = op.ok(&["apply", "-f", "rules.toml", "--dry-run"]);
-    assert!(dry.contains("+ backfill of `Demo` when it is activated"), "{dry}");
+    assert!(
+        dry.contains("+ backfill of `Demo` when it is activated"),
+        "{dry}"
+    );
     let out = op.ok(&["apply", "-f", "rules.toml"]);
     assert!(out.contains("+ backfill "), "{out}");
     eventually(Duration::from_secs(20), "ann's badge", || async {

@@ -11,86 +11,32 @@
 //!   learner's events under the learner's lock and write progress and awards; see
 //!   `BackfillStore::backfill_apply` for why live events are neither lost nor doubled.
 
+pub mod cache;
+mod error;
 pub mod snapshot;
 pub mod worker;
 
-use std::sync::Arc;
+pub use cache::Backfills;
+pub use error::{BackfillError, SAMPLE_MAX};
+
 use std::time::Instant;
 
 use accolade_domain::backfill::{verdict, Held, Replayer, Verdict};
 use accolade_domain::template::TemplateConfig;
 use accolade_store::{
-    Backfill, BackfillPhase, BackfillState, NewBackfill, Page, Paged, Store, StoreError,
+    Backfill, BackfillPhase, BackfillState, NewBackfill, Page, Paged, StoreError,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use snapshot::{Coverage, ScanError, ScanProgress, Snapshot};
+use snapshot::{Coverage, Snapshot};
 
 use crate::state::AppState;
 
-/// Learners named per kind in a preview, at most.
-pub const SAMPLE_MAX: usize = 100;
 /// Learners named per kind in a preview when not asked.
 pub const SAMPLE_DEFAULT: usize = 10;
-/// A snapshot of more events than this is not kept for the editor (about 28 bytes each, plus
-/// the distinct inputs).
-const CACHE_MAX_EVENTS: usize = 4_000_000;
 /// Longest reason, in characters as sent.
 const REASON_MAX: usize = 1000;
-
-/// The backfill service's shared parts (in `AppState`).
-pub struct Backfills {
-    /// One preview reads the inbox at a time (each takes every core it may for seconds).
-    previews: tokio::sync::Semaphore,
-    /// The last snapshot a preview read, for the next one (see the module docs).
-    cached: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
-    /// Scans in parallel per read of the inbox.
-    pub(crate) workers: usize,
-}
-
-impl Default for Backfills {
-    fn default() -> Self {
-        Backfills {
-            previews: tokio::sync::Semaphore::new(1),
-            cached: tokio::sync::Mutex::new(None),
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        }
-    }
-}
-
-/// Why a preview or backfill is refused.
-#[derive(Debug, thiserror::Error)]
-pub enum BackfillError {
-    /// `backfill_busy` (503): another preview is reading the inbox.
-    #[error("another preview is running; try again in a few seconds")]
-    Busy,
-    /// `template_inactive` (409): only an active template's backfill writes.
-    #[error("the template is not active: activate it with a backfill (POST /api/v1/templates/{{id}}/activate {{\"backfill\": true}}) or preview with dry_run")]
-    TemplateInactive,
-    /// `invalid_sample`
-    #[error("sample must be 0-{SAMPLE_MAX}")]
-    InvalidSample,
-    /// `invalid_reason`
-    #[error("reason must be at most 1000 characters")]
-    InvalidReason,
-    /// `invalid_since`
-    #[error("since must not be in the future")]
-    InvalidSince,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("reading the inbox failed: {0}")]
-    Scan(String),
-}
-
-impl From<ScanError> for BackfillError {
-    fn from(e: ScanError) -> Self {
-        match e {
-            ScanError::Store(e) => BackfillError::Store(e),
-            other => BackfillError::Scan(other.to_string()),
-        }
-    }
-}
 
 /// A learner named in a preview.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -174,72 +120,6 @@ fn coverage_of(replayer: &Replayer, since: Option<DateTime<Utc>>) -> Coverage {
         event_types: replayer.event_types(),
         paths: replayer.paths().clone(),
         since,
-    }
-}
-
-impl Backfills {
-    /// A snapshot serving `need` and current with the inbox: the cached one (extended to the
-    /// inbox's end when events arrived since), or a new read. Returns whether it read.
-    async fn snapshot(
-        &self,
-        store: &Arc<dyn Store>,
-        need: Coverage,
-        reuse: bool,
-    ) -> Result<(Arc<Snapshot>, bool), BackfillError> {
-        let _turn = self
-            .previews
-            .try_acquire()
-            .map_err(|_| BackfillError::Busy)?;
-        let bounds = store.inbox_bounds().await?;
-        let mut cached = self.cached.lock().await;
-        if let Some(s) = cached
-            .as_ref()
-            .filter(|s| reuse && s.coverage.serves(&need))
-        {
-            if s.until >= bounds.last {
-                return Ok((s.clone(), false));
-            }
-            let progress = ScanProgress::default();
-            let newer = Arc::new(
-                snapshot::extend(store, s.clone(), bounds.last, self.workers, &progress).await?,
-            );
-            *cached = (newer.records() <= CACHE_MAX_EVENTS).then(|| newer.clone());
-            return Ok((newer, false));
-        }
-        // Read what the cached snapshot covered too, so the editor's next change of rules
-        // likely needs no new read.
-        let coverage = match cached.as_ref() {
-            Some(s) if s.coverage.since == need.since => union(&s.coverage, &need),
-            _ => need,
-        };
-        let progress = ScanProgress::default();
-        let read = snapshot::read(
-            store,
-            coverage,
-            bounds.first - 1,
-            bounds.last,
-            self.workers,
-            &progress,
-        )
-        .await?;
-        let read = Arc::new(read);
-        *cached = (read.records() <= CACHE_MAX_EVENTS).then(|| read.clone());
-        Ok((read, true))
-    }
-}
-
-/// The event types and paths of both.
-fn union(a: &Coverage, b: &Coverage) -> Coverage {
-    let mut event_types = a.event_types.clone();
-    event_types.extend(b.event_types.iter().cloned());
-    event_types.sort();
-    event_types.dedup();
-    let mut paths = a.paths.clone();
-    paths.merge(&b.paths);
-    Coverage {
-        event_types,
-        paths,
-        since: a.since,
     }
 }
 
