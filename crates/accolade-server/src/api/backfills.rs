@@ -1,7 +1,6 @@
 //! Backfills: preview (`dry_run`) or queue one for a template, follow it, cancel it
 //! (docs/backfill.md).
 
-use accolade_store::Page;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -84,6 +83,17 @@ impl BackfillRequest {
     }
 }
 
+/// A reason of at most 1000 characters, or `invalid_reason`.
+pub fn check_reason(reason: Option<&str>) -> Result<(), ApiError> {
+    match reason {
+        Some(r) if r.chars().count() > 1000 => Err(ApiError::bad_request(
+            "invalid_reason",
+            "reason must be at most 1000 characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The answer of `POST /templates/{id}/backfill`: a 202 with the queued job and its address.
 pub fn queued(b: BackfillView) -> Response {
     let location = format!("/api/v1/backfills/{}", b.backfill.id);
@@ -114,6 +124,8 @@ pub async fn backfill_template(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<BackfillRequest>,
 ) -> ApiResult<Response> {
+    // Checked whatever the request does with it, as the document's maxLength says.
+    check_reason(b.reason.as_deref())?;
     if b.dry_run {
         let req = PreviewRequest {
             since: b.since,
@@ -148,7 +160,7 @@ pub async fn list_backfills(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<BackfillQuery>,
 ) -> ApiResult<Json<ListBody<BackfillView>>> {
-    let page = Page::new(q.limit, q.offset);
+    let page = super::dto::page(q.limit, q.offset)?;
     let found = backfill::list(&state, q.template.as_deref(), page).await?;
     Ok(Json(ListBody {
         data: found.items,

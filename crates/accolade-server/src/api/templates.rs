@@ -199,6 +199,7 @@ pub async fn activate_template(
     Path(id): Path<String>,
     OptionalJson(b): OptionalJson<ActivateRequest>,
 ) -> ApiResult<Json<ActivatedBody>> {
+    super::backfills::check_reason(b.reason.as_deref())?;
     let start = b.backfill.then(|| crate::service::backfill::StartRequest {
         since: b.since,
         revoke: b.revoke,

@@ -179,6 +179,10 @@ async fn preview_then_activate_with_backfill() {
             "invalid_body",
         ),
         (json!({"dry_run": true, "surprise": 1}), "invalid_body"),
+        (
+            json!({"dry_run": true, "reason": "x".repeat(1001)}),
+            "invalid_reason",
+        ),
     ] {
         let (status, answer) = s
             .api(
@@ -203,6 +207,24 @@ async fn preview_then_activate_with_backfill() {
     assert_eq!(
         (status, body["code"].as_str()),
         (404, Some("template_not_found"))
+    );
+    let (status, body) = s
+        .api("GET", "/backfills?offset=9223372036854775808", None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
+    let (status, body) = s
+        .api(
+            "POST",
+            &format!("/templates/{t}/activate"),
+            Some(json!({"reason": "x".repeat(1001)})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_reason"))
     );
     let (status, body) = s.api("GET", "/backfills/nope", None).await;
     assert_eq!(
