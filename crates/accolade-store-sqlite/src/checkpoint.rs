@@ -54,8 +54,6 @@ impl Checkpointer {
             Ok(conn)
         };
         let conn = setup().map_err(|e| format!("checkpoint connection: {e}"))?;
-        // The database file, to flush what passive runs copied into it (see `run`).
-        let file = std::fs::File::open(path).map_err(|e| format!("checkpoint: {e}"))?;
         // Only a RESTART ever waits (PASSIVE never does): keep its hold on writers short.
         conn.busy_timeout(RESTART_WAIT)
             .map_err(|e| format!("checkpoint connection: {e}"))?;
@@ -64,7 +62,7 @@ impl Checkpointer {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("sqlite-checkpoint".into())
-                .spawn(move || run(conn, &file, &stop))
+                .spawn(move || run(conn, &stop))
                 .map_err(|e| format!("checkpoint thread: {e}"))?
         };
         Ok(Checkpointer {
@@ -85,11 +83,10 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(conn: Connection, file: &std::fs::File, stop: &(Mutex<bool>, Condvar)) {
+fn run(conn: Connection, stop: &(Mutex<bool>, Condvar)) {
     let (flag, cv) = stop;
     let mut last_version: Option<i64> = None;
     let mut wait = INTERVAL;
-    let mut last_sync = std::time::Instant::now();
     loop {
         {
             let mut stopped = flag.lock();
@@ -113,21 +110,9 @@ fn run(conn: Connection, file: &std::fs::File, stop: &(Mutex<bool>, Condvar)) {
         }
         last_version = Some(version);
         let passive = checkpoint(&conn, "PASSIVE");
-        // Frames left uncopied by commits that landed meanwhile: look again soon. SQLite syncs
-        // the database file only after a run that copied every frame, which under bulk writes
-        // never comes: the pages copied pile up unsynced, and the next RESTART (holding
-        // writers back) had to sync hundreds of MiB of them. They are synced here instead,
-        // with no lock held.
+        // Frames left uncopied by commits that landed meanwhile: look again soon.
         wait = match passive {
-            Ok((_, log, copied)) if log - copied > 1_000 => {
-                if last_sync.elapsed() >= INTERVAL {
-                    if let Err(e) = file.sync_data() {
-                        tracing::warn!(error = %e, "checkpoint: cannot sync the database file");
-                    }
-                    last_sync = std::time::Instant::now();
-                }
-                CATCH_UP
-            }
+            Ok((_, log, copied)) if log - copied > 1_000 => CATCH_UP,
             _ => INTERVAL,
         };
         match passive {
