@@ -353,6 +353,9 @@ mod tests {
             paths in prop::collection::vec("[a-c0-2]{1,2}(\\.[a-c0-2]{1,2}){0,2}", 1..4),
         ) {
             let body = json!({"data": {"k": payload}, "id": "e"}).to_string();
+            // The whole payload as parsed from the same text (a float's text need not parse
+            // back to the generated value's last bit).
+            let payload: Value = serde_json::from_str::<Value>(&body).unwrap()["data"]["k"].clone();
             let t = tree(&paths.iter().map(String::as_str).collect::<Vec<_>>());
             let sparse = t.payload_of_event(&body).unwrap();
             for p in &paths {
