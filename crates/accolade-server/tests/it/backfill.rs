@@ -701,3 +701,56 @@ async fn a_rules_file_activating_a_template_backfills_it() {
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert_eq!(list["data"][0]["requested_by"], "rules-as-code");
 }
+
+/// The CLI's queue, show, cancel and resume with no server running: `--no-wait` queues, `cancel`
+/// ends a queued backfill, `resume` runs one to its end here; the API cancels a queued one too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_queues_shows_cancels_and_resumes_backfills() {
+    let op = Operator::new("backfill-cli");
+    op.write_file("rules.toml", &demo_rules_with_penalty());
+    op.ok(&["apply", "-f", "rules.toml"]);
+    let token = op.token();
+    let t = {
+        // Events go in through a server; then it stops, so nothing runs the queued backfills.
+        let mut s = op.serve(&["--no-workers"]).await.with_token(&token);
+        send(&s, vec![passing("c1", "ann", DEMO, true)]).await;
+        let t = template_id(&s).await;
+        // A queued backfill cancelled over the API.
+        let (status, b) = s
+            .api("POST", &format!("/templates/{t}/backfill"), Some(json!({})))
+            .await;
+        assert_eq!(status, 202, "{b}");
+        let id = b["id"].as_str().unwrap();
+        let (status, c) = s
+            .api("POST", &format!("/backfills/{id}/cancel"), None)
+            .await;
+        assert_eq!((status, c["state"].as_str()), (200, Some("cancelled")));
+        s.kill();
+        t
+    };
+    let queued: Value =
+        serde_json::from_str(&op.ok(&["backfill", "--template", &t, "--no-wait", "--json"]))
+            .unwrap();
+    assert_eq!(queued["state"], "queued");
+    let id = queued["id"].as_str().unwrap().to_string();
+    let shown: Value = serde_json::from_str(&op.ok(&["backfill", "show", &id])).unwrap();
+    assert_eq!(shown["state"], "queued");
+    let cancelled = op.ok(&["backfill", "cancel", &id]);
+    assert!(cancelled.contains("cancelled"), "{cancelled}");
+    let again = op.run(&["backfill", "cancel", &id]);
+    assert!(
+        !again.status.success(),
+        "an ended backfill cannot be cancelled"
+    );
+    let queued: Value =
+        serde_json::from_str(&op.ok(&["backfill", "--template", &t, "--no-wait", "--json"]))
+            .unwrap();
+    let id = queued["id"].as_str().unwrap().to_string();
+    let resumed = op.ok(&["backfill", "resume", &id]);
+    assert!(resumed.contains("succeeded"), "{resumed}");
+    let shown: Value = serde_json::from_str(&op.ok(&["backfill", "show", &id])).unwrap();
+    assert_eq!(
+        (shown["state"].as_str(), shown["percent"].as_u64()),
+        (Some("succeeded"), Some(100))
+    );
+}
