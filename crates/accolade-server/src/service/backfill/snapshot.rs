@@ -336,8 +336,6 @@ pub struct Replayed<'a> {
     pub outcome: Outcome,
     /// The completing event's `seq` and time, when the learner would hold the badge.
     pub completed_by: Option<(i64, DateTime<Utc>)>,
-    /// Events of the learner that fulfil or reset something.
-    pub hits: usize,
 }
 
 impl Snapshot {
@@ -413,7 +411,6 @@ impl Snapshot {
                 learner: &self.learners[learner as usize],
                 outcome,
                 completed_by,
-                hits: mine.len(),
             });
         }
         matched

@@ -157,7 +157,7 @@ async fn run_job(
     };
     let snap = match snap {
         Ok(s) => s,
-        Err(ScanError::Cancelled) => return stopped(state, holder, &job.id).await,
+        Err(ScanError::Cancelled) => return stopped(state, &job.id).await,
         Err(e) => return Err(e.into()),
     };
     // A million names to copy and a snapshot to free: off the async runtime.
@@ -238,25 +238,7 @@ async fn run_job(
 }
 
 /// A scan stopped early: cancelled (the job ends), or shutdown / lost lease (it does not).
-async fn stopped(
-    state: &AppState,
-    holder: &str,
-    id: &str,
-) -> anyhow::Result<Option<BackfillState>> {
+async fn stopped(state: &AppState, id: &str) -> anyhow::Result<Option<BackfillState>> {
     let b = state.store.get_backfill(id).await?;
-    if b.cancel_requested {
-        return Ok(Some(BackfillState::Cancelled));
-    }
-    let _ = holder;
-    Ok(None)
-}
-
-/// Runs every waiting backfill to its end (tests and the CLI's `--wait` without a server).
-pub async fn drain(state: &AppState) -> anyhow::Result<usize> {
-    let holder = format!("backfill-{}", uuid::Uuid::new_v4().simple());
-    let mut n = 0;
-    while pass(state, &holder, None).await? {
-        n += 1;
-    }
-    Ok(n)
+    Ok(b.cancel_requested.then_some(BackfillState::Cancelled))
 }
