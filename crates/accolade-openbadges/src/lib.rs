@@ -1,5 +1,6 @@
 //! Open Badges 3.0 for Accolade, without I/O: the JSON-LD contexts compiled in
-//! ([`contexts`]), JSON-LD to RDF and RDFC-1.0 canonical N-Quads ([`canon`]), Ed25519 Multikeys
+//! ([`contexts`]), JSON-LD to RDF and RDFC-1.0 canonical N-Quads ([`canon`], with a quick path for
+//! blank nodes told apart by their first-degree hashes), Ed25519 Multikeys
 //! ([`keys`]), `eddsa-rdfc-2022` Data Integrity proofs ([`proof`]), the documents Accolade issues
 //! ([`credential`], [`did`], [`status_list`]), baked images ([`baking`]) and the checks of a
 //! received credential ([`verify`]).
@@ -14,6 +15,7 @@ pub mod canon;
 pub mod contexts;
 pub mod credential;
 pub mod did;
+mod first_degree;
 pub mod keys;
 pub mod proof;
 pub mod status_list;

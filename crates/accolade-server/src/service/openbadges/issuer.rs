@@ -33,14 +33,17 @@ pub async fn run(state: AppState) {
     let holder = format!("ob-{}", uuid::Uuid::new_v4().simple());
     tracing::info!(%holder, did = %state.openbadges.did, "Open Badges issuer started");
     loop {
-        let busy = match step(&state, &holder).await {
-            Ok(busy) => busy,
+        let pass = match step(&state, &holder).await {
+            Ok(pass) => pass,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "Open Badges issuer pass failed; retrying");
-                false
+                Pass::default()
             }
         };
-        if !busy {
+        // Only a full pass (a backlog) goes on at once. Awards trickling in while events are
+        // ingested wait for the next poll and are signed together: every pass is two or three
+        // write transactions, and the database's one writer is what ingest needs most.
+        if !pass.full {
             tokio::select! {
                 _ = state.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(state.openbadges.poll) => {}
@@ -51,9 +54,17 @@ pub async fn run(state: AppState) {
     }
 }
 
-/// One pass: a batch of awards and revocations, then the status lists they changed. Returns
-/// whether there was work (the caller then goes on at once).
-pub async fn step(state: &AppState, holder: &str) -> anyhow::Result<bool> {
+/// What one pass found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Pass {
+    /// There was something to sign.
+    pub busy: bool,
+    /// It took as much as one pass takes: more is probably waiting.
+    pub full: bool,
+}
+
+/// One pass: a batch of awards and revocations, then the status lists they changed.
+pub async fn step(state: &AppState, holder: &str) -> anyhow::Result<Pass> {
     let ob = &state.openbadges;
     let store = &*state.store;
     let keys = ob.keys.get(store).await?;
@@ -62,13 +73,15 @@ pub async fn step(state: &AppState, holder: &str) -> anyhow::Result<bool> {
     let work = store
         .ob_claim(holder, ob.batch_size, ob.list_size, now, lease_until)
         .await?;
-    let mut busy = false;
+    let mut pass = Pass::default();
     if let Some(work) = work {
-        busy = true;
+        pass.busy = true;
+        pass.full = work.events >= u64::from(ob.batch_size);
         let signed = sign_batch(state, &keys, &work).await?;
         // A list the claim has just opened is signed before the first credential naming it is
         // published, so a verifier never finds a credential whose status list is missing.
-        sign_lists(state, &keys).await?;
+        let lists = sign_lists(state, &keys).await?;
+        pass.full |= lists == LISTS_PER_PASS as usize;
         let count = signed.len();
         match store.ob_complete(holder, &work, signed, Utc::now()).await? {
             Some(done) => {
@@ -84,18 +97,20 @@ pub async fn step(state: &AppState, holder: &str) -> anyhow::Result<bool> {
             None => tracing::info!(count, "Open Badges batch was completed elsewhere; dropped"),
         }
     }
-    busy |= sign_lists(state, &keys).await?;
-    Ok(busy)
+    let lists = sign_lists(state, &keys).await?;
+    pass.busy |= lists > 0;
+    pass.full |= lists == LISTS_PER_PASS as usize;
+    Ok(pass)
 }
 
 /// Signs the status lists whose bits changed since their last signature (or that were never
-/// signed). Returns whether there were any.
-async fn sign_lists(state: &AppState, keys: &Arc<Keys>) -> anyhow::Result<bool> {
+/// signed). Returns how many there were.
+async fn sign_lists(state: &AppState, keys: &Arc<Keys>) -> anyhow::Result<usize> {
     let ob = &state.openbadges;
     let store = &*state.store;
-    let mut busy = false;
-    for list in store.ob_lists_to_sign(LISTS_PER_PASS).await? {
-        busy = true;
+    let lists = store.ob_lists_to_sign(LISTS_PER_PASS).await?;
+    let count = lists.len();
+    for list in lists {
         let unsigned = documents::status_list(ob, &list, Utc::now());
         let options = ProofOptions {
             verification_method: ob.method(&keys.active_id),
@@ -114,7 +129,7 @@ async fn sign_lists(state: &AppState, keys: &Arc<Keys>) -> anyhow::Result<bool> 
             metrics::counter!(crate::metrics::OB_STATUS_LISTS_SIGNED).increment(1);
         }
     }
-    Ok(busy)
+    Ok(count)
 }
 
 /// Signs a batch's awards on the signing threads, one chunk per thread.
@@ -198,6 +213,6 @@ async fn achievements_of(
 /// Signs everything waiting now, for commands and tests (`accolade openbadges sign`).
 pub async fn drain(state: &AppState) -> anyhow::Result<()> {
     let holder = format!("ob-cli-{}", uuid::Uuid::new_v4().simple());
-    while step(state, &holder).await? {}
+    while step(state, &holder).await?.busy {}
     Ok(())
 }
