@@ -4,6 +4,7 @@
 mod admin;
 mod awards;
 mod backfill;
+mod busy;
 mod checkpoint;
 mod config;
 mod credly;
@@ -113,7 +114,7 @@ pub fn path_from_url(url: &str) -> PathBuf {
 }
 
 fn configure(c: &Connection, o: &SqliteOptions) -> rusqlite::Result<()> {
-    c.busy_timeout(std::time::Duration::from_millis(o.busy_timeout_ms))?;
+    busy::wait_up_to(c, std::time::Duration::from_millis(o.busy_timeout_ms))?;
     // Only takes effect on a new, empty file; an existing database keeps its page size.
     c.pragma_update(None, "page_size", o.page_size)?;
     c.pragma_update(None, "journal_mode", "WAL")?;
@@ -190,8 +191,11 @@ impl SqliteStore {
                     | OpenFlags::SQLITE_OPEN_URI,
             )
             .map_err(rows::db)?;
-            r.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms))
-                .map_err(rows::db)?;
+            busy::wait_up_to(
+                &r,
+                std::time::Duration::from_millis(options.busy_timeout_ms),
+            )
+            .map_err(rows::db)?;
             r.set_prepared_statement_cache_capacity(64);
             register_functions(&r).map_err(rows::db)?;
             readers.push(r);
@@ -204,11 +208,7 @@ impl SqliteStore {
                 known_learners: Mutex::new(HashMap::new()),
                 progress: Mutex::new(progress_cache::ProgressCache::default()),
                 ingest_waiting: std::sync::atomic::AtomicUsize::new(0),
-                _checkpointer: checkpoint::Checkpointer::start(
-                    path,
-                    std::time::Duration::from_millis(options.busy_timeout_ms),
-                )
-                .map_err(StoreError::Other)?,
+                _checkpointer: checkpoint::Checkpointer::start(path).map_err(StoreError::Other)?,
                 wal_sync,
             }),
         })
