@@ -171,11 +171,13 @@ pub async fn preview_config(
         fresh_scan: fresh,
         elapsed_ms: 0,
     };
-    // Replaying is CPU work (a second per million learners or so): off the async runtime.
-    let (mut p, pending) =
-        tokio::task::spawn_blocking(move || tally(p, &snap, &replayer, held, sample))
-            .await
-            .map_err(|e| BackfillError::Scan(format!("the replay panicked: {e}")))?;
+    // Replaying is CPU work (a second per million learners or so): off the async runtime, at
+    // the lowest priority so live events keep the cores.
+    let (mut p, pending) = crate::service::priority::run_low("backfill replay", move || {
+        tally(p, &snap, &replayer, held, sample)
+    })
+    .await
+    .map_err(BackfillError::Scan)?;
     let seqs: Vec<i64> = pending
         .iter()
         .flat_map(|(_, by)| by.iter().flatten().map(|(seq, _)| *seq))

@@ -22,6 +22,8 @@ use accolade_store::{InboxScan, InboxVisitor, ScannedRow, Store};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::service::priority;
+
 /// Rows one scan call reads before the caller checks progress and cancellation.
 const RANGE: i64 = 200_000;
 
@@ -94,7 +96,7 @@ struct Collector {
 
 impl InboxVisitor for Collector {
     fn begin(&mut self) {
-        crate::service::priority::lower_current_thread("inbox scan");
+        priority::lower_current_thread("inbox scan");
     }
 
     fn visit(&mut self, row: ScannedRow<'_>) {
@@ -196,10 +198,11 @@ pub async fn read(
         tasks.push(scan_range(store, &coverage, from, to, progress));
     }
     let parts = futures::future::try_join_all(tasks).await?;
-    // Joining and sorting millions of records is CPU work: off the async runtime.
-    tokio::task::spawn_blocking(move || merge(coverage, until, parts))
+    // Joining and sorting millions of records is CPU work: off the async runtime, at the lowest
+    // priority so live events keep the cores.
+    priority::run_low("backfill merge", move || merge(coverage, until, parts))
         .await
-        .map_err(|e| ScanError::Other(format!("merging the scans panicked: {e}")))
+        .map_err(ScanError::Other)
 }
 
 /// `old` brought up to `until`: only the events stored after `old.until` are read, then joined
@@ -224,11 +227,11 @@ pub async fn extend(
     .await?;
     let coverage = old.coverage.clone();
     let until = until.max(old.until);
-    tokio::task::spawn_blocking(move || {
+    priority::run_low("backfill merge", move || {
         merge(coverage, until, vec![old.as_part(), newer.as_part()])
     })
     .await
-    .map_err(|e| ScanError::Other(format!("merging the scans panicked: {e}")))
+    .map_err(ScanError::Other)
 }
 
 /// One worker's share, read `RANGE` positions at a time.

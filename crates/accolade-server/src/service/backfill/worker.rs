@@ -160,9 +160,9 @@ async fn run_job(
         Err(ScanError::Cancelled) => return stopped(state, &job.id).await,
         Err(e) => return Err(e.into()),
     };
-    // A million names to copy and a snapshot to free: off the async runtime.
+    // A million names to copy and a snapshot to free: off the async runtime, at low priority.
     let cursor = job.cursor.clone();
-    let (learners, total) = tokio::task::spawn_blocking(move || {
+    let (learners, total) = crate::service::priority::run_low("backfill names", move || {
         let learners: Vec<String> = snap
             .learner_names()
             .filter(|l| cursor.as_deref().is_none_or(|c| *l > c))
@@ -170,7 +170,8 @@ async fn run_job(
             .collect();
         (learners, snap.learners() as i64)
     })
-    .await?;
+    .await
+    .map_err(anyhow::Error::msg)?;
     let now = Utc::now();
     let Some(_) = store
         .backfill_progress(
