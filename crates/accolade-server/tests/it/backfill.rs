@@ -197,40 +197,39 @@ async fn preview_then_activate_with_backfill() {
             "{body}"
         );
     }
-    let (status, body) = s
-        .api(
+    for (method, path, body, expected) in [
+        (
             "POST",
-            "/templates/nope/backfill",
+            "/templates/nope/backfill".to_string(),
             Some(json!({"dry_run": true})),
-        )
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (404, Some("template_not_found"))
-    );
-    let (status, body) = s
-        .api("GET", "/backfills?offset=9223372036854775808", None)
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("invalid_query"))
-    );
-    let (status, body) = s
-        .api(
+            (404, "template_not_found"),
+        ),
+        (
+            "GET",
+            "/backfills?offset=9223372036854775808".to_string(),
+            None,
+            (400, "invalid_query"),
+        ),
+        (
             "POST",
-            &format!("/templates/{t}/activate"),
+            format!("/templates/{t}/activate"),
             Some(json!({"reason": "x".repeat(1001)})),
-        )
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (400, Some("invalid_reason"))
-    );
-    let (status, body) = s.api("GET", "/backfills/nope", None).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (404, Some("backfill_not_found"))
-    );
+            (400, "invalid_reason"),
+        ),
+        (
+            "GET",
+            "/backfills/nope".to_string(),
+            None,
+            (404, "backfill_not_found"),
+        ),
+    ] {
+        let (status, answer) = s.api(method, &path, body).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (expected.0, Some(expected.1)),
+            "{method} {path}"
+        );
+    }
 
     // Activation with a backfill.
     let (status, body) = s
