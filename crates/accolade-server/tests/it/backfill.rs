@@ -35,6 +35,17 @@ async fn template_id(s: &Served) -> String {
     body["data"][0]["id"].as_str().unwrap().to_string()
 }
 
+/// Applies the demo rules with the template inactive and serves: the server (with a token) and
+/// the template's id.
+async fn serve_inactive(op: &Operator) -> (Served, String) {
+    op.write_file("rules.toml", &inactive_rules());
+    op.ok(&["apply", "-f", "rules.toml"]);
+    let token = op.token();
+    let s = op.serve(&[]).await.with_token(&token);
+    let t = template_id(&s).await;
+    (s, t)
+}
+
 async fn holders(s: &Served, template: &str) -> Vec<String> {
     let mut out: Vec<String> = awards(s, template)
         .await
@@ -86,11 +97,7 @@ async fn finished(s: &Served, id: &str, limit: Duration) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn preview_then_activate_with_backfill() {
     let op = Operator::new("backfill").set("ACCOLADE_WORKER__POLL_INTERVAL_MS", "50");
-    op.write_file("rules.toml", &inactive_rules());
-    op.ok(&["apply", "-f", "rules.toml"]);
-    let token = op.token();
-    let s = op.serve(&[]).await.with_token(&token);
-    let t = template_id(&s).await;
+    let (s, t) = serve_inactive(&op).await;
     send(
         &s,
         vec![
@@ -287,11 +294,8 @@ async fn sigkill_twice_during_a_backfill_of_100000_learners() {
     let op = Operator::new("backfill-crash")
         .set("ACCOLADE_WORKER__LEASE_SECS", "5")
         .set("ACCOLADE_WORKER__POLL_INTERVAL_MS", "100");
-    op.write_file("rules.toml", &inactive_rules());
-    op.ok(&["apply", "-f", "rules.toml"]);
-    let token = op.token();
-    let mut s = op.serve(&[]).await.with_token(&token);
-    let t = template_id(&s).await;
+    let (mut s, t) = serve_inactive(&op).await;
+    let token = s.token.clone();
     let events: Vec<Value> = (0..N)
         .map(|i| passing(&format!("h-{i}"), &format!("l{i:06}"), DEMO, true))
         .collect();
@@ -405,12 +409,8 @@ async fn post_form(
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_ui_previews_counts_and_follows_a_backfill() {
     let op = Operator::new("backfill-ui").set("ACCOLADE_WORKER__POLL_INTERVAL_MS", "50");
-    op.write_file("rules.toml", &inactive_rules());
-    op.ok(&["apply", "-f", "rules.toml"]);
     op.create_admin("ops");
-    let token = op.token();
-    let s = op.serve(&[]).await.with_token(&token);
-    let t = template_id(&s).await;
+    let (s, t) = serve_inactive(&op).await;
     send(
         &s,
         vec![
@@ -674,11 +674,7 @@ async fn bulk_awards_and_revocations_apply_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rules_file_activating_a_template_backfills_it() {
     let op = Operator::new("backfill-rules").set("ACCOLADE_WORKER__POLL_INTERVAL_MS", "50");
-    op.write_file("rules.toml", &inactive_rules());
-    op.ok(&["apply", "-f", "rules.toml"]);
-    let token = op.token();
-    let s = op.serve(&[]).await.with_token(&token);
-    let t = template_id(&s).await;
+    let (s, t) = serve_inactive(&op).await;
     send(&s, vec![passing("r1", "ann", DEMO, true)]).await;
     let active =
         demo_rules_with_penalty().replace("active = true", "active = true\nbackfill = true");
