@@ -10,6 +10,7 @@ mod config;
 mod credly;
 mod effects;
 mod events;
+mod import;
 #[macro_use]
 mod forward;
 mod jobs;
@@ -152,6 +153,21 @@ impl PgStore {
         let mut tx = self.write().await?;
         config::lock_for_change(&mut tx).await?;
         Ok(tx)
+    }
+}
+
+#[async_trait]
+impl ImportStore for PgStore {
+    async fn import_part(&self, part: ImportPart, dry_run: bool) -> Result<ImportCounts> {
+        // Holds the configuration lock: the part may add templates and requirements.
+        let mut tx = self.config_change().await?;
+        let counts = import::import_part(&mut tx, &part).await?;
+        if dry_run {
+            tx.rollback().await.map_err(db)?;
+        } else {
+            tx.commit().await.map_err(db)?;
+        }
+        Ok(counts)
     }
 }
 

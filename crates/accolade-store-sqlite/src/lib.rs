@@ -9,6 +9,7 @@ mod checkpoint;
 mod config;
 mod credly;
 mod events;
+mod import;
 #[macro_use]
 mod forward;
 mod jobs;
@@ -358,6 +359,33 @@ impl SqliteStore {
                 pool.push(conn);
             }
             out
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("sqlite worker panicked: {e}")))?
+    }
+}
+
+#[async_trait]
+impl ImportStore for SqliteStore {
+    async fn import_part(&self, part: ImportPart, dry_run: bool) -> Result<ImportCounts> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock();
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(rows::db)?;
+            let counts = import::import_part(&tx, &part)?;
+            if dry_run {
+                tx.rollback().map_err(rows::db)?;
+                return Ok(counts);
+            }
+            tx.commit().map_err(rows::db)?;
+            // Fulfilments and awards changed outside `process_events`: this process's copy of
+            // learners' progress is stale.
+            inner.progress.lock().clear();
+            drop(conn);
+            inner.sync_wal()?;
+            Ok(counts)
         })
         .await
         .map_err(|e| StoreError::Other(format!("sqlite worker panicked: {e}")))?

@@ -14,6 +14,9 @@
 //! with no earlier event): during a burst of new learners, one read per template and learner
 //! was a tenth of the writer's time.
 //!
+//! An import gives learners progress without an event; it sets their head to 0 (no event) so
+//! their fulfilments are read like anyone else's (`import.rs`).
+//!
 //! It also keeps the head of each learner's event chain (`learners.last_event_seq`, see
 //! migration 0007), which only `process_events` moves, under the same rules.
 

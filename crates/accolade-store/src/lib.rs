@@ -4,6 +4,7 @@
 mod admin;
 mod backfill;
 mod error;
+mod import;
 mod index_cache;
 mod models;
 mod openbadges;
@@ -17,12 +18,13 @@ mod webhooks;
 pub use admin::*;
 pub use backfill::*;
 pub use error::{Entity, StoreError};
+pub use import::*;
 pub use index_cache::IndexCache;
 pub use models::*;
 pub use openbadges::*;
 pub use opencredit::*;
 pub use store::{
     AdminStore, AwardStore, BackfillStore, ConfigStore, CredlyStore, Durable, EventStore,
-    OpenBadgesStore, OpenCreditStore, OutboxStore, Store, WebhookStore,
+    ImportStore, OpenBadgesStore, OpenCreditStore, OutboxStore, Store, WebhookStore,
 };
 pub use webhooks::*;

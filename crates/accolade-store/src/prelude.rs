@@ -6,6 +6,6 @@
 //! when that trait is in scope. Glob-importing this module brings them all.
 
 pub use crate::store::{
-    AdminStore, AwardStore, BackfillStore, ConfigStore, CredlyStore, EventStore, OpenBadgesStore,
-    OpenCreditStore, OutboxStore, Store, WebhookStore,
+    AdminStore, AwardStore, BackfillStore, ConfigStore, CredlyStore, EventStore, ImportStore,
+    OpenBadgesStore, OpenCreditStore, OutboxStore, Store, WebhookStore,
 };

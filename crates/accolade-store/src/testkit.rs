@@ -33,6 +33,8 @@
 //! - [`backfill`]: the inbox scan, backfill jobs (one open per template, lease, cancel, resume
 //!   after the cursor) and apply steps: each documented example backfilled equals live
 //!   processing, penalties in event-time order, `since`, exactly once, revoking only when asked;
+//! - [`import`]: an import's share of one organization: created once, a dry run and a repeat
+//!   writing nothing, awards never duplicated, live processing continuing from imported progress;
 //! - [`shared`]: tests taking two handles on one database (called by implementations directly).
 //!
 //! [`support`] holds the event builders and helpers the tests are written with; implementation
@@ -47,6 +49,7 @@ pub mod credly;
 pub mod defects;
 pub mod examples;
 pub mod expiry;
+pub mod import;
 pub mod openbadges;
 pub mod opencredit;
 pub mod operations;
@@ -62,6 +65,7 @@ pub use credly::*;
 pub use defects::*;
 pub use examples::*;
 pub use expiry::*;
+pub use import::*;
 pub use openbadges::*;
 pub use opencredit::*;
 pub use operations::*;
@@ -196,6 +200,10 @@ macro_rules! conformance_suite {
             backfill_since_limits_the_history,
             backfill_is_exactly_once_and_revokes_only_when_asked,
             backfill_jobs_lease_cancel_and_resume,
+            import_dry_run_writes_nothing,
+            import_creates_every_row_and_a_repeat_changes_nothing,
+            imported_progress_continues_under_live_processing,
+            import_never_duplicates_an_award,
             scan_inbox_reads_types_and_ranges,
             ob_claim_reserves_one_credential_per_local_award,
             ob_credly_template_events_are_skipped,

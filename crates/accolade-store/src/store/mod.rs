@@ -14,6 +14,7 @@
 //! | the Open Credit-style API (`oc_*`)         | [`OpenCreditStore`] | `opencredit.rs` |
 //! | Open Badges 3.0 keys, credentials, status  | [`OpenBadgesStore`] | `openbadges.rs` |
 //! | inbox scans, backfill jobs and steps       | [`BackfillStore`]   | `backfill.rs`   |
+//! | imports from other badge systems           | [`ImportStore`]     | `import.rs`     |
 //!
 //! Callers hold an `Arc<dyn Store>`, on which every area's methods can be called without
 //! importing the area's trait. Calling them on a concrete store or a generic `S: Store` needs the
@@ -25,6 +26,7 @@ mod backfill;
 mod config;
 mod credly;
 mod events;
+mod import;
 mod openbadges;
 mod opencredit;
 mod outbox;
@@ -40,6 +42,7 @@ pub use backfill::BackfillStore;
 pub use config::ConfigStore;
 pub use credly::CredlyStore;
 pub use events::EventStore;
+pub use import::ImportStore;
 pub use openbadges::OpenBadgesStore;
 pub use opencredit::OpenCreditStore;
 pub use outbox::OutboxStore;
@@ -63,6 +66,7 @@ pub trait Store:
     + OpenCreditStore
     + OpenBadgesStore
     + BackfillStore
+    + ImportStore
     + Send
     + Sync
     + 'static
