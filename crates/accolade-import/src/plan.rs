@@ -815,6 +815,9 @@ pub fn plan(src: &SourceData, opts: &PlanOptions) -> Result<Plan, Vec<Problem>> 
         let awards = awards_by_org.remove(&org_id).unwrap_or_default();
         let mut names: BTreeSet<Arc<str>> = fulfilments.iter().map(|f| f.0.clone()).collect();
         names.extend(awards.iter().map(|a| Arc::from(a.learner.as_str())));
+        // A learner of several organizations is created with the first one's share (the
+        // learner row is not tied to an organization).
+        names.retain(|n| !all_learners.contains(n));
         let learners = names.iter().map(|n| learner_data(n)).collect();
         all_learners.extend(names);
         let part_templates: Vec<TemplateConfig> = templates

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod awards;
 mod backfill;
 mod demo;
+mod import;
 
 use crate::config::{Config, Overrides, DEFAULT_CONFIG};
 use crate::service::{admin_users, apply, auth, password};
@@ -102,6 +103,11 @@ pub enum Command {
     /// Apply a template's current rules to learners who already have stored events: preview
     /// with --dry-run, or award those who qualify (docs/backfill.md).
     Backfill(backfill::BackfillArgs),
+    /// Move over from another badge system: `import openedx-credentials --from mysql://…`.
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
+    },
     /// Manual awards and revocations for a list of learners.
     Awards {
         #[command(subcommand)]
@@ -490,6 +496,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor => doctor(config).await,
         Command::Backfill(args) => backfill::run(cli_state(config).await?, args).await,
         Command::Awards { command } => awards::run(cli_state(config).await?, command).await,
+        Command::Import { command } => import::run(cli_state(config).await?, command).await,
         Command::DefaultConfig => Ok(()),
         Command::Demo {
             command:

@@ -17,6 +17,7 @@ pub mod event_types;
 pub mod events;
 pub mod expiry;
 pub mod explain;
+pub mod import;
 pub mod ingest;
 pub mod jobs;
 pub mod learners;

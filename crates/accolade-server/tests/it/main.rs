@@ -15,6 +15,7 @@ mod credly_keys;
 mod expiry;
 mod hardening;
 mod helpers;
+mod import;
 mod ingest;
 mod openbadges;
 mod opencredit;
