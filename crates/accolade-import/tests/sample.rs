@@ -517,3 +517,97 @@ async fn a_bad_mariadb_source_is_refused() {
         "{err}"
     );
 }
+
+/// Credentials on PostgreSQL: Django's schema there is the SQLite one with native types (`uuid`,
+/// `boolean`, `timestamp with time zone`), which is how it is built here; the sample's rows are
+/// copied from the SQLite fixture (PostgreSQL converts them from their text form).
+#[tokio::test]
+async fn the_postgres_sample_plans_as_expected() {
+    use sqlx::{Connection, Executor, PgConnection};
+    let base = std::env::var("ACCOLADE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut admin = match PgConnection::connect(&base).await {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL is not reachable at {base} and CI=true: {e}"
+            );
+            eprintln!("SKIPPED: PostgreSQL is not reachable at {base}: {e}");
+            return;
+        }
+    };
+    let name = format!("accolade_import_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let mut pg = PgConnection::connect(&url).await.unwrap();
+    let schema: String = std::fs::read_to_string(fixture("schema-sqlite.sql"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("sqlite_"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("PRIMARY KEY AUTOINCREMENT", "PRIMARY KEY")
+        .replace("integer unsigned", "integer")
+        .replace(" datetime ", " timestamp with time zone ")
+        .replace(" bool ", " boolean ")
+        .replace(" char(32) ", " uuid ");
+    pg.execute(sqlx::AssertSqlSafe(schema)).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let SourceUrl::Sqlite(path) = sqlite_source(dir.path(), "") else {
+        unreachable!()
+    };
+    let lite = rusqlite::Connection::open(path).unwrap();
+    let tables: Vec<String> = lite
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for table in tables {
+        let mut stmt = lite.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+        let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+        let rows: Vec<Value> = stmt
+            .query_map([], |r| {
+                let mut o = serde_json::Map::new();
+                for (i, c) in columns.iter().enumerate() {
+                    use rusqlite::types::ValueRef;
+                    let v = match r.get_ref(i)? {
+                        ValueRef::Null => Value::Null,
+                        ValueRef::Integer(n) => Value::from(n),
+                        ValueRef::Real(f) => Value::from(f),
+                        ValueRef::Text(t) | ValueRef::Blob(t) => {
+                            Value::from(String::from_utf8_lossy(t).into_owned())
+                        }
+                    };
+                    o.insert(c.clone(), v);
+                }
+                Ok(Value::Object(o))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        if rows.is_empty() {
+            continue;
+        }
+        // Booleans arrive as 0/1: PostgreSQL reads them from their text form.
+        let insert = format!("INSERT INTO \"{table}\" SELECT * FROM json_populate_recordset(NULL::\"{table}\", $1::json)");
+        sqlx::query(sqlx::AssertSqlSafe(insert))
+            .bind(Value::Array(rows).to_string())
+            .execute(&mut pg)
+            .await
+            .unwrap();
+    }
+    let data = read(&SourceUrl::parse(&url).unwrap()).await;
+    drop(pg);
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+        .await
+        .ok();
+    check_against_expected(&plan(&data.unwrap(), &options()).unwrap());
+}
