@@ -678,6 +678,27 @@ async fn bad_sources_are_refused_and_nothing_is_written() {
             assert!(err.contains("nothing was written"), "{what}: {err}");
         }
     }
+    // The source can come from the environment instead of the command line.
+    let out = op.run_env(
+        &["import", "openedx-credentials"],
+        &[(
+            "OPENEDX_CREDENTIALS_DATABASE_URL",
+            "mysql://root:secret@127.0.0.1:1/credentials",
+        )],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot reach the source mysql://root:***@"),
+        "{err}"
+    );
+    // An organization whose key lives in Credentials' settings: refused until --org-key gives it.
+    let keyless = SourceDb::new("UPDATE badges_credlyorganization SET api_key = '' WHERE id = 2;");
+    let (ok, out, err) = import(&op, &keyless.url(), &["--dry-run"]);
+    assert!(
+        !ok && err.contains("has no API key in the source")
+            && err.contains("--org-key 9c306ae3-25e5-5235-a742-dca06f74d9cf=KEY"),
+        "{out}{err}"
+    );
     let server = op
         .serve_env(&["--no-workers"], &[])
         .await
@@ -690,4 +711,33 @@ async fn bad_sources_are_refused_and_nothing_is_written() {
             .unwrap_or_else(|| v["data"].as_array().is_some_and(Vec::is_empty));
         assert!(empty, "{k} written by a refused import: {v}");
     }
+    drop(server);
+    let (ok, out, err) = import(
+        &op,
+        &keyless.url(),
+        &[
+            "--org-key",
+            "9C306AE325E55235A742DCA06F74D9CF=given-globex-key-1234",
+            "--json",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let outcome: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(outcome["created"]["organizations"], 2, "{outcome}");
+    assert_eq!(outcome["created"]["fulfilments"], 124);
+    let server = op
+        .serve_env(&["--no-workers"], &[])
+        .await
+        .with_token(&token);
+    let (_, org) = server
+        .api(
+            "GET",
+            "/credly/organizations/9c306ae3-25e5-5235-a742-dca06f74d9cf",
+            None,
+        )
+        .await;
+    assert!(
+        org["api_key"].as_str().unwrap().ends_with("1234"),
+        "the given key is stored: {org}"
+    );
 }
