@@ -250,17 +250,14 @@ pub fn penalty_id(template_uuid: &str, source_id: i64) -> String {
     stable_id("pen", "penalty", template_uuid, source_id)
 }
 
+/// Each distinct `blend` value (`None`: no group) with its group letter.
+pub type GroupLetters = BTreeMap<Option<String>, Group>;
+/// The `blend` values that did not keep their name, with the letter they got.
+pub type Renamed = Vec<(Option<String>, Group)>;
+
 /// Maps a template's distinct `blend` values to group letters (see the module doc).
 /// Returns the mapping and the renamed values, in the order given.
-pub fn group_letters(
-    blends: &[Option<String>],
-) -> Result<
-    (
-        BTreeMap<Option<String>, Group>,
-        Vec<(Option<String>, Group)>,
-    ),
-    usize,
-> {
+pub fn group_letters(blends: &[Option<String>]) -> Result<(GroupLetters, Renamed), usize> {
     let distinct: BTreeSet<Option<String>> = blends.iter().cloned().collect();
     if distinct.len() > 26 {
         return Err(distinct.len());
