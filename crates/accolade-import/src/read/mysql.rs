@@ -41,8 +41,9 @@ mod sql {
     pub const PENALTY_RULES: &str = "SELECT CAST(id AS SIGNED), CAST(penalty_id AS SIGNED), \
         data_path, operator, value FROM badges_penaltydatarule ORDER BY id";
     pub const USERS: &str = "SELECT u.username, u.email, u.first_name, u.last_name, u.full_name, \
-        CAST(u.lms_user_id AS SIGNED) FROM core_user u WHERE u.username IN \
-        (SELECT username FROM badges_badgeprogress UNION SELECT username FROM credentials_usercredential)";
+        CAST(u.lms_user_id AS SIGNED) FROM core_user u JOIN \
+        (SELECT username FROM badges_badgeprogress UNION SELECT username FROM credentials_usercredential) n \
+        ON n.username = u.username";
     pub const PROGRESS: &str = "SELECT CAST(id AS SIGNED), username, CAST(template_id AS SIGNED) \
         FROM badges_badgeprogress ORDER BY id";
     pub const FULFILMENTS: &str =

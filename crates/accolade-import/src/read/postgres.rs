@@ -40,8 +40,9 @@ mod sql {
         "SELECT id::bigint, penalty_id::bigint, data_path, operator, value \
         FROM badges_penaltydatarule ORDER BY id";
     pub const USERS: &str = "SELECT u.username, u.email, u.first_name, u.last_name, u.full_name, \
-        u.lms_user_id::bigint FROM core_user u WHERE u.username IN \
-        (SELECT username FROM badges_badgeprogress UNION SELECT username FROM credentials_usercredential)";
+        u.lms_user_id::bigint FROM core_user u JOIN \
+        (SELECT username FROM badges_badgeprogress UNION SELECT username FROM credentials_usercredential) n \
+        ON n.username = u.username";
     pub const PROGRESS: &str =
         "SELECT id::bigint, username, template_id::bigint FROM badges_badgeprogress ORDER BY id";
     pub const FULFILMENTS: &str =

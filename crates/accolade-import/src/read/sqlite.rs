@@ -26,9 +26,10 @@ const PENALTY_LINKS: &str = "SELECT badgepenalty_id, badgerequirement_id \
     FROM badges_badgepenalty_requirements ORDER BY id";
 const PENALTY_RULES: &str =
     "SELECT id, penalty_id, data_path, operator, value FROM badges_penaltydatarule ORDER BY id";
-const USERS: &str = "SELECT username, email, first_name, last_name, full_name, lms_user_id \
-    FROM core_user WHERE username IN \
-    (SELECT username FROM badges_badgeprogress UNION SELECT username FROM credentials_usercredential)";
+const USERS: &str = "SELECT username, u.email, u.first_name, u.last_name, u.full_name, u.lms_user_id \
+    FROM core_user u JOIN \
+    (SELECT username FROM badges_badgeprogress UNION SELECT username FROM credentials_usercredential) n \
+    USING (username)";
 const PROGRESS: &str = "SELECT id, username, template_id FROM badges_badgeprogress ORDER BY id";
 const FULFILMENTS: &str = "SELECT progress_id, requirement_id FROM badges_fulfillment ORDER BY id";
 const BADGES: &str = "SELECT uc.id, uc.uuid, uc.username, uc.status, uc.credential_id, \
