@@ -379,7 +379,7 @@ impl Sandbox {
         };
         let now = Utc::now();
         let mut live: Vec<_> = o.tokens.iter().filter(|t| t.expires_at > now).collect();
-        live.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        live.sort_by_key(|t| std::cmp::Reverse(t.created_at));
         live.into_iter().map(|t| t.token.clone()).collect()
     }
 
