@@ -416,7 +416,12 @@ async fn a_token_endpoint_outage_retries_jobs_and_loses_none() {
     template(&app).await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
-        .respond_with(ResponseTemplate::new(503).set_body_string("<html>down</html>"))
+        // Slow as well as down, so the three jobs are all waiting on the one request.
+        .respond_with(
+            ResponseTemplate::new(503)
+                .set_body_string("<html>down</html>")
+                .set_delay(Duration::from_millis(300)),
+        )
         .mount(&server)
         .await;
     app.send(json!([
