@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::auth::token_from_headers;
+use crate::auth::{presented, Presented};
 use crate::error::ApiError;
 use crate::listing::{ListParams, Metadata, ReqCtx};
 use crate::model::IssueInput;
@@ -24,9 +24,9 @@ use crate::Sandbox;
 
 type ApiResult = Result<Response, ApiError>;
 
-/// The token a request authenticated with (set by [`guard`]).
+/// The credential a request authenticated with (set by [`guard`]).
 #[derive(Clone)]
-pub(crate) struct AuthToken(pub String);
+pub(crate) struct AuthToken(pub Presented);
 
 /// Organization id from `/v1/organizations/{org}/…`, if the path has one.
 fn org_segment(path: &str) -> Option<String> {
@@ -46,27 +46,15 @@ pub(crate) async fn guard(State(sb): State<Sandbox>, mut req: Request, next: Nex
     {
         counters.hit(route);
     }
-    let decision = sb.inner.faults.decide();
-    if !decision.latency.is_zero() {
-        tokio::time::sleep(decision.latency).await;
-    }
-    if let Some(inj) = decision.fail {
-        let status = inj.error.status;
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            Counters::bump(&counters.injected_429);
-        } else if status.is_server_error() {
-            Counters::bump(&counters.injected_5xx);
-        } else {
-            Counters::bump(&counters.injected_other);
-        }
-        tracing::debug!(status = status.as_u16(), kind = ?inj.kind, "fault injected");
-        return inj.error.into_response();
-    }
-    let token = token_from_headers(req.headers());
+    let expire_all_tokens = match apply_faults(&sb).await {
+        Ok(expire) => expire,
+        Err(injected) => return injected,
+    };
+    let token = presented(req.headers());
     let org = org_segment(req.uri().path());
     let verdict = match &token {
         None => Err(ApiError::unauthorized()),
-        Some(_) if decision.expire_all_tokens => Err(ApiError::unauthorized()),
+        Some(_) if expire_all_tokens => Err(ApiError::unauthorized()),
         Some(t) => sb.inner.state.read().authorize(t, org.as_deref()),
     };
     match verdict {
@@ -83,6 +71,30 @@ pub(crate) async fn guard(State(sb): State<Sandbox>, mut req: Request, next: Nex
             e.into_response()
         }
     }
+}
+
+/// Applies the fault configuration to one API request (`/v1/…` and the token endpoint):
+/// sleeps for the latency, then answers an injected failure (`Err`, counted), or says whether
+/// every token is to be treated as expired.
+pub(crate) async fn apply_faults(sb: &Sandbox) -> Result<bool, Response> {
+    let counters = &sb.inner.counters;
+    let decision = sb.inner.faults.decide();
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
+    }
+    if let Some(inj) = decision.fail {
+        let status = inj.error.status;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            Counters::bump(&counters.injected_429);
+        } else if status.is_server_error() {
+            Counters::bump(&counters.injected_5xx);
+        } else {
+            Counters::bump(&counters.injected_other);
+        }
+        tracing::debug!(status = status.as_u16(), kind = ?inj.kind, "fault injected");
+        return Err(inj.error.into_response());
+    }
+    Ok(decision.expire_all_tokens)
 }
 
 /// Logs every request at debug level.
@@ -121,7 +133,7 @@ pub(crate) async fn list_organizations(
     let lp = ListParams::from_ctx(&rc);
     let items: Vec<OrgItem> = {
         let st = sb.inner.state.read();
-        let mut orgs = st.orgs_for_token(&token, chrono::Utc::now());
+        let mut orgs = st.orgs_for(&token, chrono::Utc::now());
         orgs.sort_by(|a, b| a.info.name.cmp(&b.info.name));
         orgs.into_iter()
             .map(|o| OrgItem {
@@ -183,6 +195,37 @@ pub(crate) async fn list_authorization_tokens(
             .collect()
     };
     page_of_vec(&rc, &lp, items)
+}
+
+/// `POST …/authorization_tokens/rotate`: replaces the token the request authenticated with
+/// (HTTP Basic) by a new one, answered in `data.token`; the old one is refused from now on. A
+/// request with an OAuth access token is refused (403): which token it would rotate is not
+/// known (credly-auth.md §8, question 7).
+pub(crate) async fn rotate_authorization_token(
+    State(sb): State<Sandbox>,
+    Path(org): Path<String>,
+    Extension(AuthToken(presented)): Extension<AuthToken>,
+    rc: ReqCtx,
+) -> ApiResult {
+    let Presented::Token(old) = presented else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Rotating needs the authorization token to rotate (HTTP Basic)",
+        ));
+    };
+    let item = {
+        let mut st = sb.inner.state.write();
+        let token = st.rotate_token(&org, &old)?;
+        TokenItem {
+            token,
+            org: st.org(&org)?.info.clone(),
+        }
+    };
+    Counters::bump(&sb.inner.counters.tokens_rotated);
+    ok(&Envelope {
+        data: crate::render::Viewable::view(&item, rc.ctx()),
+        metadata: NoMeta {},
+    })
 }
 
 pub(crate) async fn list_badge_templates(

@@ -76,6 +76,10 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
                 o.id.clone(),
                 o.name.clone(),
                 o.tokens.iter().map(|t| t.token.clone()).collect::<Vec<_>>(),
+                o.oauth_clients
+                    .iter()
+                    .map(|c| (c.client_id.clone(), c.client_secret.clone()))
+                    .collect::<Vec<_>>(),
             )
         })
         .collect();
@@ -87,10 +91,14 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("Credly sandbox listening on http://{addr}/");
     println!("API base URL: http://{addr}/v1/");
-    for (id, name, tokens) in &orgs {
+    println!("OAuth token URL: http://{addr}/oauth/token");
+    for (id, name, tokens, clients) in &orgs {
         println!("organization {name:?}: id {id}");
         for t in tokens {
             println!("  token: {t}");
+        }
+        for (client_id, secret) in clients {
+            println!("  OAuth client: {client_id} (secret {secret})");
         }
     }
     println!("control API: http://{addr}/_sandbox/stats");

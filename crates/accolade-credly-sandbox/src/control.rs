@@ -46,6 +46,11 @@ pub(crate) fn routes() -> Router<Sandbox> {
     );
     r = both(r, "/_sandbox/organizations/{org}/webhook", put(set_webhook));
     r = both(r, "/_sandbox/organizations/{org}/tokens", post(add_token));
+    r = both(
+        r,
+        "/_sandbox/organizations/{org}/oauth_clients",
+        post(add_oauth_client),
+    );
     r = both(r, "/_sandbox/organizations/{org}/badges", get(badges));
     r = both(r, "/_sandbox/organizations/{org}/events", get(events));
     r.route("/images/{id}/image.svg", get(image))
@@ -105,6 +110,10 @@ async fn organizations(State(sb): State<Sandbox>) -> Response {
                     "token": t.token,
                     "created_at": crate::util::fmt_ts(&t.created_at),
                     "expires_at": crate::util::fmt_ts(&t.expires_at),
+                })).collect::<Vec<_>>(),
+                "oauth_clients": st.oauth_clients_of(&o.info.id).iter().map(|c| json!({
+                    "client_id": c.client_id,
+                    "access_token_lifetime_secs": c.lifetime_secs,
                 })).collect::<Vec<_>>(),
                 "templates": o.templates.len(),
                 "badges": o.badges.len(),
@@ -210,6 +219,33 @@ async fn add_token(State(sb): State<Sandbox>, Path(org): Path<String>, body: Byt
         .write()
         .add_token(&org, &b.token, b.expires_at)?;
     json_ok(StatusCode::CREATED, json!({"token": b.token}))
+}
+
+#[derive(Deserialize)]
+struct OAuthClientBody {
+    client_id: String,
+    client_secret: String,
+    #[serde(default)]
+    access_token_lifetime_secs: Option<u64>,
+}
+
+async fn add_oauth_client(
+    State(sb): State<Sandbox>,
+    Path(org): Path<String>,
+    body: Bytes,
+) -> CtlResult {
+    let b: OAuthClientBody = parse_json(&body)?;
+    sb.inner.state.write().add_oauth_client(
+        &org,
+        &b.client_id,
+        &b.client_secret,
+        b.access_token_lifetime_secs,
+    )?;
+    json_ok(
+        StatusCode::CREATED,
+        json!({"client_id": b.client_id, "access_token_lifetime_secs": b.access_token_lifetime_secs
+            .unwrap_or(crate::credentials::DEFAULT_ACCESS_TOKEN_LIFETIME_SECS)}),
+    )
 }
 
 async fn badges(State(sb): State<Sandbox>, Path(org): Path<String>) -> CtlResult {

@@ -20,9 +20,12 @@
 //! ```
 //!
 //! Authentication: HTTP Basic with the token as the username; `base64("token:")`,
-//! `base64("token")` and `base64("token|")` are accepted. Unknown or expired tokens
-//! get 401. A valid token used on another existing organization also gets **401**
-//! (not 403). A valid token on an unknown organization gets 404.
+//! `base64("token")` and `base64("token|")` are accepted; or `Bearer` with an access
+//! token from `POST /oauth/token` (client credentials of an organization's OAuth client).
+//! Unknown or expired tokens get 401. A valid token used on another existing organization
+//! also gets **401** (not 403). A valid token on an unknown organization gets 404.
+//! `POST /v1/organizations/{org}/authorization_tokens/rotate` replaces the token it is
+//! called with; the old one is refused at once.
 
 #![forbid(unsafe_code)]
 
@@ -30,6 +33,7 @@ mod api;
 mod auth;
 pub mod cli;
 mod control;
+mod credentials;
 mod error;
 mod faults;
 mod listing;
@@ -38,6 +42,7 @@ mod params;
 mod render;
 mod seed;
 mod stats;
+mod token;
 mod util;
 mod webhook;
 
@@ -48,14 +53,15 @@ use parking_lot::RwLock;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub use credentials::{DEFAULT_ACCESS_TOKEN_LIFETIME_SECS, SCOPES as OAUTH_SCOPES};
 pub use error::ApiError;
 pub use faults::{Faults, RateLimitFault};
 pub use listing::{DEFAULT_PER, MAX_PER};
 pub use model::DEFAULT_TOKEN_LIFETIME_DAYS;
 pub use params::parse_time;
 pub use seed::{
-    Generate, Seed, SeedOrganization, SeedTemplate, SeedToken, DEMO_ORG_ID, DEMO_ORG_NAME,
-    DEMO_TOKEN, TEMPLATE_STATES,
+    Generate, Seed, SeedOAuthClient, SeedOrganization, SeedTemplate, SeedToken, DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET, DEMO_ORG_ID, DEMO_ORG_NAME, DEMO_TOKEN, TEMPLATE_STATES,
 };
 pub use stats::{Stats, WebhookDelivery, WEBHOOK_LOG_LEN};
 pub use webhook::{
@@ -102,6 +108,8 @@ pub struct RunningSandbox {
     pub base_url: String,
     /// `base_url` + `v1/` (what a Credly client uses as its API base).
     pub api_base_url: String,
+    /// `base_url` + `oauth/token` (the OAuth token endpoint).
+    pub oauth_token_url: String,
     /// The bound address.
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -148,6 +156,11 @@ impl Sandbox {
         );
         v1 = both(
             v1,
+            "/v1/organizations/{org}/authorization_tokens/rotate",
+            post(api::rotate_authorization_token),
+        );
+        v1 = both(
+            v1,
             "/v1/organizations/{org}/badge_templates",
             get(api::list_badge_templates),
         );
@@ -181,8 +194,10 @@ impl Sandbox {
             self.clone(),
             api::guard,
         ));
+        let oauth = both(Router::new(), "/oauth/token", post(token::token));
         Router::new()
             .merge(v1)
+            .merge(oauth)
             .merge(control::routes())
             .fallback(api::not_found)
             .layer(axum::middleware::from_fn(api::log_requests))
@@ -214,6 +229,7 @@ impl Sandbox {
         Ok(RunningSandbox {
             sandbox,
             api_base_url: format!("{base_url}v1/"),
+            oauth_token_url: format!("{base_url}oauth/token"),
             base_url,
             addr,
             task,
@@ -333,6 +349,38 @@ impl Sandbox {
             .write()
             .set_webhook_url(org, url)
             .unwrap_or_else(|e| panic!("set_webhook_url: {}", e.message))
+    }
+
+    /// Adds (or replaces) an OAuth client of an organization; its access tokens live
+    /// `access_token_lifetime_secs` (default two hours).
+    ///
+    /// # Panics
+    /// On an unknown organization or an empty id or secret.
+    pub fn add_oauth_client(
+        &self,
+        org: &str,
+        client_id: &str,
+        client_secret: &str,
+        access_token_lifetime_secs: Option<u64>,
+    ) {
+        self.inner
+            .state
+            .write()
+            .add_oauth_client(org, client_id, client_secret, access_token_lifetime_secs)
+            .unwrap_or_else(|e| panic!("add_oauth_client: {}", e.message))
+    }
+
+    /// The organization's authorization tokens that have not expired, newest first (a
+    /// rotation's new token comes first).
+    pub fn tokens(&self, org: &str) -> Vec<String> {
+        let st = self.inner.state.read();
+        let Some(o) = st.orgs.get(org) else {
+            return Vec::new();
+        };
+        let now = Utc::now();
+        let mut live: Vec<_> = o.tokens.iter().filter(|t| t.expires_at > now).collect();
+        live.sort_by_key(|t| std::cmp::Reverse(t.created_at));
+        live.into_iter().map(|t| t.token.clone()).collect()
     }
 
     /// Adds (or replaces) a token; `expires_at` defaults to now + 180 days.

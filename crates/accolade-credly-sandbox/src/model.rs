@@ -415,7 +415,12 @@ impl Org {
         }
     }
 
-    fn add_token(&mut self, token: &str, created: DateTime<Utc>, expires: DateTime<Utc>) {
+    pub(crate) fn add_token(
+        &mut self,
+        token: &str,
+        created: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) {
         self.tokens.retain(|t| t.token != token);
         self.tokens.push(TokenRec {
             id: det_uuid(&self.info.id, crate::util::fnv1a(token)),
@@ -465,7 +470,9 @@ pub(crate) struct Changed<T> {
 pub(crate) struct State {
     pub orgs: HashMap<String, Org>,
     /// token → organization ids it acts for.
-    tokens: HashMap<String, Vec<String>>,
+    pub(crate) tokens: HashMap<String, Vec<String>>,
+    /// OAuth clients and their access tokens (`credentials.rs`).
+    pub(crate) oauth: crate::credentials::OAuthState,
     badge_seq: u64,
 }
 
@@ -548,9 +555,19 @@ impl State {
             self.index_token(&t.token, &o.id);
         }
         self.orgs.insert(o.id.clone(), org);
+        for c in &o.oauth_clients {
+            if let Err(e) = self.add_oauth_client(
+                &o.id,
+                &c.client_id,
+                &c.client_secret,
+                c.access_token_lifetime_secs,
+            ) {
+                tracing::warn!(org = %o.id, "seed OAuth client ignored: {}", e.message);
+            }
+        }
     }
 
-    fn index_token(&mut self, token: &str, org: &str) {
+    pub(crate) fn index_token(&mut self, token: &str, org: &str) {
         let orgs = self.tokens.entry(token.to_owned()).or_default();
         if !orgs.iter().any(|o| o == org) {
             orgs.push(org.to_owned());
@@ -567,37 +584,6 @@ impl State {
         self.orgs
             .get_mut(id)
             .ok_or_else(|| ApiError::not_found(format!("Organization {id} not found")))
-    }
-
-    /// Organizations a token may act for right now.
-    pub fn orgs_for_token(&self, token: &str, now: DateTime<Utc>) -> Vec<&Org> {
-        let Some(ids) = self.tokens.get(token) else {
-            return Vec::new();
-        };
-        ids.iter()
-            .filter_map(|id| self.orgs.get(id))
-            .filter(|o| {
-                o.tokens
-                    .iter()
-                    .any(|t| t.token == token && t.expires_at > now)
-            })
-            .collect()
-    }
-
-    /// Checks a token against an organization (see the crate docs for the rules).
-    pub fn authorize(&self, token: &str, org: Option<&str>) -> Result<(), ApiError> {
-        let valid = self.orgs_for_token(token, Utc::now());
-        if valid.is_empty() {
-            return Err(ApiError::unauthorized());
-        }
-        match org {
-            None => Ok(()),
-            Some(id) if valid.iter().any(|o| o.info.id == id) => Ok(()),
-            Some(id) if !self.orgs.contains_key(id) => {
-                Err(ApiError::not_found(format!("Organization {id} not found")))
-            }
-            Some(_) => Err(ApiError::unauthorized()),
-        }
     }
 
     pub fn add_token(

@@ -14,6 +14,10 @@ use crate::util::{det_uuid, new_id, splitmix64};
 pub const DEMO_ORG_ID: &str = "acc01ade-0000-4000-8000-000000000001";
 /// Authorization token of [`Seed::demo`] (valid for 180 days from sandbox start).
 pub const DEMO_TOKEN: &str = "accolade-demo-token";
+/// OAuth client id of [`Seed::demo`]'s organization.
+pub const DEMO_CLIENT_ID: &str = "accolade-demo-client";
+/// OAuth client secret of [`Seed::demo`]'s organization.
+pub const DEMO_CLIENT_SECRET: &str = "accolade-demo-client-secret";
 /// Name of the organization in [`Seed::demo`].
 pub const DEMO_ORG_NAME: &str = "Accolade Demo Org";
 
@@ -44,6 +48,9 @@ pub struct SeedOrganization {
     pub tokens: Vec<SeedToken>,
     /// Where webhooks are POSTed. Default: none (events are still recorded).
     pub webhook_url: Option<String>,
+    /// OAuth applications of this organization: their client credentials get Bearer access
+    /// tokens at `POST /oauth/token` that act as this organization. Default: none.
+    pub oauth_clients: Vec<SeedOAuthClient>,
 }
 
 impl Default for SeedOrganization {
@@ -53,6 +60,31 @@ impl Default for SeedOrganization {
             name: "Sandbox Organization".to_owned(),
             tokens: Vec::new(),
             webhook_url: None,
+            oauth_clients: Vec::new(),
+        }
+    }
+}
+
+/// One OAuth application (client credentials grant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedOAuthClient {
+    /// The client id (Credly's `uid`).
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: String,
+    /// Lifetime of the access tokens issued to this client, in seconds. Default: 7200, Credly's
+    /// two hours; tests set a few seconds to see tokens expire.
+    #[serde(default)]
+    pub access_token_lifetime_secs: Option<u64>,
+}
+
+impl SeedOAuthClient {
+    /// A client whose tokens live the default two hours.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        SeedOAuthClient {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            access_token_lifetime_secs: None,
         }
     }
 }
@@ -237,7 +269,8 @@ impl Generate {
 
 impl Seed {
     /// The demo seed: one organization ([`DEMO_ORG_NAME`], [`DEMO_ORG_ID`], token
-    /// [`DEMO_TOKEN`]) with six templates covering all three states.
+    /// [`DEMO_TOKEN`], OAuth client [`DEMO_CLIENT_ID`] / [`DEMO_CLIENT_SECRET`]) with six
+    /// templates covering all three states.
     pub fn demo() -> Seed {
         let at = |y, m, d| Some(Utc.with_ymd_and_hms(y, m, d, 9, 0, 0).unwrap());
         let t = |n: u64,
@@ -264,6 +297,7 @@ impl Seed {
                 name: DEMO_ORG_NAME.to_owned(),
                 tokens: vec![SeedToken::new(DEMO_TOKEN)],
                 webhook_url: None,
+                oauth_clients: vec![SeedOAuthClient::new(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)],
             }],
             templates: vec![
                 t(
@@ -349,6 +383,7 @@ impl Seed {
     /// (it creates missing organizations), so call this on untrusted input.
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut ids = HashSet::new();
+        let mut clients = HashSet::new();
         for org in &self.organizations {
             if org.id.trim().is_empty() {
                 bail!("organization {:?} has an empty id", org.name);
@@ -359,6 +394,17 @@ impl Seed {
             for t in &org.tokens {
                 if t.token.trim().is_empty() {
                     bail!("organization {} has an empty token", org.id);
+                }
+            }
+            for c in &org.oauth_clients {
+                if c.client_id.trim().is_empty() || c.client_secret.trim().is_empty() {
+                    bail!(
+                        "organization {} has an OAuth client with an empty id or secret",
+                        org.id
+                    );
+                }
+                if !clients.insert(c.client_id.as_str()) {
+                    bail!("duplicate OAuth client id {}", c.client_id);
                 }
             }
         }

@@ -31,6 +31,12 @@ pub struct Stats {
     pub injected_429: u64,
     /// Injected answers with other statuses (`fail_next`, e.g. 401 or 404).
     pub injected_other: u64,
+    /// Access tokens issued by `POST /oauth/token`.
+    pub access_tokens_issued: u64,
+    /// Token requests refused (unknown client, wrong secret, grant or scope).
+    pub token_requests_refused: u64,
+    /// Authorization tokens rotated.
+    pub tokens_rotated: u64,
     /// Events recorded.
     pub events: u64,
     /// Webhook POST attempts (including retries).
@@ -78,10 +84,12 @@ pub(crate) enum Route {
     ListBadges,
     GetBadge,
     RevokeBadge,
+    RotateAuthorizationToken,
+    OAuthToken,
 }
 
 impl Route {
-    const COUNT: usize = 11;
+    const COUNT: usize = 13;
     const ALL: [Route; Route::COUNT] = [
         Route::ListOrganizations,
         Route::GetOrganization,
@@ -94,6 +102,8 @@ impl Route {
         Route::ListBadges,
         Route::GetBadge,
         Route::RevokeBadge,
+        Route::RotateAuthorizationToken,
+        Route::OAuthToken,
     ];
 
     /// Stable name used as the key in [`Stats::requests`].
@@ -110,6 +120,8 @@ impl Route {
             Route::ListBadges => "list_badges",
             Route::GetBadge => "get_badge",
             Route::RevokeBadge => "revoke_badge",
+            Route::RotateAuthorizationToken => "rotate_authorization_token",
+            Route::OAuthToken => "oauth_token",
         }
     }
 
@@ -128,6 +140,9 @@ impl Route {
             "/v1/organizations/{org}/badges" => Route::ListBadges,
             "/v1/organizations/{org}/badges/{id}" => Route::GetBadge,
             "/v1/organizations/{org}/badges/{id}/revoke" => Route::RevokeBadge,
+            "/v1/organizations/{org}/authorization_tokens/rotate" => {
+                Route::RotateAuthorizationToken
+            }
             _ => return None,
         })
     }
@@ -148,6 +163,9 @@ pub(crate) struct Counters {
     pub injected_5xx: AtomicU64,
     pub injected_429: AtomicU64,
     pub injected_other: AtomicU64,
+    pub access_tokens_issued: AtomicU64,
+    pub token_requests_refused: AtomicU64,
+    pub tokens_rotated: AtomicU64,
     pub events: AtomicU64,
     pub webhook_attempts: AtomicU64,
     pub webhook_delivered: AtomicU64,
@@ -197,6 +215,9 @@ impl Counters {
             injected_5xx: self.injected_5xx.load(Relaxed),
             injected_429: self.injected_429.load(Relaxed),
             injected_other: self.injected_other.load(Relaxed),
+            access_tokens_issued: self.access_tokens_issued.load(Relaxed),
+            token_requests_refused: self.token_requests_refused.load(Relaxed),
+            tokens_rotated: self.tokens_rotated.load(Relaxed),
             events: self.events.load(Relaxed),
             webhook_attempts: self.webhook_attempts.load(Relaxed),
             webhook_delivered: self.webhook_delivered.load(Relaxed),
@@ -217,6 +238,9 @@ impl Counters {
             &self.injected_5xx,
             &self.injected_429,
             &self.injected_other,
+            &self.access_tokens_issued,
+            &self.token_requests_refused,
+            &self.tokens_rotated,
             &self.events,
             &self.webhook_attempts,
             &self.webhook_delivered,

@@ -96,6 +96,7 @@ async fn token_of_another_org_gets_401_and_unknown_org_404() {
         name: "Other Org".into(),
         tokens: vec![SeedToken::new("other-token")],
         webhook_url: None,
+        oauth_clients: Vec::new(),
     });
     let c = Client::with_seed(seed).await;
     let other = format!(

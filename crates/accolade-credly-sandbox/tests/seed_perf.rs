@@ -137,6 +137,7 @@ async fn generate_produces_requested_count_and_mix() {
             name: "Bench".into(),
             tokens: vec![accolade_credly_sandbox::SeedToken::new("bench")],
             webhook_url: None,
+            oauth_clients: Vec::new(),
         });
     seed.generate = Some(Generate {
         organization_id: org.into(),

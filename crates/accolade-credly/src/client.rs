@@ -19,17 +19,65 @@ const PAGE_CONCURRENCY: usize = 4;
 /// Upper bound on pages followed, so a misbehaving server cannot keep a sync running forever.
 const MAX_PAGES: u32 = 10_000;
 
-/// An organization's id and API key.
+/// What a call authenticates with. Credly accepts either method on the same `/v1` paths.
+#[derive(Clone, Copy)]
+pub enum Secret<'a> {
+    /// An organization's authorization token ("API key"), sent as HTTP Basic `base64("token:")`.
+    AuthorizationToken(&'a str),
+    /// An OAuth 2.0 access token (client credentials grant), sent as `Authorization: Bearer …`.
+    AccessToken(&'a str),
+}
+
+/// An organization's id and the secret a call sends for it.
 #[derive(Clone, Copy)]
 pub struct Credentials<'a> {
     pub org_id: &'a str,
-    pub api_key: &'a str,
+    pub secret: Secret<'a>,
+}
+
+impl<'a> Credentials<'a> {
+    /// Authenticates with an authorization token (HTTP Basic).
+    pub const fn token(org_id: &'a str, api_key: &'a str) -> Self {
+        Credentials {
+            org_id,
+            secret: Secret::AuthorizationToken(api_key),
+        }
+    }
+
+    /// Authenticates with an OAuth access token (Bearer).
+    pub const fn bearer(org_id: &'a str, access_token: &'a str) -> Self {
+        Credentials {
+            org_id,
+            secret: Secret::AccessToken(access_token),
+        }
+    }
+
+    /// The `Authorization` header value, marked sensitive so it never shows in debug output.
+    fn header(&self) -> Result<HeaderValue, CredlyError> {
+        let text = match self.secret {
+            Secret::AuthorizationToken(key) => format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{key}:"))
+            ),
+            Secret::AccessToken(token) => format!("Bearer {token}"),
+        };
+        let mut value = HeaderValue::from_str(&text).map_err(|_| {
+            CredlyError::Config("the credentials contain invalid characters".into())
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
 }
 
 impl std::fmt::Debug for Credentials<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let method = match self.secret {
+            Secret::AuthorizationToken(_) => "authorization token",
+            Secret::AccessToken(_) => "access token",
+        };
         f.debug_struct("Credentials")
             .field("org_id", &self.org_id)
+            .field("method", &method)
             .finish_non_exhaustive()
     }
 }
@@ -38,6 +86,12 @@ impl std::fmt::Debug for Credentials<'_> {
 pub struct CredlyClient {
     http: reqwest::Client,
     base: Url,
+    /// The OAuth token endpoint; without one, requesting an access token is a configuration
+    /// error (see `oauth.rs`).
+    pub(crate) token_url: Option<Url>,
+    /// A client that never follows redirects, for the token endpoint: a 307/308 would carry the
+    /// form body, client secret included, to wherever the answer points.
+    pub(crate) token_http: reqwest::Client,
 }
 
 impl CredlyClient {
@@ -61,11 +115,42 @@ impl CredlyClient {
             .user_agent(concat!("accolade/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CredlyError::Config(e.to_string()))?;
-        Ok(CredlyClient { http, base })
+        let token_http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("accolade/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CredlyError::Config(e.to_string()))?;
+        Ok(CredlyClient {
+            http,
+            base,
+            token_url: None,
+            token_http,
+        })
+    }
+
+    /// Sets the OAuth token endpoint, e.g. `https://www.credly.com/oauth/token`. Like the API
+    /// base URL it comes from the operator's configuration only, never from an answer.
+    pub fn with_token_url(mut self, token_url: &str) -> Result<Self, CredlyError> {
+        let url = Url::parse(token_url.trim())
+            .map_err(|e| CredlyError::Config(format!("oauth_token_url `{token_url}`: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(CredlyError::Config(format!(
+                "oauth_token_url `{token_url}` must be an http(s) URL"
+            )));
+        }
+        self.token_url = Some(url);
+        Ok(self)
     }
 
     pub fn api_base_url(&self) -> &str {
         self.base.as_str()
+    }
+
+    /// The OAuth token endpoint in use, if one is set.
+    pub fn token_url(&self) -> Option<&str> {
+        self.token_url.as_ref().map(Url::as_str)
     }
 
     fn org_url(&self, cred: Credentials<'_>, rest: &str) -> Result<Url, CredlyError> {
@@ -94,10 +179,7 @@ impl CredlyClient {
         url: Url,
         body: Option<serde_json::Value>,
     ) -> Result<Envelope<T>, CredlyError> {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:", cred.api_key));
-        let mut auth = HeaderValue::from_str(&format!("Basic {token}"))
-            .map_err(|_| CredlyError::Config("the API key contains invalid characters".into()))?;
-        auth.set_sensitive(true);
+        let auth = cred.header()?;
         let mut req = self
             .http
             .request(method.clone(), url.clone())
@@ -136,6 +218,58 @@ impl CredlyClient {
     pub async fn organization(&self, cred: Credentials<'_>) -> Result<Organization, CredlyError> {
         let url = self.org_url(cred, "")?;
         Ok(self.call(cred, Method::GET, url, None).await?.data)
+    }
+
+    /// `POST /organizations/{org}/authorization_tokens/rotate`, authenticated with the token to
+    /// rotate and sent without a body (as the known clients do). Credly answers the new token in
+    /// `data.token`, and the old one stops working at once: the caller must store the new token
+    /// before anything else. An answer without a token is an error (`Decode`), whatever its
+    /// status. The expiry is Credly's `expires_at`, else 180 days from now.
+    pub async fn rotate_authorization_token(
+        &self,
+        cred: Credentials<'_>,
+    ) -> Result<RotatedToken, CredlyError> {
+        if !matches!(cred.secret, Secret::AuthorizationToken(_)) {
+            return Err(CredlyError::Config(
+                "only an authorization token can be rotated".into(),
+            ));
+        }
+        let url = self.org_url(cred, "authorization_tokens/rotate")?;
+        let env: Envelope<Option<AuthorizationToken>> =
+            self.call(cred, Method::POST, url, None).await?;
+        let data = env.data.unwrap_or(AuthorizationToken {
+            id: None,
+            token: None,
+            created_at: None,
+            expires_at: None,
+        });
+        let token = data
+            .token
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| CredlyError::Decode("the rotate answer has no data.token".into()))?;
+        let now = chrono::Utc::now();
+        let created_at = data.created_at.unwrap_or(now);
+        Ok(RotatedToken {
+            token,
+            created_at,
+            expires_at: data
+                .expires_at
+                .unwrap_or(now + chrono::Duration::days(crate::KEY_LIFETIME_DAYS)),
+        })
+    }
+
+    /// One template of the organization (any state), or none: used to learn the organization's
+    /// name from the template's owner when `GET /organizations/{org}` refuses an OAuth token
+    /// (reference: credly-auth.md §4.2).
+    pub async fn any_template(
+        &self,
+        cred: Credentials<'_>,
+    ) -> Result<Option<BadgeTemplate>, CredlyError> {
+        let mut url = self.org_url(cred, "badge_templates")?;
+        url.query_pairs_mut().append_pair("per", "1");
+        let env: Envelope<Vec<BadgeTemplate>> = self.call(cred, Method::GET, url, None).await?;
+        Ok(env.data.into_iter().next())
     }
 
     /// `GET /organizations/{org}/authorization_tokens`.
@@ -295,7 +429,7 @@ fn path_segment(id: &str) -> Result<&str, CredlyError> {
     }
 }
 
-fn transport(e: reqwest::Error, host: &str) -> CredlyError {
+pub(crate) fn transport(e: reqwest::Error, host: &str) -> CredlyError {
     if e.is_timeout() {
         CredlyError::Timeout
     } else {
@@ -308,7 +442,7 @@ fn transport(e: reqwest::Error, host: &str) -> CredlyError {
 }
 
 /// `Retry-After` as seconds (the HTTP-date form is turned into a delay from now).
-fn parse_retry_after(v: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -319,7 +453,7 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 }
 
 /// Credly's `data.message`, else a short prefix of the body.
-fn error_message(body: &[u8]) -> String {
+pub(crate) fn error_message(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         for ptr in ["/data/message", "/message", "/error"] {
             if let Some(m) = v.pointer(ptr).and_then(|m| m.as_str()) {
@@ -360,15 +494,9 @@ mod tests {
     #[test]
     fn org_ids_cannot_escape_the_path() {
         let c = CredlyClient::new("http://127.0.0.1:9/v1", Duration::from_secs(1)).unwrap();
-        let bad = Credentials {
-            org_id: "../../admin",
-            api_key: "k",
-        };
+        let bad = Credentials::token("../../admin", "k");
         assert!(matches!(c.org_url(bad, ""), Err(CredlyError::Config(_))));
-        let good = Credentials {
-            org_id: "37659132-1c9e-4aba-8849-d1e4cb175e67",
-            api_key: "k",
-        };
+        let good = Credentials::token("37659132-1c9e-4aba-8849-d1e4cb175e67", "k");
         assert_eq!(
             c.org_url(good, "badges").unwrap().as_str(),
             "http://127.0.0.1:9/v1/organizations/37659132-1c9e-4aba-8849-d1e4cb175e67/badges"

@@ -40,6 +40,25 @@ pub struct AuthorizationToken {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Owner {
     pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The new authorization token a rotation returned, with its dates.
+#[derive(Clone, PartialEq)]
+pub struct RotatedToken {
+    pub token: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for RotatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedToken")
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

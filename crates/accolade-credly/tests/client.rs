@@ -2,16 +2,13 @@
 
 use std::time::Duration;
 
-use accolade_credly::{Credentials, CredlyClient, CredlyError, IssueBadge};
+use accolade_credly::{ClientCredentials, Credentials, CredlyClient, CredlyError, IssueBadge};
 use serde_json::json;
-use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::matchers::{body_partial_json, body_string, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const ORG: &str = "37659132-1c9e-4aba-8849-d1e4cb175e67";
-const CRED: Credentials<'static> = Credentials {
-    org_id: ORG,
-    api_key: "secret-key",
-};
+const CRED: Credentials<'static> = Credentials::token(ORG, "secret-key");
 
 fn client(server: &MockServer) -> CredlyClient {
     CredlyClient::new(&format!("{}/v1", server.uri()), Duration::from_secs(2)).unwrap()
@@ -165,4 +162,172 @@ async fn errors_are_classified() {
         .await
         .unwrap_err();
     assert_eq!(hang, CredlyError::Timeout);
+}
+
+fn oauth_client(server: &MockServer) -> CredlyClient {
+    client(server)
+        .with_token_url(&format!("{}/oauth/token", server.uri()))
+        .unwrap()
+}
+
+const CLIENT: ClientCredentials<'static> = ClientCredentials {
+    client_id: "client-uid-1",
+    client_secret: "client-secret-1",
+};
+
+#[tokio::test]
+async fn token_request_is_a_form_post_and_the_token_is_sent_as_bearer() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string(
+            "grant_type=client_credentials&client_id=client-uid-1&client_secret=client-secret-1\
+             &scope=badge_templates+issued_badges+events",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "at-1", "token_type": "Bearer", "expires_in": 7200,
+                   "scope": "badge_templates issued_badges events", "created_at": 1783328400}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/organizations/{ORG}/")))
+        .and(header("authorization", "Bearer at-1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": {"id": ORG, "name": "Example Org"}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = oauth_client(&server);
+    let token = c
+        .request_access_token(CLIENT, accolade_credly::DEFAULT_OAUTH_SCOPE)
+        .await
+        .unwrap();
+    assert_eq!(token.expires_in, Some(7200));
+    assert!(!format!("{token:?}{CLIENT:?}").contains("at-1"));
+    assert!(!format!("{CLIENT:?}").contains("client-secret-1"));
+    let org = c
+        .organization(Credentials::bearer(ORG, &token.access_token))
+        .await
+        .unwrap();
+    assert_eq!(org.name, "Example Org");
+}
+
+#[tokio::test]
+async fn token_endpoint_failures_keep_the_retry_classification() {
+    let server = MockServer::start().await;
+    let c = oauth_client(&server);
+    let answer = |status: u16, body: serde_json::Value| {
+        Mock::given(method("POST"))
+            .and(path("/oauth/token"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .up_to_n_times(1)
+    };
+    answer(
+        401,
+        json!({"error": "invalid_client", "error_description": "Client authentication failed"}),
+    )
+    .mount(&server)
+    .await;
+    let refused = c.request_access_token(CLIENT, "").await.unwrap_err();
+    assert!(
+        matches!(refused, CredlyError::Unauthorized(ref m) if m.contains("invalid_client")),
+        "{refused:?}"
+    );
+    assert!(!refused.to_string().contains("client-secret-1"));
+    answer(503, json!({})).mount(&server).await;
+    let down = c.request_access_token(CLIENT, "").await.unwrap_err();
+    assert!(matches!(down, CredlyError::Server { status: 503, .. }));
+    assert!(!down.is_permanent());
+    answer(200, json!({"token_type": "Bearer"}))
+        .mount(&server)
+        .await;
+    let empty = c.request_access_token(CLIENT, "").await.unwrap_err();
+    assert!(matches!(empty, CredlyError::Decode(_)), "{empty:?}");
+    // A redirect is not followed: it would carry the secret elsewhere.
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(
+            ResponseTemplate::new(307).insert_header("location", "http://127.0.0.1:9/steal"),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let moved = c.request_access_token(CLIENT, "").await.unwrap_err();
+    assert!(
+        matches!(moved, CredlyError::Rejected { status: 307, .. }),
+        "{moved:?}"
+    );
+    // Nothing listens: retryable.
+    let nowhere = CredlyClient::new("http://127.0.0.1:9/v1", Duration::from_secs(1))
+        .unwrap()
+        .with_token_url("http://127.0.0.1:9/oauth/token")
+        .unwrap();
+    let unreachable = nowhere.request_access_token(CLIENT, "").await.unwrap_err();
+    assert!(!unreachable.is_permanent(), "{unreachable:?}");
+    // No token URL configured: a configuration error, before anything is sent.
+    let unset = client(&server).request_access_token(CLIENT, "").await;
+    assert!(matches!(unset, Err(CredlyError::Config(_))));
+}
+
+#[tokio::test]
+async fn rotation_returns_the_new_token_and_its_expiry() {
+    let server = MockServer::start().await;
+    // base64("old-token-1:")
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/v1/organizations/{ORG}/authorization_tokens/rotate"
+        )))
+        .and(header("authorization", "Basic b2xkLXRva2VuLTE6"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {
+            "id": "0f6c2a3e-5b1d-4c1e-9a57-1d2b3c4d5e6f", "token": "new-token-2",
+            "created_at": "2026-07-05T09:00:00.000Z", "expires_at": "2027-01-01T09:00:00.000Z"},
+            "metadata": {}})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let old = Credentials::token(ORG, "old-token-1");
+    let rotated = c.rotate_authorization_token(old).await.unwrap();
+    assert_eq!(rotated.token, "new-token-2");
+    assert_eq!(rotated.expires_at.to_rfc3339(), "2027-01-01T09:00:00+00:00");
+    assert!(!format!("{rotated:?}").contains("new-token-2"));
+
+    // Without an expiry: 180 days from now.
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/v1/organizations/{ORG}/authorization_tokens/rotate"
+        )))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"data": {"token": "new-token-3"}})),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let rotated = c.rotate_authorization_token(old).await.unwrap();
+    let days = (rotated.expires_at - chrono::Utc::now()).num_days();
+    assert!((179..=180).contains(&days), "{days}");
+
+    // A success without a token is not a rotation.
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/v1/organizations/{ORG}/authorization_tokens/rotate"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {}})))
+        .mount(&server)
+        .await;
+    let err = c.rotate_authorization_token(old).await.unwrap_err();
+    assert!(matches!(err, CredlyError::Decode(_)), "{err:?}");
+
+    // Only a token can rotate itself.
+    let bearer = c
+        .rotate_authorization_token(Credentials::bearer(ORG, "at"))
+        .await
+        .unwrap_err();
+    assert!(matches!(bearer, CredlyError::Config(_)));
 }

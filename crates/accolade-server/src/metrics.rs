@@ -91,6 +91,19 @@ pub fn credly_delivery(action: &'static str) {
     counter!("accolade_credly_deliveries_total", "action" => action).increment(1);
 }
 
+/// A rotation of an organization's authorization token through Credly, by result (`ok`,
+/// `failed`) and trigger (`manual`, `auto`).
+pub fn credly_key_rotation(result: &'static str, trigger: &'static str) {
+    counter!("accolade_credly_key_rotations_total", "result" => result, "trigger" => trigger)
+        .increment(1);
+}
+
+/// A request to Credly's OAuth token endpoint, by result (`ok`, `failed`), and its duration.
+pub fn credly_token_request(result: &'static str, seconds: f64) {
+    counter!("accolade_credly_token_requests_total", "result" => result).increment(1);
+    histogram!("accolade_credly_token_request_seconds").record(seconds);
+}
+
 /// A failed Credly job attempt, by error code and what happens next (retry, dead, deferred).
 pub fn credly_job_failure(code: &str, outcome: &'static str) {
     counter!("accolade_credly_job_failures_total", "code" => code.to_string(), "outcome" => outcome)

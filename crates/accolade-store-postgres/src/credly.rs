@@ -14,8 +14,9 @@ use accolade_domain::outbox::kind;
 use accolade_domain::template::Template;
 use accolade_store::Entity;
 use accolade_store::{
-    CredlyKey, CredlyNotification, CredlyOrganization, NewCredlyNotification,
-    NewCredlyOrganization, Page, Paged, ProviderTemplate, StoreError, SyncSummary, TemplateChange,
+    CredlyAuthMethod, CredlyKey, CredlyNotification, CredlyOrganization, KeyRotation,
+    NewCredlyNotification, NewCredlyOAuthOrganization, NewCredlyOrganization, OAuthClient, Page,
+    Paged, ProviderTemplate, RotationTrigger, StoreError, SyncSummary, TemplateChange,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -31,7 +32,9 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 macro_rules! org_columns {
     () => {
-        "id, name, api_key_last4, key_created_at, key_expires_at, last_sync_at, \
+        "id, name, auth_method, api_key_last4, key_created_at, key_expires_at, \
+         oauth_client_id_last4, oauth_created_at, rotation_lease_until, last_rotation_at, \
+         last_rotation_trigger, last_rotation_result, last_rotation_detail, last_sync_at, \
          last_sync_summary::text, created_at, updated_at"
     };
 }
@@ -43,17 +46,38 @@ macro_rules! notification_columns {
 }
 
 fn org_row(r: &PgRow) -> std::result::Result<CredlyOrganization, sqlx::Error> {
-    let summary: Option<String> = r.try_get(6)?;
+    let method: String = r.try_get(2)?;
+    let last_rotation = match r.try_get::<Option<DateTime<Utc>>, _>(9)? {
+        Some(at) => {
+            let trigger: String = r.try_get(10)?;
+            let result: String = r.try_get(11)?;
+            Some(KeyRotation {
+                at,
+                trigger: RotationTrigger::parse(&trigger)
+                    .ok_or_else(|| rows::bad_value("last_rotation_trigger", &trigger))?,
+                ok: result == "ok",
+                detail: r.try_get(12)?,
+            })
+        }
+        None => None,
+    };
+    let summary: Option<String> = r.try_get(14)?;
     Ok(CredlyOrganization {
         id: r.try_get(0)?,
         name: r.try_get(1)?,
-        api_key_last4: r.try_get(2)?,
-        key_created_at: r.try_get(3)?,
-        key_expires_at: r.try_get(4)?,
-        last_sync_at: r.try_get(5)?,
+        auth_method: CredlyAuthMethod::parse(&method)
+            .ok_or_else(|| rows::bad_value("auth_method", &method))?,
+        api_key_last4: r.try_get(3)?,
+        key_created_at: r.try_get(4)?,
+        key_expires_at: r.try_get(5)?,
+        oauth_client_id_last4: r.try_get(6)?,
+        oauth_created_at: r.try_get(7)?,
+        rotation_lease_until: r.try_get(8)?,
+        last_rotation,
+        last_sync_at: r.try_get(13)?,
         last_sync: summary.and_then(|s| serde_json::from_str(&s).ok()),
-        created_at: r.try_get(7)?,
-        updated_at: r.try_get(8)?,
+        created_at: r.try_get(15)?,
+        updated_at: r.try_get(16)?,
     })
 }
 
@@ -100,14 +124,29 @@ pub async fn list_orgs(c: &mut PgConnection) -> Result<Vec<CredlyOrganization>> 
     rows::all(found, org_row)
 }
 
+fn exists(id: &str) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| {
+        if is_unique_violation(&e) {
+            StoreError::Conflict {
+                code: "organization_exists",
+                detail: format!(
+                    "Credly organization {id} is already configured; rotate its key instead"
+                ),
+            }
+        } else {
+            db(e)
+        }
+    }
+}
+
 pub async fn add_org(
     c: &mut PgConnection,
     new: NewCredlyOrganization,
 ) -> Result<CredlyOrganization> {
     let row = sqlx::query(concat!(
-        "INSERT INTO credly_organizations (id, name, api_key_ciphertext, api_key_last4, \
-         key_created_at, key_expires_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
+        "INSERT INTO credly_organizations (id, name, auth_method, api_key_ciphertext, \
+         api_key_last4, key_created_at, key_expires_at, created_at, updated_at) \
+         VALUES ($1, $2, 'token', $3, $4, $5, $6, $7, $7) RETURNING ",
         org_columns!()
     ))
     .bind(text(&new.id))
@@ -119,24 +158,36 @@ pub async fn add_org(
     .bind(micros(Utc::now()))
     .fetch_one(c)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::Conflict {
-                code: "organization_exists",
-                detail: format!(
-                    "Credly organization {} is already configured; rotate its key instead",
-                    new.id
-                ),
-            }
-        } else {
-            db(e)
-        }
-    })?;
+    .map_err(exists(&new.id))?;
+    org_row(&row).map_err(db)
+}
+
+pub async fn add_oauth_org(
+    c: &mut PgConnection,
+    new: NewCredlyOAuthOrganization,
+) -> Result<CredlyOrganization> {
+    let row = sqlx::query(concat!(
+        "INSERT INTO credly_organizations (id, name, auth_method, oauth_client_id_ciphertext, \
+         oauth_client_secret_ciphertext, oauth_client_id_last4, oauth_created_at, created_at, \
+         updated_at) VALUES ($1, $2, 'oauth', $3, $4, $5, $6, $7, $7) RETURNING ",
+        org_columns!()
+    ))
+    .bind(text(&new.id))
+    .bind(text(&new.name))
+    .bind(&new.client.client_id_ciphertext)
+    .bind(&new.client.client_secret_ciphertext)
+    .bind(text(&new.client.client_id_last4))
+    .bind(micros(new.client.created_at))
+    .bind(micros(Utc::now()))
+    .fetch_one(c)
+    .await
+    .map_err(exists(&new.id))?;
     org_row(&row).map_err(db)
 }
 
 /// Renames and/or rotates the key in one statement; `updated_at` moves only when something was
-/// given (as in the SQLite store, which runs no update then).
+/// given (as in the SQLite store, which runs no update then). A key switches an OAuth
+/// organization to the token method and drops its client.
 pub async fn update_org(
     c: &mut PgConnection,
     id: &str,
@@ -145,10 +196,17 @@ pub async fn update_org(
 ) -> Result<CredlyOrganization> {
     let row = sqlx::query(concat!(
         "UPDATE credly_organizations SET name = coalesce($2, name), \
+         auth_method = CASE WHEN $3::bytea IS NULL THEN auth_method ELSE 'token' END, \
          api_key_ciphertext = coalesce($3, api_key_ciphertext), \
          api_key_last4 = coalesce($4, api_key_last4), \
          key_created_at = coalesce($5, key_created_at), \
          key_expires_at = coalesce($6, key_expires_at), \
+         oauth_client_id_ciphertext = CASE WHEN $3::bytea IS NULL \
+             THEN oauth_client_id_ciphertext END, \
+         oauth_client_secret_ciphertext = CASE WHEN $3::bytea IS NULL \
+             THEN oauth_client_secret_ciphertext END, \
+         oauth_client_id_last4 = CASE WHEN $3::bytea IS NULL THEN oauth_client_id_last4 END, \
+         oauth_created_at = CASE WHEN $3::bytea IS NULL THEN oauth_created_at END, \
          updated_at = CASE WHEN $2::text IS NULL AND $3::bytea IS NULL THEN updated_at ELSE $7 END \
          WHERE id = $1 RETURNING ",
         org_columns!()
@@ -167,13 +225,129 @@ pub async fn update_org(
     org_row(&row).map_err(db)
 }
 
+pub async fn set_oauth_client(
+    c: &mut PgConnection,
+    id: &str,
+    name: Option<String>,
+    client: OAuthClient,
+) -> Result<CredlyOrganization> {
+    let row = sqlx::query(concat!(
+        "UPDATE credly_organizations SET auth_method = 'oauth', name = coalesce($2, name), \
+         oauth_client_id_ciphertext = $3, oauth_client_secret_ciphertext = $4, \
+         oauth_client_id_last4 = $5, oauth_created_at = $6, api_key_ciphertext = NULL, \
+         api_key_last4 = NULL, key_created_at = NULL, key_expires_at = NULL, \
+         rotation_lease_until = NULL, updated_at = $7 WHERE id = $1 RETURNING ",
+        org_columns!()
+    ))
+    .bind(text(id))
+    .bind(opt_text(name.as_deref()))
+    .bind(&client.client_id_ciphertext)
+    .bind(&client.client_secret_ciphertext)
+    .bind(text(&client.client_id_last4))
+    .bind(micros(client.created_at))
+    .bind(micros(Utc::now()))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?
+    .ok_or_else(org_not_found)?;
+    org_row(&row).map_err(db)
+}
+
+fn other_method(id: &str, has: &str) -> StoreError {
+    StoreError::Conflict {
+        code: "credly_auth_method",
+        detail: format!("Credly organization {id} authenticates with {has}"),
+    }
+}
+
 pub async fn org_key(c: &mut PgConnection, id: &str) -> Result<Vec<u8>> {
-    sqlx::query_scalar("SELECT api_key_ciphertext FROM credly_organizations WHERE id = $1")
-        .bind(text(id))
-        .fetch_optional(c)
-        .await
-        .map_err(db)?
-        .ok_or_else(org_not_found)
+    let key: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT api_key_ciphertext FROM credly_organizations WHERE id = $1")
+            .bind(text(id))
+            .fetch_optional(c)
+            .await
+            .map_err(db)?
+            .ok_or_else(org_not_found)?;
+    key.ok_or_else(|| other_method(id, "OAuth client credentials, not a key"))
+}
+
+pub async fn org_oauth_client(c: &mut PgConnection, id: &str) -> Result<OAuthClient> {
+    let row = sqlx::query(
+        "SELECT oauth_client_id_ciphertext, oauth_client_secret_ciphertext, \
+         oauth_client_id_last4, oauth_created_at FROM credly_organizations WHERE id = $1",
+    )
+    .bind(text(id))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?
+    .ok_or_else(org_not_found)?;
+    let cid: Option<Vec<u8>> = row.try_get(0).map_err(db)?;
+    let secret: Option<Vec<u8>> = row.try_get(1).map_err(db)?;
+    let last4: Option<String> = row.try_get(2).map_err(db)?;
+    let created: Option<DateTime<Utc>> = row.try_get(3).map_err(db)?;
+    match (cid, secret, last4, created) {
+        (Some(client_id_ciphertext), Some(client_secret_ciphertext), Some(last4), Some(at)) => {
+            Ok(OAuthClient {
+                client_id_ciphertext,
+                client_secret_ciphertext,
+                client_id_last4: last4,
+                created_at: at,
+            })
+        }
+        _ => Err(other_method(id, "a key, not OAuth client credentials")),
+    }
+}
+
+pub async fn claim_rotation(
+    c: &mut PgConnection,
+    id: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    due_before: Option<DateTime<Utc>>,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE credly_organizations SET rotation_lease_until = $3 WHERE id = $1 \
+         AND auth_method = 'token' \
+         AND (rotation_lease_until IS NULL OR rotation_lease_until <= $2) \
+         AND ($4::timestamptz IS NULL OR key_expires_at < $4)",
+    )
+    .bind(text(id))
+    .bind(micros(now))
+    .bind(micros(lease_until))
+    .bind(due_before.map(micros))
+    .execute(c)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+pub async fn finish_rotation(
+    c: &mut PgConnection,
+    id: &str,
+    rotation: KeyRotation,
+    new_key: Option<CredlyKey>,
+) -> Result<CredlyOrganization> {
+    if let Some(k) = new_key {
+        update_org(c, id, None, Some(k)).await?;
+    }
+    let row = sqlx::query(concat!(
+        "UPDATE credly_organizations SET rotation_lease_until = NULL, last_rotation_at = $2, \
+         last_rotation_trigger = $3, last_rotation_result = $4, last_rotation_detail = $5, \
+         updated_at = $6 WHERE id = $1 RETURNING ",
+        org_columns!()
+    ))
+    .bind(text(id))
+    .bind(micros(rotation.at))
+    .bind(rotation.trigger.as_str())
+    .bind(if rotation.ok { "ok" } else { "failed" })
+    .bind(opt_text(rotation.detail.as_deref()))
+    .bind(micros(Utc::now()))
+    .fetch_optional(c)
+    .await
+    .map_err(db)?
+    .ok_or_else(org_not_found)?;
+    org_row(&row).map_err(db)
 }
 
 /// The organization's Credly templates by id.

@@ -10,35 +10,62 @@ use accolade_domain::outbox::kind;
 use accolade_domain::template::Template;
 use accolade_store::Entity;
 use accolade_store::{
-    CredlyKey, CredlyNotification, CredlyOrganization, NewCredlyNotification,
-    NewCredlyOrganization, Page, Paged, ProviderTemplate, StoreError, SyncSummary, TemplateChange,
+    CredlyAuthMethod, CredlyKey, CredlyNotification, CredlyOrganization, KeyRotation,
+    NewCredlyNotification, NewCredlyOAuthOrganization, NewCredlyOrganization, OAuthClient, Page,
+    Paged, ProviderTemplate, RotationTrigger, StoreError, SyncSummary, TemplateChange,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::config::{bump_version, template};
-use crate::rows::{self, db, parse_ts, ts, AWARD_COLUMNS, TEMPLATE_COLUMNS};
+use crate::rows::{self, db, opt_ts, parse_ts, ts, AWARD_COLUMNS, TEMPLATE_COLUMNS};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
-const ORG_COLUMNS: &str = "id, name, api_key_last4, key_created_at, key_expires_at, last_sync_at, \
+const ORG_COLUMNS: &str = "id, name, auth_method, api_key_last4, key_created_at, key_expires_at, \
+     oauth_client_id_last4, oauth_created_at, rotation_lease_until, last_rotation_at, \
+     last_rotation_trigger, last_rotation_result, last_rotation_detail, last_sync_at, \
      last_sync_summary, created_at, updated_at";
 
 fn org_row(r: &Row<'_>) -> rusqlite::Result<CredlyOrganization> {
-    let summary: Option<String> = r.get(6)?;
+    let text_err = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown {what}").into(),
+        )
+    };
+    let method: String = r.get(2)?;
+    let last_rotation = match opt_ts(r.get(9)?)? {
+        Some(at) => {
+            let trigger: String = r.get(10)?;
+            let result: String = r.get(11)?;
+            Some(KeyRotation {
+                at,
+                trigger: RotationTrigger::parse(&trigger)
+                    .ok_or_else(|| text_err(10, "rotation trigger"))?,
+                ok: result == "ok",
+                detail: r.get(12)?,
+            })
+        }
+        None => None,
+    };
+    let summary: Option<String> = r.get(14)?;
     Ok(CredlyOrganization {
         id: r.get(0)?,
         name: r.get(1)?,
-        api_key_last4: r.get(2)?,
-        key_created_at: parse_ts(&r.get::<_, String>(3)?)?,
-        key_expires_at: parse_ts(&r.get::<_, String>(4)?)?,
-        last_sync_at: r
-            .get::<_, Option<String>>(5)?
-            .map(|s| parse_ts(&s))
-            .transpose()?,
+        auth_method: CredlyAuthMethod::parse(&method).ok_or_else(|| text_err(2, "auth method"))?,
+        api_key_last4: r.get(3)?,
+        key_created_at: opt_ts(r.get(4)?)?,
+        key_expires_at: opt_ts(r.get(5)?)?,
+        oauth_client_id_last4: r.get(6)?,
+        oauth_created_at: opt_ts(r.get(7)?)?,
+        rotation_lease_until: opt_ts(r.get(8)?)?,
+        last_rotation,
+        last_sync_at: opt_ts(r.get(13)?)?,
         last_sync: summary.and_then(|s| serde_json::from_str(&s).ok()),
-        created_at: parse_ts(&r.get::<_, String>(7)?)?,
-        updated_at: parse_ts(&r.get::<_, String>(8)?)?,
+        created_at: parse_ts(&r.get::<_, String>(15)?)?,
+        updated_at: parse_ts(&r.get::<_, String>(16)?)?,
     })
 }
 
@@ -59,12 +86,27 @@ pub fn list_orgs(c: &Connection) -> Result<Vec<CredlyOrganization>> {
     .map_err(db)
 }
 
+fn exists(id: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| {
+        if rows::is_unique_violation(&e) {
+            StoreError::Conflict {
+                code: "organization_exists",
+                detail: format!(
+                    "Credly organization {id} is already configured; rotate its key instead"
+                ),
+            }
+        } else {
+            db(e)
+        }
+    }
+}
+
 pub fn add_org(c: &Connection, new: NewCredlyOrganization) -> Result<CredlyOrganization> {
     let now = ts(Utc::now());
     c.execute(
-        "INSERT INTO credly_organizations (id, name, api_key_ciphertext, api_key_last4, \
-         key_created_at, key_expires_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "INSERT INTO credly_organizations (id, name, auth_method, api_key_ciphertext, \
+         api_key_last4, key_created_at, key_expires_at, created_at, updated_at) \
+         VALUES (?1, ?2, 'token', ?3, ?4, ?5, ?6, ?7, ?7)",
         params![
             new.id,
             new.name,
@@ -75,19 +117,30 @@ pub fn add_org(c: &Connection, new: NewCredlyOrganization) -> Result<CredlyOrgan
             now
         ],
     )
-    .map_err(|e| {
-        if rows::is_unique_violation(&e) {
-            StoreError::Conflict {
-                code: "organization_exists",
-                detail: format!(
-                    "Credly organization {} is already configured; rotate its key instead",
-                    new.id
-                ),
-            }
-        } else {
-            db(e)
-        }
-    })?;
+    .map_err(exists(&new.id))?;
+    get_org(c, &new.id)
+}
+
+pub fn add_oauth_org(
+    c: &Connection,
+    new: NewCredlyOAuthOrganization,
+) -> Result<CredlyOrganization> {
+    let now = ts(Utc::now());
+    c.execute(
+        "INSERT INTO credly_organizations (id, name, auth_method, oauth_client_id_ciphertext, \
+         oauth_client_secret_ciphertext, oauth_client_id_last4, oauth_created_at, created_at, \
+         updated_at) VALUES (?1, ?2, 'oauth', ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            new.id,
+            new.name,
+            new.client.client_id_ciphertext,
+            new.client.client_secret_ciphertext,
+            new.client.client_id_last4,
+            ts(new.client.created_at),
+            now
+        ],
+    )
+    .map_err(exists(&new.id))?;
     get_org(c, &new.id)
 }
 
@@ -107,32 +160,154 @@ pub fn update_org(
         .map_err(db)?;
     }
     if let Some(k) = key {
-        c.execute(
-            "UPDATE credly_organizations SET api_key_ciphertext = ?2, api_key_last4 = ?3, \
-             key_created_at = ?4, key_expires_at = ?5, updated_at = ?6 WHERE id = ?1",
-            params![
-                id,
-                k.ciphertext,
-                k.last4,
-                ts(k.created_at),
-                ts(k.expires_at),
-                now
-            ],
-        )
-        .map_err(db)?;
+        set_key(c, id, &k, &now)?;
     }
     get_org(c, id)
 }
 
-pub fn org_key(c: &Connection, id: &str) -> Result<Vec<u8>> {
-    c.query_row(
-        "SELECT api_key_ciphertext FROM credly_organizations WHERE id = ?1",
-        [id],
-        |r| r.get(0),
+/// Writes a key (switching an OAuth organization to the token method).
+fn set_key(c: &Connection, id: &str, k: &CredlyKey, now: &str) -> Result<()> {
+    c.execute(
+        "UPDATE credly_organizations SET auth_method = 'token', api_key_ciphertext = ?2, \
+         api_key_last4 = ?3, key_created_at = ?4, key_expires_at = ?5, \
+         oauth_client_id_ciphertext = NULL, oauth_client_secret_ciphertext = NULL, \
+         oauth_client_id_last4 = NULL, oauth_created_at = NULL, updated_at = ?6 WHERE id = ?1",
+        params![
+            id,
+            k.ciphertext,
+            k.last4,
+            ts(k.created_at),
+            ts(k.expires_at),
+            now
+        ],
     )
-    .optional()
-    .map_err(db)?
-    .ok_or(StoreError::not_found(Entity::CredlyOrganization))
+    .map_err(db)?;
+    Ok(())
+}
+
+pub fn set_oauth_client(
+    c: &Connection,
+    id: &str,
+    name: Option<String>,
+    client: OAuthClient,
+) -> Result<CredlyOrganization> {
+    get_org(c, id)?;
+    c.execute(
+        "UPDATE credly_organizations SET auth_method = 'oauth', name = coalesce(?2, name), \
+         oauth_client_id_ciphertext = ?3, oauth_client_secret_ciphertext = ?4, \
+         oauth_client_id_last4 = ?5, oauth_created_at = ?6, api_key_ciphertext = NULL, \
+         api_key_last4 = NULL, key_created_at = NULL, key_expires_at = NULL, \
+         rotation_lease_until = NULL, updated_at = ?7 WHERE id = ?1",
+        params![
+            id,
+            name,
+            client.client_id_ciphertext,
+            client.client_secret_ciphertext,
+            client.client_id_last4,
+            ts(client.created_at),
+            ts(Utc::now())
+        ],
+    )
+    .map_err(db)?;
+    get_org(c, id)
+}
+
+fn other_method(id: &str, has: &str) -> StoreError {
+    StoreError::Conflict {
+        code: "credly_auth_method",
+        detail: format!("Credly organization {id} authenticates with {has}"),
+    }
+}
+
+pub fn org_key(c: &Connection, id: &str) -> Result<Vec<u8>> {
+    let key: Option<Vec<u8>> = c
+        .query_row(
+            "SELECT api_key_ciphertext FROM credly_organizations WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db)?
+        .ok_or(StoreError::not_found(Entity::CredlyOrganization))?;
+    key.ok_or_else(|| other_method(id, "OAuth client credentials, not a key"))
+}
+
+pub fn org_oauth_client(c: &Connection, id: &str) -> Result<OAuthClient> {
+    type Sealed = (
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Option<String>,
+        Option<String>,
+    );
+    let (cid, secret, last4, created): Sealed = c
+        .query_row(
+            "SELECT oauth_client_id_ciphertext, oauth_client_secret_ciphertext, \
+             oauth_client_id_last4, oauth_created_at FROM credly_organizations WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()
+        .map_err(db)?
+        .ok_or(StoreError::not_found(Entity::CredlyOrganization))?;
+    match (cid, secret, last4, created) {
+        (Some(client_id_ciphertext), Some(client_secret_ciphertext), Some(last4), Some(at)) => {
+            Ok(OAuthClient {
+                client_id_ciphertext,
+                client_secret_ciphertext,
+                client_id_last4: last4,
+                created_at: parse_ts(&at).map_err(db)?,
+            })
+        }
+        _ => Err(other_method(id, "a key, not OAuth client credentials")),
+    }
+}
+
+pub fn claim_rotation(
+    c: &Connection,
+    id: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    due_before: Option<DateTime<Utc>>,
+) -> Result<bool> {
+    // Timestamps are stored as fixed-width RFC 3339 text (rows::ts), so text order is time order.
+    let n = c
+        .execute(
+            "UPDATE credly_organizations SET rotation_lease_until = ?3 WHERE id = ?1 \
+             AND auth_method = 'token' \
+             AND (rotation_lease_until IS NULL OR rotation_lease_until <= ?2) \
+             AND (?4 IS NULL OR key_expires_at < ?4)",
+            params![id, ts(now), ts(lease_until), due_before.map(ts)],
+        )
+        .map_err(db)?;
+    Ok(n == 1)
+}
+
+pub fn finish_rotation(
+    c: &Connection,
+    id: &str,
+    rotation: KeyRotation,
+    new_key: Option<CredlyKey>,
+) -> Result<CredlyOrganization> {
+    get_org(c, id)?;
+    let now = ts(Utc::now());
+    if let Some(k) = &new_key {
+        set_key(c, id, k, &now)?;
+    }
+    c.execute(
+        "UPDATE credly_organizations SET rotation_lease_until = NULL, last_rotation_at = ?2, \
+         last_rotation_trigger = ?3, last_rotation_result = ?4, last_rotation_detail = ?5, \
+         updated_at = ?6 WHERE id = ?1",
+        params![
+            id,
+            ts(rotation.at),
+            rotation.trigger.as_str(),
+            if rotation.ok { "ok" } else { "failed" },
+            rotation.detail,
+            now
+        ],
+    )
+    .map_err(db)?;
+    get_org(c, id)
 }
 
 fn org_templates(c: &Connection, org_id: &str) -> Result<HashMap<String, Template>> {

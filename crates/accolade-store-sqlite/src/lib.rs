@@ -594,11 +594,27 @@ forward! {
 forward! {
     impl CredlyStore for SqliteStore {
         write fn add_credly_org(new: NewCredlyOrganization) -> CredlyOrganization = credly::add_org;
+        write fn add_credly_oauth_org(new: NewCredlyOAuthOrganization) -> CredlyOrganization
+            = credly::add_oauth_org;
         write fn update_credly_org(id: &str, name: Option<String>, key: Option<CredlyKey>)
             -> CredlyOrganization = credly::update_org;
+        write fn set_credly_org_oauth_client(id: &str, name: Option<String>, client: OAuthClient)
+            -> CredlyOrganization = credly::set_oauth_client;
         read  fn get_credly_org(id: &str) -> CredlyOrganization = credly::get_org;
         read  fn list_credly_orgs() -> Vec<CredlyOrganization> = credly::list_orgs;
         read  fn credly_org_key(id: &str) -> Vec<u8> = credly::org_key;
+        read  fn credly_org_oauth_client(id: &str) -> OAuthClient = credly::org_oauth_client;
+        write fn claim_credly_key_rotation(
+            id: &str,
+            now: DateTime<Utc>,
+            lease_until: DateTime<Utc>,
+            due_before: Option<DateTime<Utc>>
+        ) -> bool = credly::claim_rotation;
+        write fn finish_credly_key_rotation(
+            id: &str,
+            rotation: KeyRotation,
+            new_key: Option<CredlyKey>
+        ) -> CredlyOrganization = credly::finish_rotation;
         write fn sync_credly_templates(
             org_id: &str,
             active: Vec<ProviderTemplate>,

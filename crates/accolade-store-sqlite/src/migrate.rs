@@ -91,6 +91,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0017_backfills.sql",
         include_str!("../migrations/0017_backfills.sql"),
     ),
+    (
+        18,
+        "0018_credly_auth.sql",
+        include_str!("../migrations/0018_credly_auth.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {

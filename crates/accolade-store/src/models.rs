@@ -342,18 +342,96 @@ pub struct Delivery {
 
 // ---- Credly -------------------------------------------------------------------------------
 
-/// A Credly organization as stored (the API key itself is only ever returned encrypted, by
-/// [`crate::CredlyStore::credly_org_key`]).
+/// How a Credly organization authenticates: with an authorization token ("API key", HTTP
+/// Basic) or with OAuth 2.0 client credentials (Bearer access tokens). One or the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CredlyAuthMethod {
+    #[serde(rename = "token")]
+    Token,
+    #[serde(rename = "oauth")]
+    OAuth,
+}
+
+impl CredlyAuthMethod {
+    /// The stored and shown name: `token` or `oauth`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredlyAuthMethod::Token => "token",
+            CredlyAuthMethod::OAuth => "oauth",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CredlyAuthMethod> {
+        match s {
+            "token" => Some(CredlyAuthMethod::Token),
+            "oauth" => Some(CredlyAuthMethod::OAuth),
+            _ => None,
+        }
+    }
+}
+
+/// What started a rotation of an authorization token through Credly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RotationTrigger {
+    /// An operator (API, admin UI, CLI).
+    #[serde(rename = "manual")]
+    Manual,
+    /// The periodic check (`credly.auto_rotate_days`).
+    #[serde(rename = "auto")]
+    Auto,
+}
+
+impl RotationTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotationTrigger::Manual => "manual",
+            RotationTrigger::Auto => "auto",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RotationTrigger> {
+        match s {
+            "manual" => Some(RotationTrigger::Manual),
+            "auto" => Some(RotationTrigger::Auto),
+            _ => None,
+        }
+    }
+}
+
+/// The last rotation attempt of an organization's authorization token (no secret in it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRotation {
+    pub at: DateTime<Utc>,
+    pub trigger: RotationTrigger,
+    /// Whether a new token was stored.
+    pub ok: bool,
+    /// Why it failed (or a note on success), for the operator.
+    pub detail: Option<String>,
+}
+
+/// A Credly organization as stored. Its secrets (the API key, or the OAuth client id and
+/// secret) are only ever returned encrypted, by [`crate::CredlyStore::credly_org_key`] and
+/// [`crate::CredlyStore::credly_org_oauth_client`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CredlyOrganization {
     /// Credly's organization UUID.
     pub id: String,
-    /// The name Credly reported when the key was last checked.
+    /// The name Credly reported when the credentials were last checked.
     pub name: String,
-    /// The last four characters of the key, to tell keys apart.
-    pub api_key_last4: String,
-    pub key_created_at: DateTime<Utc>,
-    pub key_expires_at: DateTime<Utc>,
+    pub auth_method: CredlyAuthMethod,
+    /// The last four characters of the key, to tell keys apart (token method only).
+    pub api_key_last4: Option<String>,
+    /// When the key was made and when it expires (token method only).
+    pub key_created_at: Option<DateTime<Utc>>,
+    pub key_expires_at: Option<DateTime<Utc>>,
+    /// The last four characters of the OAuth client id (OAuth method only).
+    pub oauth_client_id_last4: Option<String>,
+    /// When the OAuth client credentials were saved (OAuth method only).
+    pub oauth_created_at: Option<DateTime<Utc>>,
+    /// The last rotation of the key through Credly, if any.
+    pub last_rotation: Option<KeyRotation>,
+    /// Set while an instance rotates the key (see `claim_credly_key_rotation`).
+    pub rotation_lease_until: Option<DateTime<Utc>>,
     pub last_sync_at: Option<DateTime<Utc>>,
     pub last_sync: Option<SyncSummary>,
     pub created_at: DateTime<Utc>,
@@ -378,6 +456,34 @@ impl std::fmt::Debug for CredlyKey {
             .field("expires_at", &self.expires_at)
             .finish_non_exhaustive()
     }
+}
+
+/// Encrypted OAuth client credentials: the client id and the client secret, each sealed on its
+/// own by the server's secret box.
+#[derive(Clone, PartialEq)]
+pub struct OAuthClient {
+    pub client_id_ciphertext: Vec<u8>,
+    pub client_secret_ciphertext: Vec<u8>,
+    /// The last four characters of the client id, to tell clients apart.
+    pub client_id_last4: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("client_id_last4", &self.client_id_last4)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new organization that authenticates with OAuth client credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCredlyOAuthOrganization {
+    pub id: String,
+    pub name: String,
+    pub client: OAuthClient,
 }
 
 #[derive(Debug, Clone, PartialEq)]

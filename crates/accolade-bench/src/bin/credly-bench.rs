@@ -52,6 +52,7 @@ async fn sandbox(templates: usize) -> anyhow::Result<RunningSandbox> {
             name: "Bench Org".into(),
             tokens: vec![SeedToken::new(KEY)],
             webhook_url: None,
+            oauth_clients: Vec::new(),
         }],
         templates: Vec::new(),
         generate: Some(Generate {

@@ -1,8 +1,9 @@
-//! Credly organizations (add, rotate key, sync), webhook notifications, and the public webhook
-//! receiver `POST /badges/credly/webhook/`.
+//! Credly organizations (add with an authorization token or OAuth client credentials, replace
+//! the credentials, rotate the token through Credly, sync), webhook notifications, and the
+//! public webhook receiver `POST /badges/credly/webhook/`.
 
 use accolade_credly::CredlyError;
-use accolade_store::{CredlyNotification, CredlyOrganization, SyncSummary};
+use accolade_store::{CredlyAuthMethod, CredlyNotification, CredlyOrganization, SyncSummary};
 use axum::extract::{FromRequest, Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -16,7 +17,8 @@ use utoipa_axum::routes;
 use super::dto::{ListBody, PageQuery};
 use super::extract::{ApiJson, ApiQuery};
 use crate::error::{ApiError, ApiResult};
-use crate::service::credly::orgs::{self, key_status, KeyStatus};
+use crate::service::credly::orgs::{self, key_status, CredentialsInput, KeyStatus};
+use crate::service::credly::rotation;
 use crate::service::credly::webhook::{self, Notification, Receipt};
 use crate::service::credly::{sync, Credly, CredlyFailure};
 use crate::state::AppState;
@@ -46,6 +48,15 @@ impl From<CredlyFailure> for ApiError {
                 code: "credly_key_expired",
                 detail: e.to_string(),
             },
+            e @ CredlyFailure::CredentialsRefused { .. } => ApiError::Conflict {
+                code: "credly_credentials_refused",
+                detail: e.to_string(),
+            },
+            e @ CredlyFailure::Rotating { .. } => ApiError::Conflict {
+                code: "credly_rotation_in_progress",
+                detail: e.to_string(),
+            },
+            CredlyFailure::Unavailable(m) => ApiError::Unavailable(m),
             CredlyFailure::Store(e) => e.into(),
             CredlyFailure::Invalid { code, detail } => ApiError::bad_request(code, detail),
             CredlyFailure::Backlog { detail } => ApiError::Overloaded {
@@ -63,6 +74,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_orgs, add_org))
         .routes(routes!(get_org))
         .routes(routes!(rotate_key))
+        .routes(routes!(rotate_through_credly))
         .routes(routes!(sync_org))
         .routes(routes!(list_notifications))
 }
@@ -76,15 +88,26 @@ pub fn webhook_router() -> Router<AppState> {
         .route("/badges/credly/webhook", post(receive_webhook))
 }
 
-/// A Credly organization. The API key is never returned, only its last four characters.
+/// A Credly organization. Its secrets are never returned, only the last four characters of
+/// the key or of the OAuth client id.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrganizationBody {
     pub uuid: String,
     pub name: String,
-    /// `…` followed by the key's last four characters.
-    pub api_key: String,
-    pub key_created_at: DateTime<Utc>,
-    pub key: KeyStatus,
+    /// How the organization authenticates: `token` (an authorization token, HTTP Basic) or
+    /// `oauth` (OAuth 2.0 client credentials, Bearer access tokens).
+    #[schema(pattern = "^(token|oauth)$")]
+    pub auth_method: &'static str,
+    /// `…` followed by the key's last four characters (`token` method; else null).
+    pub api_key: Option<String>,
+    /// `…` followed by the OAuth client id's last four characters (`oauth` method; else null).
+    pub client_id: Option<String>,
+    /// When the key was made (`token` method; else null).
+    pub key_created_at: Option<DateTime<Utc>>,
+    /// The key's expiry (`token` method; else null: client credentials have no known expiry).
+    pub key: Option<KeyStatus>,
+    /// Rotation of the key through Credly.
+    pub rotation: RotationBody,
     pub last_sync_at: Option<DateTime<Utc>>,
     #[schema(value_type = Option<Object>)]
     pub last_sync: Option<SyncSummary>,
@@ -93,19 +116,68 @@ pub struct OrganizationBody {
     pub created_at: DateTime<Utc>,
 }
 
+/// Rotation of an organization's authorization token through Credly.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotationBody {
+    /// Whether automatic rotation applies: `credly.auto_rotate_days` is above 0 and the
+    /// organization uses a token.
+    pub auto: bool,
+    /// The configured `credly.auto_rotate_days` (0 = off).
+    pub auto_rotate_days: u32,
+    /// When automatic rotation will replace the key (the first hourly check after this time);
+    /// null when it does not apply.
+    pub next_auto_rotation_at: Option<DateTime<Utc>>,
+    /// Whether a rotation is under way now.
+    pub in_progress: bool,
+    /// The last attempt, if any.
+    pub last: Option<LastRotationBody>,
+}
+
+/// One rotation attempt (no secret in it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastRotationBody {
+    pub at: DateTime<Utc>,
+    /// `manual` (API, admin UI, CLI) or `auto`.
+    #[schema(pattern = "^(manual|auto)$")]
+    pub trigger: &'static str,
+    /// `ok` (a new token was stored) or `failed` (the old token stays).
+    #[schema(pattern = "^(ok|failed)$")]
+    pub result: &'static str,
+    /// Why it failed.
+    pub detail: Option<String>,
+}
+
 impl OrganizationBody {
     fn new(credly: &Credly, o: CredlyOrganization) -> Self {
         let base = credly.config.effective_base_url().trim_end_matches('/');
+        let now = Utc::now();
+        let days = credly.config.auto_rotate_days;
+        let token = o.auth_method == CredlyAuthMethod::Token;
         OrganizationBody {
             dashboard_url: format!("{base}/mgmt/organizations/{}/badges/templates", o.id),
-            key: key_status(
-                o.key_expires_at,
-                Utc::now(),
-                &credly.config.key_warning_days,
-            ),
+            key: o
+                .key_expires_at
+                .map(|at| key_status(at, now, &credly.config.key_warning_days)),
+            rotation: RotationBody {
+                auto: token && days > 0,
+                auto_rotate_days: days,
+                next_auto_rotation_at: o
+                    .key_expires_at
+                    .filter(|_| token)
+                    .and_then(|at| rotation::scheduled_at(at, days)),
+                in_progress: o.rotation_lease_until.is_some_and(|t| t > now),
+                last: o.last_rotation.map(|r| LastRotationBody {
+                    at: r.at,
+                    trigger: r.trigger.as_str(),
+                    result: if r.ok { "ok" } else { "failed" },
+                    detail: r.detail,
+                }),
+            },
+            auth_method: o.auth_method.as_str(),
+            api_key: o.api_key_last4.map(|l| format!("…{l}")),
+            client_id: o.oauth_client_id_last4.map(|l| format!("…{l}")),
             uuid: o.id,
             name: o.name,
-            api_key: format!("…{}", o.api_key_last4),
             key_created_at: o.key_created_at,
             last_sync_at: o.last_sync_at,
             last_sync: o.last_sync,
@@ -114,9 +186,49 @@ impl OrganizationBody {
     }
 }
 
+/// The body of `POST /credly/organizations` as read: the UUID and one method's credentials
+/// (checked by `CredentialsInput::parse`, which names what is missing or mixed).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddOrganizationInput {
+    pub uuid: String,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+/// The body of `POST /credly/organizations/{uuid}/key` as read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsBodyInput {
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+/// A new organization: its UUID and either an authorization token or OAuth client
+/// credentials. A body with both, or with half of the client credentials, is refused with
+/// `credly_auth_mixed` or `credly_auth_incomplete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+#[schema(as = AddOrganization)]
+pub enum AddOrganizationDoc {
+    Token(AddTokenOrganization),
+    OAuth(AddOAuthOrganization),
+}
+
+/// An organization that authenticates with an authorization token.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AddOrganization {
+#[allow(dead_code)]
+pub struct AddTokenOrganization {
     /// Credly organization UUID.
     #[schema(format = "uuid")]
     pub uuid: String,
@@ -130,9 +242,47 @@ pub struct AddOrganization {
     pub api_key: String,
 }
 
+/// An organization that authenticates with OAuth 2.0 client credentials.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RotateKey {
+#[allow(dead_code)]
+pub struct AddOAuthOrganization {
+    /// Credly organization UUID.
+    #[schema(format = "uuid")]
+    pub uuid: String,
+    /// The OAuth application's client id (Credly's `uid`): 1-256 characters, no control
+    /// characters.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    pub client_id: String,
+    /// Its client secret: 8-512 characters, no control characters.
+    #[schema(
+        min_length = 8,
+        max_length = 512,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    pub client_secret: String,
+}
+
+/// New credentials for an organization: an authorization token, or OAuth client credentials
+/// (which may switch its method). Both, or half of the client credentials, are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+#[schema(as = RotateKey)]
+pub enum RotateKeyDoc {
+    Token(NewToken),
+    OAuth(NewOAuthClient),
+}
+
+/// A new authorization token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct NewToken {
     /// The new authorization token: 8-512 bytes without `:` or control characters.
     #[schema(
         min_length = 8,
@@ -140,6 +290,25 @@ pub struct RotateKey {
         pattern = r"^[^:\x00-\x1F\x7F-\x9F]*$"
     )]
     pub api_key: String,
+}
+
+/// New OAuth client credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct NewOAuthClient {
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    pub client_id: String,
+    #[schema(
+        min_length = 8,
+        max_length = 512,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    pub client_secret: String,
 }
 
 #[utoipa::path(get, path = "/credly/organizations", tag = "credly",
@@ -157,18 +326,26 @@ pub async fn list_orgs(
     }))
 }
 
-/// Add an organization. Accolade checks the key with Credly and stores Credly's name for it.
-#[utoipa::path(post, path = "/credly/organizations", tag = "credly", request_body = AddOrganization,
+/// Add an organization with an authorization token or OAuth client credentials. Accolade
+/// checks them with Credly (for client credentials: a token is issued and reaches the
+/// organization) and stores Credly's name for the organization.
+#[utoipa::path(post, path = "/credly/organizations", tag = "credly", request_body = AddOrganizationDoc,
     responses((status = 201, body = OrganizationBody),
-              (status = 400, description = "invalid_organization_id, invalid_api_key, credly_key_rejected, credly_org_not_found, credly_key_expired", body = crate::error::ErrorBody),
+              (status = 400, description = "invalid_organization_id, credly_auth_mixed, credly_auth_incomplete, invalid_api_key, invalid_client_id, invalid_client_secret, credly_key_rejected, credly_credentials_rejected, credly_org_not_found, credly_key_expired", body = crate::error::ErrorBody),
               (status = 409, description = "organization_exists", body = crate::error::ErrorBody),
               (status = 502, description = "Credly unreachable or failing", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn add_org(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<AddOrganization>,
+    ApiJson(body): ApiJson<AddOrganizationInput>,
 ) -> ApiResult<(StatusCode, Json<OrganizationBody>)> {
-    let org = orgs::add(&state.credly, &*state.store, &body.uuid, &body.api_key).await?;
+    let credentials = CredentialsInput {
+        api_key: body.api_key,
+        client_id: body.client_id,
+        client_secret: body.client_secret,
+    }
+    .parse()?;
+    let org = orgs::add(&state.credly, &*state.store, &body.uuid, credentials).await?;
     Ok((
         StatusCode::CREATED,
         Json(OrganizationBody::new(&state.credly, org)),
@@ -185,27 +362,54 @@ pub async fn get_org(
     Ok(Json(OrganizationBody::new(&state.credly, org)))
 }
 
-/// Replace the organization's API key (checked with Credly first; no downtime).
+/// Replace the organization's credentials with a key or OAuth client credentials given here
+/// (checked with Credly first; no downtime). Client credentials switch a token organization
+/// to OAuth, a key switches an OAuth organization to a token.
 #[utoipa::path(post, path = "/credly/organizations/{uuid}/key", tag = "credly", params(("uuid" = String, Path)),
-    request_body = RotateKey,
+    request_body = RotateKeyDoc,
     responses((status = 200, body = OrganizationBody),
-              (status = 400, description = "invalid_organization_id, invalid_api_key, credly_key_rejected, credly_org_not_found", body = crate::error::ErrorBody),
+              (status = 400, description = "invalid_organization_id, credly_auth_mixed, credly_auth_incomplete, invalid_api_key, invalid_client_id, invalid_client_secret, credly_key_rejected, credly_credentials_rejected, credly_org_not_found, credly_key_expired", body = crate::error::ErrorBody),
               (status = 404, description = "organization_not_found", body = crate::error::ErrorBody),
-              (status = 409, description = "credly_key_expired", body = crate::error::ErrorBody),
               (status = 502, description = "Credly unreachable or failing", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rotate_key(
     State(state): State<AppState>,
     Path(uuid): Path<String>,
-    ApiJson(body): ApiJson<RotateKey>,
+    ApiJson(body): ApiJson<CredentialsBodyInput>,
 ) -> ApiResult<Json<OrganizationBody>> {
-    let org = orgs::rotate_key(
+    let credentials = CredentialsInput {
+        api_key: body.api_key,
+        client_id: body.client_id,
+        client_secret: body.client_secret,
+    }
+    .parse()?;
+    let org = orgs::replace_credentials(
         &state.credly,
         &*state.store,
         &orgs::normalize_id(&uuid),
-        &body.api_key,
+        credentials,
     )
     .await?;
+    Ok(Json(OrganizationBody::new(&state.credly, org)))
+}
+
+/// Rotate the organization's authorization token through Credly now: Credly issues a new token
+/// and ends the old one at once (also for every other system that uses it). The new token is
+/// stored before anything else; if Credly fails, the old token stays and the failure is shown
+/// in `rotation.last`.
+#[utoipa::path(post, path = "/credly/organizations/{uuid}/key/rotate", tag = "credly", params(("uuid" = String, Path)),
+    responses((status = 200, body = OrganizationBody),
+              (status = 400, description = "credly_key_rejected: Credly refused the current token", body = crate::error::ErrorBody),
+              (status = 404, description = "organization_not_found", body = crate::error::ErrorBody),
+              (status = 409, description = "credly_auth_method (OAuth organizations have no token), credly_rotation_in_progress, credly_key_expired", body = crate::error::ErrorBody),
+              (status = 502, description = "Credly unreachable, failing or answering without a token; the old token stays", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rotate_through_credly(
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+) -> ApiResult<Json<OrganizationBody>> {
+    let org =
+        rotation::rotate_now(&state.credly, &*state.store, &orgs::normalize_id(&uuid)).await?;
     Ok(Json(OrganizationBody::new(&state.credly, org)))
 }
 

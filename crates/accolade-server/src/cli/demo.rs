@@ -57,7 +57,13 @@ pub async fn setup(
     use accolade_credly_sandbox::{DEMO_ORG_ID, DEMO_TOKEN};
     let store = &*state.store;
     if orgs::get(store, DEMO_ORG_ID).await.is_err() {
-        orgs::add(&state.credly, store, DEMO_ORG_ID, DEMO_TOKEN).await?;
+        orgs::add(
+            &state.credly,
+            store,
+            DEMO_ORG_ID,
+            orgs::NewCredentials::Token(DEMO_TOKEN.into()),
+        )
+        .await?;
     }
     sb.sandbox.set_webhook_url(
         DEMO_ORG_ID,

@@ -175,21 +175,29 @@ pub enum OpenCreditCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CredlyCommand {
-    /// Add a Credly organization (the key is checked with Credly first).
+    /// Add a Credly organization with an API key or OAuth client credentials (checked with
+    /// Credly first).
     AddOrg {
         /// The organization's UUID.
         #[arg(long)]
         uuid: String,
-        /// Its API key (authorization token). Prefer the environment variable.
-        #[arg(long, env = "ACCOLADE_CREDLY_API_KEY", hide_env_values = true)]
-        api_key: String,
+        #[command(flatten)]
+        credentials: CredentialArgs,
     },
-    /// Replace an organization's API key.
+    /// Replace an organization's API key, or its OAuth client credentials, with ones you give
+    /// (this may switch its method).
     RotateKey {
         #[arg(long)]
         uuid: String,
-        #[arg(long, env = "ACCOLADE_CREDLY_API_KEY", hide_env_values = true)]
-        api_key: String,
+        #[command(flatten)]
+        credentials: CredentialArgs,
+    },
+    /// Rotate an organization's authorization token through Credly now: Credly issues a new
+    /// token and ends the old one at once, also for every other system that uses it. The new
+    /// token is stored first; if Credly fails, the old one stays.
+    Rotate {
+        #[arg(long)]
+        uuid: String,
     },
     /// List organizations with key expiry and last sync.
     Orgs,
@@ -201,6 +209,32 @@ pub enum CredlyCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// An organization's credentials on the command line: an API key, or an OAuth client id and
+/// secret. Prefer the environment variables, which keep secrets out of the shell history.
+#[derive(Debug, clap::Args)]
+pub struct CredentialArgs {
+    /// An API key (authorization token).
+    #[arg(long, env = "ACCOLADE_CREDLY_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// An OAuth client id (with --client-secret, instead of an API key).
+    #[arg(long, env = "ACCOLADE_CREDLY_CLIENT_ID", hide_env_values = true)]
+    client_id: Option<String>,
+    /// The OAuth client secret.
+    #[arg(long, env = "ACCOLADE_CREDLY_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+}
+
+impl CredentialArgs {
+    fn parse(self) -> anyhow::Result<crate::service::credly::orgs::NewCredentials> {
+        Ok(crate::service::credly::orgs::CredentialsInput {
+            api_key: self.api_key,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+        }
+        .parse()?)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -569,19 +603,43 @@ async fn cli_state(config: Config) -> anyhow::Result<AppState> {
 }
 
 fn print_org(o: &accolade_store::CredlyOrganization, credly: &crate::service::credly::Credly) {
-    let s = crate::service::credly::orgs::key_status(
-        o.key_expires_at,
-        chrono::Utc::now(),
-        &credly.config.key_warning_days,
-    );
+    use accolade_store::CredlyAuthMethod;
+    let credentials = match (o.auth_method, o.key_expires_at) {
+        (CredlyAuthMethod::Token, Some(expires_at)) => {
+            let s = crate::service::credly::orgs::key_status(
+                expires_at,
+                chrono::Utc::now(),
+                &credly.config.key_warning_days,
+            );
+            format!(
+                "key …{}  expires {} ({} days, {})",
+                o.api_key_last4.as_deref().unwrap_or(""),
+                expires_at.format("%Y-%m-%d"),
+                s.days_left,
+                s.level,
+            )
+        }
+        _ => format!(
+            "OAuth client …{}",
+            o.oauth_client_id_last4.as_deref().unwrap_or("")
+        ),
+    };
+    let rotation = o.last_rotation.as_ref().map_or(String::new(), |r| {
+        format!(
+            "  last rotation {} {} ({}){}",
+            r.at.format("%Y-%m-%d %H:%M"),
+            if r.ok { "ok" } else { "failed" },
+            r.trigger.as_str(),
+            r.detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        )
+    });
     println!(
-        "{}  {}  key …{}  expires {} ({} days, {})  last sync {}",
+        "{}  {}  {credentials}  last sync {}{rotation}",
         o.id,
         o.name,
-        o.api_key_last4,
-        o.key_expires_at.format("%Y-%m-%d"),
-        s.days_left,
-        s.level,
         o.last_sync_at
             .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
             .unwrap_or_else(|| "never".into())
@@ -589,17 +647,27 @@ fn print_org(o: &accolade_store::CredlyOrganization, credly: &crate::service::cr
 }
 
 async fn credly_command(config: Config, command: CredlyCommand) -> anyhow::Result<()> {
-    use crate::service::credly::{orgs, sync};
+    use crate::service::credly::{orgs, rotation, sync};
     let state = cli_state(config).await?;
     let store = &*state.store;
     match command {
-        CredlyCommand::AddOrg { uuid, api_key } => {
-            let org = orgs::add(&state.credly, store, &uuid, &api_key).await?;
+        CredlyCommand::AddOrg { uuid, credentials } => {
+            let org = orgs::add(&state.credly, store, &uuid, credentials.parse()?).await?;
             print_org(&org, &state.credly);
         }
-        CredlyCommand::RotateKey { uuid, api_key } => {
-            let org = orgs::rotate_key(&state.credly, store, &orgs::normalize_id(&uuid), &api_key)
-                .await?;
+        CredlyCommand::RotateKey { uuid, credentials } => {
+            let org = orgs::replace_credentials(
+                &state.credly,
+                store,
+                &orgs::normalize_id(&uuid),
+                credentials.parse()?,
+            )
+            .await?;
+            print_org(&org, &state.credly);
+        }
+        CredlyCommand::Rotate { uuid } => {
+            let org =
+                rotation::rotate_now(&state.credly, store, &orgs::normalize_id(&uuid)).await?;
             print_org(&org, &state.credly);
         }
         CredlyCommand::Orgs => {
@@ -828,6 +896,7 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
             accolade_credly_sandbox::Sandbox::start(accolade_credly_sandbox::Seed::demo()).await?;
         config.credly.api_base_url = sb.api_base_url.clone();
         config.credly.base_url = sb.base_url.clone();
+        config.credly.oauth_token_url = sb.oauth_token_url.clone();
         config.credly.use_sandbox = false;
         Some(sb)
     } else {
@@ -879,6 +948,7 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
         if state.openbadges.enabled {
             tokio::spawn(crate::service::openbadges::issuer::run(state.clone()));
         }
+        tokio::spawn(crate::service::credly::rotation::run_auto(state.clone()));
         if let Some(every) = state.config.credly.sync_every()? {
             tokio::spawn(crate::service::credly::sync::run_periodic(
                 state.clone(),

@@ -12,6 +12,9 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+/// The largest `credly.auto_rotate_days`: half a key's 180-day life.
+pub const MAX_AUTO_ROTATE_DAYS: u32 = 90;
+
 /// The commented defaults, printed by `accolade default-config`.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../../config.default.toml");
 
@@ -21,9 +24,11 @@ pub mod show;
 /// `ACCOLADE_*` variables that are not settings: the config file path, and secrets that
 /// commands read from the environment so they stay out of the shell history. `ACCOLADE_TEST_*`
 /// is reserved for the test suite.
-const NOT_SETTINGS: [&str; 3] = [
+const NOT_SETTINGS: [&str; 5] = [
     "ACCOLADE_CONFIG",
     "ACCOLADE_CREDLY_API_KEY",
+    "ACCOLADE_CREDLY_CLIENT_ID",
+    "ACCOLADE_CREDLY_CLIENT_SECRET",
     "ACCOLADE_WEBHOOK_SECRET",
 ];
 
@@ -226,6 +231,12 @@ pub struct CredlyConfig {
     pub webhook_per_source_per_minute: u32,
     /// Settled notifications are deleted after this many days.
     pub webhook_retention_days: u32,
+    /// OAuth 2.0 token endpoint for organizations with client credentials.
+    pub oauth_token_url: String,
+    /// Scopes requested with client credentials (space-separated).
+    pub oauth_scope: String,
+    /// Rotate a key through Credly when fewer than this many days are left; 0 = off.
+    pub auto_rotate_days: u32,
 }
 
 impl CredlyConfig {
@@ -235,6 +246,18 @@ impl CredlyConfig {
             accolade_credly::SANDBOX_API_BASE_URL
         } else {
             &self.api_base_url
+        }
+    }
+
+    /// The OAuth token endpoint in effect: with `use_sandbox`, the production default becomes
+    /// the sandbox's (a guess: Credly documents none); any other value is used as given.
+    pub fn effective_oauth_token_url(&self) -> &str {
+        if self.use_sandbox
+            && self.oauth_token_url.trim() == accolade_credly::DEFAULT_OAUTH_TOKEN_URL
+        {
+            accolade_credly::SANDBOX_OAUTH_TOKEN_URL
+        } else {
+            self.oauth_token_url.trim()
         }
     }
 
@@ -614,6 +637,7 @@ impl Config {
         for (name, url) in [
             ("credly.api_base_url", &self.credly.api_base_url),
             ("credly.base_url", &self.credly.base_url),
+            ("credly.oauth_token_url", &self.credly.oauth_token_url),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 bail!("{name} must be an http(s) URL, got `{url}`");
@@ -625,6 +649,15 @@ impl Config {
         self.credly.sync_every()?;
         if self.credly.key_warning_days.iter().any(|d| *d < 0) {
             bail!("credly.key_warning_days must not be negative");
+        }
+        if self.credly.oauth_scope.chars().any(char::is_control) {
+            bail!("credly.oauth_scope must be scope names separated by spaces");
+        }
+        if self.credly.auto_rotate_days > MAX_AUTO_ROTATE_DAYS {
+            bail!(
+                "credly.auto_rotate_days must be at most {MAX_AUTO_ROTATE_DAYS} (Credly keys live \
+                 180 days; a larger value would rotate every new key again and again), or 0 for off"
+            );
         }
         let hooks = &self.webhooks;
         let policy = hooks.retry_policy()?;

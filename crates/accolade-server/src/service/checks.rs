@@ -45,8 +45,31 @@ pub async fn database(store: &dyn Store) -> Finding {
 pub async fn credly_keys(credly: &Credly, store: &dyn Store) -> anyhow::Result<Vec<Finding>> {
     let mut out = Vec::new();
     let statuses = orgs::check_expiry(credly, store).await?;
-    if statuses.is_empty() {
+    // Organizations with OAuth client credentials: no expiry to check, but their secrets must
+    // open.
+    let oauth: Vec<_> = store
+        .list_credly_orgs()
+        .await?
+        .into_iter()
+        .filter(|o| o.auth_method == accolade_store::CredlyAuthMethod::OAuth)
+        .collect();
+    if statuses.is_empty() && oauth.is_empty() {
         out.push((Level::Ok, "no Credly organization configured".into()));
+    }
+    for org in oauth {
+        out.push((
+            Level::Ok,
+            format!(
+                "Credly organization {} ({}) uses OAuth client credentials (no expiry)",
+                org.name, org.id
+            ),
+        ));
+        if let Err(e) = orgs::key_opens(credly, store, &org.id).await {
+            out.push((
+                Level::Fail,
+                format!("OAuth client of {} cannot be decrypted: {e}", org.id),
+            ));
+        }
     }
     for (org, s) in statuses {
         let line = format!(

@@ -55,6 +55,10 @@ pub fn router() -> Router<AppState> {
             "/admin/credly/{id}/key",
             axum::routing::post(credly::rotate),
         )
+        .route(
+            "/admin/credly/{id}/rotate",
+            axum::routing::post(credly::rotate_now),
+        )
         .route("/admin/awards", get(awards::list))
         .route("/admin/awards/{id}", get(awards::detail))
         .route("/admin/awards/{id}/revoke", post(awards::revoke))

@@ -113,7 +113,8 @@ pub fn pager(
 pub struct OrgRow {
     pub id: String,
     pub name: String,
-    pub days_left: i64,
+    /// Days until the key expires; `None` for OAuth client credentials (no known expiry).
+    pub days_left: Option<i64>,
     pub level: &'static str,
     pub last_sync: String,
 }
@@ -155,12 +156,12 @@ pub async fn dashboard(State(state): State<AppState>, admin: Admin) -> Response 
     let orgs: Vec<OrgRow> = orgs
         .into_iter()
         .map(|o| {
-            let k = key_status(o.key_expires_at, now, warn_days);
+            let k = o.key_expires_at.map(|at| key_status(at, now, warn_days));
             OrgRow {
                 id: o.id,
                 name: o.name,
-                days_left: k.days_left,
-                level: k.level,
+                days_left: k.as_ref().map(|k| k.days_left),
+                level: k.map_or("ok", |k| k.level),
                 last_sync: when(o.last_sync_at),
             }
         })
@@ -168,7 +169,13 @@ pub async fn dashboard(State(state): State<AppState>, admin: Admin) -> Response 
     let expiring = orgs
         .iter()
         .filter(|o| o.level != "ok")
-        .map(|o| format!("{} ({} days left)", o.name, o.days_left.max(0)))
+        .map(|o| {
+            format!(
+                "{} ({} days left)",
+                o.name,
+                o.days_left.unwrap_or_default().max(0)
+            )
+        })
         .collect();
     Dashboard {
         username: admin.session.username,

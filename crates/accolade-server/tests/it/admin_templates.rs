@@ -18,6 +18,7 @@ fn seed() -> Seed {
             name: "Admin Org".into(),
             tokens: vec![SeedToken::new(KEY)],
             webhook_url: None,
+            oauth_clients: Vec::new(),
         }],
         templates: vec![SeedTemplate {
             id: Some(CREDLY_TEMPLATE.into()),

@@ -26,6 +26,7 @@ pub(crate) fn seed(templates: &[(&str, &str)]) -> Seed {
                 created_at: None,
             }],
             webhook_url: None,
+            oauth_clients: Vec::new(),
         }],
         templates: templates
             .iter()
@@ -503,10 +504,7 @@ async fn a_duplicate_issue_is_reconciled_with_the_existing_badge() {
     let client =
         accolade_credly::CredlyClient::new(&sb.api_base_url, std::time::Duration::from_secs(2))
             .unwrap();
-    let cred = accolade_credly::Credentials {
-        org_id: ORG,
-        api_key: KEY,
-    };
+    let cred = accolade_credly::Credentials::token(ORG, KEY);
     let existing = client
         .issue_badge(
             cred,
@@ -579,7 +577,7 @@ async fn an_expired_key_makes_work_wait_not_fail() {
             None,
             Some(accolade_store::CredlyKey {
                 ciphertext: sealed,
-                last4: org.api_key_last4.clone(),
+                last4: org.api_key_last4.clone().unwrap(),
                 created_at: past - chrono::Duration::days(180),
                 expires_at: past,
             }),

@@ -181,6 +181,7 @@ fn seed() -> Seed {
                 created_at: None,
             }],
             webhook_url: None,
+            oauth_clients: Vec::new(),
         }],
         templates: vec![SeedTemplate {
             id: Some(TEMPLATE.into()),

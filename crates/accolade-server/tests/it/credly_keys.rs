@@ -30,6 +30,7 @@ async fn sandbox() -> RunningSandbox {
             name: "Rotation Org".into(),
             tokens: Vec::new(),
             webhook_url: None,
+            oauth_clients: Vec::new(),
         }],
         templates: vec![SeedTemplate {
             id: Some(TEMPLATE.into()),

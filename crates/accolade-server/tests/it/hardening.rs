@@ -450,6 +450,7 @@ async fn credly_server(
             name: "Flooded Org".into(),
             tokens: Vec::new(),
             webhook_url: None,
+            oauth_clients: Vec::new(),
         }],
         templates: vec![SeedTemplate {
             id: Some(FLOOD_TEMPLATE.into()),

@@ -132,6 +132,7 @@ async fn sandbox() -> RunningSandbox {
             name: o["name"].as_str().unwrap().into(),
             tokens: Vec::new(),
             webhook_url: None,
+            oauth_clients: Vec::new(),
         })
         .collect();
     let templates = want["templates"]

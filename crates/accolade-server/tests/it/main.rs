@@ -12,6 +12,8 @@ mod crash;
 mod credly;
 mod credly_crash;
 mod credly_keys;
+mod credly_oauth;
+mod credly_rotation;
 mod expiry;
 mod hardening;
 mod helpers;

@@ -300,6 +300,30 @@ impl Served {
             .expect("signing in with the test password")
     }
 
+    /// `POST path` of the admin UI with a session cookie, as its forms send it: the page's CSRF
+    /// token (read from `/admin`) and `fields`; returns the status and the HTML.
+    pub async fn admin_form(
+        &self,
+        session: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (u16, String) {
+        let (_, page) = self.admin_page(session, "/admin").await;
+        let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+        let csrf = page[at..at + page[at..].find('"').unwrap()].to_string();
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("cookie", session)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
     /// `GET path` of the admin UI with a session cookie; returns the status and the HTML.
     pub async fn admin_page(&self, session: &str, path: &str) -> (u16, String) {
         let r = self

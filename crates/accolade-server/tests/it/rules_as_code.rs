@@ -168,6 +168,7 @@ fn credly_seed() -> accolade_credly_sandbox::Seed {
             name: "Apply Org".into(),
             tokens: vec![SeedToken::new(CREDLY_KEY)],
             webhook_url: None,
+            oauth_clients: Vec::new(),
         }],
         templates: vec![SeedTemplate {
             id: Some(CREDLY_TEMPLATE.into()),

@@ -14,7 +14,15 @@ pub trait CredlyStore: Send + Sync {
     /// Adds an organization; `Conflict` (`organization_exists`) when its UUID is already there.
     async fn add_credly_org(&self, new: NewCredlyOrganization) -> Result<CredlyOrganization>;
 
-    /// Updates the name Credly reports and/or replaces the key (rotation).
+    /// Adds an organization that authenticates with OAuth client credentials; `Conflict`
+    /// (`organization_exists`) when its UUID is already there.
+    async fn add_credly_oauth_org(
+        &self,
+        new: NewCredlyOAuthOrganization,
+    ) -> Result<CredlyOrganization>;
+
+    /// Updates the name Credly reports and/or replaces the key (rotation). A key given to an
+    /// organization that used OAuth switches it to the token method (its client is dropped).
     async fn update_credly_org(
         &self,
         id: &str,
@@ -22,12 +30,49 @@ pub trait CredlyStore: Send + Sync {
         key: Option<CredlyKey>,
     ) -> Result<CredlyOrganization>;
 
+    /// Sets OAuth client credentials (new ones, or in place of a key: the key, its dates and
+    /// its rotation lease are dropped) and the name when given.
+    async fn set_credly_org_oauth_client(
+        &self,
+        id: &str,
+        name: Option<String>,
+        client: OAuthClient,
+    ) -> Result<CredlyOrganization>;
+
     async fn get_credly_org(&self, id: &str) -> Result<CredlyOrganization>;
 
     async fn list_credly_orgs(&self) -> Result<Vec<CredlyOrganization>>;
 
-    /// The organization's encrypted API key.
+    /// The organization's encrypted API key; `Conflict` (`credly_auth_method`) when it uses
+    /// OAuth.
     async fn credly_org_key(&self, id: &str) -> Result<Vec<u8>>;
+
+    /// The organization's encrypted OAuth client credentials; `Conflict`
+    /// (`credly_auth_method`) when it uses a key.
+    async fn credly_org_oauth_client(&self, id: &str) -> Result<OAuthClient>;
+
+    /// Claims the right to rotate the organization's key through Credly until `lease_until`:
+    /// true when this caller holds it. Refused (false) while another caller's lease runs, when
+    /// the organization uses OAuth, and, with `due_before`, when the key expires at or after
+    /// it (so a key another instance rotated a moment ago is not rotated again).
+    async fn claim_credly_key_rotation(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        due_before: Option<DateTime<Utc>>,
+    ) -> Result<bool>;
+
+    /// Ends a rotation: stores `new_key` when there is one (the old key is replaced in the same
+    /// statement), records the attempt and releases the lease. Always writes the key, even if
+    /// the lease ran out meanwhile: once Credly has answered a new token the old one no longer
+    /// works.
+    async fn finish_credly_key_rotation(
+        &self,
+        id: &str,
+        rotation: KeyRotation,
+        new_key: Option<CredlyKey>,
+    ) -> Result<CredlyOrganization>;
 
     /// Full sync of one organization's templates against the complete list of its templates that
     /// are `active` on Credly: creates missing ones (inactive), updates changed fields, and

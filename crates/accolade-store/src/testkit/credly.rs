@@ -1,6 +1,7 @@
-//! The Credly bridge: organizations and their encrypted keys, full template sync, templates as
-//! webhooks report them, webhook notifications with their jobs, award states reported by Credly,
-//! deferring a job without using up an attempt, and releasing deferred jobs on a key rotation.
+//! The Credly bridge: organizations and their encrypted keys or OAuth clients, the rotation
+//! lease and record, full template sync, templates as webhooks report them, webhook
+//! notifications with their jobs, award states reported by Credly, deferring a job without using
+//! up an attempt, and releasing deferred jobs on a key rotation.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,8 +14,9 @@ use serde_json::json;
 
 use super::support::*;
 use crate::{
-    CredlyKey, CredlyOrganization, Delivery, IndexCache, JobResult, NewCredlyNotification,
-    NewCredlyOrganization, NewTemplate, Page, ProviderTemplate, Store, SyncSummary, TemplateChange,
+    CredlyAuthMethod, CredlyKey, CredlyOrganization, Delivery, IndexCache, JobResult, KeyRotation,
+    NewCredlyNotification, NewCredlyOAuthOrganization, NewCredlyOrganization, NewTemplate,
+    OAuthClient, Page, ProviderTemplate, RotationTrigger, Store, SyncSummary, TemplateChange,
     TemplateFilter, PROVIDER_STATE_GONE,
 };
 
@@ -148,9 +150,14 @@ pub async fn credly_org_is_added_listed_and_unique(store: Arc<dyn Store>) {
     let after = Utc::now() + Duration::seconds(1);
     assert_eq!(org.id, ORG);
     assert_eq!(org.name, "Acme");
-    assert_eq!(org.api_key_last4, "a1b2");
-    assert_eq!(org.key_created_at, at("2026-01-01T00:00:00+00:00"));
-    assert_eq!(org.key_expires_at, at("2027-01-01T00:00:00+00:00"));
+    assert_eq!(org.auth_method, CredlyAuthMethod::Token);
+    assert_eq!(org.api_key_last4.as_deref(), Some("a1b2"));
+    assert_eq!(org.key_created_at, Some(at("2026-01-01T00:00:00+00:00")));
+    assert_eq!(org.key_expires_at, Some(at("2027-01-01T00:00:00+00:00")));
+    assert_eq!(org.oauth_client_id_last4, None);
+    assert_eq!(org.oauth_created_at, None);
+    assert_eq!(org.last_rotation, None);
+    assert_eq!(org.rotation_lease_until, None);
     assert_eq!(org.last_sync_at, None);
     assert_eq!(org.last_sync, None);
     assert!(org.created_at > before && org.created_at < after);
@@ -214,9 +221,15 @@ pub async fn credly_org_update_renames_and_rotates(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(rotated.name, "Acme Learning", "a rotation keeps the name");
-    assert_eq!(rotated.api_key_last4, "z9y8");
-    assert_eq!(rotated.key_created_at, at("2026-06-01T00:00:00+00:00"));
-    assert_eq!(rotated.key_expires_at, at("2027-06-01T00:00:00+00:00"));
+    assert_eq!(rotated.api_key_last4.as_deref(), Some("z9y8"));
+    assert_eq!(
+        rotated.key_created_at,
+        Some(at("2026-06-01T00:00:00+00:00"))
+    );
+    assert_eq!(
+        rotated.key_expires_at,
+        Some(at("2027-06-01T00:00:00+00:00"))
+    );
     assert!(rotated.updated_at >= renamed.updated_at);
     assert_eq!(
         store.credly_org_key(ORG).await.unwrap(),
@@ -238,10 +251,281 @@ pub async fn credly_org_update_renames_and_rotates(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        (both.name.as_str(), both.api_key_last4.as_str()),
-        ("Acme", "c3d4")
+        (both.name.as_str(), both.api_key_last4.as_deref()),
+        ("Acme", Some("c3d4"))
     );
     assert_eq!(store.credly_org_key(ORG).await.unwrap(), b"third".to_vec());
+}
+
+fn oauth_client(id: &[u8], secret: &[u8], last4: &str) -> OAuthClient {
+    OAuthClient {
+        client_id_ciphertext: id.to_vec(),
+        client_secret_ciphertext: secret.to_vec(),
+        client_id_last4: last4.to_string(),
+        created_at: at("2026-02-01T00:00:00+00:00"),
+    }
+}
+
+/// An organization added with OAuth client credentials has no key; its sealed client comes
+/// back byte for byte; a key switches it to the token method and drops the client, and client
+/// credentials switch it back and drop the key.
+pub async fn credly_oauth_org_is_added_and_switches_method(store: Arc<dyn Store>) {
+    let org = store
+        .add_credly_oauth_org(NewCredlyOAuthOrganization {
+            id: ORG.into(),
+            name: "Acme".into(),
+            client: oauth_client(b"sealed id", b"sealed secret", "id42"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(org.auth_method, CredlyAuthMethod::OAuth);
+    assert_eq!(org.oauth_client_id_last4.as_deref(), Some("id42"));
+    assert_eq!(org.oauth_created_at, Some(at("2026-02-01T00:00:00+00:00")));
+    assert_eq!(
+        (&org.api_key_last4, org.key_created_at, org.key_expires_at),
+        (&None, None, None)
+    );
+    assert_eq!(store.get_credly_org(ORG).await.unwrap(), org);
+    assert_eq!(
+        store.credly_org_oauth_client(ORG).await.unwrap(),
+        oauth_client(b"sealed id", b"sealed secret", "id42")
+    );
+    assert_conflict(store.credly_org_key(ORG).await, "credly_auth_method");
+    assert_conflict(
+        store
+            .add_credly_oauth_org(NewCredlyOAuthOrganization {
+                id: ORG.into(),
+                name: "Again".into(),
+                client: oauth_client(b"x", b"y", "zzzz"),
+            })
+            .await,
+        "organization_exists",
+    );
+    assert_conflict(
+        store.add_credly_org(new_org(ORG, "Acme again")).await,
+        "organization_exists",
+    );
+    assert_not_found(
+        store.credly_org_oauth_client(UNKNOWN_ORG).await,
+        "credly organization",
+    );
+
+    // A key: the token method, the client gone.
+    let token = store
+        .update_credly_org(
+            ORG,
+            None,
+            Some(key(
+                b"a key",
+                "k3y4",
+                "2026-03-01T00:00:00+00:00",
+                "2026-08-28T00:00:00+00:00",
+            )),
+        )
+        .await
+        .unwrap();
+    assert_eq!(token.auth_method, CredlyAuthMethod::Token);
+    assert_eq!(token.api_key_last4.as_deref(), Some("k3y4"));
+    assert_eq!(
+        (&token.oauth_client_id_last4, token.oauth_created_at),
+        (&None, None)
+    );
+    assert_eq!(store.credly_org_key(ORG).await.unwrap(), b"a key".to_vec());
+    assert_conflict(
+        store.credly_org_oauth_client(ORG).await,
+        "credly_auth_method",
+    );
+
+    // Client credentials again, with a new name: the key is gone.
+    let oauth = store
+        .set_credly_org_oauth_client(
+            ORG,
+            Some("Acme Learning".into()),
+            oauth_client(b"id 2", b"secret 2", "2222"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(oauth.auth_method, CredlyAuthMethod::OAuth);
+    assert_eq!(oauth.name, "Acme Learning");
+    assert_eq!(oauth.oauth_client_id_last4.as_deref(), Some("2222"));
+    assert_eq!((&oauth.api_key_last4, oauth.key_expires_at), (&None, None));
+    assert_conflict(store.credly_org_key(ORG).await, "credly_auth_method");
+    assert_eq!(
+        store
+            .credly_org_oauth_client(ORG)
+            .await
+            .unwrap()
+            .client_secret_ciphertext,
+        b"secret 2".to_vec()
+    );
+    // Without a name, the name stays.
+    let kept = store
+        .set_credly_org_oauth_client(ORG, None, oauth_client(b"id 3", b"secret 3", "3333"))
+        .await
+        .unwrap();
+    assert_eq!(kept.name, "Acme Learning");
+    assert_not_found(
+        store
+            .set_credly_org_oauth_client(UNKNOWN_ORG, None, oauth_client(b"i", b"s", "0000"))
+            .await,
+        "credly organization",
+    );
+}
+
+/// The rotation lease: one claim at a time, again once it ran out; only keys expiring before
+/// `due_before` when one is given; never for an OAuth organization. Finishing stores the new key,
+/// records the attempt and frees the lease; a failed attempt keeps the key.
+pub async fn credly_key_rotation_is_claimed_once_and_recorded(store: Arc<dyn Store>) {
+    let now = now_micros();
+    store
+        .add_credly_org(NewCredlyOrganization {
+            id: ORG.into(),
+            name: "Acme".into(),
+            key: CredlyKey {
+                ciphertext: b"old key".to_vec(),
+                last4: "old1".into(),
+                created_at: now - Duration::days(170),
+                expires_at: now + Duration::days(10),
+            },
+        })
+        .await
+        .unwrap();
+    let lease = now + Duration::minutes(5);
+    let due = Some(now + Duration::days(30));
+    // Not due yet under a 7-day rule.
+    assert!(!store
+        .claim_credly_key_rotation(ORG, now, lease, Some(now + Duration::days(7)))
+        .await
+        .unwrap());
+    assert!(store
+        .claim_credly_key_rotation(ORG, now, lease, due)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .get_credly_org(ORG)
+            .await
+            .unwrap()
+            .rotation_lease_until,
+        Some(lease)
+    );
+    // Held: refused, for auto and manual alike, until it runs out.
+    assert!(!store
+        .claim_credly_key_rotation(ORG, now, lease, due)
+        .await
+        .unwrap());
+    assert!(!store
+        .claim_credly_key_rotation(ORG, now + Duration::minutes(4), lease, None)
+        .await
+        .unwrap());
+    let later = now + Duration::minutes(6);
+    assert!(store
+        .claim_credly_key_rotation(ORG, later, later + Duration::minutes(5), due)
+        .await
+        .unwrap());
+
+    // A failed attempt: the key stays, the lease is freed, the failure is recorded.
+    let failed = KeyRotation {
+        at: later,
+        trigger: RotationTrigger::Auto,
+        ok: false,
+        detail: Some("Credly failed (500)".into()),
+    };
+    let org = store
+        .finish_credly_key_rotation(ORG, failed.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(org.last_rotation, Some(failed));
+    assert_eq!(org.rotation_lease_until, None);
+    assert_eq!(org.api_key_last4.as_deref(), Some("old1"));
+    assert_eq!(
+        store.credly_org_key(ORG).await.unwrap(),
+        b"old key".to_vec()
+    );
+
+    // A successful one: the new key is stored with its dates.
+    assert!(store
+        .claim_credly_key_rotation(ORG, later, later + Duration::minutes(5), None)
+        .await
+        .unwrap());
+    let done = KeyRotation {
+        at: later,
+        trigger: RotationTrigger::Manual,
+        ok: true,
+        detail: None,
+    };
+    let org = store
+        .finish_credly_key_rotation(
+            ORG,
+            done.clone(),
+            Some(CredlyKey {
+                ciphertext: b"new key".to_vec(),
+                last4: "new2".into(),
+                created_at: later,
+                expires_at: later + Duration::days(180),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(org.last_rotation, Some(done));
+    assert_eq!(org.rotation_lease_until, None);
+    assert_eq!(org.api_key_last4.as_deref(), Some("new2"));
+    assert_eq!(org.key_expires_at, Some(later + Duration::days(180)));
+    assert_eq!(
+        store.credly_org_key(ORG).await.unwrap(),
+        b"new key".to_vec()
+    );
+    assert_eq!(store.get_credly_org(ORG).await.unwrap(), org);
+    // The fresh key is not due under the 30-day rule any more: another instance that read the
+    // old expiry does not rotate it again.
+    assert!(!store
+        .claim_credly_key_rotation(ORG, later, later + Duration::minutes(5), due)
+        .await
+        .unwrap());
+
+    // OAuth organizations and unknown ones have no key to rotate.
+    store
+        .add_credly_oauth_org(NewCredlyOAuthOrganization {
+            id: OTHER_ORG.into(),
+            name: "Beta".into(),
+            client: oauth_client(b"i", b"s", "beta"),
+        })
+        .await
+        .unwrap();
+    assert!(!store
+        .claim_credly_key_rotation(OTHER_ORG, now, lease, None)
+        .await
+        .unwrap());
+    assert!(!store
+        .claim_credly_key_rotation(UNKNOWN_ORG, now, lease, None)
+        .await
+        .unwrap());
+    assert_not_found(
+        store
+            .finish_credly_key_rotation(UNKNOWN_ORG, org.last_rotation.clone().unwrap(), None)
+            .await,
+        "credly organization",
+    );
+}
+
+/// Of many concurrent claims of one key's rotation, exactly one wins (several instances share
+/// a database).
+pub async fn credly_key_rotation_concurrent_claims_one_wins(store: Arc<dyn Store>) {
+    let now = now_micros();
+    add_org(&store, ORG).await;
+    let lease = now + Duration::minutes(5);
+    let claims: Vec<BoxFuture<'_, bool>> = (0..8)
+        .map(|_| {
+            Box::pin(async {
+                store
+                    .claim_credly_key_rotation(ORG, now, lease, None)
+                    .await
+                    .unwrap()
+            }) as BoxFuture<'_, bool>
+        })
+        .collect();
+    let won = join_all(claims).await.into_iter().filter(|w| *w).count();
+    assert_eq!(won, 1);
 }
 
 /// Every organization method refuses an unknown organization with `NotFound`.
@@ -1407,6 +1691,49 @@ pub async fn deferring_for_a_key_rotated_meanwhile_does_not_wait(store: Arc<dyn 
         store.release_jobs_waiting_for_key(ORG, now).await.unwrap(),
         1,
         "only ann was still marked"
+    );
+    assert_eq!(store.get_job(&ann).await.unwrap().run_at, now);
+}
+
+/// A job deferred for an OAuth organization whose credentials Credly refused waits (there is
+/// no key expiry that could say the credentials are good again) until new credentials release
+/// it.
+pub async fn deferring_for_refused_oauth_credentials_waits_for_release(store: Arc<dyn Store>) {
+    let index = IndexCache::new();
+    store
+        .add_credly_oauth_org(NewCredlyOAuthOrganization {
+            id: ORG.into(),
+            name: "Acme".into(),
+            client: oauth_client(b"i", b"s", "acme"),
+        })
+        .await
+        .unwrap();
+    credly_template_of(&store, "Demo", ORG, DEMO_COURSE).await;
+    send_one(&store, &index, passing("ann", "ann", DEMO_COURSE, true)).await;
+    let ann = issue_job_of(&store, "ann").await.id;
+    let now = (Utc::now() + Duration::seconds(1)).trunc_subsecs(6);
+    let claimed = store
+        .claim_jobs(&[kind::CREDLY_ISSUE], 10, now, now + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let later = now + Duration::minutes(10);
+    store
+        .finish_job(&ann, wait_for_key(later, ORG), now)
+        .await
+        .unwrap();
+    let j = store.get_job(&ann).await.unwrap();
+    assert_eq!(
+        (j.status, j.run_at, j.attempts),
+        (JobStatus::Pending, later, 0)
+    );
+    store
+        .set_credly_org_oauth_client(ORG, None, oauth_client(b"i2", b"s2", "acm2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.release_jobs_waiting_for_key(ORG, now).await.unwrap(),
+        1
     );
     assert_eq!(store.get_job(&ann).await.unwrap().run_at, now);
 }

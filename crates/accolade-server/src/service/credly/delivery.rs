@@ -7,7 +7,7 @@
 //! The handlers do not write: they return the [`Delivery`] to record, and the worker records it
 //! together with the job's result (one commit for many jobs).
 
-use accolade_credly::{credly_time, split_name, Credentials, CredlyError, IssueBadge};
+use accolade_credly::{credly_time, split_name, CredlyError, IssueBadge};
 use accolade_domain::award::{Award, AwardState};
 use accolade_store::{Delivery, Store};
 use chrono::Utc;
@@ -43,21 +43,6 @@ fn delivered(badge: &accolade_credly::IssuedBadge) -> Delivery {
     }
 }
 
-struct Target {
-    org_id: String,
-    key: String,
-}
-
-async fn target(
-    credly: &Credly,
-    store: &dyn Store,
-    award: &Award,
-) -> Result<Target, CredlyFailure> {
-    let org_id = credly.template_org(store, &award.template_id).await?;
-    let key = credly.api_key(store, &org_id).await?;
-    Ok(Target { org_id, key })
-}
-
 /// Issues the award's badge on Credly; the Credly id and state are to be recorded.
 pub async fn issue(
     credly: &Credly,
@@ -85,7 +70,7 @@ pub async fn issue(
                 award.learner
             ),
         })?;
-    let t = target(credly, store, &award).await?;
+    let org_id = credly.template_org(store, &award.template_id).await?;
     let (first, last) = split_name(learner.name.as_deref(), &award.learner);
     let request = IssueBadge {
         recipient_email: email.clone(),
@@ -99,20 +84,26 @@ pub async fn issue(
         // Credly applies the template's default.
         expires_at: award.expires_at.map(credly_time),
     };
-    let cred = Credentials {
-        org_id: &t.org_id,
-        api_key: &t.key,
-    };
-    credly.pace(&t.org_id).await;
-    let (badge, note) = match credly.client.issue_badge(cred, &request).await {
+    let (org, client, request) = (org_id.as_str(), &credly.client, &request);
+    let issued = credly
+        .with_auth(store, org, |auth| async move {
+            credly.pace(org).await;
+            client.issue_badge(auth.credentials(org), request).await
+        })
+        .await;
+    let (badge, note) = match issued {
         Ok(b) => (b, "issued"),
-        Err(CredlyError::AlreadyIssued(msg)) => {
-            credly.pace(&t.org_id).await;
-            match credly
-                .client
-                .find_badge(cred, &award.template_id, &email)
-                .await?
-            {
+        Err(CredlyFailure::Credly(CredlyError::AlreadyIssued(msg))) => {
+            let (template, email) = (award.template_id.as_str(), email.as_str());
+            let found = credly
+                .with_auth(store, org, |auth| async move {
+                    credly.pace(org).await;
+                    client
+                        .find_badge(auth.credentials(org), template, email)
+                        .await
+                })
+                .await?;
+            match found {
                 Some(b) => (b, "reconciled with the badge Credly already had"),
                 None => {
                     return Err(CredlyFailure::Invalid {
@@ -124,7 +115,7 @@ pub async fn issue(
                 }
             }
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     crate::metrics::credly_delivery("issue");
     Ok(Done {
@@ -148,16 +139,12 @@ pub async fn revoke_if_revoked_meanwhile(
     if recorded.external_state.as_deref() == Some("revoked") {
         return Ok(());
     }
-    let t = target(credly, store, recorded).await?;
-    let cred = Credentials {
-        org_id: &t.org_id,
-        api_key: &t.key,
-    };
+    let org_id = credly.template_org(store, &recorded.template_id).await?;
     let reason = recorded
         .revoke_reason
         .clone()
         .unwrap_or_else(|| "revoked".into());
-    let d = revoke_on_credly(credly, cred, &t.org_id, badge_id, &reason).await?;
+    let d = revoke_on_credly(credly, store, &org_id, badge_id, &reason).await?;
     store.record_delivery(&recorded.id, d).await?;
     Ok(())
 }
@@ -177,16 +164,12 @@ pub async fn revoke(
             "Credly badge {external_id} already revoked"
         )));
     }
-    let t = target(credly, store, &award).await?;
+    let org_id = credly.template_org(store, &award.template_id).await?;
     let reason = award
         .revoke_reason
         .clone()
         .unwrap_or_else(|| "revoked".into());
-    let cred = Credentials {
-        org_id: &t.org_id,
-        api_key: &t.key,
-    };
-    let d = revoke_on_credly(credly, cred, &t.org_id, &external_id, &reason).await?;
+    let d = revoke_on_credly(credly, store, &org_id, &external_id, &reason).await?;
     Ok(Done {
         note: format!("Credly badge {external_id} revoked"),
         delivery: Some((award_id.to_string(), d)),
@@ -195,21 +178,29 @@ pub async fn revoke(
 
 async fn revoke_on_credly(
     credly: &Credly,
-    cred: Credentials<'_>,
+    store: &dyn Store,
     org_id: &str,
     badge_id: &str,
     reason: &str,
 ) -> Result<Delivery, CredlyFailure> {
-    credly.pace(org_id).await;
-    match credly.client.revoke_badge(cred, badge_id, reason).await {
+    let client = &credly.client;
+    let revoked = credly
+        .with_auth(store, org_id, |auth| async move {
+            credly.pace(org_id).await;
+            client
+                .revoke_badge(auth.credentials(org_id), badge_id, reason)
+                .await
+        })
+        .await;
+    match revoked {
         Ok(_) => {}
         // Already revoked (a re-run after a crash) or deleted on Credly: the goal is reached.
-        Err(CredlyError::Rejected {
+        Err(CredlyFailure::Credly(CredlyError::Rejected {
             status: 422,
             message,
-        }) if message.to_ascii_lowercase().contains("revoked") => {}
-        Err(CredlyError::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
+        })) if message.to_ascii_lowercase().contains("revoked") => {}
+        Err(CredlyFailure::Credly(CredlyError::NotFound(_))) => {}
+        Err(e) => return Err(e),
     }
     crate::metrics::credly_delivery("revoke");
     Ok(Delivery {

@@ -1,15 +1,22 @@
 //! The Credly bridge: organizations and their keys, template sync, webhook notifications, and
 //! issuing/revoking badges through the outbox.
 //!
-//! - `orgs`: add an organization (checked against Credly), rotate its key, key expiry status.
+//! - `orgs`: add an organization (checked against Credly) with a key or OAuth client
+//!   credentials, replace its credentials, key expiry status.
+//! - `auth`: the credential of each call (key or OAuth access token) and the one retry after a
+//!   401; `oauth`: the per-organization access-token cache with one request in flight.
+//! - `rotation`: rotating a key through Credly, now or automatically before it expires.
 //! - `sync`: full template sync of one organization (or all).
 //! - `webhook`: record notifications fast; confirm and apply them in a job.
 //! - `delivery`: the issue/revoke jobs, with duplicate reconciliation.
 //! - `worker`: claims Credly jobs, runs them concurrently under the per-organization rate limit,
 //!   and turns failures into retries (backoff + jitter, `Retry-After`), deferrals or dead jobs.
 
+pub mod auth;
 pub mod delivery;
+pub mod oauth;
 pub mod orgs;
+pub mod rotation;
 pub mod sync;
 pub mod webhook;
 pub mod worker;
@@ -39,16 +46,16 @@ pub struct Credly {
     /// Webhook confirmation calls per organization, on top of `limiter`: the share of the
     /// organization's budget that notifications (which anyone can send) may use.
     webhook_limiter: Arc<DefaultKeyedRateLimiter<String>>,
-    /// Decrypted keys for a few seconds, so a busy outbox does not read and decrypt the key for
-    /// every call. Short enough that a rotation by another instance is picked up quickly (the old
-    /// key keeps working meanwhile); a rotation in this process clears it at once.
-    keys: Arc<Mutex<HashMap<String, CachedKey>>>,
+    /// Each organization's method and decrypted key for a few seconds, so a busy outbox does
+    /// not read and decrypt the key for every call. Short enough that a change by another
+    /// instance is picked up quickly (a call refused meanwhile reads the key again: `auth.rs`);
+    /// a change in this process clears it at once.
+    keys: Arc<Mutex<HashMap<String, (auth::CachedAuth, Instant)>>>,
+    /// OAuth access tokens per organization (`oauth.rs`).
+    tokens: Arc<oauth::AccessTokens>,
     /// Template id -> owning organization (never changes for a synced template).
     template_orgs: Arc<Mutex<HashMap<String, String>>>,
 }
-
-/// A decrypted key, its expiry, and when it was read.
-type CachedKey = (String, DateTime<Utc>, Instant);
 
 /// How long a decrypted key is reused.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -63,6 +70,19 @@ pub enum CredlyFailure {
         org: String,
         expired_at: DateTime<Utc>,
     },
+    /// Credly refused the organization's OAuth client credentials (or they cannot be read):
+    /// like an expired key, calls wait until the credentials are replaced.
+    #[error("Credly refused the OAuth client credentials of organization {org} ({detail}); replace them (POST /api/v1/credly/organizations/{org}/key or `accolade credly rotate-key --client-id …`)")]
+    CredentialsRefused { org: String, detail: String },
+    /// Credly refused the key while a rotation of it is under way: the new key is about to be
+    /// stored, so the call waits a few seconds instead of failing.
+    #[error(
+        "the API key of Credly organization {org} is being rotated; the call waits for the new key"
+    )]
+    Rotating { org: String },
+    /// A local resource the call needs is not available now (retryable).
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{detail}")]
@@ -79,7 +99,8 @@ impl Credly {
         let client = CredlyClient::new(
             config.effective_api_base_url(),
             Duration::from_secs(config.timeout_secs),
-        )?;
+        )?
+        .with_token_url(config.effective_oauth_token_url())?;
         // Burst of one: requests are spread evenly, so the observed rate matches the setting.
         let limiter = NonZeroU32::new(config.rate_limit_per_second).map(|n| {
             Arc::new(RateLimiter::keyed(
@@ -97,6 +118,7 @@ impl Credly {
             limiter,
             webhook_limiter,
             keys: Arc::default(),
+            tokens: Arc::default(),
             template_orgs: Arc::default(),
         })
     }
@@ -118,36 +140,10 @@ impl Credly {
         self.pace(org_id).await;
     }
 
-    /// The organization's API key, unless it has expired (then calls must wait for a rotation
-    /// instead of failing one by one).
-    pub async fn api_key(&self, store: &dyn Store, org_id: &str) -> Result<String, CredlyFailure> {
-        if let Some((key, expires_at, at)) = self.keys.lock().get(org_id).cloned() {
-            if at.elapsed() < KEY_CACHE_TTL && expires_at > Utc::now() {
-                return Ok(key);
-            }
-        }
-        let org = store.get_credly_org(org_id).await?;
-        if org.key_expires_at <= Utc::now() {
-            return Err(CredlyFailure::KeyExpired {
-                org: org.id,
-                expired_at: org.key_expires_at,
-            });
-        }
-        let sealed = store.credly_org_key(org_id).await?;
-        let key = self
-            .secrets
-            .open(&sealed, org_id)
-            .map_err(|e| CredlyFailure::Internal(format!("organization {org_id}: {e}")))?;
-        self.keys.lock().insert(
-            org_id.to_string(),
-            (key.clone(), org.key_expires_at, Instant::now()),
-        );
-        Ok(key)
-    }
-
-    /// Forgets cached keys (after a rotation).
+    /// Forgets the cached credentials of an organization (after they changed).
     pub fn forget_key(&self, org_id: &str) {
         self.keys.lock().remove(org_id);
+        self.tokens.forget(org_id);
     }
 
     /// The Credly organization that owns a template.

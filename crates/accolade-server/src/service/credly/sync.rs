@@ -1,7 +1,7 @@
 //! Template sync: fetch every `active` template of an organization from Credly (all pages) and
 //! reconcile the local copies in one transaction (see `Store::sync_credly_templates`).
 
-use accolade_credly::{BadgeTemplate, Credentials};
+use accolade_credly::BadgeTemplate;
 use accolade_store::{ProviderTemplate, Store, SyncSummary};
 
 use super::{Credly, CredlyFailure};
@@ -23,13 +23,11 @@ pub async fn sync_org(
     org_id: &str,
     dry_run: bool,
 ) -> Result<SyncSummary, CredlyFailure> {
-    let key = credly.api_key(store, org_id).await?;
     let started = std::time::Instant::now();
+    let client = &credly.client;
     let (templates, pages) = credly
-        .client
-        .active_templates(Credentials {
-            org_id,
-            api_key: &key,
+        .with_auth(store, org_id, |auth| async move {
+            client.active_templates(auth.credentials(org_id)).await
         })
         .await?;
     // A template Credly lists for this organization but owned by another one is not ours.

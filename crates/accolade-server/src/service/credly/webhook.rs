@@ -8,7 +8,7 @@
 //! now arrives again), and in Credly calls by the webhook lane's own share of the organization's
 //! rate (`worker::WEBHOOKS`). Settled notifications are pruned after the retention period.
 
-use accolade_credly::{Credentials, CredlyError};
+use accolade_credly::CredlyError;
 use accolade_domain::award::AwardState;
 use accolade_store::{
     CredlyNotification, Delivery, NewCredlyNotification, Page, Paged, Store, StoreError,
@@ -135,15 +135,18 @@ pub async fn process(
     notification_id: &str,
     org_id: &str,
 ) -> Result<String, CredlyFailure> {
-    let key = credly.api_key(store, org_id).await?;
-    credly.pace_webhook(org_id).await;
-    let cred = Credentials {
-        org_id,
-        api_key: &key,
-    };
-    let event = match credly.client.event(cred, notification_id).await {
+    let client = &credly.client;
+    let confirmed = credly
+        .with_auth(store, org_id, |auth| async move {
+            credly.pace_webhook(org_id).await;
+            client
+                .event(auth.credentials(org_id), notification_id)
+                .await
+        })
+        .await;
+    let event = match confirmed {
         Ok(e) => e,
-        Err(CredlyError::NotFound(_)) => {
+        Err(CredlyFailure::Credly(CredlyError::NotFound(_))) => {
             let detail = "Credly does not confirm this event (404); nothing changed".to_string();
             store
                 .finish_credly_notification(notification_id, "rejected", &detail)
@@ -156,7 +159,7 @@ pub async fn process(
             crate::metrics::credly_webhook("rejected");
             return Ok(detail);
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     let mismatch = event
         .organization_id

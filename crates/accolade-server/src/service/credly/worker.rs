@@ -3,8 +3,11 @@
 //! result:
 //!
 //! - success → `succeeded`;
-//! - expired key → deferred (the attempt does not count; the job is marked as waiting for that
-//!   organization's key, and rotating the key makes it due at once: `orgs::rotate_key`);
+//! - expired key, or OAuth client credentials Credly refuses → deferred (the attempt does not
+//!   count; the job is marked as waiting for that organization's key, and new credentials make
+//!   it due at once: `orgs::rotate_key`, `rotation::rotate_now`);
+//! - a 401 while the organization's key is being rotated → deferred a few seconds, unmarked
+//!   (the rotation stores the new key in a moment; see `auth.rs`);
 //! - a transient failure (timeout, connection, 408, 429, 5xx, database hiccup) → retried after
 //!   the next `worker.retry_schedule` delay with ±20% jitter, or later if Credly sent
 //!   `Retry-After`; after the last delay → `dead`;
@@ -69,6 +72,9 @@ pub const WEBHOOKS: Lane = Lane {
 /// How long a job waits when the organization's key has expired before it looks again, unless
 /// a rotation of the key releases it first.
 const DEFER_EXPIRED: Duration = Duration::from_secs(600);
+/// How long a job refused during a rotation of its organization's key waits before it runs
+/// again with the key then stored.
+const DEFER_ROTATING: Duration = Duration::from_secs(5);
 /// How often settled webhook notifications are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -237,8 +243,12 @@ pub fn settle(
         Err(e) => e,
     };
     let (transient, retry_after, code) = match &err {
-        CredlyFailure::KeyExpired { org, .. } => {
-            crate::metrics::credly_job_failure("credly_key_expired", "deferred");
+        CredlyFailure::KeyExpired { org, .. } | CredlyFailure::CredentialsRefused { org, .. } => {
+            let code = match err {
+                CredlyFailure::KeyExpired { .. } => "credly_key_expired",
+                _ => "credly_credentials_refused",
+            };
+            crate::metrics::credly_job_failure(code, "deferred");
             tracing::warn!(job.id = %job.id, job.kind = %job.kind, "{err}");
             return JobResult::Defer {
                 run_at: Utc::now() + chrono::Duration::from_std(DEFER_EXPIRED).unwrap_or_default(),
@@ -246,6 +256,16 @@ pub fn settle(
                 waiting_for_key: Some(org.clone()),
             };
         }
+        CredlyFailure::Rotating { .. } => {
+            crate::metrics::credly_job_failure("credly_key_rotating", "deferred");
+            tracing::info!(job.id = %job.id, job.kind = %job.kind, "{err}");
+            return JobResult::Defer {
+                run_at: Utc::now() + chrono::Duration::from_std(DEFER_ROTATING).unwrap_or_default(),
+                reason: err.to_string(),
+                waiting_for_key: None,
+            };
+        }
+        CredlyFailure::Unavailable(_) => (true, None, "unavailable"),
         CredlyFailure::Credly(e) => (!e.is_permanent(), e.retry_after(), e.code()),
         CredlyFailure::Store(e) if e.is_retryable() => (true, None, "storage"),
         CredlyFailure::Store(StoreError::NotFound { .. }) => (false, None, "not_found"),
