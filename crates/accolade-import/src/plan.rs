@@ -612,25 +612,28 @@ pub fn plan(src: &SourceData, opts: &PlanOptions) -> Result<Plan, Vec<Problem>> 
         .collect();
     // Learner names are shared by every row naming them; the number tells them apart cheaply.
     let mut learner_names: HashMap<&str, (u32, Arc<str>)> = HashMap::new();
-    let progress: HashMap<i64, &source::Progress> =
-        src.progress.iter().map(|p| (p.id, p)).collect();
     report.counts.progress_records = src.progress.len() as u64;
+    // Progress record id -> (learner number, learner, template source id): each name interned
+    // once per record, not once per fulfilment.
+    let mut progress: HashMap<i64, (u32, Arc<str>, i64)> =
+        HashMap::with_capacity(src.progress.len());
     for p in &src.progress {
         match p.template_id {
             None => skipped.progress_records_without_template += 1,
             Some(t) if on_accredible(t) => skipped.accredible_rows += 1,
-            _ => {}
+            Some(t) if templates.contains_key(&t) => {
+                let (number, learner) = intern(&mut learner_names, &p.username);
+                progress.insert(p.id, (number, learner, t));
+            }
+            Some(_) => {}
         }
     }
-    // (learner, template source id) -> fulfilled groups (bits) and requirement ids.
-    let mut fulfilled: HashMap<(Arc<str>, i64), u32> = HashMap::new();
+    // (learner number, template source id) -> fulfilled groups (bits).
+    let mut fulfilled: HashMap<(u32, i64), u32> = HashMap::new();
     let mut seen: HashSet<(u32, i64)> = HashSet::with_capacity(src.fulfilments.len());
     let mut by_org: BTreeMap<i64, Vec<PlannedFulfilment>> = BTreeMap::new();
     for f in &src.fulfilments {
-        let Some(p) = progress.get(&f.progress_id) else {
-            continue;
-        };
-        let Some(tid) = p.template_id.filter(|t| templates.contains_key(t)) else {
+        let Some((number, learner, tid)) = progress.get(&f.progress_id) else {
             continue;
         };
         let Some(rid) = f.requirement_id else {
@@ -641,20 +644,19 @@ pub fn plan(src: &SourceData, opts: &PlanOptions) -> Result<Plan, Vec<Problem>> 
             skipped.fulfilments_of_deleted_requirements += 1;
             continue;
         };
-        if *rtid != tid {
+        if rtid != tid {
             skipped.fulfilments_of_other_templates += 1;
             continue;
         }
-        let (number, learner) = intern(&mut learner_names, &p.username);
         // Two progress records of one learner and template are one in Accolade.
-        if !seen.insert((number, rid)) {
+        if !seen.insert((*number, rid)) {
             skipped.duplicate_fulfilments += 1;
             continue;
         }
-        *fulfilled.entry((learner.clone(), tid)).or_default() |= group.bit();
-        by_org.entry(templates[&tid].0).or_default().push((
-            learner,
-            template_ids[&tid].clone(),
+        *fulfilled.entry((*number, *tid)).or_default() |= group.bit();
+        by_org.entry(templates[tid].0).or_default().push((
+            learner.clone(),
+            template_ids[tid].clone(),
             req.clone(),
         ));
     }
@@ -668,18 +670,18 @@ pub fn plan(src: &SourceData, opts: &PlanOptions) -> Result<Plan, Vec<Problem>> 
             )
         })
         .collect();
-    let complete = |learner: &Arc<str>, tid: i64| -> bool {
+    let complete = |learner: u32, tid: i64| -> bool {
         let want = groups_of.get(&tid).copied().unwrap_or(0);
         want != 0
             && fulfilled
-                .get(&(learner.clone(), tid))
+                .get(&(learner, tid))
                 .is_some_and(|have| have & want == want)
     };
 
     // Issued badges.
     let mut awards_by_org: BTreeMap<i64, Vec<Award>> = BTreeMap::new();
-    let mut held: HashSet<(Arc<str>, i64)> = HashSet::new();
-    let mut source_badge: HashMap<(Arc<str>, i64), &source::CredlyBadge> = HashMap::new();
+    let mut held: HashSet<(u32, i64)> = HashSet::new();
+    let mut source_badge: HashMap<(u32, i64), &source::CredlyBadge> = HashMap::new();
     report.counts.credly_badge_rows = src.badges.len() as u64;
     for b in &src.badges {
         let Some((org, cfg)) = templates.get(&b.template_id) else {
@@ -690,8 +692,8 @@ pub fn plan(src: &SourceData, opts: &PlanOptions) -> Result<Plan, Vec<Problem>> 
             }
             continue;
         };
-        let (_, learner) = intern(&mut learner_names, &b.username);
-        source_badge.insert((learner.clone(), b.template_id), b);
+        let (number, _) = intern(&mut learner_names, &b.username);
+        source_badge.insert((number, b.template_id), b);
         let Some(external) = &b.external_uuid else {
             skipped.badges_without_credly_id += 1;
             continue;
@@ -723,8 +725,8 @@ pub fn plan(src: &SourceData, opts: &PlanOptions) -> Result<Plan, Vec<Problem>> 
             }
         } else {
             report.counts.awards_held += 1;
-            held.insert((learner.clone(), b.template_id));
-            if !complete(&learner, b.template_id) {
+            held.insert((number, b.template_id));
+            if !complete(number, b.template_id) {
                 report.held_but_incomplete += 1;
             }
         }
@@ -749,14 +751,20 @@ pub fn plan(src: &SourceData, opts: &PlanOptions) -> Result<Plan, Vec<Problem>> 
     report.counts.awards = report.counts.awards_held + report.counts.awards_revoked;
 
     // Complete in the source without a held badge there.
-    let mut completes: Vec<(&(Arc<str>, i64), &u32)> = fulfilled
-        .iter()
-        .filter(|((l, t), _)| complete(l, *t) && !held.contains(&(l.clone(), *t)))
+    let mut names: Vec<&str> = vec![""; learner_names.len()];
+    for (name, (number, _)) in &learner_names {
+        names[*number as usize] = name;
+    }
+    let mut completes: Vec<(u32, i64)> = fulfilled
+        .keys()
+        .copied()
+        .filter(|&(l, t)| complete(l, t) && !held.contains(&(l, t)))
         .collect();
-    completes.sort_by(|a, b| (a.0 .0.as_ref(), a.0 .1).cmp(&(b.0 .0.as_ref(), b.0 .1)));
-    for ((learner, tid), _) in completes {
-        let cfg = &templates[tid].1;
-        let why = match source_badge.get(&(learner.clone(), *tid)) {
+    completes.sort_by(|a, b| (names[a.0 as usize], a.1).cmp(&(names[b.0 as usize], b.1)));
+    for (number, tid) in completes {
+        let learner = names[number as usize];
+        let cfg = &templates[&tid].1;
+        let why = match source_badge.get(&(number, tid)) {
             Some(b) if b.status == "revoked" || b.state == "revoked" => {
                 "badge revoked in the source (D3: never re-awarded)".to_string()
             }

@@ -8,7 +8,8 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::source::SourceData;
 
-use super::{sqlx_source::read_sqlx, ReadError, CONNECT_TIMEOUT};
+use super::sqlx_source::{named_learners, read_sqlx, user, UserRow};
+use super::{ReadError, CONNECT_TIMEOUT};
 
 mod sql {
     pub const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM information_schema.tables \
@@ -39,10 +40,6 @@ mod sql {
     pub const PENALTY_RULES: &str =
         "SELECT id::bigint, penalty_id::bigint, data_path, operator, value \
         FROM badges_penaltydatarule ORDER BY id";
-    pub const USERS: &str = "SELECT u.username, u.email, u.first_name, u.last_name, u.full_name, \
-        u.lms_user_id::bigint FROM core_user u JOIN \
-        (SELECT username FROM badges_badgeprogress UNION SELECT username FROM credentials_usercredential) n \
-        ON n.username = u.username";
     pub const PROGRESS: &str =
         "SELECT id::bigint, username, template_id::bigint FROM badges_badgeprogress ORDER BY id";
     pub const FULFILMENTS: &str =
@@ -72,7 +69,20 @@ pub async fn read(url: &str, shown: &str) -> Result<SourceData, ReadError> {
         .execute(&mut *tx)
         .await
         .map_err(|e| unreachable(e.to_string()))?;
-    let data = read_sqlx!(tx, Postgres, sql)?;
+    let mut data = read_sqlx!(tx, Postgres, sql)?;
+    // By name, through the unique index, in one statement with the names as an array.
+    let rows = sqlx::query_as::<Postgres, UserRow>(
+        "SELECT username, email, first_name, last_name, full_name, lms_user_id::bigint \
+         FROM core_user WHERE username = ANY($1)",
+    )
+    .bind(named_learners(&data))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(|e| ReadError::Query {
+        what: "users",
+        detail: e.to_string(),
+    })?;
+    data.users = rows.into_iter().map(user).collect();
     tx.rollback().await.ok();
     conn.close().await.ok();
     Ok(data)

@@ -149,9 +149,24 @@ pub fn badge(r: BadgeRow) -> Result<CredlyBadge, ReadError> {
     })
 }
 
+/// The usernames the badge tables name (progress records and badges), each once, sorted: the
+/// learners whose `core_user` rows are read.
+pub fn named_learners(data: &SourceData) -> Vec<String> {
+    let mut names: Vec<&str> = data
+        .progress
+        .iter()
+        .map(|p| p.username.as_str())
+        .chain(data.badges.iter().map(|b| b.username.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.into_iter().map(str::to_string).collect()
+}
+
 /// The body of a sqlx reader: `$tx` is an open transaction, `$sql` the module of the dialect's
 /// SQL constants (`ORGS`, `TEMPLATES`, …), `$db` the sqlx database type. Checks the schema, then
-/// reads every table into a [`SourceData`].
+/// reads every badge table into a [`SourceData`]; the dialect then reads the users by name
+/// (through the unique index on `core_user.username`).
 macro_rules! read_sqlx {
     ($tx:expr, $db:ty, $sql:ident) => {{
         use futures::TryStreamExt;
@@ -234,10 +249,6 @@ macro_rules! read_sqlx {
         data.penalty_rules = all!("penalty data rules", $sql::PENALTY_RULES, rows::RuleRow)
             .into_iter()
             .map(rows::rule)
-            .collect();
-        data.users = all!("users", $sql::USERS, rows::UserRow)
-            .into_iter()
-            .map(rows::user)
             .collect();
         data.progress = all!("progress records", $sql::PROGRESS, rows::ProgressRow)
             .into_iter()

@@ -82,6 +82,7 @@ pub struct ImportOutcome {
     pub organizations_kept: Vec<String>,
     pub award_complete: Option<AwardedComplete>,
     pub read_seconds: f64,
+    pub plan_seconds: f64,
     pub write_seconds: f64,
 }
 
@@ -116,11 +117,13 @@ pub async fn import_openedx(
         org_keys: req.org_keys.clone(),
     };
     // Planning a million fulfilments is CPU work: off the async runtime.
+    let planning = Instant::now();
     let Plan { parts, report } = tokio::task::spawn_blocking(move || plan::plan(&source, &options))
         .await
         .map_err(|e| StoreError::Other(format!("planning panicked: {e}")))?
         .map_err(ImportError::Refused)?;
 
+    let plan_took = planning.elapsed();
     let started = Instant::now();
     let mut created = ImportCounts::default();
     let mut conflicts = Vec::new();
@@ -195,6 +198,7 @@ pub async fn import_openedx(
         organizations_kept,
         award_complete,
         read_seconds: read_took.as_secs_f64(),
+        plan_seconds: plan_took.as_secs_f64(),
         write_seconds: started.elapsed().as_secs_f64(),
     })
 }
