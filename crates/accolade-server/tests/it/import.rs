@@ -98,6 +98,28 @@ impl SourceDb {
         SourceDb(name)
     }
 
+    /// A fresh database with Credentials' schema and a generated source (generate-mysql.sql):
+    /// `learners` learners, 4 fulfilments each, a quarter of the progress records issued.
+    fn generated(learners: u64) -> SourceDb {
+        let name = format!("accolade_it_src_{}", unique().replace('-', "_"));
+        mysql(
+            None,
+            &format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"),
+        );
+        mysql(
+            Some(&name),
+            &std::fs::read_to_string(fixture("schema-mysql.sql")).unwrap(),
+        );
+        let progress = 2 * learners;
+        let sql = std::fs::read_to_string(fixture("generate-mysql.sql"))
+            .unwrap()
+            .replace("{LEARNERS}", &learners.to_string())
+            .replace("{PROGRESS}", &progress.to_string())
+            .replace("{BADGES}", &(progress / 4).to_string());
+        mysql(Some(&name), &sql);
+        SourceDb(name)
+    }
+
     fn url(&self) -> String {
         format!("mysql://root@127.0.0.1:3306/{}", self.0)
     }
@@ -741,4 +763,56 @@ async fn bad_sources_are_refused_and_nothing_is_written() {
         org["api_key"].as_str().unwrap().ends_with("1234"),
         "the given key is stored: {org}"
     );
+}
+
+/// SIGKILL while an organization's share is being written: its transaction is rolled back, a
+/// second run writes everything once, and a dry run afterwards finds nothing missing.
+#[tokio::test]
+async fn an_import_killed_while_writing_completes_exactly_once_when_run_again() {
+    if skip() {
+        return;
+    }
+    let learners = 50_000;
+    let source = SourceDb::generated(learners);
+    let op = operator("import-kill").await;
+    let mut child = op
+        .command(&["import", "openedx-credentials", "--from", &source.url()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed as soon as it says it is writing (the one organization's transaction is open).
+    use std::io::BufRead;
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let writing = line.contains("writing");
+        seen.push(line);
+        if writing {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed before it finished: {seen:?}");
+
+    let (ok, out, err) = import(&op, &source.url(), &["--json"]);
+    assert!(ok, "{out}{err}");
+    let second: Value = serde_json::from_str(&out).unwrap();
+    let fulfilments = 4 * learners;
+    let awards = learners / 2;
+    assert_eq!(
+        second["created"]["fulfilments"], fulfilments,
+        "the killed run wrote nothing: {second}"
+    );
+    assert_eq!(second["created"]["awards"], awards);
+    assert_eq!(second["created"]["learners"], learners);
+    let (ok, out, err) = import(&op, &source.url(), &["--dry-run", "--json"]);
+    assert!(ok, "{out}{err}");
+    let after: Value = serde_json::from_str(&out).unwrap();
+    for (kind, n) in after["created"].as_object().unwrap() {
+        assert_eq!(n, 0, "{kind} still missing after the second run: {after}");
+    }
+    assert_eq!(after["report"]["counts"]["fulfilments"], fulfilments);
 }

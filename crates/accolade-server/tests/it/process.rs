@@ -57,7 +57,8 @@ impl Operator {
         self.dir.join(file)
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    /// The command as every helper here starts it (scratch directory, only the test's environment).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BINARY);
         cmd.args(args).current_dir(&self.dir);
         // Only what the test sets: no ACCOLADE_* of the developer's shell leaks in.
