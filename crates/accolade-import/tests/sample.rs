@@ -611,3 +611,50 @@ async fn the_postgres_sample_plans_as_expected() {
         .ok();
     check_against_expected(&plan(&data.unwrap(), &options()).unwrap());
 }
+
+/// Accredible configuration is counted and reported as skipped, never dropped silently, and
+/// nothing of it reaches the plan's parts.
+#[tokio::test]
+async fn accredible_configuration_is_reported_as_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = sqlite_source(
+        dir.path(),
+        "PRAGMA foreign_keys = OFF;
+         INSERT INTO badges_accredibleapiconfig (id, created, modified, name, api_key)
+           VALUES (1, '2026-08-01 10:00:00', '2026-08-01 10:00:00', 'Accredible', 'acc-key');
+         INSERT INTO badges_badgetemplate (id, created, modified, is_active, uuid, name, description, icon, origin, site_id, state)
+           VALUES (514268, '2026-08-01 10:00:00', '2026-08-01 10:00:00', 1, '0b1f3c5e7a9d4b2c8e6f1a3b5c7d9e0f', 'Accredible group', NULL, NULL, 'accredible', 1, 'active');
+         INSERT INTO badges_accrediblegroup (badgetemplate_ptr_id, api_config_id) VALUES (514268, 1);
+         INSERT INTO badges_badgerequirement (id, event_type, description, blend, template_id)
+           VALUES (900, 'org.openedx.learning.course.passing.status.updated.v1', 'acc', 'A', 514268);
+         INSERT INTO badges_badgeprogress (id, username, template_id) VALUES (900, 'learner01', 514268);
+         INSERT INTO credentials_usercredential (id, created, modified, username, status, uuid, credential_content_type_id, credential_id)
+           VALUES (900, '2026-08-01 10:00:00', '2026-08-01 10:00:00', 'learner01', 'awarded', '5d4c3b2a19084f7e8d6c5b4a39281706', 14, 514268);
+         INSERT INTO badges_accrediblebadge (usercredential_ptr_id, state, external_id) VALUES (900, 'accepted', 12345);",
+    );
+    let p = plan(&read(&src).await.unwrap(), &options()).unwrap();
+    let skipped = &p.report.skipped;
+    assert_eq!(
+        (
+            skipped.accredible.api_configs,
+            skipped.accredible.groups,
+            skipped.accredible.badges
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        skipped.accredible_rows, 2,
+        "its requirement and progress record"
+    );
+    assert_eq!(skipped.templates_without_provider, 0);
+    assert!(p.parts.iter().all(|part| part
+        .templates
+        .iter()
+        .all(|t| t.template.name != "Accredible group")));
+    // The rest is imported as without it.
+    let c = &p.report.counts;
+    assert_eq!(
+        (c.templates, c.requirements, c.fulfilments, c.awards),
+        (5, 8, 124, 98)
+    );
+}
