@@ -288,6 +288,33 @@ fn convert_rule(r: &source::Rule) -> Result<DataRule, Result<String, String>> {
     DataRule::new(&r.path, op, &r.value).map_err(|e| Ok(e.to_string()))
 }
 
+/// A requirement's or penalty's rules; each bad one becomes a problem naming `owner`.
+fn convert_rules(
+    rules: &[&source::Rule],
+    template: &str,
+    owner: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<DataRule> {
+    let mut out = Vec::new();
+    for rule in rules {
+        match convert_rule(rule) {
+            Ok(dr) => out.push(dr),
+            Err(Err(operator)) => problems.push(Problem::UnknownOperator {
+                template: template.to_string(),
+                requirement: owner.to_string(),
+                operator,
+            }),
+            Err(Ok(reason)) => problems.push(Problem::BadRule {
+                template: template.to_string(),
+                owner: owner.to_string(),
+                path: rule.path.clone(),
+                reason,
+            }),
+        }
+    }
+    out
+}
+
 /// Decides the import. Refuses with every problem found, or returns the plan.
 pub fn plan(src: &SourceData, opts: &PlanOptions) -> Result<Plan, Vec<Problem>> {
     let mut problems = Vec::new();
@@ -438,27 +465,16 @@ pub fn plan(src: &SourceData, opts: &PlanOptions) -> Result<Plan, Vec<Problem>> 
                     owner: owner.clone(),
                 });
             }
-            let mut rules = Vec::new();
-            for rule in rules_of.get(&r.id).map(Vec::as_slice).unwrap_or_default() {
-                match convert_rule(rule) {
-                    Ok(dr) => rules.push(dr),
-                    Err(Err(operator)) => problems.push(Problem::UnknownOperator {
-                        template: tname.clone(),
-                        requirement: format!(
-                            "{} ({})",
-                            r.id,
-                            r.description.clone().unwrap_or_default()
-                        ),
-                        operator,
-                    }),
-                    Err(Ok(reason)) => problems.push(Problem::BadRule {
-                        template: tname.clone(),
-                        owner: owner.clone(),
-                        path: rule.path.clone(),
-                        reason,
-                    }),
-                }
-            }
+            let rules = convert_rules(
+                rules_of.get(&r.id).map(Vec::as_slice).unwrap_or_default(),
+                &tname,
+                &format!(
+                    "requirement {} ({})",
+                    r.id,
+                    r.description.clone().unwrap_or_default()
+                ),
+                &mut problems,
+            );
             if rules.is_empty() {
                 report.counts.requirements_without_rules += 1;
                 report.notes.push(format!(
@@ -520,27 +536,15 @@ pub fn plan(src: &SourceData, opts: &PlanOptions) -> Result<Plan, Vec<Problem>> 
                 owner: owner.clone(),
             });
         }
-        let mut rules = Vec::new();
-        for rule in penalty_rules_of
-            .get(&p.id)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            match convert_rule(rule) {
-                Ok(dr) => rules.push(dr),
-                Err(Err(operator)) => problems.push(Problem::UnknownOperator {
-                    template: tname.clone(),
-                    requirement: owner.clone(),
-                    operator,
-                }),
-                Err(Ok(reason)) => problems.push(Problem::BadRule {
-                    template: tname.clone(),
-                    owner: owner.clone(),
-                    path: rule.path.clone(),
-                    reason,
-                }),
-            }
-        }
+        let rules = convert_rules(
+            penalty_rules_of
+                .get(&p.id)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+            &tname,
+            &owner,
+            &mut problems,
+        );
         let mut requirement_ids = Vec::new();
         for rid in links_of.get(&p.id).map(Vec::as_slice).unwrap_or_default() {
             match req_index.get(rid) {
