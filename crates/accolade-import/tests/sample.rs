@@ -603,7 +603,8 @@ async fn the_postgres_sample_plans_as_expected() {
             .await
             .unwrap();
     }
-    let data = read(&SourceUrl::parse(&url).unwrap()).await;
+    // Over TLS, as a source on another machine would be read (this PostgreSQL offers it).
+    let data = read(&SourceUrl::parse(&format!("{url}?sslmode=require")).unwrap()).await;
     drop(pg);
     admin
         .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))

@@ -701,6 +701,16 @@ async fn bad_sources_are_refused_and_nothing_is_written() {
             assert!(err.contains("nothing was written"), "{what}: {err}");
         }
     }
+    // TLS is asked for with the URL; this MariaDB has none, so it is refused, not skipped.
+    let (ok, _, err) = import(
+        &op,
+        "mysql://root@127.0.0.1:3306/mysql?ssl-mode=REQUIRED",
+        &[],
+    );
+    assert!(
+        !ok && err.contains("cannot reach") && err.contains("server does not support TLS"),
+        "{err}"
+    );
     // The source can come from the environment instead of the command line.
     let out = op.run_env(
         &["import", "openedx-credentials"],
