@@ -49,7 +49,7 @@ pub async fn create_templates(
 
 /// Signs in through the login form; returns the `Cookie` header value of the session.
 pub async fn sign_in(binary: &Path, s: &Server) -> anyhow::Result<String> {
-    let db = format!("sqlite://{}/bench.db", s.dir.display());
+    let db = s.db_url.clone();
     let mut child = Command::new(binary)
         .args([
             "admin",

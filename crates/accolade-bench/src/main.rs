@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accolade_bench::server::{start_server, wait_ready, Server};
+use accolade_bench::server::{start_server_on, wait_ready, Server};
 use accolade_bench::workload::{configure, course, COURSES, PASSING};
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -48,6 +48,14 @@ struct Args {
     /// fulfilments of `rss` and adds 10,000 templates before timing the admin pages.
     #[arg(long, default_value = "batch,single,latency,rss")]
     phases: String,
+    /// Accolade's database: `sqlite` (a file, the default), `postgres` (a fresh database on
+    /// 127.0.0.1:5432, dropped afterwards) or `postgres://URL` (a fresh database on that server).
+    #[arg(long, default_value = "sqlite")]
+    database: accolade_bench::server::Database,
+    /// Instances of `accolade serve` on the one database (PostgreSQL); the clients are spread
+    /// over them.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
     /// Extra environment of the server, `KEY=VALUE` (repeatable), e.g.
     /// `--server-env ACCOLADE_OPENBADGES__ENABLED=false` for an A/B of Open Badges issuing.
     #[arg(long = "server-env")]
@@ -118,12 +126,14 @@ async fn batch_phase(
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..clients {
+    // Clients are spread over every instance (`--instances`).
+    let bases = s.bases();
+    for k in 0..clients {
         let (client, bodies, next, base, token) = (
             client.clone(),
             bodies.clone(),
             next.clone(),
-            s.base.clone(),
+            bases[k % bases.len()].clone(),
             s.token.clone(),
         );
         tasks.push(tokio::spawn(async move {
@@ -173,12 +183,13 @@ async fn single_phase(client: &reqwest::Client, s: &Server, args: &Args) -> anyh
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.concurrency {
+    let bases = s.bases();
+    for k in 0..args.concurrency {
         let (client, bodies, next, base, token) = (
             client.clone(),
             bodies.clone(),
             next.clone(),
-            s.base.clone(),
+            bases[k % bases.len()].clone(),
             s.token.clone(),
         );
         tasks.push(tokio::spawn(async move {
@@ -226,9 +237,14 @@ async fn latency_phase(
     let mut interval = tokio::time::interval(Duration::from_millis(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(total);
-    for body in bodies {
+    let bases = s.bases();
+    for (k, body) in bodies.into_iter().enumerate() {
         interval.tick().await;
-        let (client, base, token) = (client.clone(), s.base.clone(), s.token.clone());
+        let (client, base, token) = (
+            client.clone(),
+            bases[k % bases.len()].clone(),
+            s.token.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
             let r = client
@@ -405,9 +421,22 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("--server-env {kv}: expected KEY=VALUE"))
         })
         .collect::<anyhow::Result<_>>()?;
-    let server = start_server(&args.binary, &server_env)?;
+    if args.instances > 1 && args.database == accolade_bench::server::Database::Sqlite {
+        bail!("--instances needs --database postgres: SQLite is one machine's file");
+    }
+    let mut server = start_server_on(&args.binary, &server_env, &args.database)?;
     wait_ready(&client, &server.base).await?;
     configure(&client, &server).await?;
+    // Further instances start on the migrated, configured database.
+    server.add_instances(&args.binary, &server_env, args.instances.saturating_sub(1))?;
+    for base in server.bases() {
+        wait_ready(&client, &base).await?;
+    }
+    println!(
+        "database={} instances={}",
+        args.database.name(),
+        args.instances
+    );
     let mut summary = Vec::new();
     if phases.contains(&"batch") {
         // Every count of the sweep is reported; the best is the capacity figure.
@@ -440,7 +469,7 @@ async fn main() -> anyhow::Result<()> {
     // 1,000-event bodies, parsed, in the batch sweep).
     let server = if phases.contains(&"rss") || phases.contains(&"admin") {
         drop(server);
-        let fresh = start_server(&args.binary, &server_env)?;
+        let fresh = start_server_on(&args.binary, &server_env, &args.database)?;
         wait_ready(&client, &fresh.base).await?;
         configure(&client, &fresh).await?;
         fresh

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use accolade_bench::server::{start_server, wait_ready};
+use accolade_bench::server::{start_server_on, wait_ready};
 use accolade_bench::workload::{configure, course, COURSES, PASSING};
 use accolade_eventbus::{encode_entry, SchemaRegistry};
 use clap::Parser;
@@ -19,6 +19,10 @@ use serde_json::{json, Value};
 struct Args {
     #[arg(long, default_value = "target/release/accolade")]
     binary: PathBuf,
+    /// Accolade's database: `sqlite` (the default), `postgres` (a fresh database on
+    /// 127.0.0.1:5432, dropped afterwards) or `postgres://URL`.
+    #[arg(long, default_value = "sqlite")]
+    database: accolade_bench::server::Database,
     #[arg(long, default_value_t = 200_000)]
     events: usize,
     #[arg(long, default_value_t = 2_000)]
@@ -87,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;
-    let server = start_server(&args.binary, &env)?;
+    let server = start_server_on(&args.binary, &env, &args.database)?;
     wait_ready(&http, &server.base).await?;
     configure(&http, &server).await?;
     // Write while the consumer reads (pipelined XADDs are far faster than consumption).

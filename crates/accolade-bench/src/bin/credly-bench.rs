@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use accolade_bench::server::{call, start_server, wait_ready, Server};
+use accolade_bench::server::{call, start_server_on, wait_ready, Server};
 use accolade_credly_sandbox::{
     Generate, RunningSandbox, Sandbox, Seed, SeedOrganization, SeedToken,
 };
@@ -30,6 +30,10 @@ const COURSE: &str = "course-v1:BenchX+Credly+2026";
 struct Args {
     #[arg(long, default_value = "target/release/accolade")]
     binary: PathBuf,
+    /// Accolade's database: `sqlite` (the default), `postgres` (a fresh database on
+    /// 127.0.0.1:5432, dropped afterwards) or `postgres://URL`.
+    #[arg(long, default_value = "sqlite")]
+    database: accolade_bench::server::Database,
     /// Active templates on the sandbox.
     #[arg(long, default_value_t = 2_500)]
     templates: usize,
@@ -70,7 +74,7 @@ async fn server(args: &Args, sb: &RunningSandbox, rate: u32) -> anyhow::Result<S
         ("ACCOLADE_CREDLY__RATE_LIMIT_PER_SECOND", rate.to_string()),
         ("ACCOLADE_WORKER__POLL_INTERVAL_MS", "20".to_string()),
     ];
-    let s = start_server(&args.binary, &env)?;
+    let s = start_server_on(&args.binary, &env, &args.database)?;
     Ok(s)
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accolade_bench::server::{call, start_server, wait_ready, Server};
+use accolade_bench::server::{call, start_server_on, wait_ready, Server};
 use anyhow::{bail, Context};
 use clap::Parser;
 use serde_json::{json, Value};
@@ -23,6 +23,10 @@ const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42
 struct Args {
     #[arg(long, default_value = "target/release/accolade")]
     binary: PathBuf,
+    /// Accolade's database: `sqlite` (the default), `postgres` (a fresh database on
+    /// 127.0.0.1:5432, dropped afterwards) or `postgres://URL`.
+    #[arg(long, default_value = "sqlite")]
+    database: accolade_bench::server::Database,
     /// Seconds of load per phase.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
@@ -182,9 +186,10 @@ async fn load(
 }
 
 async fn phase(client: &reqwest::Client, args: &Args, limits: bool) -> anyhow::Result<f64> {
-    let s = start_server(
+    let s = start_server_on(
         &args.binary,
         &[("ACCOLADE_OPENCREDIT__RATE_LIMITS", limits.to_string())],
+        &args.database,
     )?;
     wait_ready(client, &s.base).await?;
     let f = setup(client, &s).await?;
