@@ -552,3 +552,60 @@ async fn batches_in_flight_are_committed_in_stream_order() {
     stored.reverse();
     assert_eq!(stored, ids, "events committed in the order they were read");
 }
+
+/// Publishing badge events trims the shared stream (`MAXLEN ~`), but never below what our own
+/// consumer group has still to read: a backlog of unread learning events survives a publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_never_trims_entries_our_group_has_not_read() {
+    use accolade_server::service::bus::producer::{stream_max_len, STREAM_KEEP};
+    use redis::AsyncCommands;
+    let Some(mut conn) = redis().await else {
+        return;
+    };
+    let stream = format!("trim-{}", unique());
+    let backlog = 15_000;
+    let mut pipe = redis::pipe();
+    for i in 0..backlog {
+        pipe.cmd("XADD").arg(&stream).arg("*").arg("n").arg(i);
+    }
+    let _: Vec<String> = pipe.query_async(&mut conn).await.unwrap();
+    // No group of ours yet: trimmed as the Open edX producer trims.
+    assert_eq!(
+        stream_max_len(&mut conn, &stream, "accolade")
+            .await
+            .unwrap(),
+        STREAM_KEEP
+    );
+    let _: () = conn.xgroup_create(&stream, "accolade", "0").await.unwrap();
+    let keep = stream_max_len(&mut conn, &stream, "accolade")
+        .await
+        .unwrap();
+    assert_eq!(keep, STREAM_KEEP + backlog, "the unread backlog is kept");
+    // A publish with that bound keeps every unread entry.
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(keep)
+        .arg("*")
+        .arg("badge")
+        .arg("awarded")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let len: usize = conn.xlen(&stream).await.unwrap();
+    assert_eq!(len, backlog + 1);
+    // Once read, the entries may go: the bound falls back to what the producer keeps.
+    let opts = redis::streams::StreamReadOptions::default()
+        .group("accolade", "c1")
+        .count(backlog + 1);
+    let _: redis::streams::StreamReadReply =
+        conn.xread_options(&[&stream], &[">"], &opts).await.unwrap();
+    assert_eq!(
+        stream_max_len(&mut conn, &stream, "accolade")
+            .await
+            .unwrap(),
+        STREAM_KEEP
+    );
+    let _: () = conn.del(&stream).await.unwrap();
+}

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use accolade_eventbus::{encode_entry, SchemaRegistry};
 use chrono::{SecondsFormat, Utc};
 use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -35,6 +36,38 @@ const LEASE: Duration = Duration::from_secs(10);
 const STANDBY_POLL: Duration = Duration::from_secs(1);
 /// Longest wait between reconnection attempts after Redis errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Entries a publish keeps in the stream besides the ones this deployment's consumer group has
+/// not read yet (the Open edX producer's `EVENT_BUS_REDIS_STREAM_MAX_LEN` default).
+pub const STREAM_KEEP: usize = 10_000;
+
+/// The `MAXLEN ~` of the next publish: [`STREAM_KEEP`] plus what `group` (our own consumer
+/// group) has not read yet, so publishing badge events never trims learning events Accolade has
+/// still to consume. Trimming a fixed 10,000 dropped 155,000 unread entries of a 200,000-entry
+/// backlog while a slower database consumed it (docs/benchmarks.md). When Redis cannot tell the
+/// group's lag (after deletions), nothing is trimmed this time; without the group (consumer not
+/// started yet) the stream is trimmed as the Open edX producer trims it.
+pub async fn stream_max_len(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> redis::RedisResult<usize> {
+    let exists: bool = conn.exists(stream).await?;
+    if !exists {
+        return Ok(STREAM_KEEP);
+    }
+    let info: redis::streams::StreamInfoGroupsReply = conn.xinfo_groups(stream).await?;
+    Ok(match info.groups.iter().find(|g| g.name == group) {
+        None => STREAM_KEEP,
+        Some(g) => match g.lag {
+            Some(lag) => STREAM_KEEP + lag,
+            None => {
+                let len: usize = conn.xlen(stream).await?;
+                len + STREAM_KEEP
+            }
+        },
+    })
+}
 
 /// Publishes the batch when the lease is ours. KEYS: lease, stream, last batch.
 /// ARGV: token, maxlen, the batch's ids (newline-separated), entry count, then per entry its
@@ -215,13 +248,14 @@ impl Publisher {
             // Nothing for the stream: the batch is only to be marked.
             return Ok(Some(ids));
         }
+        let max_len = stream_max_len(conn, &self.stream, &state.config.event_bus.group).await?;
         let mut script = PUBLISH_SCRIPT.prepare_invoke();
         script
             .key(&self.lease_key)
             .key(&self.stream)
             .key(&self.last_batch_key)
             .arg(&self.token)
-            .arg(10_000)
+            .arg(max_len)
             .arg(ids.join("\n"))
             .arg(publish.len());
         for p in &publish {
