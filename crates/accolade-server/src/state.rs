@@ -39,6 +39,9 @@ pub struct Inner {
     pub tokens: TokenCache,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
+    /// What this process runs besides the HTTP API, set once by `accolade serve` (readiness
+    /// reports it, so an operator of several instances sees which one does what).
+    pub roles: std::sync::OnceLock<Vec<&'static str>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -78,6 +81,7 @@ impl AppState {
             backfills: Default::default(),
             tokens: TokenCache::default(),
             shutdown,
+            roles: std::sync::OnceLock::new(),
         })))
     }
 }

@@ -1,5 +1,5 @@
-//! Unauthenticated operational endpoints: liveness, readiness (database reachable) and
-//! Prometheus metrics.
+//! Unauthenticated operational endpoints: liveness, readiness (database reachable, and the roles
+//! this instance runs) and Prometheus metrics.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -24,10 +24,14 @@ async fn live() -> impl IntoResponse {
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    // `api`, and `workers` (outbox, webhooks, expiry, backfills, issuing), `consumer` and
+    // `publisher` (event bus) when this instance runs them; `publisher` means it may publish
+    // (one instance at a time holds the lease).
+    let roles = state.roles.get().cloned().unwrap_or_default();
     match state.store.ping().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "ok", "database": state.store.backend()})),
+            Json(json!({"status": "ok", "database": state.store.backend(), "roles": roles})),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -963,6 +963,17 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
     } else {
         Vec::new()
     };
+    let mut roles = vec!["api"];
+    if workers {
+        roles.push("workers");
+    }
+    if state.config.event_bus.enabled {
+        roles.push("consumer");
+        if state.config.event_bus.publish {
+            roles.push("publisher");
+        }
+    }
+    let _ = state.roles.set(roles);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

@@ -92,6 +92,17 @@ async fn serve_publishes_awards_from_http_and_the_bus_and_revocations_once() {
     apply_demo_rules(&op);
     let token = op.token();
     let server = op.serve(&[]).await;
+    let ready: Value = reqwest::get(server.url("/health/ready"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready["roles"],
+        json!(["api", "workers", "consumer", "publisher"]),
+        "{ready}"
+    );
 
     send(&server, &token, json!([passing("h1", "ann", DEMO, true)])).await;
     // bob passes through the event bus, as the LMS would send it.

@@ -348,3 +348,24 @@ async fn two_instances_share_open_credit_limits_set_through_the_environment() {
     }
     assert_eq!((ok, refused), (20, 6), "one Sandbox budget across both");
 }
+
+/// `/health/ready` says which roles an instance runs, as the operator started it: the workers
+/// only without `--no-workers`, the event bus only when it is enabled.
+#[tokio::test]
+async fn readiness_names_the_roles_the_instance_runs() {
+    let op = Operator::new("roles");
+    for (flags, want) in [
+        (&["--no-workers"][..], serde_json::json!(["api"])),
+        (&[][..], serde_json::json!(["api", "workers"])),
+    ] {
+        let server = op.serve(flags).await;
+        let ready: serde_json::Value = reqwest::get(server.url("/health/ready"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(ready["roles"], want, "{flags:?}: {ready}");
+        assert_eq!(ready["status"], "ok");
+    }
+}
