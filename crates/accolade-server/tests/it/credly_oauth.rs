@@ -20,19 +20,9 @@ use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use crate::credly_mock::{demo_template, hits, passing};
 use crate::helpers::{rules_passed, TestApp, DEMO, PASSING};
 use crate::process::{eventually, Operator};
-
-/// A passing event of `user`, whose LMS id is derived from the name: Credly (and the sandbox)
-/// refuse a second badge of a template for the same earner id.
-fn passing(id: &str, user: &str, course: &str, is_passing: bool) -> Value {
-    let mut e = crate::helpers::passing(id, user, course, is_passing);
-    let lms_id = user
-        .bytes()
-        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-    e["data"]["course_passing_status"]["user"]["id"] = json!(lms_id % 1_000_000);
-    e
-}
 
 const ORG: &str = "6a1f3c2e-9b8d-4e7f-a6c5-4d3b2a1f0e9d";
 const CLIENT_ID: &str = "oauth-client-uid-7f3a";
@@ -60,17 +50,6 @@ async fn app_for(server: &MockServer) -> TestApp {
     config.credly.timeout_secs = 1;
     config.worker.retry_schedule = vec!["1s".into(); 5];
     TestApp::with_config(config).await
-}
-
-/// Requests the mock received for `path_`.
-async fn hits(server: &MockServer, path_: &str) -> usize {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == path_)
-        .count()
 }
 
 fn badges_path() -> String {
@@ -105,31 +84,6 @@ async fn oauth_org(server: &MockServer, app: &TestApp) -> Value {
     assert_eq!(s, StatusCode::CREATED, "{org}");
     server.reset().await;
     org
-}
-
-/// An active Credly template of the organization, awarded for passing DEMO.
-async fn template(app: &TestApp) -> String {
-    let t = app
-        .state
-        .store
-        .create_template(accolade_store::NewTemplate {
-            organization_id: Some(ORG.into()),
-            ..accolade_store::testkit::support::credly_template("OAuth badge", false)
-        })
-        .await
-        .unwrap();
-    let (s, r) = app
-        .post(
-            &format!("/api/v1/templates/{}/requirements", t.id),
-            json!({"event_type": PASSING, "rules": rules_passed(DEMO)}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{r}");
-    let (s, _) = app
-        .post(&format!("/api/v1/templates/{}/activate", t.id), json!({}))
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    t.id
 }
 
 fn issued(n: usize) -> ResponseTemplate {
@@ -260,7 +214,7 @@ async fn the_token_request_is_a_form_with_the_credentials_in_the_body() {
     let server = MockServer::start().await;
     let app = app_for(&server).await;
     oauth_org(&server, &app).await;
-    let id = template(&app).await;
+    let id = demo_template(&app, ORG, "OAuth badge").await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
         .and(header("content-type", "application/x-www-form-urlencoded"))
@@ -307,7 +261,7 @@ async fn a_401_gets_exactly_one_token_refresh_and_one_retry() {
     let server = MockServer::start().await;
     let app = app_for(&server).await;
     oauth_org(&server, &app).await;
-    template(&app).await;
+    demo_template(&app, ORG, "OAuth badge").await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
         .respond_with(Tokens(AtomicUsize::new(0)))
@@ -382,7 +336,7 @@ async fn concurrent_jobs_of_an_organization_share_one_token_request() {
     let server = MockServer::start().await;
     let app = app_for(&server).await;
     oauth_org(&server, &app).await;
-    template(&app).await;
+    demo_template(&app, ORG, "OAuth badge").await;
     // A slow token endpoint: every job of the batch asks for a token while it is in flight.
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
@@ -413,7 +367,7 @@ async fn a_token_endpoint_outage_retries_jobs_and_loses_none() {
     let server = MockServer::start().await;
     let app = app_for(&server).await;
     oauth_org(&server, &app).await;
-    template(&app).await;
+    demo_template(&app, ORG, "OAuth badge").await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
         // Slow as well as down, so the three jobs are all waiting on the one request.
@@ -491,7 +445,7 @@ async fn refused_client_credentials_make_jobs_wait_for_new_ones() {
     let server = MockServer::start().await;
     let app = app_for(&server).await;
     oauth_org(&server, &app).await;
-    template(&app).await;
+    demo_template(&app, ORG, "OAuth badge").await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": "invalid_client"})))

@@ -22,19 +22,9 @@ use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::credly_mock::{demo_template, hits, passing};
 use crate::helpers::{rules_passed, TestApp, DEMO, PASSING};
 use crate::process::{eventually, Operator, Served};
-
-/// A passing event of `user`, whose LMS id is derived from the name: Credly (and the sandbox)
-/// refuse a second badge of a template for the same earner id.
-fn passing(id: &str, user: &str, course: &str, is_passing: bool) -> Value {
-    let mut e = crate::helpers::passing(id, user, course, is_passing);
-    let lms_id = user
-        .bytes()
-        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-    e["data"]["course_passing_status"]["user"]["id"] = json!(lms_id % 1_000_000);
-    e
-}
 
 const ORG: &str = "2b7c9d1e-3f4a-4b5c-8d6e-7f8091a2b3c4";
 const OLD: &str = "old-token-aaaa1111";
@@ -96,39 +86,6 @@ async fn token_org(server: &MockServer, app: &TestApp, days_left: i64) {
     server.reset().await;
 }
 
-async fn template(app: &TestApp) {
-    let t = app
-        .state
-        .store
-        .create_template(accolade_store::NewTemplate {
-            organization_id: Some(ORG.into()),
-            ..accolade_store::testkit::support::credly_template("Rotation badge", false)
-        })
-        .await
-        .unwrap();
-    let (s, r) = app
-        .post(
-            &format!("/api/v1/templates/{}/requirements", t.id),
-            json!({"event_type": PASSING, "rules": rules_passed(DEMO)}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{r}");
-    let (s, _) = app
-        .post(&format!("/api/v1/templates/{}/activate", t.id), json!({}))
-        .await;
-    assert_eq!(s, StatusCode::OK);
-}
-
-async fn hits(server: &MockServer, path_: &str) -> usize {
-    server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == path_)
-        .count()
-}
-
 fn rotated(token: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"data": {
         "id": "t-2", "token": token, "created_at": Utc::now().to_rfc3339(),
@@ -148,7 +105,7 @@ async fn a_rotation_failing_half_way_keeps_the_old_key_in_use() {
     let server = MockServer::start().await;
     let app = app_for(&server, 30).await;
     token_org(&server, &app, 10).await;
-    template(&app).await;
+    demo_template(&app, ORG, "Rotation badge").await;
     let failures = [
         (
             "500",
@@ -231,7 +188,7 @@ async fn a_job_refused_with_a_key_replaced_in_flight_retries_with_the_new_key() 
     let server = MockServer::start().await;
     let app = app_for(&server, 0).await;
     token_org(&server, &app, 100).await;
-    template(&app).await;
+    demo_template(&app, ORG, "Rotation badge").await;
     // The issue call leaves with the old key and is answered (401) after the rotation.
     Mock::given(method("POST"))
         .and(path(badges_path()))

@@ -12,6 +12,7 @@ mod crash;
 mod credly;
 mod credly_crash;
 mod credly_keys;
+mod credly_mock;
 mod credly_oauth;
 mod credly_rotation;
 mod expiry;
