@@ -27,6 +27,7 @@ pub async fn open(db: &DatabaseConfig) -> anyhow::Result<Arc<dyn Store>> {
         let options = PgOptions {
             auto_migrate: db.auto_migrate,
             max_connections: db.max_connections,
+            event_lanes: db.event_lanes as usize,
             ..Default::default()
         };
         let store = PgStore::connect(&db.url, &options)

@@ -15,6 +15,13 @@
 //! rows are sorted by id. A batch that loses a race anyway (serialization failure, deadlock with
 //! some other client, the `awards_one_active` index refusing a duplicate) fails as a whole with
 //! `StoreError::Other`, and the caller retries it.
+//!
+//! One instance runs a large batch the same way: split into learner lanes
+//! ([`split_into_lanes`]), each its own transaction on its own connection, at once. Lanes share
+//! no learner, so they meet only on the configuration lock (shared) and the `counters` rows,
+//! which every lane takes in the same order (award totals, then the event total) and holds only
+//! until its commit. No lane waits for another outside the database, so every wait is one
+//! PostgreSQL can see and a deadlock it would break.
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -49,6 +56,71 @@ pub async fn current_index(c: &mut PgConnection, cache: &IndexCache) -> Result<A
     tracing::info!(config.version = version, "rules index rebuilt");
     cache.set(index.clone());
     Ok(index)
+}
+
+/// A batch split into learner lanes (see [`split_into_lanes`]).
+pub struct Lanes {
+    /// Per lane: the positions in the input of its events, and the events, in input order.
+    pub lanes: Vec<(Vec<usize>, Vec<IncomingEvent>)>,
+    /// Positions of repeats of an id seen earlier in the batch: duplicates, whatever the lanes do.
+    pub repeats: Vec<usize>,
+}
+
+/// Splits a batch into at most `lanes` parts by learner, so that each part can be processed in a
+/// transaction of its own, concurrently with the others. A learner's events all go to one lane,
+/// in input order, so their order holds; two lanes share no learner and so never wait for each
+/// other's learner locks. A repeat of an id earlier in the batch goes to no lane (the first
+/// occurrence counts, as in one transaction), so lanes cannot race over an id either. Empty
+/// lanes are dropped.
+pub fn split_into_lanes(events: Vec<IncomingEvent>, lanes: usize) -> Lanes {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let lanes = lanes.max(1);
+    let events = match normalize(&events) {
+        Cow::Borrowed(_) => events,
+        Cow::Owned(clean) => clean,
+    };
+    // Fixed keys: the same learner lands in the same lane in every batch (not needed for
+    // correctness, which only asks for one lane per learner within a batch, but it keeps a
+    // learner's rows on one connection's cache).
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    let mut seen: HashSet<String> = HashSet::with_capacity(events.len());
+    let mut out: Vec<(Vec<usize>, Vec<IncomingEvent>)> =
+        (0..lanes).map(|_| (Vec::new(), Vec::new())).collect();
+    let mut repeats = Vec::new();
+    for (i, e) in events.into_iter().enumerate() {
+        if !seen.insert(e.id.clone()) {
+            repeats.push(i);
+            continue;
+        }
+        let lane = (hasher.hash_one(e.learner.username.as_str()) % lanes as u64) as usize;
+        out[lane].0.push(i);
+        out[lane].1.push(e);
+    }
+    out.retain(|(positions, _)| !positions.is_empty());
+    Lanes {
+        lanes: out,
+        repeats,
+    }
+}
+
+/// Puts the lanes' outcomes back in input order (`total` events; repeats are duplicates).
+pub fn merge_lanes(
+    total: usize,
+    repeats: &[usize],
+    lanes: Vec<(Vec<usize>, Vec<EventOutcome>)>,
+) -> Vec<EventOutcome> {
+    let mut out: Vec<Option<EventOutcome>> = (0..total).map(|_| None).collect();
+    for &i in repeats {
+        out[i] = Some(EventOutcome::Duplicate);
+    }
+    for (positions, outcomes) in lanes {
+        for (i, o) in positions.into_iter().zip(outcomes) {
+            out[i] = Some(o);
+        }
+    }
+    out.into_iter()
+        .map(|o| o.unwrap_or(EventOutcome::Duplicate))
+        .collect()
 }
 
 pub async fn process(
@@ -397,4 +469,93 @@ pub async fn list_rejected(c: &mut PgConnection, page: Page) -> Result<Paged<Rej
     .await
     .map_err(db)?;
     Ok(page.finish(rows::all(found, rows::rejected)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(id: &str, learner: &str) -> IncomingEvent {
+        IncomingEvent::from_json(&json!({
+            "id": id,
+            "event_type": "org.openedx.learning.course.passing.status.updated.v1",
+            "time": "2026-05-01T10:00:00Z",
+            "source": "test",
+            "data": {"course_passing_status": {
+                "is_passing": true,
+                "user": {"id": 7, "is_active": true,
+                         "pii": {"username": learner, "email": null, "name": null}},
+                "course": {"course_key": "course-v1:A+B+C"}
+            }}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn lanes_keep_each_learner_whole_and_in_order_and_drop_repeats() {
+        let mut batch = Vec::new();
+        for i in 0..200 {
+            batch.push(event(&format!("e{i}"), &format!("learner{}", i % 17)));
+        }
+        // A repeat of an earlier id, for another learner: the first occurrence counts.
+        batch.push(event("e3", "someone-else"));
+        let split = split_into_lanes(batch, 4);
+        assert_eq!(split.repeats, vec![200]);
+        assert!(split.lanes.len() > 1 && split.lanes.len() <= 4);
+        let mut owner: HashMap<String, usize> = HashMap::new();
+        let mut seen = 0;
+        for (lane, (positions, events)) in split.lanes.iter().enumerate() {
+            assert_eq!(positions.len(), events.len());
+            assert!(
+                positions.windows(2).all(|w| w[0] < w[1]),
+                "input order kept"
+            );
+            for (p, e) in positions.iter().zip(events) {
+                assert_eq!(e.id, format!("e{p}"));
+                let first = *owner.entry(e.learner.username.clone()).or_insert(lane);
+                assert_eq!(first, lane, "{} is in two lanes", e.learner.username);
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 200);
+    }
+
+    #[test]
+    fn one_lane_or_one_learner_is_the_whole_batch() {
+        let batch: Vec<_> = (0..10).map(|i| event(&format!("e{i}"), "amy")).collect();
+        let split = split_into_lanes(batch.clone(), 8);
+        assert_eq!(split.lanes.len(), 1);
+        assert_eq!(split.lanes[0].0, (0..10).collect::<Vec<_>>());
+        let mixed: Vec<_> = (0..10)
+            .map(|i| event(&format!("e{i}"), &format!("l{i}")))
+            .collect();
+        assert_eq!(split_into_lanes(mixed, 1).lanes.len(), 1);
+    }
+
+    #[test]
+    fn merged_outcomes_are_in_input_order() {
+        let accepted = |id: &str| EventOutcome::Accepted {
+            awarded: vec![id.to_string()],
+            revoked: vec![],
+        };
+        let merged = merge_lanes(
+            5,
+            &[3],
+            vec![
+                (vec![1, 4], vec![accepted("b"), EventOutcome::Duplicate]),
+                (vec![0, 2], vec![accepted("a"), accepted("c")]),
+            ],
+        );
+        assert_eq!(
+            merged,
+            vec![
+                accepted("a"),
+                accepted("b"),
+                accepted("c"),
+                EventOutcome::Duplicate,
+                EventOutcome::Duplicate
+            ]
+        );
+    }
 }

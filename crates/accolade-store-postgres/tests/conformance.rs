@@ -94,9 +94,14 @@ async fn create_database() -> String {
     name
 }
 
+/// Every batch of two events or more is split into learner lanes, as large batches are in
+/// production, so the whole suite runs through them (`postgres::one_transaction_per_batch`
+/// covers `event_lanes = 1`).
 fn test_options() -> PgOptions {
     PgOptions {
         max_connections: 4,
+        event_lanes: 3,
+        lane_min_events: 2,
         ..PgOptions::default()
     }
 }
@@ -409,5 +414,88 @@ mod postgres {
             .unwrap();
         assert_eq!(jobs.items.len(), learners.len());
         assert_eq!(first.stats().await.unwrap().outbox_pending, 0);
+    }
+
+    /// `event_lanes = 1`: a multi-event batch is one transaction, with the lanes' semantics
+    /// (repeats within the batch are duplicates, a learner's events apply in order), and the
+    /// same result as the lanes give.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_transaction_per_batch_and_lanes_agree() {
+        let mut finals = Vec::new();
+        for lanes in [1, 3] {
+            let name = create_database().await;
+            let options = PgOptions {
+                event_lanes: lanes,
+                ..test_options()
+            };
+            let store = PgStore::connect_with(admin_options().database(&name), &options)
+                .await
+                .unwrap();
+            let t = store
+                .create_template(accolade_store::testkit::local_template("Order", true))
+                .await
+                .unwrap();
+            let passing = "org.openedx.learning.course.passing.status.updated.v1";
+            let r = store
+                .add_requirement(
+                    &t.id,
+                    NewRequirement {
+                        key: None,
+                        event_type: passing.into(),
+                        description: "passes".into(),
+                        group: Some(Group::parse("A").unwrap()),
+                        rules: vec![DataRule::new("is_passing", "=", "true").unwrap()],
+                    },
+                )
+                .await
+                .unwrap();
+            // Failing resets it, which revokes: the order of a learner's events decides.
+            store
+                .add_penalty(
+                    &t.id,
+                    accolade_store::NewPenalty {
+                        key: None,
+                        event_type: passing.into(),
+                        description: "fails".into(),
+                        rules: vec![DataRule::new("is_passing", "=", "false").unwrap()],
+                        requirement_ids: vec![r.id.clone()],
+                    },
+                )
+                .await
+                .unwrap();
+            // Twenty learners: pass, fail, pass (awarded, revoked, awarded again) or pass,
+            // fail (ends revoked), interleaved, plus a repeated id.
+            let mut batch = Vec::new();
+            for round in 0..3 {
+                for l in 0..20 {
+                    if round == 2 && l % 2 == 1 {
+                        continue;
+                    }
+                    batch.push(event(&format!("{l}-{round}"), &format!("l{l}"), round != 1));
+                }
+            }
+            batch.push(event("0-0", "l0", true));
+            let outcomes = store
+                .process_events(batch, &IndexCache::new())
+                .await
+                .unwrap();
+            assert_eq!(outcomes.len(), 51);
+            assert_eq!(outcomes[50], EventOutcome::Duplicate);
+            let awards = store
+                .list_awards(&AwardFilter::default(), Page::default())
+                .await
+                .unwrap();
+            let mut states: Vec<(String, String, i64)> = awards
+                .items
+                .iter()
+                .map(|a| (a.learner.clone(), format!("{:?}", a.state), a.episode))
+                .collect();
+            states.sort();
+            // 20 first awards (revoked) and 10 second ones.
+            assert_eq!(states.len(), 30, "{states:?}");
+            assert_eq!(store.stats().await.unwrap().events, 50);
+            finals.push(states);
+        }
+        assert_eq!(finals[0], finals[1]);
     }
 }

@@ -322,6 +322,8 @@ pub struct DatabaseConfig {
     pub sqlite_page_size: u32,
     /// PostgreSQL pool size.
     pub max_connections: u32,
+    /// PostgreSQL: transactions a large event batch is split into, by learner.
+    pub event_lanes: u32,
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -332,6 +334,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("sqlite_page_size", &self.sqlite_page_size)
             .field("max_connections", &self.max_connections)
+            .field("event_lanes", &self.event_lanes)
             .finish()
     }
 }
@@ -501,6 +504,9 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be at least 1");
+        }
+        if !(1..=64).contains(&self.database.event_lanes) {
+            bail!("database.event_lanes must be between 1 and 64");
         }
         self.bind_addr()?;
         let public = &self.http.public_base_url;
