@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{cli_token, free_port, passing, rules_passed, unique, DEMO, PASSING};
 
-const ORG: &str = "7b0e4c1a-3d2f-4e5a-9c8b-1a2b3c4d5e6f";
-const KEY: &str = "crash-sandbox-key-7788";
-const TEMPLATE: &str = "00000000-0000-4000-8000-00000000c4a5";
+pub const ORG: &str = "7b0e4c1a-3d2f-4e5a-9c8b-1a2b3c4d5e6f";
+pub const KEY: &str = "crash-sandbox-key-7788";
+pub const TEMPLATE: &str = "00000000-0000-4000-8000-00000000c4a5";
 /// Learners, one award (and one Credly badge) each.
 const LEARNERS: usize = 300;
 /// Events are sent in chunks of this many, with a pause after each, so that new awards keep
@@ -33,19 +33,19 @@ const CHUNK_PAUSE_MS: u64 = 50;
 /// Kill-and-restart rounds.
 const KILLS: usize = 7;
 /// Sandbox latency before it handles a request (a kill then simply loses the call).
-const LATENCY_MS: u64 = 20;
+pub const LATENCY_MS: u64 = 20;
 /// Delay between creating a badge and answering the issue call (a kill then leaves a badge on
 /// Credly that the award does not know about yet).
 const ANSWER_DELAY_MS: u64 = 40;
 /// Lease of a claimed job: a killed process's jobs are claimed again this long after the claim.
-const LEASE_SECS: i64 = 2;
+pub const LEASE_SECS: i64 = 2;
 
 /// A running `accolade serve`; killed (SIGKILL) when dropped, so a failing assert leaves no
 /// process behind.
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
 }
 
 impl Drop for Server {
@@ -56,7 +56,20 @@ impl Drop for Server {
 }
 
 fn start(dir: &Path, db: &str, port: u16, api_base_url: &str, n: usize) -> Server {
-    let log = dir.join(format!("server-{n}.log"));
+    start_with(dir, db, port, api_base_url, &format!("server-{n}"), &[])
+}
+
+/// `accolade serve` on `db` and `port`, issuing to the Credly API at `api_base_url`, with its log
+/// in `dir/<name>.log` and `env` on top of the crash tests' settings.
+pub fn start_with(
+    dir: &Path,
+    db: &str,
+    port: u16,
+    api_base_url: &str,
+    name: &str,
+    env: &[(&str, &str)],
+) -> Server {
+    let log = dir.join(format!("{name}.log"));
     let stderr = File::create(&log).expect("server log file");
     let child = Command::new(env!("CARGO_BIN_EXE_accolade"))
         .args([
@@ -78,6 +91,7 @@ fn start(dir: &Path, db: &str, port: u16, api_base_url: &str, n: usize) -> Serve
             "ACCOLADE_WORKER__RETRY_SCHEDULE",
             r#"["1s","1s","1s","1s","1s","1s","1s","1s"]"#,
         )
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::from(stderr))
         .spawn()
@@ -89,7 +103,7 @@ fn start(dir: &Path, db: &str, port: u16, api_base_url: &str, n: usize) -> Serve
     }
 }
 
-async fn wait_ready(client: &reqwest::Client, server: &mut Server) {
+pub async fn wait_ready(client: &reqwest::Client, server: &mut Server) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(r) = client
@@ -116,13 +130,13 @@ async fn wait_ready(client: &reqwest::Client, server: &mut Server) {
 }
 
 #[derive(Clone)]
-struct Api {
-    client: reqwest::Client,
-    token: String,
+pub struct Api {
+    pub client: reqwest::Client,
+    pub token: String,
 }
 
 impl Api {
-    async fn get(&self, base: &str, path: &str) -> Value {
+    pub async fn get(&self, base: &str, path: &str) -> Value {
         let r = self
             .client
             .get(format!("{base}/api/v1{path}"))
@@ -134,7 +148,7 @@ impl Api {
         r.json().await.unwrap()
     }
 
-    async fn post(&self, base: &str, path: &str, body: Value) -> (u16, Value) {
+    pub async fn post(&self, base: &str, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .client
             .post(format!("{base}/api/v1{path}"))
@@ -148,7 +162,7 @@ impl Api {
     }
 
     /// Every row of a paginated list (`limit` / `offset` / `next_offset`).
-    async fn all(&self, base: &str, path: &str) -> Vec<Value> {
+    pub async fn all(&self, base: &str, path: &str) -> Vec<Value> {
         let sep = if path.contains('?') { '&' } else { '?' };
         let mut rows = Vec::new();
         let mut offset = 0;
@@ -164,13 +178,13 @@ impl Api {
         }
     }
 
-    async fn jobs(&self, base: &str, status: &str) -> Vec<Value> {
+    pub async fn jobs(&self, base: &str, status: &str) -> Vec<Value> {
         self.all(base, &format!("/jobs?kind=credly.issue&status={status}"))
             .await
     }
 }
 
-fn seed() -> Seed {
+pub fn seed() -> Seed {
     Seed {
         organizations: vec![SeedOrganization {
             id: ORG.into(),
@@ -197,7 +211,7 @@ fn seed() -> Seed {
 }
 
 /// Holds back the answer to every issue call by [`ANSWER_DELAY_MS`], after the badge exists.
-async fn answer_issue_late(
+pub async fn answer_issue_late(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -210,13 +224,13 @@ async fn answer_issue_late(
     res
 }
 
-fn user(k: usize) -> String {
+pub fn user(k: usize) -> String {
     format!("user{k}")
 }
 
 /// A passing event for learner `k`, with an LMS user id of its own (Credly also refuses a second
 /// badge for the same `issuer_earner_id`).
-fn event(k: usize) -> Value {
+pub fn event(k: usize) -> Value {
     let mut e = passing(&format!("crash-ev-{k}"), &user(k), DEMO, true);
     e["data"]["course_passing_status"]["user"]["id"] = json!(1000 + k);
     e
@@ -251,6 +265,38 @@ async fn send_all(api: Api, base: String) {
         }
         tokio::time::sleep(Duration::from_millis(CHUNK_PAUSE_MS)).await;
     }
+}
+
+/// The organization, its synced template with a requirement, active.
+pub async fn configure(api: &Api, base: &str) {
+    let (s, r) = api
+        .post(
+            base,
+            "/credly/organizations",
+            json!({"uuid": ORG, "api_key": KEY}),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let (s, r) = api
+        .post(
+            base,
+            &format!("/credly/organizations/{ORG}/sync"),
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, r["created"].as_u64()), (200, Some(1)), "{r}");
+    let (s, r) = api
+        .post(
+            base,
+            &format!("/templates/{TEMPLATE}/requirements"),
+            json!({"event_type": PASSING, "rules": rules_passed(DEMO)}),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let (s, r) = api
+        .post(base, &format!("/templates/{TEMPLATE}/activate"), json!({}))
+        .await;
+    assert_eq!(s, 200, "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,39 +346,7 @@ async fn sigkill_while_issuing_reaches_credly_exactly_once() {
     let mut server = start(&dir, &db, port, &api_base_url, starts);
     wait_ready(&api.client, &mut server).await;
 
-    // The organization, its synced template with a requirement, active.
-    let (s, r) = api
-        .post(
-            &server.base,
-            "/credly/organizations",
-            json!({"uuid": ORG, "api_key": KEY}),
-        )
-        .await;
-    assert_eq!(s, 201, "{r}");
-    let (s, r) = api
-        .post(
-            &server.base,
-            &format!("/credly/organizations/{ORG}/sync"),
-            json!({}),
-        )
-        .await;
-    assert_eq!((s, r["created"].as_u64()), (200, Some(1)), "{r}");
-    let (s, r) = api
-        .post(
-            &server.base,
-            &format!("/templates/{TEMPLATE}/requirements"),
-            json!({"event_type": PASSING, "rules": rules_passed(DEMO)}),
-        )
-        .await;
-    assert_eq!(s, 201, "{r}");
-    let (s, r) = api
-        .post(
-            &server.base,
-            &format!("/templates/{TEMPLATE}/activate"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 200, "{r}");
+    configure(&api, &server.base).await;
 
     // Events trickle in while the server is, again and again, left to issue for a random while,
     // SIGKILLed and restarted on the same database (same port); the last rounds also kill while

@@ -8,6 +8,7 @@ mod backfill;
 mod browser;
 mod bus;
 mod bus_crash;
+mod cluster_crash;
 mod crash;
 mod credly;
 mod credly_crash;
