@@ -49,7 +49,19 @@ pub enum Command {
         demo: bool,
     },
     /// Run only the Open edX event-bus consumer (Redis Streams), without the HTTP API.
-    Consume,
+    Consume {
+        /// Serve /health/live, /health/ready (naming the roles) and /metrics on this address.
+        #[arg(long)]
+        health_bind: Option<String>,
+    },
+    /// Run only the background workers (Credly outbox, webhooks, Open Badges issuing, expiry,
+    /// backfills, key rotation, template sync), without the HTTP API: the worker role of a
+    /// deployment whose API instances run `serve --no-workers`.
+    Work {
+        /// Serve /health/live, /health/ready (naming the roles) and /metrics on this address.
+        #[arg(long)]
+        health_bind: Option<String>,
+    },
     /// Run the bundled Credly-compatible sandbox server (for tests, benchmarks and demos).
     CredlySandbox(accolade_credly_sandbox::cli::SandboxArgs),
     /// Apply pending database migrations and exit.
@@ -361,7 +373,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             no_workers, demo, ..
         } => serve(config, !no_workers, demo).await,
         Command::CredlySandbox(args) => accolade_credly_sandbox::cli::run(args).await,
-        Command::Consume => consume(config).await,
+        Command::Consume { health_bind } => consume(config, health_bind).await,
+        Command::Work { health_bind } => work(config, health_bind).await,
         Command::Migrate => {
             let n = db::migrate(&config.database).await?;
             println!("{n} migration(s) applied");
@@ -938,23 +951,7 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
         }
     }
     if workers {
-        tokio::spawn(crate::service::credly::worker::run(state.clone()));
-        tokio::spawn(crate::service::webhooks::worker::run(state.clone()));
-        tokio::spawn(crate::service::expiry::run(state.clone()));
-        tokio::spawn(crate::service::backfill::worker::run(state.clone()));
-        if state.config.opencredit.enabled {
-            tokio::spawn(crate::opencredit::awards::run(state.clone()));
-        }
-        if state.openbadges.enabled {
-            tokio::spawn(crate::service::openbadges::issuer::run(state.clone()));
-        }
-        tokio::spawn(crate::service::credly::rotation::run_auto(state.clone()));
-        if let Some(every) = state.config.credly.sync_every()? {
-            tokio::spawn(crate::service::credly::sync::run_periodic(
-                state.clone(),
-                every,
-            ));
-        }
+        start_workers(&state)?;
     }
     tokio::spawn(crate::service::credly::orgs::watch_expiry(state.clone()));
     tokio::spawn(crate::service::admin_sessions::purge_expired(state.clone()));
@@ -999,6 +996,87 @@ async fn serve(mut config: Config, workers: bool, demo: bool) -> anyhow::Result<
     Ok(())
 }
 
+/// The background workers of the `workers` role (`serve` without `--no-workers`, and `work`).
+fn start_workers(state: &AppState) -> anyhow::Result<()> {
+    tokio::spawn(crate::service::credly::worker::run(state.clone()));
+    tokio::spawn(crate::service::webhooks::worker::run(state.clone()));
+    tokio::spawn(crate::service::expiry::run(state.clone()));
+    tokio::spawn(crate::service::backfill::worker::run(state.clone()));
+    if state.config.opencredit.enabled {
+        tokio::spawn(crate::opencredit::awards::run(state.clone()));
+    }
+    if state.openbadges.enabled {
+        tokio::spawn(crate::service::openbadges::issuer::run(state.clone()));
+    }
+    tokio::spawn(crate::service::credly::rotation::run_auto(state.clone()));
+    if let Some(every) = state.config.credly.sync_every()? {
+        tokio::spawn(crate::service::credly::sync::run_periodic(
+            state.clone(),
+            every,
+        ));
+    }
+    Ok(())
+}
+
+/// `accolade work`: the workers only, until SIGTERM or Ctrl-C.
+async fn work(config: Config, health_bind: Option<String>) -> anyhow::Result<()> {
+    if !config.worker.enabled {
+        anyhow::bail!("worker.enabled is false: `accolade work` would have nothing to do");
+    }
+    let store = db::open(&config.database).await?;
+    let state = AppState::new(store, config)?;
+    crate::metrics::handle();
+    if state.openbadges.enabled {
+        // Made here too, so a worker-only deployment issues from its first start.
+        state.openbadges.keys.get(&*state.store).await?;
+    }
+    start_workers(&state)?;
+    tokio::spawn(crate::service::credly::orgs::watch_expiry(state.clone()));
+    let _ = state.roles.set(vec!["workers"]);
+    tracing::info!("accolade workers running");
+    run_until_shutdown(&state, health_bind, Vec::new()).await
+}
+
+/// Waits for SIGTERM or Ctrl-C, serving the health endpoints on `health_bind` meanwhile when
+/// given, then stops `tasks` (a short grace: the consumer's batch in flight, the publisher's
+/// lease; unfinished work is redelivered or re-claimed anyway).
+async fn run_until_shutdown(
+    state: &AppState,
+    health_bind: Option<String>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    match health_bind {
+        Some(bind) => {
+            let addr: std::net::SocketAddr = bind.parse().with_context(|| {
+                format!("--health-bind {bind}: not an address like 127.0.0.1:9090")
+            })?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "health endpoints on http://{}", listener.local_addr()?);
+            let app = crate::api::health::router().with_state(state.clone());
+            let shutdown = state.shutdown.clone();
+            let http = state.config.http.clone();
+            crate::listener::serve(listener, app, &http, async move {
+                shutdown_signal().await;
+                shutdown.cancel();
+            })
+            .await;
+        }
+        None => {
+            shutdown_signal().await;
+            state.shutdown.cancel();
+        }
+    }
+    tracing::info!("shutting down");
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        futures::future::join_all(tasks),
+    )
+    .await;
+    Ok(())
+}
+
 /// The event-bus consumer, and the publisher of badge events when `event_bus.publish` is on
 /// (every instance may run it: one at a time publishes, see `bus::producer`).
 fn start_bus(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
@@ -1013,21 +1091,18 @@ fn start_bus(state: &AppState) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>
 }
 
 /// `accolade consume`: the event-bus consumer alone (scale consumers apart from the API).
-async fn consume(mut config: Config) -> anyhow::Result<()> {
+async fn consume(mut config: Config, health_bind: Option<String>) -> anyhow::Result<()> {
     config.event_bus.enabled = true;
     let store = db::open(&config.database).await?;
     let state = AppState::new(store, config)?;
+    crate::metrics::handle();
     let tasks = start_bus(&state)?;
-    shutdown_signal().await;
-    state.shutdown.cancel();
-    // Let the consumer finish the batch in flight and the publisher hand its lease over
-    // (unacknowledged entries are redelivered anyway); never wait long.
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        futures::future::join_all(tasks),
-    )
-    .await;
-    Ok(())
+    let mut roles = vec!["consumer"];
+    if state.config.event_bus.publish {
+        roles.push("publisher");
+    }
+    let _ = state.roles.set(roles);
+    run_until_shutdown(&state, health_bind, tasks).await
 }
 
 async fn shutdown_signal() {

@@ -136,3 +136,44 @@ fn matching_skips_only_what_the_ellipsis_stands_for() {
     assert!(!matches_in_order(r#"{"b":2,"a":1}"#, r#"{"a":…,"b":2}"#));
     assert!(!matches_in_order("1 created", "2 created"));
 }
+
+/// The reference deployment's systemd units (deploy/systemd, docs/deployment.md) run commands
+/// the binary accepts: each `ExecStart`, with its `%i` / `%H` specifiers filled in, parses (clap
+/// refuses an unknown command or flag before it gets to `--help`), and every unit names
+/// `accolade` with the config path the docs use.
+#[test]
+fn systemd_units_run_commands_the_binary_accepts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/systemd");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let exec = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap_or_else(|| panic!("{} has no ExecStart", path.display()));
+        let exec = exec.replace("%i", "8081").replace("%H", "host1");
+        let mut words = exec.split_whitespace();
+        assert_eq!(words.next(), Some("/usr/local/bin/accolade"), "{exec}");
+        let args: Vec<&str> = words.collect();
+        assert_eq!(
+            args[..2],
+            ["--config", "/etc/accolade/accolade.toml"],
+            "{exec}"
+        );
+        let out = Command::new(BINARY)
+            .args(&args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {exec}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        seen.push(args[2].to_string());
+    }
+    seen.sort();
+    assert_eq!(seen, ["consume", "migrate", "serve", "work"]);
+}
