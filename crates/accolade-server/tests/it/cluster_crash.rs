@@ -12,17 +12,18 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use accolade_credly_sandbox::{Faults, Sandbox};
 use accolade_eventbus::{encode_entry, SchemaRegistry};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::bus::badge_events;
 use crate::credly_crash::{
-    answer_issue_late, configure, event, seed, start_with, user, wait_ready, Api, Server,
-    LATENCY_MS, LEASE_SECS, ORG, TEMPLATE,
+    configure, event, late_sandbox, start_with, user, wait_ready, Api, Server, LEASE_SECS, ORG,
+    TEMPLATE,
 };
-use crate::helpers::{cli_token, free_port, fresh_pg_database, passing, unique};
+use crate::helpers::{
+    cli_token, crash_seed, free_port, fresh_pg_database, passing, post_until_acknowledged, unique,
+};
 
 const REDIS: &str = "redis://127.0.0.1:6379/0";
 /// Learners, one award (and one Credly badge) each: the even ones pass through the event bus,
@@ -116,34 +117,17 @@ async fn publish_stream(mut conn: redis::aio::MultiplexedConnection, stream: Str
     }
 }
 
-/// The odd learners' events over HTTP, in batches, to either instance (whichever answers: the
-/// other may be dead or restarting), each retried until acknowledged.
+/// The odd learners' events over HTTP, in batches to one instance then the other, each retried
+/// until acknowledged (its instance may be dead or restarting).
 async fn send_http(api: Api, bases: [String; 2]) {
     let mut turn = 0;
     for batch in events(1, "http", FILLER / 2).chunks(HTTP_BATCH) {
-        loop {
-            turn += 1;
-            let base = &bases[turn % 2];
-            let r = api
-                .client
-                .post(format!("{base}/api/v1/events"))
-                .bearer_auth(&api.token)
-                .json(batch)
-                .send()
-                .await;
-            if let Ok(r) = r {
-                if r.status() == 202 {
-                    let body: Value = r.json().await.unwrap_or(Value::Null);
-                    if body["accepted"].as_u64().unwrap_or(0)
-                        + body["duplicates"].as_u64().unwrap_or(0)
-                        == batch.len() as u64
-                    {
-                        break;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        turn += 1;
+        let batch = Value::from(batch.to_vec());
+        let n = batch.as_array().map_or(0, Vec::len) as u64;
+        // Batches alternate between the instances; one whose instance is dead waits for its
+        // restart, as a client pinned to it would.
+        post_until_acknowledged(&api.client, &api.token, &bases[turn % 2], &batch, n, 50).await;
         tokio::time::sleep(Duration::from_millis(PAUSE_MS)).await;
     }
 }
@@ -204,29 +188,9 @@ async fn two_instances_killed_during_ingest_and_issuing_lose_nothing() {
     };
     let dir = std::env::temp_dir().join(format!("accolade-cluster-crash-{}", unique()));
     std::fs::create_dir_all(&dir).unwrap();
-    let rng_seed = std::env::var("CLUSTER_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("cluster_crash: CLUSTER_CRASH_SEED={rng_seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
-
-    let sandbox = Sandbox::new(seed());
-    sandbox.set_faults(Faults {
-        latency_ms: LATENCY_MS,
-        ..Faults::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let credly = format!("http://{}/v1/", listener.local_addr().unwrap());
-    let router = sandbox
-        .router()
-        .layer(axum::middleware::from_fn(answer_issue_late));
-    let serving = tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(crash_seed("CLUSTER_CRASH_SEED", "cluster_crash"));
+    let (sandbox, credly, serving) = late_sandbox().await;
 
     let prefix = format!("cluster{}", unique());
     let stream = format!("{prefix}-learning-badges-lifecycle");

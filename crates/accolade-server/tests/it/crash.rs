@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{cli_token, free_port, passing, unique, DEMO};
+use crate::helpers::{cli_token, free_port, passing, post_until_acknowledged, unique, DEMO};
 
 struct Server {
     child: Child,
@@ -89,27 +89,7 @@ async fn sigkill_at_any_moment_loses_nothing_and_duplicates_nothing() {
             let user = format!("learner{l}");
             for (step, pass) in [true, false, true].into_iter().enumerate() {
                 let ev = passing(&format!("{user}-{step}"), &user, DEMO, pass);
-                // Retry until acknowledged: the server may be dead or restarting.
-                loop {
-                    let r = client
-                        .post(format!("{base}/api/v1/events"))
-                        .bearer_auth(&token)
-                        .json(&ev)
-                        .send()
-                        .await;
-                    if let Ok(r) = r {
-                        if r.status() == 202 {
-                            let body: Value = r.json().await.unwrap_or(Value::Null);
-                            if body["accepted"].as_u64().unwrap_or(0)
-                                + body["duplicates"].as_u64().unwrap_or(0)
-                                == 1
-                            {
-                                break;
-                            }
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                post_until_acknowledged(&client, &token, &base, &ev, 1, 20).await;
                 tokio::time::sleep(Duration::from_millis(5 * (l as u64 % 7))).await;
             }
         }));

@@ -19,7 +19,10 @@ use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::helpers::{cli_token, free_port, passing, rules_passed, unique, DEMO, PASSING};
+use crate::helpers::{
+    cli_token, crash_seed, free_port, passing, post_until_acknowledged, rules_passed, unique, DEMO,
+    PASSING,
+};
 
 pub const ORG: &str = "7b0e4c1a-3d2f-4e5a-9c8b-1a2b3c4d5e6f";
 pub const KEY: &str = "crash-sandbox-key-7788";
@@ -210,6 +213,28 @@ pub fn seed() -> Seed {
     }
 }
 
+/// The sandbox with the crash tests' organization and template, served on a free port: it
+/// outlives every server process, and its latency and late answers keep issue calls in flight.
+/// Returns it, its API base URL and the serving task.
+pub async fn late_sandbox() -> (
+    Sandbox,
+    String,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let sandbox = Sandbox::new(seed());
+    sandbox.set_faults(Faults {
+        latency_ms: LATENCY_MS,
+        ..Faults::default()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_base_url = format!("http://{}/v1/", listener.local_addr().unwrap());
+    let router = sandbox
+        .router()
+        .layer(axum::middleware::from_fn(answer_issue_late));
+    let serving = tokio::spawn(async move { axum::serve(listener, router).await });
+    (sandbox, api_base_url, serving)
+}
+
 /// Holds back the answer to every issue call by [`ANSWER_DELAY_MS`], after the badge exists.
 pub async fn answer_issue_late(
     req: axum::extract::Request,
@@ -242,27 +267,8 @@ pub fn event(k: usize) -> Value {
 async fn send_all(api: Api, base: String) {
     let events: Vec<Value> = (0..LEARNERS).map(event).collect();
     for chunk in events.chunks(CHUNK) {
-        loop {
-            let r = api
-                .client
-                .post(format!("{base}/api/v1/events"))
-                .bearer_auth(&api.token)
-                .json(chunk)
-                .send()
-                .await;
-            if let Ok(r) = r {
-                if r.status() == 202 {
-                    let body: Value = r.json().await.unwrap_or(Value::Null);
-                    if body["accepted"].as_u64().unwrap_or(0)
-                        + body["duplicates"].as_u64().unwrap_or(0)
-                        == chunk.len() as u64
-                    {
-                        break;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let chunk = Value::from(chunk.to_vec());
+        post_until_acknowledged(&api.client, &api.token, &base, &chunk, CHUNK as u64, 20).await;
         tokio::time::sleep(Duration::from_millis(CHUNK_PAUSE_MS)).await;
     }
 }
@@ -305,31 +311,9 @@ async fn sigkill_while_issuing_reaches_credly_exactly_once() {
     let dir = std::env::temp_dir().join(format!("accolade-credly-crash-{}", unique()));
     std::fs::create_dir_all(&dir).unwrap();
     let db = format!("sqlite://{}/crash.db", dir.display());
-    let rng_seed = std::env::var("CREDLY_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("credly_crash: CREDLY_CRASH_SEED={rng_seed}");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
-
-    // The sandbox outlives every server process; its latency and late answers keep issue calls
-    // in flight.
-    let sandbox = Sandbox::new(seed());
-    sandbox.set_faults(Faults {
-        latency_ms: LATENCY_MS,
-        ..Faults::default()
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api_base_url = format!("http://{}/v1/", listener.local_addr().unwrap());
-    let router = sandbox
-        .router()
-        .layer(axum::middleware::from_fn(answer_issue_late));
-    let serving = tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(crash_seed("CREDLY_CRASH_SEED", "credly_crash"));
+    let (sandbox, api_base_url, serving) = late_sandbox().await;
 
     let token = cli_token(&db, "credly-crash");
     let api = Api {

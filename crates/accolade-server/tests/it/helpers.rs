@@ -313,3 +313,52 @@ pub fn demo_rules_with_penalty() -> String {
          [[template.penalty]]\nevent_type = \"{PASSING}\"\nrequirements = [\"demo\"]\nrules = [ {{ path = \"is_passing\", op = \"=\", value = \"false\" }} ]\n"
     )
 }
+
+/// POSTs `events` (one event or a list of `n`) to `base`'s `/api/v1/events` until every one is
+/// acknowledged, accepted or as a duplicate: the server may be dead or restarting (crash tests),
+/// and a batch committed just before a kill comes back as duplicates. Waits `pause_ms` between
+/// tries.
+pub async fn post_until_acknowledged(
+    client: &reqwest::Client,
+    token: &str,
+    base: &str,
+    events: &Value,
+    n: u64,
+    pause_ms: u64,
+) {
+    loop {
+        let r = client
+            .post(format!("{base}/api/v1/events"))
+            .bearer_auth(token)
+            .json(events)
+            .send()
+            .await;
+        if let Ok(r) = r {
+            if r.status() == 202 {
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                let acknowledged = body["accepted"].as_u64().unwrap_or(0)
+                    + body["duplicates"].as_u64().unwrap_or(0);
+                if acknowledged == n {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+    }
+}
+
+/// The seed of a crash test's random kill times: `var` from the environment (to repeat a run),
+/// else the clock; printed with the test's name.
+pub fn crash_seed(var: &str, test: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("{test}: {var}={seed}");
+    seed
+}
