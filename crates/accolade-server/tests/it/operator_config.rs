@@ -519,3 +519,58 @@ async fn work_and_consume_run_their_roles_beside_an_api_instance() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--health-bind"), "{err}");
 }
+
+/// `database.event_lanes` reaches the PostgreSQL store of the released binary: with 1, a batch's
+/// inbox numbers follow the input order; with 4, the batch runs as concurrent learner lanes, so
+/// the numbers come in runs per lane (at most 4), not in input order, while each learner's
+/// events stay in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_lanes_reach_the_postgres_store() {
+    for lanes in ["1", "4"] {
+        let Some(db) = crate::helpers::fresh_pg_database().await else {
+            return;
+        };
+        let op = Operator::new("lanes")
+            .set("ACCOLADE_DATABASE__URL", db.as_str())
+            .set("ACCOLADE_DATABASE__EVENT_LANES", lanes);
+        let token = op.token();
+        let server = op.serve(&["--no-workers"]).await.with_token(&token);
+        // 100 learners, two events each, the second round after the first.
+        let ids: Vec<String> = (0..200).map(|i| format!("lane-ev-{i:03}")).collect();
+        let events: Vec<Value> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                crate::helpers::passing(id, &format!("lane{}", i % 100), crate::helpers::DEMO, true)
+            })
+            .collect();
+        let (status, body) = server
+            .api("POST", "/events", Some(Value::from(events)))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["accepted"], 200, "{body}");
+        let out = std::process::Command::new("psql")
+            .args([
+                db.as_str(),
+                "-Atc",
+                "SELECT id FROM inbox_events ORDER BY seq",
+            ])
+            .output()
+            .unwrap();
+        let stored: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(stored.len(), 200);
+        // Each learner's two events in order, whatever the lanes.
+        let position = |id: &str| stored.iter().position(|s| s == id).unwrap();
+        for i in 0..100 {
+            assert!(position(&ids[i]) < position(&ids[i + 100]), "learner {i}");
+        }
+        if lanes == "1" {
+            assert_eq!(stored, ids, "one transaction numbers in input order");
+        } else {
+            assert_ne!(stored, ids, "lanes number per lane");
+        }
+    }
+}
