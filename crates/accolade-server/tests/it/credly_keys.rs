@@ -9,7 +9,7 @@ use accolade_credly_sandbox::{RunningSandbox, Sandbox, Seed, SeedOrganization, S
 use chrono::Utc;
 use serde_json::{json, Value};
 
-use crate::helpers::{passing, rules_passed, DEMO, PASSING};
+use crate::helpers::{passing, DEMO};
 use crate::process::{eventually, Operator, Served};
 
 const ORG: &str = "3e9a1f0c-6b2d-4c8e-a7f5-1d0b9c8e7a6f";
@@ -72,22 +72,7 @@ async fn award_waiting_for_a_new_key(work: &Operator, sb: &RunningSandbox) -> Se
         )
         .await;
     assert_eq!(s, 201, "{org}");
-    let (s, sum) = server
-        .api("POST", &format!("/credly/organizations/{ORG}/sync"), None)
-        .await;
-    assert_eq!((s, sum["created"].as_u64()), (200, Some(1)), "{sum}");
-    let (s, r) = server
-        .api(
-            "POST",
-            &format!("/templates/{TEMPLATE}/requirements"),
-            Some(json!({"event_type": PASSING, "rules": rules_passed(DEMO)})),
-        )
-        .await;
-    assert_eq!(s, 201, "{r}");
-    let (s, r) = server
-        .api("POST", &format!("/templates/{TEMPLATE}/activate"), None)
-        .await;
-    assert_eq!(s, 200, "{r}");
+    crate::credly_mock::sync_and_activate(&server, ORG, TEMPLATE).await;
 
     // The key expires; only then does the learner pass.
     let left = (expires_at - Utc::now()).to_std().unwrap_or_default();

@@ -1,5 +1,6 @@
-//! What the Credly OAuth and rotation tests share: events of distinct earners, counting the
-//! requests a wiremock Credly received, and an active Credly template awarded for passing DEMO.
+//! What the Credly OAuth, rotation and key tests share: events of distinct earners, counting the
+//! requests a wiremock Credly received, and an active Credly template awarded for passing DEMO
+//! (in-process, or synced and activated on a running binary).
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -53,4 +54,25 @@ pub async fn demo_template(app: &TestApp, org: &str, name: &str) -> String {
         .await;
     assert_eq!(s, StatusCode::OK);
     t.id
+}
+
+/// On a running server whose organization `org` is added: syncs its templates (one new), gives
+/// `template` the requirement "passed DEMO" and activates it.
+pub async fn sync_and_activate(server: &crate::process::Served, org: &str, template: &str) {
+    let (s, sum) = server
+        .api("POST", &format!("/credly/organizations/{org}/sync"), None)
+        .await;
+    assert_eq!((s, sum["created"].as_u64()), (200, Some(1)), "{sum}");
+    let (s, r) = server
+        .api(
+            "POST",
+            &format!("/templates/{template}/requirements"),
+            Some(json!({"event_type": PASSING, "rules": rules_passed(DEMO)})),
+        )
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let (s, r) = server
+        .api("POST", &format!("/templates/{template}/activate"), None)
+        .await;
+    assert_eq!(s, 200, "{r}");
 }

@@ -21,7 +21,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::credly_mock::{demo_template, hits, passing};
-use crate::helpers::{rules_passed, TestApp, DEMO, PASSING};
+use crate::helpers::{TestApp, DEMO};
 use crate::process::{eventually, Operator};
 
 const ORG: &str = "6a1f3c2e-9b8d-4e7f-a6c5-4d3b2a1f0e9d";
@@ -589,22 +589,7 @@ async fn an_oauth_organization_issues_with_bearer_tokens_and_outlives_them() {
         (org["auth_method"].as_str(), org["name"].as_str()),
         (Some("oauth"), Some("Sandbox OAuth Org"))
     );
-    let (s, sum) = server
-        .api("POST", &format!("/credly/organizations/{ORG}/sync"), None)
-        .await;
-    assert_eq!((s, sum["created"].as_u64()), (200, Some(1)), "{sum}");
-    let (s, r) = server
-        .api(
-            "POST",
-            &format!("/templates/{TEMPLATE}/requirements"),
-            Some(json!({"event_type": PASSING, "rules": rules_passed(DEMO)})),
-        )
-        .await;
-    assert_eq!(s, 201, "{r}");
-    let (s, _) = server
-        .api("POST", &format!("/templates/{TEMPLATE}/activate"), None)
-        .await;
-    assert_eq!(s, 200);
+    crate::credly_mock::sync_and_activate(&server, ORG, TEMPLATE).await;
 
     let (s, _) = server
         .api("POST", "/events", Some(passing("ev-1", "ada", DEMO, true)))

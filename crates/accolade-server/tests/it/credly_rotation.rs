@@ -23,7 +23,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::credly_mock::{demo_template, hits, passing};
-use crate::helpers::{rules_passed, TestApp, DEMO, PASSING};
+use crate::helpers::{TestApp, DEMO};
 use crate::process::{eventually, Operator, Served};
 
 const ORG: &str = "2b7c9d1e-3f4a-4b5c-8d6e-7f8091a2b3c4";
@@ -293,22 +293,7 @@ async fn serve(work: &Operator, sb: &RunningSandbox, extra: &[(&'static str, &st
 
 /// Syncs the sandbox's template and activates it (the organization is added).
 async fn activate(server: &Served) {
-    let (s, sum) = server
-        .api("POST", &format!("/credly/organizations/{ORG}/sync"), None)
-        .await;
-    assert_eq!((s, sum["created"].as_u64()), (200, Some(1)), "{sum}");
-    let (s, r) = server
-        .api(
-            "POST",
-            &format!("/templates/{SB_TEMPLATE}/requirements"),
-            Some(json!({"event_type": PASSING, "rules": rules_passed(DEMO)})),
-        )
-        .await;
-    assert_eq!(s, 201, "{r}");
-    let (s, _) = server
-        .api("POST", &format!("/templates/{SB_TEMPLATE}/activate"), None)
-        .await;
-    assert_eq!(s, 200);
+    crate::credly_mock::sync_and_activate(server, ORG, SB_TEMPLATE).await;
 }
 
 /// Whether the sandbox accepts `token` for the organization.
