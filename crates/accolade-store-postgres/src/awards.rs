@@ -163,7 +163,7 @@ pub async fn award_manually(
     let latest = changes.latest_award(c, template_id, username).await?;
     let episode = manual::award_episode(username, latest.as_ref())?;
     let award = changes.award(&info, &learner, episode, change.at, None, None, change.at);
-    changes.flush(c).await.map_err(|e| {
+    changes.flush(c, 0).await.map_err(|e| {
         if is_unique_violation(&e) {
             StoreError::already_awarded()
         } else {
@@ -187,7 +187,7 @@ pub async fn revoke_award(
     let info = template_info(c, &award.template_id).await?;
     let mut changes = Changes::default();
     let revoked = changes.revoke(&info, &learner, award, &change.reason, change.at);
-    changes.flush(c).await.map_err(db)?;
+    changes.flush(c, 0).await.map_err(db)?;
     Ok(revoked)
 }
 

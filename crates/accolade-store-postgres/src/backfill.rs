@@ -543,7 +543,7 @@ pub async fn apply(
             _ => {}
         }
     }
-    changes.flush(c).await.map_err(db)?;
+    changes.flush(c, 0).await.map_err(db)?;
     let cancel: bool = sqlx::query_scalar(
         "UPDATE backfills SET cursor = coalesce($2, cursor), learners_done = learners_done + $3, \
          awards_made = awards_made + $4, revocations_made = revocations_made + $5, \

@@ -42,15 +42,20 @@ pub async fn lock_for_change(c: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
-/// Takes the configuration lock shared (first statement of every event batch).
-pub async fn lock_shared(c: &mut PgConnection) -> Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
-        .bind(CONFIG_LOCK)
-        .execute(c)
-        .await
-        .map_err(db)?;
-    Ok(())
-}
+/// How every event batch begins, in one round trip (a simple query may hold several
+/// statements): the transaction, generic plans that look rows up by key, and the configuration
+/// lock taken shared (the key is [`CONFIG_LOCK`]).
+///
+/// Generic plans: a batch's statements take arrays, whose sizes change every time, so
+/// PostgreSQL would otherwise plan them anew on every execution; for a small batch that
+/// planning cost more than running them. A generic plan is made once per connection, from the
+/// statistics of that moment: for a table analyzed while empty, a sequential scan looks free,
+/// and would stay in the plan while the table grows. So sequential scans are ruled out for the
+/// batch (every lookup it makes has an index), and each statement is written so that its rows
+/// are found one key at a time rather than by a join over a whole table. Tests check the plans.
+pub const BEGIN_EVENT_BATCH: &str = "BEGIN; \
+     SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; \
+     SELECT pg_advisory_xact_lock_shared(7017561974584206437)";
 
 pub async fn bump_version(c: &mut PgConnection) -> Result<()> {
     sqlx::query("UPDATE config_state SET version = version + 1 WHERE id = 1")
@@ -740,4 +745,14 @@ pub async fn apply_template(
     }
     bump_version(c).await?;
     template_config(c, &id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_batches_lock_the_configuration_key() {
+        assert!(BEGIN_EVENT_BATCH.ends_with(&format!("({CONFIG_LOCK})")));
+    }
 }

@@ -7,7 +7,7 @@
 //! (fulfilled requirements, latest award episode) stays exact until the commit. The partial unique
 //! index `awards_one_active` remains the last line of defence against a duplicate active award.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use accolade_domain::award::{Award, AwardState};
 use accolade_domain::engine::TemplateInfo;
@@ -15,7 +15,7 @@ use accolade_domain::event::LearnerData;
 use accolade_domain::outbox::{effects_of, kind, NewJob, OutgoingEvent};
 use accolade_store::StoreError;
 use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 
 use crate::rows::{self, award_columns, db, json_str, micros, text};
 
@@ -219,48 +219,55 @@ impl Changes {
         award
     }
 
-    /// Writes everything. Revocations go before new awards so that a new episode never meets
-    /// its predecessor still active in `awards_one_active`.
-    pub async fn flush(self, c: &mut PgConnection) -> std::result::Result<(), sqlx::Error> {
+    /// Loads, in one statement, what an event batch decides on for every (learner, template)
+    /// pair: the requirements the learner has fulfilled (returned) and the latest award episode
+    /// (kept here, as [`Changes::preload_latest`] does). One round trip instead of two.
+    pub async fn load_progress(
+        &mut self,
+        c: &mut PgConnection,
+        pairs: &BTreeSet<(&str, &str)>,
+    ) -> Result<HashMap<(String, String), HashSet<String>>> {
+        let mut progress: HashMap<(String, String), HashSet<String>> = HashMap::new();
+        if pairs.is_empty() {
+            return Ok(progress);
+        }
+        // The award's columns come first so that `rows::award` reads them by position; with no
+        // award they are all NULL.
+        let found = sqlx::query(PROGRESS)
+            .bind(pairs.iter().map(|p| text(p.0)).collect::<Vec<_>>())
+            .bind(pairs.iter().map(|p| text(p.1)).collect::<Vec<_>>())
+            .fetch_all(c)
+            .await
+            .map_err(db)?;
+        for row in &found {
+            let learner: String = row.try_get(AWARD_COLUMNS).map_err(db)?;
+            let template_id: String = row.try_get(AWARD_COLUMNS + 1).map_err(db)?;
+            let done: Vec<String> = row.try_get(AWARD_COLUMNS + 2).map_err(db)?;
+            let has_award = row.try_get::<Option<String>, _>(0).map_err(db)?.is_some();
+            let latest = if has_award {
+                Some(rows::award(row).map_err(db)?)
+            } else {
+                None
+            };
+            self.latest
+                .insert((template_id.clone(), learner.clone()), latest);
+            if !done.is_empty() {
+                progress.insert((learner, template_id), done.into_iter().collect());
+            }
+        }
+        Ok(progress)
+    }
+
+    /// Writes everything in one statement, plus one before it when existing awards are
+    /// revoked: revocations must be visible before new awards are inserted, so that a new
+    /// episode never meets its predecessor still active in `awards_one_active` (the parts of
+    /// one statement run in no fixed order). `events` is added to the dashboard's event total.
+    pub async fn flush(
+        self,
+        c: &mut PgConnection,
+        events: i64,
+    ) -> std::result::Result<(), sqlx::Error> {
         type Key = (String, String, String);
-        let gone: Vec<&Key> = self
-            .fulfilments
-            .iter()
-            .filter(|(_, change)| change.existed && change.removed)
-            .map(|(key, _)| key)
-            .collect();
-        let kept: Vec<(&Key, &(String, DateTime<Utc>))> = self
-            .fulfilments
-            .iter()
-            .filter_map(|(key, change)| change.added.as_ref().map(|added| (key, added)))
-            .collect();
-        if !gone.is_empty() {
-            sqlx::query(
-                "DELETE FROM fulfillments f \
-                 USING unnest($1::text[], $2::text[], $3::text[]) AS d(learner, template_id, requirement_id) \
-                 WHERE f.learner = d.learner AND f.template_id = d.template_id \
-                 AND f.requirement_id = d.requirement_id",
-            )
-            .bind(gone.iter().map(|k| k.0.as_str()).collect::<Vec<_>>())
-            .bind(gone.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
-            .bind(gone.iter().map(|k| k.2.as_str()).collect::<Vec<_>>())
-            .execute(&mut *c)
-            .await?;
-        }
-        if !kept.is_empty() {
-            sqlx::query(
-                "INSERT INTO fulfillments (learner, template_id, requirement_id, event_id, fulfilled_at) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(kept.iter().map(|(k, _)| k.0.as_str()).collect::<Vec<_>>())
-            .bind(kept.iter().map(|(k, _)| k.1.as_str()).collect::<Vec<_>>())
-            .bind(kept.iter().map(|(k, _)| k.2.as_str()).collect::<Vec<_>>())
-            .bind(kept.iter().map(|(_, a)| a.0.as_str()).collect::<Vec<_>>())
-            .bind(kept.iter().map(|(_, a)| micros(a.1)).collect::<Vec<_>>())
-            .execute(&mut *c)
-            .await?;
-        }
         if !self.revocations.is_empty() {
             let ids: Vec<&str> = self.revocations.iter().map(|r| r.0.as_str()).collect();
             let reasons: Vec<_> = self.revocations.iter().map(|r| text(&r.1)).collect();
@@ -276,15 +283,80 @@ impl Changes {
             .execute(&mut *c)
             .await?;
         }
-        if !self.awards.is_empty() {
-            let a = &self.awards;
-            sqlx::query(
-                "INSERT INTO awards (id, template_id, learner, episode, state, earned_at, awarded_at, \
-                 revoked_at, revoke_reason, event_id, updated_at, issued_at, expires_at, backfill_id) \
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], \
-                 $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], \
-                 $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[])",
+        // Three disjoint sets of fulfilment rows: reset ones go, reset-and-fulfilled-again ones
+        // get the new event, new ones are inserted. Disjoint, because two parts of one statement
+        // must not touch the same row.
+        let mut gone: Vec<&Key> = Vec::new();
+        let mut renewed: Vec<(&Key, &(String, DateTime<Utc>))> = Vec::new();
+        let mut added: Vec<(&Key, &(String, DateTime<Utc>))> = Vec::new();
+        for (key, change) in &self.fulfilments {
+            match (&change.added, change.existed && change.removed) {
+                (None, true) => gone.push(key),
+                (Some(a), true) => renewed.push((key, a)),
+                (Some(a), false) => added.push((key, a)),
+                (None, false) => {}
+            }
+        }
+        // Dashboard totals: each award and each revocation wrote exactly one job.
+        let revoked = self
+            .jobs
+            .iter()
+            .filter(|(job, _)| matches!(job.kind, kind::REVOKE_AWARD | kind::CREDLY_REVOKE))
+            .count() as i64;
+        let awarded = self.jobs.len() as i64 - revoked;
+        let counters: Vec<(&str, i64)> = [
+            ("awards", awarded),
+            ("awards_revoked", revoked),
+            ("events", events),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n != 0)
+        .collect();
+        if gone.is_empty()
+            && renewed.is_empty()
+            && added.is_empty()
+            && self.awards.is_empty()
+            && self.jobs.is_empty()
+            && self.events.is_empty()
+            && counters.is_empty()
+        {
+            return Ok(());
+        }
+        let (a, j, e) = (&self.awards, &self.jobs, &self.events);
+        sqlx::query(FLUSH)
+            .bind(gone.iter().map(|k| k.0.as_str()).collect::<Vec<_>>())
+            .bind(gone.iter().map(|k| k.1.as_str()).collect::<Vec<_>>())
+            .bind(gone.iter().map(|k| k.2.as_str()).collect::<Vec<_>>())
+            .bind(
+                renewed
+                    .iter()
+                    .map(|(k, _)| k.0.as_str())
+                    .collect::<Vec<_>>(),
             )
+            .bind(
+                renewed
+                    .iter()
+                    .map(|(k, _)| k.1.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                renewed
+                    .iter()
+                    .map(|(k, _)| k.2.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                renewed
+                    .iter()
+                    .map(|(_, a)| a.0.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(renewed.iter().map(|(_, a)| micros(a.1)).collect::<Vec<_>>())
+            .bind(added.iter().map(|(k, _)| k.0.as_str()).collect::<Vec<_>>())
+            .bind(added.iter().map(|(k, _)| k.1.as_str()).collect::<Vec<_>>())
+            .bind(added.iter().map(|(k, _)| k.2.as_str()).collect::<Vec<_>>())
+            .bind(added.iter().map(|(_, a)| a.0.as_str()).collect::<Vec<_>>())
+            .bind(added.iter().map(|(_, a)| micros(a.1)).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.id.as_str()).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.template_id.as_str()).collect::<Vec<_>>())
             .bind(a.iter().map(|a| a.learner.as_str()).collect::<Vec<_>>())
@@ -292,70 +364,118 @@ impl Changes {
             .bind(a.iter().map(|a| a.state.as_str()).collect::<Vec<_>>())
             .bind(a.iter().map(|a| micros(a.earned_at)).collect::<Vec<_>>())
             .bind(a.iter().map(|a| micros(a.awarded_at)).collect::<Vec<_>>())
-            .bind(a.iter().map(|a| a.revoked_at.map(micros)).collect::<Vec<_>>())
-            .bind(a.iter().map(|a| a.revoke_reason.as_deref().map(text)).collect::<Vec<_>>())
+            .bind(
+                a.iter()
+                    .map(|a| a.revoked_at.map(micros))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|a| a.revoke_reason.as_deref().map(text))
+                    .collect::<Vec<_>>(),
+            )
             .bind(a.iter().map(|a| a.event_id.as_deref()).collect::<Vec<_>>())
-            .bind(a.iter().map(|a| micros(a.revoked_at.unwrap_or(a.awarded_at))).collect::<Vec<_>>())
-            .bind(a.iter().map(|a| a.issued_at.map(micros)).collect::<Vec<_>>())
-            .bind(a.iter().map(|a| a.expires_at.map(micros)).collect::<Vec<_>>())
-            .bind(a.iter().map(|a| a.backfill_id.as_deref()).collect::<Vec<_>>())
-            .execute(&mut *c)
-            .await?;
-        }
-        if !self.jobs.is_empty() {
-            let j = &self.jobs;
-            sqlx::query(
-                "INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
-                 SELECT j.id, j.kind, j.payload::jsonb, \
-                 CASE WHEN j.done THEN 'succeeded' ELSE 'pending' END, j.done::int, j.at, j.at, j.at \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bool[]) \
-                 AS j(id, kind, payload, at, done)",
+            .bind(
+                a.iter()
+                    .map(|a| micros(a.revoked_at.unwrap_or(a.awarded_at)))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|a| a.issued_at.map(micros))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|a| a.expires_at.map(micros))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                a.iter()
+                    .map(|a| a.backfill_id.as_deref())
+                    .collect::<Vec<_>>(),
             )
             .bind(j.iter().map(|(job, _)| job.id.as_str()).collect::<Vec<_>>())
             .bind(j.iter().map(|(job, _)| job.kind).collect::<Vec<_>>())
-            .bind(j.iter().map(|(job, _)| json_str(&job.payload)).collect::<Vec<_>>())
+            .bind(
+                j.iter()
+                    .map(|(job, _)| json_str(&job.payload))
+                    .collect::<Vec<_>>(),
+            )
             .bind(j.iter().map(|(_, at)| micros(*at)).collect::<Vec<_>>())
             .bind(j.iter().map(|(job, _)| job.done).collect::<Vec<_>>())
-            .execute(&mut *c)
-            .await?;
-        }
-        if !self.events.is_empty() {
-            let e = &self.events;
-            sqlx::query(
-                "INSERT INTO outgoing_events (id, event_type, award_id, time, payload) \
-                 SELECT e.id, e.event_type, e.award_id, e.time, e.payload::jsonb \
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) \
-                 AS e(id, event_type, award_id, time, payload)",
-            )
             .bind(e.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
             .bind(e.iter().map(|e| e.event_type).collect::<Vec<_>>())
             .bind(e.iter().map(|e| e.award_id.as_str()).collect::<Vec<_>>())
             .bind(e.iter().map(|e| micros(e.time)).collect::<Vec<_>>())
             .bind(e.iter().map(|e| json_str(&e.payload)).collect::<Vec<_>>())
+            .bind(counters.iter().map(|c| c.0).collect::<Vec<_>>())
+            .bind(counters.iter().map(|c| c.1).collect::<Vec<_>>())
             .execute(&mut *c)
             .await?;
-        }
-        // Dashboard totals: each award and each revocation wrote exactly one job. Updated last,
-        // so the counter rows stay locked only until this transaction commits.
-        let revoked = self
-            .jobs
-            .iter()
-            .filter(|(job, _)| matches!(job.kind, kind::REVOKE_AWARD | kind::CREDLY_REVOKE))
-            .count() as i64;
-        let awarded = self.jobs.len() as i64 - revoked;
-        if !self.jobs.is_empty() {
-            sqlx::query(
-                "UPDATE counters SET value = value + CASE name WHEN 'awards' THEN $1 ELSE $2 END \
-                 WHERE name IN ('awards', 'awards_revoked')",
-            )
-            .bind(awarded)
-            .bind(revoked)
-            .execute(&mut *c)
-            .await?;
-        }
         Ok(())
     }
 }
+
+/// See [`Changes::load_progress`]. Per pair, the award and the fulfilments are looked up by key
+/// (`LATERAL … LIMIT 1` and a correlated subquery), so even a generic plan reads no more.
+pub(crate) const PROGRESS: &str = concat!(
+    "SELECT a.*, p.learner, p.template_id, ARRAY(SELECT f.requirement_id FROM fulfillments f \
+     WHERE f.learner = p.learner AND f.template_id = p.template_id) \
+     FROM unnest($1::text[], $2::text[]) AS p(learner, template_id) \
+     LEFT JOIN LATERAL (SELECT ",
+    award_columns!(),
+    " FROM awards WHERE template_id = p.template_id AND learner = p.learner \
+     ORDER BY episode DESC LIMIT 1) a ON true"
+);
+
+/// Columns of `award_columns!()`.
+const AWARD_COLUMNS: usize = 15;
+
+/// Every write of a transaction but revocations, as one statement (one round trip). Empty
+/// arrays make a part a no-op.
+///
+/// Event batches run it with a generic plan (see [`crate::config::BEGIN_EVENT_BATCH`]), made
+/// once per connection from whatever statistics exist then, often none. So the rows to delete
+/// or renew are found one key at a time (`LATERAL … LIMIT 1`, which the planner cannot turn
+/// into a hash join over the whole table) and then addressed by `ctid`; a test checks the plan. The counter rows are locked by a sorted `FOR UPDATE` first, so
+/// all transactions take them in one order (name order) and never deadlock over them; being in
+/// the last statement, they stay locked only until the commit.
+pub(crate) const FLUSH: &str = "WITH \
+    gone AS (DELETE FROM fulfillments f USING (SELECT x.row_id \
+        FROM unnest($1::text[], $2::text[], $3::text[]) AS d(learner, template_id, requirement_id), \
+        LATERAL (SELECT ctid AS row_id FROM fulfillments WHERE learner = d.learner \
+        AND template_id = d.template_id AND requirement_id = d.requirement_id LIMIT 1) x) k \
+        WHERE f.ctid = k.row_id), \
+    renewed AS (UPDATE fulfillments f SET event_id = k.event_id, fulfilled_at = k.at \
+        FROM (SELECT x.row_id, r.event_id, r.at \
+        FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[]) \
+        AS r(learner, template_id, requirement_id, event_id, at), \
+        LATERAL (SELECT ctid AS row_id FROM fulfillments WHERE learner = r.learner \
+        AND template_id = r.template_id AND requirement_id = r.requirement_id LIMIT 1) x) k \
+        WHERE f.ctid = k.row_id), \
+    added AS (INSERT INTO fulfillments (learner, template_id, requirement_id, event_id, fulfilled_at) \
+        SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[]) \
+        ON CONFLICT DO NOTHING), \
+    new_awards AS (INSERT INTO awards (id, template_id, learner, episode, state, earned_at, \
+        awarded_at, revoked_at, revoke_reason, event_id, updated_at, issued_at, expires_at, backfill_id) \
+        SELECT * FROM unnest($14::text[], $15::text[], $16::text[], $17::int8[], $18::text[], \
+        $19::timestamptz[], $20::timestamptz[], $21::timestamptz[], $22::text[], $23::text[], \
+        $24::timestamptz[], $25::timestamptz[], $26::timestamptz[], $27::text[])), \
+    new_jobs AS (INSERT INTO jobs (id, kind, payload, status, attempts, run_at, created_at, updated_at) \
+        SELECT j.id, j.kind, j.payload::jsonb, \
+        CASE WHEN j.done THEN 'succeeded' ELSE 'pending' END, j.done::int, j.at, j.at, j.at \
+        FROM unnest($28::text[], $29::text[], $30::text[], $31::timestamptz[], $32::bool[]) \
+        AS j(id, kind, payload, at, done)), \
+    new_events AS (INSERT INTO outgoing_events (id, event_type, award_id, time, payload) \
+        SELECT e.id, e.event_type, e.award_id, e.time, e.payload::jsonb \
+        FROM unnest($33::text[], $34::text[], $35::text[], $36::timestamptz[], $37::text[]) \
+        AS e(id, event_type, award_id, time, payload)), \
+    totals AS (UPDATE counters c SET value = c.value + d.delta \
+        FROM (SELECT name FROM counters WHERE name = ANY($38::text[]) ORDER BY name FOR UPDATE) l, \
+        unnest($38::text[], $39::int8[]) AS d(name, delta) \
+        WHERE c.name = l.name AND d.name = l.name) \
+    SELECT 1";
 
 /// The learner fields an event batch writes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,7 @@
 //! PostgreSQL can see and a deadlock it would break.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use accolade_domain::award::AwardState;
@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use crate::config;
-use crate::effects::{lock_learners, Changes};
+use crate::effects::Changes;
 use crate::rows::{
     self, db, json_has_nul, micros, opt_text, scrub_json, sqlstate, stored_event_columns, text,
 };
@@ -47,8 +47,13 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// The index for the configuration committed as of this transaction (which holds the shared
 /// configuration lock, so the version and the rows it loads agree).
-pub async fn current_index(c: &mut PgConnection, cache: &IndexCache) -> Result<Arc<RuleIndex>> {
-    let version = config::version(c).await?;
+/// The index for configuration `version`, read in this transaction (which holds the shared
+/// configuration lock, so the version and the rows it loads agree).
+async fn index_at(
+    c: &mut PgConnection,
+    cache: &IndexCache,
+    version: i64,
+) -> Result<Arc<RuleIndex>> {
     if let Some(index) = cache.get_if(version) {
         return Ok(index);
     }
@@ -123,16 +128,20 @@ pub fn merge_lanes(
         .collect()
 }
 
+/// Processes one batch in the current transaction, which must have begun with
+/// [`config::BEGIN_EVENT_BATCH`] (the shared configuration lock). Round trips, the cost that
+/// dominates small batches: the inbox with the learners' locks and the configuration version,
+/// then everyone's progress, then the writes (plus one when existing awards are revoked).
 pub async fn process(
     c: &mut PgConnection,
     events: &[IncomingEvent],
     cache: &IndexCache,
 ) -> Result<Vec<EventOutcome>> {
     let events = &*normalize(events);
-    config::lock_shared(c).await?;
-    let index = current_index(c, cache).await?;
     let now = micros(Utc::now());
-    let accepted = insert_inbox(c, events, now).await?;
+    let Some((version, accepted)) = insert_inbox(c, events, now).await? else {
+        return Ok(Vec::new());
+    };
     let fresh = || {
         events
             .iter()
@@ -140,7 +149,7 @@ pub async fn process(
             .filter(|(_, a)| **a)
             .map(|(e, _)| e)
     };
-    lock_learners(c, fresh().map(|e| &e.learner), now).await?;
+    let index = index_at(c, cache, version).await?;
 
     let hits: Vec<Vec<TemplateHit<'_>>> = events
         .iter()
@@ -161,9 +170,8 @@ pub async fn process(
                 .map(|h| (e.learner.username.as_str(), h.template.id.as_str()))
         })
         .collect();
-    let mut progress = fulfilled(c, &pairs).await?;
     let mut changes = Changes::default();
-    changes.preload_latest(c, &pairs).await?;
+    let mut progress = changes.load_progress(c, &pairs).await?;
 
     let mut outcomes = Vec::with_capacity(events.len());
     for ((ev, is_new), ev_hits) in events.iter().zip(&accepted).zip(&hits) {
@@ -211,16 +219,11 @@ pub async fn process(
         }
         outcomes.push(EventOutcome::Accepted { awarded, revoked });
     }
-    changes.flush(c).await.map_err(batch_conflict)?;
-    // The dashboard's event total, last so the counter row is locked only until commit.
-    let fresh_count = fresh().count() as i64;
-    if fresh_count > 0 {
-        sqlx::query("UPDATE counters SET value = value + $1 WHERE name = 'events'")
-            .bind(fresh_count)
-            .execute(&mut *c)
-            .await
-            .map_err(db)?;
-    }
+    // The dashboard's event total goes with the other writes.
+    changes
+        .flush(c, fresh().count() as i64)
+        .await
+        .map_err(batch_conflict)?;
     Ok(outcomes)
 }
 
@@ -281,13 +284,22 @@ fn batch_conflict(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Inserts the batch into the inbox; returns, per input event, whether it is new (false for ids
-/// already stored and for repeats within the batch, of which the first occurrence counts).
+/// Inserts the batch into the inbox and upserts (and so row-locks) the learners of the events
+/// that are new, in one statement; returns the configuration version and, per input event,
+/// whether it is new (false for ids already stored and for repeats within the batch, of which
+/// the first occurrence counts). `None` for an empty batch.
+///
+/// The version is read in this statement's snapshot, taken after the configuration lock (held
+/// since `BEGIN`), so it is the version of the rules this batch runs under. The learners are
+/// written as [`crate::effects::lock_learners`] does: in username byte order (so transactions
+/// sharing learners queue instead of deadlocking), each field the last non-empty value in batch
+/// order, a row whose data does not change locked but not rewritten. Progress is read in the
+/// next statement, whose snapshot follows the locks.
 async fn insert_inbox(
     c: &mut PgConnection,
     events: &[IncomingEvent],
     now: DateTime<Utc>,
-) -> Result<Vec<bool>> {
+) -> Result<Option<(i64, Vec<bool>)>> {
     let mut seen: HashSet<&str> = HashSet::with_capacity(events.len());
     let first: Vec<bool> = events.iter().map(|e| seen.insert(e.id.as_str())).collect();
     let unique = || {
@@ -298,66 +310,73 @@ async fn insert_inbox(
             .map(|(e, _)| e)
     };
     if seen.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let inserted: Vec<String> = sqlx::query_scalar(
-        "WITH batch AS (\
-             SELECT nextval('inbox_events_seq') AS seq, b.* \
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) \
-             WITH ORDINALITY AS b(id, event_type, learner, time, body, position) \
-             ORDER BY b.position) \
-         INSERT INTO inbox_events (seq, id, event_type, learner, time, received_at, body) \
-         SELECT seq, id, event_type, learner, time, $6, body::jsonb FROM batch \
-         ORDER BY id COLLATE \"C\" \
-         ON CONFLICT (id) DO NOTHING RETURNING id",
-    )
-    .bind(unique().map(|e| e.id.as_str()).collect::<Vec<_>>())
-    .bind(unique().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-    .bind(
-        unique()
-            .map(|e| e.learner.username.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(unique().map(|e| micros(e.time)).collect::<Vec<_>>())
-    .bind(unique().map(|e| e.body_text()).collect::<Vec<_>>())
-    .bind(now)
-    .fetch_all(c)
-    .await
-    .map_err(batch_conflict)?;
+    let (version, inserted): (i64, Vec<String>) = sqlx::query_as(INSERT_INBOX)
+        .bind(unique().map(|e| e.id.as_str()).collect::<Vec<_>>())
+        .bind(unique().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+        .bind(
+            unique()
+                .map(|e| e.learner.username.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(unique().map(|e| micros(e.time)).collect::<Vec<_>>())
+        .bind(unique().map(|e| e.body_text()).collect::<Vec<_>>())
+        .bind(now)
+        .bind(unique().map(|e| e.learner.lms_user_id).collect::<Vec<_>>())
+        .bind(
+            unique()
+                .map(|e| e.learner.email.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            unique()
+                .map(|e| e.learner.name.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_one(c)
+        .await
+        .map_err(batch_conflict)?;
     let inserted: HashSet<String> = inserted.into_iter().collect();
-    Ok(events
-        .iter()
-        .zip(first)
-        .map(|(e, f)| f && inserted.contains(&e.id))
-        .collect())
+    Ok(Some((
+        version,
+        events
+            .iter()
+            .zip(first)
+            .map(|(e, f)| f && inserted.contains(&e.id))
+            .collect(),
+    )))
 }
 
-/// Fulfilled requirements for each (learner, template) pair.
-async fn fulfilled(
-    c: &mut PgConnection,
-    pairs: &BTreeSet<(&str, &str)>,
-) -> Result<HashMap<(String, String), HashSet<String>>> {
-    let mut out: HashMap<(String, String), HashSet<String>> = HashMap::new();
-    if pairs.is_empty() {
-        return Ok(out);
-    }
-    let found: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT f.learner, f.template_id, f.requirement_id FROM fulfillments f \
-         JOIN unnest($1::text[], $2::text[]) AS p(learner, template_id) \
-         ON f.learner = p.learner AND f.template_id = p.template_id",
-    )
-    .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
-    .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
-    .fetch_all(c)
-    .await
-    .map_err(db)?;
-    for (learner, template_id, requirement_id) in found {
-        out.entry((learner, template_id))
-            .or_default()
-            .insert(requirement_id);
-    }
-    Ok(out)
-}
+/// See [`insert_inbox`]. Inbox rows are inserted in id order and learners in username order
+/// (`COLLATE "C"`, byte order), the lock order every writer keeps; `seq` follows batch order.
+pub(crate) const INSERT_INBOX: &str = "WITH \
+    batch AS (SELECT nextval('inbox_events_seq') AS seq, b.* \
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], \
+        $7::int8[], $8::text[], $9::text[]) \
+        WITH ORDINALITY AS b(id, event_type, learner, time, body, lms_user_id, email, name, position) \
+        ORDER BY b.position), \
+    ins AS (INSERT INTO inbox_events (seq, id, event_type, learner, time, received_at, body) \
+        SELECT seq, id, event_type, learner, time, $6, body::jsonb FROM batch \
+        ORDER BY id COLLATE \"C\" \
+        ON CONFLICT (id) DO NOTHING RETURNING id), \
+    fresh AS (SELECT b.* FROM batch b JOIN ins USING (id)), \
+    merged AS (SELECT learner AS username, \
+        (array_agg(lms_user_id ORDER BY position DESC) FILTER (WHERE lms_user_id IS NOT NULL))[1] AS lms_user_id, \
+        (array_agg(email ORDER BY position DESC) FILTER (WHERE email IS NOT NULL))[1] AS email, \
+        (array_agg(name ORDER BY position DESC) FILTER (WHERE name IS NOT NULL))[1] AS name \
+        FROM fresh GROUP BY learner), \
+    learners_locked AS (INSERT INTO learners (username, lms_user_id, email, name, created_at, updated_at) \
+        SELECT username, lms_user_id, email, name, $6, $6 FROM merged \
+        ORDER BY username COLLATE \"C\" \
+        ON CONFLICT (username) DO UPDATE SET \
+        lms_user_id = coalesce(excluded.lms_user_id, learners.lms_user_id), \
+        email = coalesce(excluded.email, learners.email), \
+        name = coalesce(excluded.name, learners.name), updated_at = excluded.updated_at \
+        WHERE (coalesce(excluded.lms_user_id, learners.lms_user_id), \
+        coalesce(excluded.email, learners.email), coalesce(excluded.name, learners.name)) \
+        IS DISTINCT FROM (learners.lms_user_id, learners.email, learners.name)) \
+    SELECT (SELECT version FROM config_state WHERE id = 1), ARRAY(SELECT id FROM ins)";
 
 /// Awards on an incomplete→complete edge, unless the learner already holds the badge or the
 /// template forbids earning it again after a revocation.
@@ -475,6 +494,7 @@ pub async fn list_rejected(c: &mut PgConnection, page: Page) -> Result<Paged<Rej
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::HashMap;
 
     fn event(id: &str, learner: &str) -> IncomingEvent {
         IncomingEvent::from_json(&json!({

@@ -48,6 +48,23 @@ pub const DEFAULT_EVENT_LANES: usize = 4;
 /// connection and commit cost more than they save.
 pub const DEFAULT_LANE_MIN_EVENTS: usize = 64;
 
+/// How an event batch's transaction begins, and its statements by name, for tests that check
+/// their plans.
+#[doc(hidden)]
+pub fn event_batch_statements() -> (&'static str, [(&'static str, &'static str); 3]) {
+    (
+        config::BEGIN_EVENT_BATCH,
+        [
+            ("inbox", events::INSERT_INBOX),
+            ("progress", effects::PROGRESS),
+            ("flush", effects::FLUSH),
+        ],
+    )
+}
+
+/// A pooled connection idle at least this long is pinged before it is used again.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// The PostgreSQL store. Cloning is cheap and shares the pool.
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -112,6 +129,19 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(options.acquire_timeout_secs))
+            // sqlx pings every connection it hands out: a round trip per transaction, which for
+            // a small event batch is one in six. A connection back in use within
+            // `PING_AFTER_IDLE` is known to work; one idle longer is pinged as before, so
+            // connections a database restart broke are still replaced unseen.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(with_defaults(connect))
             .await
             .map_err(|e| StoreError::Other(format!("cannot connect to PostgreSQL: {e}")))?;
@@ -168,6 +198,14 @@ impl PgStore {
     /// A read-write transaction.
     async fn write(&self) -> Result<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(db)
+    }
+
+    /// An event batch's transaction, holding the configuration lock shared.
+    async fn event_batch(&self) -> Result<Transaction<'static, Postgres>> {
+        self.pool
+            .begin_with(config::BEGIN_EVENT_BATCH)
+            .await
+            .map_err(db)
     }
 
     /// A read-only transaction on one snapshot (for reads made of several statements).
@@ -261,7 +299,7 @@ forward! {
             index: &IndexCache,
         ) -> Result<Vec<EventOutcome>> {
             if self.event_lanes <= 1 || events.len() < self.lane_min_events {
-                return in_tx!(self.write().await?, |c| events::process(c, &events, index));
+                return in_tx!(self.event_batch().await?, |c| events::process(c, &events, index));
             }
             // Learner lanes, each its own transaction, run at once: the database works on
             // several statements in parallel instead of one batch's round trips in a row. Each
@@ -273,7 +311,7 @@ forward! {
             let split = events::split_into_lanes(events, self.event_lanes);
             let runs = split.lanes.into_iter().map(|(positions, lane)| async move {
                 let outcomes: Result<Vec<EventOutcome>> =
-                    in_tx!(self.write().await?, |c| events::process(c, &lane, index));
+                    in_tx!(self.event_batch().await?, |c| events::process(c, &lane, index));
                 outcomes.map(|o| (positions, o))
             });
             let done = futures::future::join_all(runs).await;

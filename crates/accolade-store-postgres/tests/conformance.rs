@@ -498,4 +498,83 @@ mod postgres {
         }
         assert_eq!(finals[0], finals[1]);
     }
+
+    /// The generic plan of each event-batch statement (the plan batches run with, made once per
+    /// connection) and whether it reads a whole table.
+    async fn whole_table_reads(c: &mut PgConnection) -> Vec<String> {
+        let mut found = Vec::new();
+        let (begin, statements) = accolade_store_postgres::event_batch_statements();
+        sqlx::raw_sql(AssertSqlSafe(begin))
+            .execute(&mut *c)
+            .await
+            .unwrap();
+        for (name, sql) in statements {
+            let params = sql.matches('$').count();
+            let prepare = format!("PREPARE {name} AS {sql}");
+            sqlx::raw_sql(AssertSqlSafe(prepare))
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            let highest = (1..=params)
+                .rev()
+                .find(|n| sql.contains(&format!("${n}")))
+                .unwrap();
+            let nulls = vec!["NULL"; highest].join(", ");
+            let plan: Vec<String> =
+                sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN EXECUTE {name}({nulls})")))
+                    .fetch_all(&mut *c)
+                    .await
+                    .unwrap();
+            // Every scan of these tables must have a key condition (index or ctid).
+            for (i, line) in plan.iter().enumerate() {
+                let Some(table) = ["fulfillments", "awards", "inbox_events", "learners", "jobs"]
+                    .into_iter()
+                    .find(|t| line.contains("Scan") && line.contains(&format!(" on {t}")))
+                else {
+                    continue;
+                };
+                let keyed = plan[i + 1..]
+                    .iter()
+                    .take_while(|l| !l.contains("->"))
+                    .any(|l| l.contains("Cond:"));
+                if !keyed {
+                    found.push(format!("{name} reads all of {table}:\n{}", plan.join("\n")));
+                }
+            }
+            sqlx::raw_sql(AssertSqlSafe(format!("DEALLOCATE {name}")))
+                .execute(&mut *c)
+                .await
+                .unwrap();
+        }
+        sqlx::raw_sql("ROLLBACK").execute(&mut *c).await.unwrap();
+        found
+    }
+
+    /// Event batches use generic plans, made from whatever statistics exist when a connection
+    /// first runs a statement: none on a new database, lots later. Either way each statement
+    /// must look its rows up by key; a plan that scans a whole table once made batches on a
+    /// growing database slower by the minute.
+    #[tokio::test]
+    async fn event_batch_plans_look_rows_up_by_key() {
+        let name = create_database().await;
+        PgStore::connect_with(admin_options().database(&name), &test_options())
+            .await
+            .unwrap();
+        let mut c = PgConnection::connect_with(&admin_options().database(&name))
+            .await
+            .unwrap();
+        let empty = whole_table_reads(&mut c).await;
+        assert!(empty.is_empty(), "never analyzed: {empty:#?}");
+        sqlx::raw_sql(
+            "INSERT INTO fulfillments (learner, template_id, requirement_id, event_id, fulfilled_at) \
+             SELECT 'l' || l, 't' || t, 'r' || r, 'e', now() \
+             FROM generate_series(1, 2000) l, generate_series(1, 20) t, generate_series(1, 3) r; \
+             ANALYZE",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let full = whole_table_reads(&mut c).await;
+        assert!(full.is_empty(), "120,000 fulfilments: {full:#?}");
+    }
 }
