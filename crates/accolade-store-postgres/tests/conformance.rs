@@ -577,4 +577,32 @@ mod postgres {
         let full = whole_table_reads(&mut c).await;
         assert!(full.is_empty(), "120,000 fulfilments: {full:#?}");
     }
+
+    /// The pool skips its liveness ping for connections back in use at once, but pings one idle
+    /// for a while: connections the server dropped in the meantime (a restart, an idle timeout)
+    /// are replaced without the caller seeing an error.
+    #[tokio::test]
+    async fn idle_connections_the_server_dropped_are_replaced_unseen() {
+        let name = create_database().await;
+        let options = PgOptions {
+            max_connections: 2,
+            ..test_options()
+        };
+        let store = PgStore::connect_with(admin_options().database(&name), &options)
+            .await
+            .unwrap();
+        store.stats().await.unwrap();
+        let mut admin = PgConnection::connect_with(&admin_options()).await.unwrap();
+        let dropped: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&name)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        assert!(!dropped.is_empty(), "the store held a connection");
+        tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+        store.stats().await.unwrap();
+    }
 }

@@ -722,6 +722,25 @@ pub async fn learners_are_recorded_from_events(store: Arc<dyn Store>) {
         store.get_learner("jdoe").await.unwrap().email.as_deref(),
         Some("jane@new.example.com")
     );
+    // An event without the field leaves the last value given; a repeat of a stored event, or of
+    // one earlier in the batch, changes nothing.
+    let mut no_email = passing("e8", "jdoe", DEMO_COURSE, true);
+    no_email.learner.email = None;
+    send(
+        &store,
+        &index,
+        vec![
+            with_email("e7", "first@example.com"),
+            with_email("e9", "j.doe@example.com"),
+            no_email,
+            with_email("e4", "stored@example.com"),
+            with_email("e7", "repeat@example.com"),
+        ],
+    )
+    .await;
+    let l = store.get_learner("jdoe").await.unwrap();
+    assert_eq!(l.email.as_deref(), Some("j.doe@example.com"));
+    assert_eq!(l.name.as_deref(), Some("Learner jdoe"));
 }
 
 /// An empty batch is fine and changes nothing.
