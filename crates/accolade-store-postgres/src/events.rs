@@ -357,7 +357,7 @@ pub(crate) const INSERT_INBOX: &str = "WITH \
         WITH ORDINALITY AS b(id, event_type, learner, time, body, lms_user_id, email, name, position) \
         ORDER BY b.position), \
     ins AS (INSERT INTO inbox_events (seq, id, event_type, learner, time, received_at, body) \
-        SELECT seq, id, event_type, learner, time, $6, body::jsonb FROM batch \
+        SELECT seq, id, event_type, learner, time, $6, body FROM batch \
         ORDER BY id COLLATE \"C\" \
         ON CONFLICT (id) DO NOTHING RETURNING id), \
     fresh AS (SELECT b.* FROM batch b JOIN ins USING (id)), \

@@ -605,4 +605,58 @@ mod postgres {
         tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
         store.stats().await.unwrap();
     }
+
+    /// Migration 0019 turns stored JSONB bodies into text without changing what is served, and
+    /// a binary from before it (which inserts `body::jsonb`) can still write to the new column.
+    #[tokio::test]
+    async fn inbox_bodies_survive_the_move_to_text() {
+        let name = create_database().await;
+        let store = PgStore::connect_with(admin_options().database(&name), &test_options())
+            .await
+            .unwrap();
+        let mut c = PgConnection::connect_with(&admin_options().database(&name))
+            .await
+            .unwrap();
+        let insert_as_before = |id: &str| {
+            format!(
+                "INSERT INTO inbox_events (id, event_type, learner, time, received_at, body) \
+                 VALUES ('{id}', 't', 'l1', now(), now(), '{{\"id\": \"{id}\", \"n\": [1, 2]}}'::jsonb)"
+            )
+        };
+        // The column as it was before 0019, with a row written then.
+        sqlx::raw_sql("ALTER TABLE inbox_events ALTER COLUMN body TYPE JSONB USING body::jsonb")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::raw_sql(AssertSqlSafe(insert_as_before("before")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::raw_sql(include_str!("../migrations/0019_inbox_body_text.sql"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let kind: String = sqlx::query_scalar(
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_name = 'inbox_events' AND column_name = 'body'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(kind, "text");
+        sqlx::raw_sql(AssertSqlSafe(insert_as_before("after")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let events = store.list_events(None, Page::default()).await.unwrap();
+        let bodies: Vec<(String, serde_json::Value)> =
+            events.items.into_iter().map(|e| (e.id, e.body)).collect();
+        assert_eq!(
+            bodies,
+            vec![
+                ("after".to_string(), json!({"id": "after", "n": [1, 2]})),
+                ("before".to_string(), json!({"id": "before", "n": [1, 2]})),
+            ]
+        );
+    }
 }

@@ -96,6 +96,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0018_credly_auth.sql",
         include_str!("../migrations/0018_credly_auth.sql"),
     ),
+    (
+        19,
+        "0019_inbox_body_text.sql",
+        include_str!("../migrations/0019_inbox_body_text.sql"),
+    ),
 ];
 
 fn checksum(sql: &str) -> String {
