@@ -477,6 +477,22 @@ pub(crate) const FLUSH: &str = "WITH \
         WHERE c.name = l.name AND d.name = l.name) \
     SELECT 1";
 
+/// How every learner upsert ends: each field keeps its old value where the new one is empty, and
+/// a row whose data does not change is locked (`ON CONFLICT DO UPDATE` locks the row whether or
+/// not its `WHERE` holds) but not rewritten.
+macro_rules! learner_upsert_on_conflict {
+    () => {
+        "ON CONFLICT (username) DO UPDATE SET \
+         lms_user_id = coalesce(excluded.lms_user_id, learners.lms_user_id), \
+         email = coalesce(excluded.email, learners.email), \
+         name = coalesce(excluded.name, learners.name), updated_at = excluded.updated_at \
+         WHERE (coalesce(excluded.lms_user_id, learners.lms_user_id), \
+         coalesce(excluded.email, learners.email), coalesce(excluded.name, learners.name)) \
+         IS DISTINCT FROM (learners.lms_user_id, learners.email, learners.name)"
+    };
+}
+pub(crate) use learner_upsert_on_conflict;
+
 /// The learner fields an event batch writes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LearnerFields<'a> {
@@ -516,19 +532,13 @@ pub async fn lock_learners<'a>(
     let ids: Vec<Option<i64>> = merged.values().map(|m| m.lms_user_id).collect();
     let emails: Vec<Option<&str>> = merged.values().map(|m| m.email).collect();
     let full_names: Vec<Option<&str>> = merged.values().map(|m| m.name).collect();
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO learners (username, lms_user_id, email, name, created_at, updated_at) \
          SELECT l.username, l.lms_user_id, l.email, l.name, $5, $5 \
          FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[]) AS l(username, lms_user_id, email, name) \
-         ORDER BY l.username COLLATE \"C\" \
-         ON CONFLICT (username) DO UPDATE SET \
-         lms_user_id = coalesce(excluded.lms_user_id, learners.lms_user_id), \
-         email = coalesce(excluded.email, learners.email), \
-         name = coalesce(excluded.name, learners.name), updated_at = excluded.updated_at \
-         WHERE (coalesce(excluded.lms_user_id, learners.lms_user_id), \
-         coalesce(excluded.email, learners.email), coalesce(excluded.name, learners.name)) \
-         IS DISTINCT FROM (learners.lms_user_id, learners.email, learners.name)",
-    )
+         ORDER BY l.username COLLATE \"C\" ",
+        learner_upsert_on_conflict!()
+    ))
     .bind(names)
     .bind(ids)
     .bind(emails)

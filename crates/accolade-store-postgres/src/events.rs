@@ -38,7 +38,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use crate::config;
-use crate::effects::Changes;
+use crate::effects::{learner_upsert_on_conflict, Changes};
 use crate::rows::{
     self, db, json_has_nul, micros, opt_text, scrub_json, sqlstate, stored_event_columns, text,
 };
@@ -350,7 +350,8 @@ async fn insert_inbox(
 
 /// See [`insert_inbox`]. Inbox rows are inserted in id order and learners in username order
 /// (`COLLATE "C"`, byte order), the lock order every writer keeps; `seq` follows batch order.
-pub(crate) const INSERT_INBOX: &str = "WITH \
+pub(crate) const INSERT_INBOX: &str = concat!(
+    "WITH \
     batch AS (SELECT nextval('inbox_events_seq') AS seq, b.* \
         FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], \
         $7::int8[], $8::text[], $9::text[]) \
@@ -368,15 +369,10 @@ pub(crate) const INSERT_INBOX: &str = "WITH \
         FROM fresh GROUP BY learner), \
     learners_locked AS (INSERT INTO learners (username, lms_user_id, email, name, created_at, updated_at) \
         SELECT username, lms_user_id, email, name, $6, $6 FROM merged \
-        ORDER BY username COLLATE \"C\" \
-        ON CONFLICT (username) DO UPDATE SET \
-        lms_user_id = coalesce(excluded.lms_user_id, learners.lms_user_id), \
-        email = coalesce(excluded.email, learners.email), \
-        name = coalesce(excluded.name, learners.name), updated_at = excluded.updated_at \
-        WHERE (coalesce(excluded.lms_user_id, learners.lms_user_id), \
-        coalesce(excluded.email, learners.email), coalesce(excluded.name, learners.name)) \
-        IS DISTINCT FROM (learners.lms_user_id, learners.email, learners.name)) \
-    SELECT (SELECT version FROM config_state WHERE id = 1), ARRAY(SELECT id FROM ins)";
+        ORDER BY username COLLATE \"C\" ",
+    learner_upsert_on_conflict!(),
+    ") SELECT (SELECT version FROM config_state WHERE id = 1), ARRAY(SELECT id FROM ins)"
+);
 
 /// Awards on an incomplete→complete edge, unless the learner already holds the badge or the
 /// template forbids earning it again after a revocation.
