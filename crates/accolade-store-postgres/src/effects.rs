@@ -1,5 +1,6 @@
-//! The writes one transaction decides on, collected in memory and flushed with a handful of
-//! set-based statements (`unnest` of arrays) instead of one round trip per row.
+//! The writes one transaction decides on, collected in memory and flushed in one set-based
+//! statement (`unnest` of arrays; two when existing awards are revoked) instead of one round trip
+//! per row.
 //!
 //! Why this is safe: every writer of a learner's progress and awards (event batches, manual
 //! awards and revocations, delivery results) first locks that learner's row, so while a

@@ -19,8 +19,8 @@
 //! One instance runs a large batch the same way: split into learner lanes
 //! ([`split_into_lanes`]), each its own transaction on its own connection, at once. Lanes share
 //! no learner, so they meet only on the configuration lock (shared) and the `counters` rows,
-//! which every lane takes in the same order (award totals, then the event total) and holds only
-//! until its commit. No lane waits for another outside the database, so every wait is one
+//! which every lane locks in name order (award totals, then the event total; see
+//! `effects::FLUSH`) in its last statement and holds only until its commit. No lane waits for another outside the database, so every wait is one
 //! PostgreSQL can see and a deadlock it would break.
 
 use std::borrow::Cow;
